@@ -1,0 +1,299 @@
+// Package apply executes a plan: changes run in dependency order, independent ones in parallel (bounded),
+// values known only after apply (a new peering's ID) are handed to the changes that wait for them, and the
+// state records what meshd now owns.
+//
+// A failed change does not stop the others: what depends on it is skipped, everything else still runs, so one
+// broken route table cannot keep the rest of the mesh from converging. The caller writes the state afterwards,
+// failure or not, so that what did succeed is remembered.
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/state"
+)
+
+// Known looks up a value produced by an earlier change of the same apply: the ID of the object created at an
+// address.
+type Known func(address string) (string, bool)
+
+// Executor carries out changes of the kinds it registers for. It returns the ID of the object it created or
+// adopted, when there is one, for the changes that depend on it.
+type Executor interface {
+	Execute(ctx context.Context, ch plan.Change, known Known) (id string, err error)
+}
+
+// Options configure Run.
+type Options struct {
+	// Executors by resource kind. A change of a kind without an executor fails.
+	Executors map[plan.Kind]Executor
+	// Parallelism bounds the changes in flight. Default 10 (as terraform apply).
+	Parallelism int
+	// Progress receives one line per started and finished change; nil discards them.
+	Progress func(msg string)
+	// Filter, when set, leaves out changes it returns false for (the daemon's upsert-only policy).
+	Filter func(plan.Change) bool
+}
+
+// Result says what happened to each change.
+type Result struct {
+	Applied []string         // addresses, in completion order
+	Failed  map[string]error // by address
+	Skipped map[string]string
+}
+
+// Err summarises the failures, or returns nil when every change was applied.
+func (r *Result) Err() error {
+	if len(r.Failed) == 0 && len(r.Skipped) == 0 {
+		return nil
+	}
+	var lines []string
+	for _, addr := range sortedKeys(r.Failed) {
+		lines = append(lines, fmt.Sprintf("%s: %v", addr, r.Failed[addr]))
+	}
+	for _, addr := range sortedKeys(r.Skipped) {
+		lines = append(lines, fmt.Sprintf("%s: skipped: %s", addr, r.Skipped[addr]))
+	}
+	return fmt.Errorf("%d change(s) failed, %d skipped:\n  %s", len(r.Failed), len(r.Skipped), strings.Join(lines, "\n  "))
+}
+
+// Run applies p and updates st in memory. It returns when every change has finished, failed or been skipped;
+// ctx cancellation stops new changes from starting (changes in flight finish or fail by themselves).
+func Run(ctx context.Context, p *plan.Plan, st *state.State, opts Options) *Result {
+	if opts.Parallelism <= 0 {
+		opts.Parallelism = 10
+	}
+	r := &run{
+		opts:    opts,
+		st:      st,
+		routes:  st.RouteSet(),
+		known:   map[string]string{},
+		done:    map[string]chan struct{}{},
+		outcome: map[string]error{},
+		result:  &Result{Failed: map[string]error{}, Skipped: map[string]string{}},
+		sem:     make(chan struct{}, opts.Parallelism),
+	}
+	for _, rec := range p.Forget {
+		delete(r.routes, rec.Key())
+	}
+	for _, rec := range p.Record {
+		r.routes[rec.Key()] = rec
+	}
+
+	var changes []plan.Change
+	for _, ch := range p.Changes {
+		if ch.Action.IsChange() && (opts.Filter == nil || opts.Filter(ch)) {
+			changes = append(changes, ch)
+			r.done[ch.Address] = make(chan struct{})
+		}
+	}
+	var wg sync.WaitGroup
+	for _, ch := range changes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(r.done[ch.Address])
+			r.runOne(ctx, ch)
+		}()
+	}
+	wg.Wait()
+
+	r.finish(p)
+	return r.result
+}
+
+type run struct {
+	opts Options
+	st   *state.State
+	sem  chan struct{}
+
+	mu      sync.Mutex
+	routes  map[string]state.RouteRecord
+	known   map[string]string
+	done    map[string]chan struct{}
+	outcome map[string]error
+	result  *Result
+}
+
+func (r *run) runOne(ctx context.Context, ch plan.Change) {
+	// Wait for every dependency that is part of this apply; one that failed or was skipped skips this one.
+	for _, dep := range ch.DependsOn {
+		done, ok := r.done[dep]
+		if !ok {
+			continue
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+			r.skip(ch, "apply was interrupted")
+			return
+		}
+		r.mu.Lock()
+		err, finished := r.outcome[dep]
+		r.mu.Unlock()
+		if !finished || err != nil {
+			r.skip(ch, fmt.Sprintf("depends on %s, which did not succeed", dep))
+			return
+		}
+	}
+	select {
+	case r.sem <- struct{}{}:
+	case <-ctx.Done():
+		r.skip(ch, "apply was interrupted")
+		return
+	}
+	defer func() { <-r.sem }()
+	if ctx.Err() != nil {
+		r.skip(ch, "apply was interrupted")
+		return
+	}
+
+	exec, ok := r.opts.Executors[ch.Kind]
+	if !ok {
+		r.fail(ch, fmt.Errorf("no executor for %s changes", ch.Kind))
+		return
+	}
+	r.progress("%s: %s...", ch.Address, ing(ch.Action))
+	start := time.Now()
+	id, err := exec.Execute(ctx, ch, r.lookup)
+	if err != nil {
+		r.progress("%s: %s failed after %s: %v", ch.Address, ch.Action.Verb(), since(start), err)
+		r.fail(ch, err)
+		return
+	}
+	suffix := ""
+	if id != "" {
+		suffix = fmt.Sprintf(" [id=%s]", id)
+	}
+	r.progress("%s: %s complete after %s%s", ch.Address, noun(ch.Action), since(start), suffix)
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if id != "" {
+		r.known[ch.Address] = id
+	}
+	r.outcome[ch.Address] = nil
+	r.result.Applied = append(r.result.Applied, ch.Address)
+	r.recordRoute(ch)
+}
+
+// recordRoute keeps the state's route records in step with a route change that succeeded. Called with r.mu.
+func (r *run) recordRoute(ch plan.Change) {
+	if ch.Kind != plan.KindRoute {
+		return
+	}
+	if ch.Action == plan.Delete {
+		before := ch.Before.(plan.Route)
+		delete(r.routes, state.RouteRecord{RouteTableID: before.RouteTableID, DestinationCIDR: before.DestinationCIDR}.Key())
+		return
+	}
+	after := ch.After.(plan.Route)
+	id := after.PeeringID
+	if id == "" {
+		id = r.known[after.PeeringAddress]
+	}
+	rec := state.RouteRecord{Region: after.Region, VPCID: after.VPCID, RouteTableID: after.RouteTableID,
+		DestinationCIDR: after.DestinationCIDR, PeeringID: id}
+	r.routes[rec.Key()] = rec
+}
+
+func (r *run) lookup(address string) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id, ok := r.known[address]
+	return id, ok
+}
+
+func (r *run) fail(ch plan.Change, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.outcome[ch.Address] = err
+	r.result.Failed[ch.Address] = err
+}
+
+func (r *run) skip(ch plan.Change, why string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.outcome[ch.Address] = errors.New(why)
+	r.result.Skipped[ch.Address] = why
+}
+
+// finish writes the route records back and remembers the members, so that the next plan can clean up after
+// a cluster that leaves the spec. While anything failed, former members are kept as well: their objects may
+// still be there.
+func (r *run) finish(p *plan.Plan) {
+	r.st.Mesh = p.Mesh
+	r.st.Routes = make([]state.RouteRecord, 0, len(r.routes))
+	for _, rec := range r.routes {
+		r.st.Routes = append(r.st.Routes, rec)
+	}
+	r.st.SortRoutes()
+	if len(r.st.Routes) == 0 {
+		r.st.Routes = nil
+	}
+	clean := len(r.result.Failed) == 0 && len(r.result.Skipped) == 0
+	members := make(map[string]plan.Member, len(p.Members))
+	for name, m := range p.Members {
+		members[name] = m
+	}
+	if !clean {
+		for name, m := range r.st.Members {
+			if _, ok := members[name]; !ok {
+				members[name] = m
+			}
+		}
+	}
+	r.st.Members = members
+}
+
+func (r *run) progress(format string, args ...any) {
+	if r.opts.Progress != nil {
+		r.opts.Progress(fmt.Sprintf(format, args...))
+	}
+}
+
+func ing(a plan.Action) string {
+	switch a {
+	case plan.Create:
+		return "creating"
+	case plan.Update:
+		return "modifying"
+	case plan.Delete:
+		return "destroying"
+	case plan.Adopt:
+		return "adopting"
+	}
+	return "working"
+}
+
+func noun(a plan.Action) string {
+	switch a {
+	case plan.Create:
+		return "creation"
+	case plan.Update:
+		return "modification"
+	case plan.Delete:
+		return "destruction"
+	case plan.Adopt:
+		return "adoption"
+	}
+	return "work"
+}
+
+func since(t time.Time) string { return time.Since(t).Round(time.Millisecond * 100).String() }
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

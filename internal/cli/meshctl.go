@@ -1,0 +1,388 @@
+// Package cli implements the meshctl command line: flag parsing, printing and exit codes. The work itself
+// is the engine's; this package only decides what to show and when to stop.
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/aws/smithy-go/middleware"
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/meshd-io/meshd/internal/engine"
+	"github.com/meshd-io/meshd/internal/plan"
+	awsprovider "github.com/meshd-io/meshd/internal/providers/aws"
+	"github.com/meshd-io/meshd/internal/spec"
+	"github.com/meshd-io/meshd/internal/state"
+)
+
+// Exit codes, as terraform plan -detailed-exitcode defines them.
+const (
+	ExitOK      = 0
+	ExitError   = 1
+	ExitChanges = 2
+)
+
+// DefaultStatePath is where the local state lives when --state is not given.
+const DefaultStatePath = "meshd.state.json"
+
+// App is one meshctl invocation's environment. Tests fill AWSOptions to count calls or inject failures.
+type App struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// AWSOptions are extra SDK middlewares; AWSTuning adjusts the provider (poll interval in tests).
+	AWSOptions []func(*middleware.Stack) error
+	AWSTuning  func(*awsprovider.Options)
+
+	outMu sync.Mutex
+}
+
+const usage = `Usage: meshctl <command> [flags]
+
+Commands:
+  validate   check a spec without contacting AWS or Kubernetes
+  plan       show what apply would change
+  apply      make the mesh match the spec (or apply a saved plan: meshctl apply FILE)
+  destroy    remove everything meshd created, in reverse order
+
+Run 'meshctl <command> -h' for a command's flags.
+`
+
+// Main runs meshctl with args (without the program name) and returns the exit code.
+func (a *App) Main(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(a.Stderr, usage)
+		return ExitError
+	}
+	switch args[0] {
+	case "validate":
+		return a.validate(args[1:])
+	case "plan":
+		return a.plan(ctx, args[1:])
+	case "apply":
+		return a.apply(ctx, args[1:], false)
+	case "destroy":
+		return a.apply(ctx, args[1:], true)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(a.Stdout, usage)
+		return ExitOK
+	}
+	fmt.Fprintf(a.Stderr, "meshctl: unknown command %q\n\n%s", args[0], usage)
+	return ExitError
+}
+
+// common are the flags every command takes.
+type common struct {
+	spec, state, kubeconfig string
+}
+
+func (a *App) flags(name string, c *common) *flag.FlagSet {
+	fs := flag.NewFlagSet("meshctl "+name, flag.ContinueOnError)
+	fs.SetOutput(a.Stderr)
+	fs.StringVar(&c.spec, "spec", "", "spec file or directory of *.hcl files")
+	fs.StringVar(&c.state, "state", DefaultStatePath, "state file")
+	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
+	return fs
+}
+
+func (a *App) errorf(format string, args ...any) int {
+	fmt.Fprintf(a.Stderr, "Error: "+format+"\n", args...)
+	return ExitError
+}
+
+// loadSpec decodes the spec and prints its diagnostics; ok is false when there are errors.
+func (a *App) loadSpec(path string) (*spec.Mesh, bool) {
+	if path == "" {
+		a.errorf("--spec is required: a spec file or a directory of *.hcl files")
+		return nil, false
+	}
+	m, diags := spec.Load(path)
+	a.printDiags(m.Files, diags)
+	return m, !diags.HasErrors()
+}
+
+func (a *App) printDiags(files map[string][]byte, diags hcl.Diagnostics) {
+	if len(diags) > 0 {
+		_ = spec.PrintDiagnostics(a.Stderr, files, diags, false)
+	}
+}
+
+func (a *App) validate(args []string) int {
+	var c common
+	fs := a.flags("validate", &c)
+	if err := fs.Parse(args); err != nil {
+		return ExitError
+	}
+	m, ok := a.loadSpec(c.spec)
+	if !ok {
+		return ExitError
+	}
+	fmt.Fprintf(a.Stdout, "Success! The spec is valid: mesh %q with %d cluster(s).\n", m.Name, len(m.Clusters))
+	return ExitOK
+}
+
+func (a *App) progress(msg string) {
+	a.outMu.Lock()
+	defer a.outMu.Unlock()
+	fmt.Fprintln(a.Stdout, msg)
+}
+
+func (a *App) engine(ctx context.Context, mesh string) (*engine.Engine, error) {
+	opts := awsprovider.Options{Mesh: mesh, APIOptions: a.AWSOptions, Progress: a.progress}
+	if a.AWSTuning != nil {
+		a.AWSTuning(&opts)
+	}
+	p, err := awsprovider.New(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &engine.Engine{AWS: p, Progress: a.progress}, nil
+}
+
+// lockedState opens the backend, takes its lock and reads the state.
+func lockedState(ctx context.Context, path string) (state.Backend, *state.State, func() error, error) {
+	b := state.NewLocal(path)
+	unlock, err := b.Lock(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, err := b.Read(ctx)
+	if err != nil {
+		_ = unlock()
+		return nil, nil, nil, err
+	}
+	return b, st, unlock, nil
+}
+
+// checkStateMesh refuses to use one state file for two meshes: the records would mix.
+func checkStateMesh(st *state.State, mesh string) error {
+	if st.Mesh != "" && st.Mesh != mesh {
+		return fmt.Errorf("the state file belongs to mesh %q, not %q: use another --state", st.Mesh, mesh)
+	}
+	return nil
+}
+
+func (a *App) plan(ctx context.Context, args []string) int {
+	var c common
+	var out string
+	var asJSON, detailed, destroy bool
+	fs := a.flags("plan", &c)
+	fs.StringVar(&out, "out", "", "write the plan to this file, for 'meshctl apply FILE'")
+	fs.BoolVar(&asJSON, "json", false, "print the plan as JSON")
+	fs.BoolVar(&detailed, "detailed-exitcode", false, "exit 0 when there are no changes, 2 when there are, 1 on error")
+	fs.BoolVar(&destroy, "destroy", false, "plan the removal of everything meshd created")
+	if err := fs.Parse(args); err != nil {
+		return ExitError
+	}
+	m, ok := a.loadSpec(c.spec)
+	if !ok {
+		return ExitError
+	}
+	_, st, unlock, err := lockedState(ctx, c.state)
+	if err != nil {
+		return a.errorf("%v", err)
+	}
+	defer unlock()
+	if err := checkStateMesh(st, m.Name); err != nil {
+		return a.errorf("%v", err)
+	}
+	eng, err := a.engine(ctx, m.Name)
+	if err != nil {
+		return a.errorf("%v", err)
+	}
+	p, diags, err := eng.Plan(ctx, m, st, destroy)
+	a.printDiags(m.Files, diags)
+	if err != nil {
+		return a.errorf("%v", err)
+	}
+	if diags.HasErrors() {
+		return ExitError
+	}
+	p.SpecPath = absPath(c.spec)
+	if asJSON {
+		err = plan.RenderJSON(a.Stdout, p)
+	} else {
+		err = plan.RenderHuman(a.Stdout, p)
+	}
+	if err != nil {
+		return a.errorf("%v", err)
+	}
+	if out != "" {
+		if err := writePlan(out, p); err != nil {
+			return a.errorf("%v", err)
+		}
+		if !asJSON {
+			fmt.Fprintf(a.Stdout, "\nSaved the plan to %s. To perform exactly these actions, run:\n    meshctl apply %s\n", out, out)
+		}
+	}
+	if len(p.Conflicts) > 0 {
+		return ExitError
+	}
+	if detailed && p.HasChanges() {
+		return ExitChanges
+	}
+	return ExitOK
+}
+
+func absPath(p string) string {
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
+}
+
+func writePlan(path string, p *plan.Plan) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := plan.RenderJSON(f, p); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func (a *App) apply(ctx context.Context, args []string, destroy bool) int {
+	var c common
+	var autoApprove bool
+	name := "apply"
+	if destroy {
+		name = "destroy"
+	}
+	fs := a.flags(name, &c)
+	fs.BoolVar(&autoApprove, "auto-approve", false, "skip the interactive approval")
+	if err := fs.Parse(args); err != nil {
+		return ExitError
+	}
+	saved := ""
+	if fs.NArg() > 0 {
+		if destroy || fs.NArg() > 1 {
+			return a.errorf("unexpected arguments %q", fs.Args())
+		}
+		saved = fs.Arg(0)
+	}
+
+	var p *plan.Plan
+	if saved != "" {
+		var err error
+		if p, err = readPlan(saved); err != nil {
+			return a.errorf("%v", err)
+		}
+		if c.spec == "" {
+			c.spec = p.SpecPath
+		}
+	}
+	m, ok := a.loadSpec(c.spec)
+	if !ok {
+		return ExitError
+	}
+	backend, st, unlock, err := lockedState(ctx, c.state)
+	if err != nil {
+		return a.errorf("%v", err)
+	}
+	defer unlock()
+	if err := checkStateMesh(st, m.Name); err != nil {
+		return a.errorf("%v", err)
+	}
+	eng, err := a.engine(ctx, m.Name)
+	if err != nil {
+		return a.errorf("%v", err)
+	}
+
+	if p != nil {
+		if err := checkSavedPlan(p, m, st); err != nil {
+			return a.errorf("%v", err)
+		}
+	} else {
+		var diags hcl.Diagnostics
+		p, diags, err = eng.Plan(ctx, m, st, destroy)
+		a.printDiags(m.Files, diags)
+		if err != nil {
+			return a.errorf("%v", err)
+		}
+		if diags.HasErrors() {
+			return ExitError
+		}
+		if err := plan.RenderHuman(a.Stdout, p); err != nil {
+			return a.errorf("%v", err)
+		}
+	}
+	if len(p.Conflicts) > 0 {
+		return a.errorf("%d conflict(s) with objects meshd does not own (listed above): nothing was changed. "+
+			"Resolve them, then plan again.", len(p.Conflicts))
+	}
+	if p.HasChanges() && saved == "" && !autoApprove {
+		if !a.confirm(destroy) {
+			fmt.Fprintf(a.Stderr, "\n%s cancelled.\n", strings.ToUpper(name[:1])+name[1:])
+			return ExitError
+		}
+	}
+
+	res := eng.Apply(ctx, p, st, nil)
+	if err := backend.Write(ctx, st); err != nil {
+		return a.errorf("saving the state (the changes above were made): %v", err)
+	}
+	s := p.Summary()
+	if err := res.Err(); err != nil {
+		return a.errorf("%v", err)
+	}
+	verb := "Apply"
+	if destroy {
+		verb = "Destroy"
+	}
+	fmt.Fprintf(a.Stdout, "\n%s complete! Resources: %d added, %d changed, %d destroyed, %d adopted.\n", verb, s.Add, s.Change, s.Destroy, s.Adopt)
+	return ExitOK
+}
+
+func (a *App) confirm(destroy bool) bool {
+	q := "Do you want to perform these actions?"
+	if destroy {
+		q = "Do you really want to destroy everything meshd created in this mesh?"
+	}
+	fmt.Fprintf(a.Stdout, "\n%s\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ", q)
+	line, err := bufio.NewReader(a.Stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false
+	}
+	return strings.TrimSpace(line) == "yes"
+}
+
+func readPlan(path string) (*plan.Plan, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	p, err := plan.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
+
+// checkSavedPlan refuses a plan made for another spec or against an older state: the world it describes may
+// no longer be the world it would change.
+func checkSavedPlan(p *plan.Plan, m *spec.Mesh, st *state.State) error {
+	if p.SpecHash != m.Hash() {
+		return fmt.Errorf("the saved plan was made for a different spec (the files under %s have changed since): run meshctl plan again", p.SpecPath)
+	}
+	if p.Mesh != m.Name {
+		return fmt.Errorf("the saved plan is for mesh %q, the spec is for mesh %q", p.Mesh, m.Name)
+	}
+	if p.Lineage != "" && st.Lineage != p.Lineage {
+		return fmt.Errorf("the saved plan was made against another state (lineage %s, this state has %s)", p.Lineage, st.Lineage)
+	}
+	if st.Serial != p.Serial {
+		return fmt.Errorf("the saved plan is stale: the state has changed since it was made (serial %d, the plan was made at serial %d). Run meshctl plan again", st.Serial, p.Serial)
+	}
+	return nil
+}

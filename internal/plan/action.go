@@ -1,0 +1,42 @@
+package plan
+
+// Action is what a change does. Its value is the symbol the human plan shows in front of the address, so the
+// symbol is defined in exactly one place.
+type Action string
+
+const (
+	// Create makes an object that does not exist. Before is nil, After is the object to create.
+	Create Action = "+"
+	// Update changes an object meshd owns in place (accept a pending peering, retarget a route, rewrite a
+	// Corefile). Before is what was observed, After is what it will be.
+	Update Action = "~"
+	// Delete removes an object meshd owns. Before is what was observed, After is nil.
+	Delete Action = "-"
+	// Adopt takes over an object meshd did not create but that already does what the spec asks (a peering or
+	// route made by hand): apply tags it and records it in the state; nothing else changes. Before and After
+	// are the same object.
+	Adopt Action = ">"
+	// Keep is not a change: an object that is not meshd's is left alone, shown so the user knows why meshd
+	// does not create its own. Before and After are the same object.
+	Keep Action = "="
+)
+
+// Verb is the word used in summaries and progress lines.
+func (a Action) Verb() string {
+	switch a {
+	case Create:
+		return "create"
+	case Update:
+		return "update"
+	case Delete:
+		return "destroy"
+	case Adopt:
+		return "adopt"
+	case Keep:
+		return "leave alone"
+	}
+	return "unknown"
+}
+
+// IsChange reports whether applying the action touches anything (Keep does not).
+func (a Action) IsChange() bool { return a == Create || a == Update || a == Delete || a == Adopt }

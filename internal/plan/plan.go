@@ -1,0 +1,133 @@
+// Package plan turns what the spec asks for and what was observed into an ordered list of changes.
+//
+// Compute is a pure function: no I/O, no clock, no randomness. The same inputs give the same plan, byte for
+// byte, which is what makes golden tests and "a second plan shows no changes" possible.
+package plan
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/meshd-io/meshd/internal/model"
+	"github.com/meshd-io/meshd/internal/state"
+)
+
+// FormatVersion is the version of the saved-plan and JSON output format.
+const FormatVersion = 1
+
+// Change is one step of a plan. What Before and After hold depends on the action (see Action).
+type Change struct {
+	Action  Action   `json:"action"`
+	Address string   `json:"address"`
+	Kind    Kind     `json:"kind"`
+	Reason  string   `json:"reason"`
+	Before  Resource `json:"before"`
+	After   Resource `json:"after"`
+	// DependsOn lists addresses of changes in the same plan that must succeed first.
+	DependsOn []string `json:"depends_on,omitempty"`
+}
+
+// UnmarshalJSON decodes Before and After into the concrete type named by Kind.
+func (c *Change) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Action    Action          `json:"action"`
+		Address   string          `json:"address"`
+		Kind      Kind            `json:"kind"`
+		Reason    string          `json:"reason"`
+		Before    json.RawMessage `json:"before"`
+		After     json.RawMessage `json:"after"`
+		DependsOn []string        `json:"depends_on"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	before, err := decodeResource(raw.Kind, raw.Before)
+	if err != nil {
+		return fmt.Errorf("%s: before: %w", raw.Address, err)
+	}
+	after, err := decodeResource(raw.Kind, raw.After)
+	if err != nil {
+		return fmt.Errorf("%s: after: %w", raw.Address, err)
+	}
+	*c = Change{Action: raw.Action, Address: raw.Address, Kind: raw.Kind, Reason: raw.Reason,
+		Before: before, After: after, DependsOn: raw.DependsOn}
+	return nil
+}
+
+// Conflict is something the spec asks for that meshd will not do because an object it does not own is in the
+// way. It is never resolved by overwriting: the user decides.
+type Conflict struct {
+	Address string `json:"address"`
+	Summary string `json:"summary"`
+	Detail  string `json:"detail"`
+}
+
+// Plan is the ordered result of Compute, and the content of a saved plan file.
+// Member is a resolved cluster, as stored in plans and state.
+type Member = model.Member
+
+type Plan struct {
+	FormatVersion int    `json:"format_version"`
+	Mesh          string `json:"mesh"`
+	Destroy       bool   `json:"destroy,omitempty"`
+	// SpecHash, Lineage and Serial pin the plan to the spec and state it was made from: applying it against
+	// anything else is refused, because the world it describes may have changed.
+	SpecHash string `json:"spec_hash"`
+	SpecPath string `json:"spec_path,omitempty"`
+	Lineage  string `json:"lineage,omitempty"`
+	Serial   uint64 `json:"serial"`
+
+	Changes   []Change   `json:"changes"`
+	Conflicts []Conflict `json:"conflicts,omitempty"`
+	Warnings  []string   `json:"warnings,omitempty"`
+
+	// Members are the clusters as resolved for this plan; apply stores them in the state.
+	Members map[string]model.Member `json:"members"`
+	// Record and Forget fix the state without touching AWS: routes that are meshd's by their target but were
+	// not recorded (an apply interrupted after CreateRoute), and records of routes that no longer exist.
+	Record []state.RouteRecord `json:"record,omitempty"`
+	Forget []state.RouteRecord `json:"forget,omitempty"`
+}
+
+// Summary counts changes by action.
+type Summary struct {
+	Add, Change, Destroy, Adopt int
+}
+
+// Summary counts the plan's changes.
+func (p *Plan) Summary() Summary {
+	var s Summary
+	for _, c := range p.Changes {
+		switch c.Action {
+		case Create:
+			s.Add++
+		case Update:
+			s.Change++
+		case Delete:
+			s.Destroy++
+		case Adopt:
+			s.Adopt++
+		}
+	}
+	return s
+}
+
+// HasChanges reports whether applying the plan would change anything in AWS or Kubernetes.
+func (p *Plan) HasChanges() bool {
+	for _, c := range p.Changes {
+		if c.Action.IsChange() {
+			return true
+		}
+	}
+	return false
+}
+
+// Find returns the change at address, or nil.
+func (p *Plan) Find(address string) *Change {
+	for i := range p.Changes {
+		if p.Changes[i].Address == address {
+			return &p.Changes[i]
+		}
+	}
+	return nil
+}

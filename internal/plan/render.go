@@ -1,0 +1,160 @@
+package plan
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// legend explains the symbols once, at the top of a plan with changes (as terraform plan does).
+const legend = `meshd uses these symbols:
+  + create
+  ~ update in place
+  - destroy
+  > adopt (tag and record an existing object as meshd's)
+`
+
+// RenderHuman writes the plan as a person reads it: the legend, every change with its reason and
+// attributes, what is left alone and why, conflicts, and a summary line.
+func RenderHuman(w io.Writer, p *Plan) error {
+	bw := bufio.NewWriter(w)
+	var changes, kept []Change
+	for _, c := range p.Changes {
+		if c.Action == Keep {
+			kept = append(kept, c)
+		} else {
+			changes = append(changes, c)
+		}
+	}
+	if len(changes) > 0 {
+		fmt.Fprintf(bw, "%s\nmeshd will perform the following actions:\n\n", legend)
+		for _, c := range changes {
+			renderChange(bw, c)
+		}
+	}
+	if len(kept) > 0 {
+		fmt.Fprintf(bw, "Objects that are not meshd's and are left alone:\n\n")
+		for _, c := range kept {
+			fmt.Fprintf(bw, "  = %s: %s\n", c.Address, c.Reason)
+		}
+		fmt.Fprintln(bw)
+	}
+	for _, w := range p.Warnings {
+		fmt.Fprintf(bw, "Warning: %s\n\n", w)
+	}
+	for _, c := range p.Conflicts {
+		fmt.Fprintf(bw, "Conflict: %s\n\n  on %s: %s\n\n", c.Summary, c.Address, c.Detail)
+	}
+	fmt.Fprintln(bw, SummaryLine(p))
+	return bw.Flush()
+}
+
+// SummaryLine is the last line of a human plan.
+func SummaryLine(p *Plan) string {
+	if !p.HasChanges() {
+		if len(p.Conflicts) > 0 {
+			return fmt.Sprintf("No changes, but %d conflict(s) keep the mesh from matching the spec.", len(p.Conflicts))
+		}
+		return "No changes. The mesh matches the spec."
+	}
+	s := p.Summary()
+	line := fmt.Sprintf("Plan: %d to add, %d to change, %d to destroy", s.Add, s.Change, s.Destroy)
+	if s.Adopt > 0 {
+		line += fmt.Sprintf(", %d to adopt", s.Adopt)
+	}
+	return line + "."
+}
+
+func renderChange(w *bufio.Writer, c Change) {
+	fmt.Fprintf(w, "  # %s will be %s: %s\n", c.Address, pastTense(c.Action), c.Reason)
+	fmt.Fprintf(w, "  %s %s {\n", c.Action, c.Address)
+	var before, after []Attr
+	if c.Before != nil {
+		before = c.Before.Attrs()
+	}
+	if c.After != nil {
+		after = c.After.Attrs()
+	}
+	width := 0
+	for _, a := range append(append([]Attr(nil), before...), after...) {
+		width = max(width, len(a.Name))
+	}
+	switch c.Action {
+	case Create:
+		for _, a := range after {
+			fmt.Fprintf(w, "      + %-*s = %s\n", width, a.Name, value(a))
+		}
+	case Delete:
+		for _, a := range before {
+			if !a.Unknown {
+				fmt.Fprintf(w, "      - %-*s = %s\n", width, a.Name, value(a))
+			}
+		}
+	default:
+		old := map[string]Attr{}
+		for _, a := range before {
+			old[a.Name] = a
+		}
+		for _, a := range after {
+			b, ok := old[a.Name]
+			switch {
+			case ok && b.Value == a.Value && b.Unknown == a.Unknown:
+				if !a.Unknown {
+					fmt.Fprintf(w, "        %-*s = %s\n", width, a.Name, value(a))
+				}
+			case ok && !b.Unknown:
+				fmt.Fprintf(w, "      ~ %-*s = %s -> %s\n", width, a.Name, value(b), value(a))
+			default:
+				fmt.Fprintf(w, "      + %-*s = %s\n", width, a.Name, value(a))
+			}
+		}
+	}
+	fmt.Fprintf(w, "    }\n\n")
+}
+
+func value(a Attr) string {
+	switch {
+	case a.Unknown && a.Value != "":
+		return fmt.Sprintf("%s.id (known after apply)", a.Value)
+	case a.Unknown:
+		return "(known after apply)"
+	case strings.Contains(a.Value, "\n"):
+		return "<<EOT\n" + a.Value + "\nEOT"
+	}
+	return fmt.Sprintf("%q", a.Value)
+}
+
+func pastTense(a Action) string {
+	switch a {
+	case Create:
+		return "created"
+	case Update:
+		return "updated in place"
+	case Delete:
+		return "destroyed"
+	case Adopt:
+		return "adopted"
+	}
+	return "left alone"
+}
+
+// RenderJSON writes the plan for machines: the same document a saved plan holds.
+func RenderJSON(w io.Writer, p *Plan) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(p)
+}
+
+// Decode reads a plan written by RenderJSON (a saved plan file).
+func Decode(r io.Reader) (*Plan, error) {
+	var p Plan
+	if err := json.NewDecoder(r).Decode(&p); err != nil {
+		return nil, fmt.Errorf("not a meshd plan: %w", err)
+	}
+	if p.FormatVersion != FormatVersion {
+		return nil, fmt.Errorf("plan format version %d is not supported by this meshd (it reads version %d)", p.FormatVersion, FormatVersion)
+	}
+	return &p, nil
+}

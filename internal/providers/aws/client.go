@@ -1,0 +1,143 @@
+// Package aws observes and changes the AWS side of a mesh: VPCs, route tables, peering connections and
+// security-group rules (and, for DNS, load balancers and their network interfaces).
+//
+// It talks to AWS only through the narrow interfaces below, with exact aws-sdk-go-v2 signatures, so tests can
+// put a stateful stub behind them and integration tests can point the real SDK at moto (AWS_ENDPOINT_URL).
+package aws
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
+	"github.com/aws/smithy-go/middleware"
+)
+
+// EC2API is the part of the EC2 client meshd uses.
+type EC2API interface {
+	DescribeVpcs(context.Context, *ec2.DescribeVpcsInput, ...func(*ec2.Options)) (*ec2.DescribeVpcsOutput, error)
+	DescribeSecurityGroups(context.Context, *ec2.DescribeSecurityGroupsInput, ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupsOutput, error)
+	DescribeRouteTables(context.Context, *ec2.DescribeRouteTablesInput, ...func(*ec2.Options)) (*ec2.DescribeRouteTablesOutput, error)
+	DescribeVpcPeeringConnections(context.Context, *ec2.DescribeVpcPeeringConnectionsInput, ...func(*ec2.Options)) (*ec2.DescribeVpcPeeringConnectionsOutput, error)
+	DescribeSecurityGroupRules(context.Context, *ec2.DescribeSecurityGroupRulesInput, ...func(*ec2.Options)) (*ec2.DescribeSecurityGroupRulesOutput, error)
+
+	CreateVpcPeeringConnection(context.Context, *ec2.CreateVpcPeeringConnectionInput, ...func(*ec2.Options)) (*ec2.CreateVpcPeeringConnectionOutput, error)
+	AcceptVpcPeeringConnection(context.Context, *ec2.AcceptVpcPeeringConnectionInput, ...func(*ec2.Options)) (*ec2.AcceptVpcPeeringConnectionOutput, error)
+	DeleteVpcPeeringConnection(context.Context, *ec2.DeleteVpcPeeringConnectionInput, ...func(*ec2.Options)) (*ec2.DeleteVpcPeeringConnectionOutput, error)
+	CreateRoute(context.Context, *ec2.CreateRouteInput, ...func(*ec2.Options)) (*ec2.CreateRouteOutput, error)
+	ReplaceRoute(context.Context, *ec2.ReplaceRouteInput, ...func(*ec2.Options)) (*ec2.ReplaceRouteOutput, error)
+	DeleteRoute(context.Context, *ec2.DeleteRouteInput, ...func(*ec2.Options)) (*ec2.DeleteRouteOutput, error)
+	AuthorizeSecurityGroupIngress(context.Context, *ec2.AuthorizeSecurityGroupIngressInput, ...func(*ec2.Options)) (*ec2.AuthorizeSecurityGroupIngressOutput, error)
+	RevokeSecurityGroupIngress(context.Context, *ec2.RevokeSecurityGroupIngressInput, ...func(*ec2.Options)) (*ec2.RevokeSecurityGroupIngressOutput, error)
+	CreateTags(context.Context, *ec2.CreateTagsInput, ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
+}
+
+// EKSAPI is the part of the EKS client meshd uses.
+type EKSAPI interface {
+	DescribeCluster(context.Context, *eks.DescribeClusterInput, ...func(*eks.Options)) (*eks.DescribeClusterOutput, error)
+}
+
+// Options configure a Provider.
+type Options struct {
+	// Mesh is the mesh name: the value of the meshd.io/mesh tag on what meshd creates.
+	Mesh string
+	// APIOptions are added to every client's middleware stack (call counting, fault injection in tests).
+	APIOptions []func(*middleware.Stack) error
+	// PollInterval is how often a wait (a peering becoming active) asks AWS again. Default 2s.
+	PollInterval time.Duration
+	// WaitTimeout bounds one wait. Default 10 minutes.
+	WaitTimeout time.Duration
+	// Progress receives a line now and then during long waits; nil discards them.
+	Progress func(msg string)
+	// Clients replaces the SDK clients (for tests with stubs). Nil uses the SDK's default chain.
+	Clients func(region string) (EC2API, EKSAPI)
+}
+
+// Provider is the AWS side of meshd: one client set per region, created on first use.
+type Provider struct {
+	opts Options
+	base aws.Config
+
+	mu      sync.Mutex
+	regions map[string]*regionClients
+}
+
+type regionClients struct {
+	ec2 EC2API
+	eks EKSAPI
+}
+
+// New loads the SDK's standard configuration (environment, shared profiles, IRSA web identity; and
+// AWS_ENDPOINT_URL, which points it at an emulator) and returns a Provider.
+func New(ctx context.Context, opts Options) (*Provider, error) {
+	if opts.PollInterval == 0 {
+		opts.PollInterval = 2 * time.Second
+	}
+	if opts.WaitTimeout == 0 {
+		opts.WaitTimeout = 10 * time.Minute
+	}
+	p := &Provider{opts: opts, regions: map[string]*regionClients{}}
+	if opts.Clients != nil {
+		return p, nil
+	}
+	cfg, err := config.LoadDefaultConfig(ctx,
+		// The standard retryer backs off on throttling (RequestLimitExceeded) and transient errors; the EC2
+		// token buckets refill slowly (5 mutations a second), so allow more attempts and longer backoff.
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 8
+				o.MaxBackoff = 20 * time.Second
+			})
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	cfg.APIOptions = append(cfg.APIOptions, opts.APIOptions...)
+	p.base = cfg
+	return p, nil
+}
+
+func (p *Provider) clients(region string) *regionClients {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.regions[region]; ok {
+		return c
+	}
+	c := &regionClients{}
+	if p.opts.Clients != nil {
+		c.ec2, c.eks = p.opts.Clients(region)
+	} else {
+		cfg := p.base.Copy()
+		cfg.Region = region
+		c.ec2 = ec2.NewFromConfig(cfg)
+		c.eks = eks.NewFromConfig(cfg)
+	}
+	p.regions[region] = c
+	return c
+}
+
+// EC2 returns the EC2 client for a region.
+func (p *Provider) EC2(region string) EC2API { return p.clients(region).ec2 }
+
+// EKS returns the EKS client for a region.
+func (p *Provider) EKS(region string) EKSAPI { return p.clients(region).eks }
+
+// Config returns a copy of the SDK configuration for a region, for other services (ELBv2) built on it.
+func (p *Provider) Config(region string) aws.Config {
+	cfg := p.base.Copy()
+	cfg.Region = region
+	return cfg
+}
+
+func (p *Provider) progress(format string, args ...any) {
+	if p.opts.Progress != nil {
+		p.opts.Progress(fmt.Sprintf(format, args...))
+	}
+}

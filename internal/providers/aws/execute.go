@@ -1,0 +1,295 @@
+package aws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/meshd-io/meshd/internal/apply"
+	"github.com/meshd-io/meshd/internal/model"
+	"github.com/meshd-io/meshd/internal/plan"
+)
+
+// Executors returns the apply executors for the AWS resource kinds.
+func (p *Provider) Executors() map[plan.Kind]apply.Executor {
+	return map[plan.Kind]apply.Executor{
+		plan.KindPeering: peeringExecutor{p},
+		plan.KindRoute:   routeExecutor{p},
+		plan.KindSGRule:  ruleExecutor{p},
+	}
+}
+
+// tags are the ownership tags of an object at address, plus a Name for the console.
+func (p *Provider) tags(address, name string) []ec2types.Tag {
+	return []ec2types.Tag{
+		{Key: aws.String(model.TagMesh), Value: aws.String(p.opts.Mesh)},
+		{Key: aws.String(model.TagID), Value: aws.String(address)},
+		{Key: aws.String("Name"), Value: aws.String(name)},
+	}
+}
+
+type peeringExecutor struct{ p *Provider }
+
+func (e peeringExecutor) Execute(ctx context.Context, ch plan.Change, _ apply.Known) (string, error) {
+	p := e.p
+	switch ch.Action {
+	case plan.Create:
+		want := ch.After.(plan.Peering)
+		in := &ec2.CreateVpcPeeringConnectionInput{
+			VpcId:     aws.String(want.Requester.VPCID),
+			PeerVpcId: aws.String(want.Accepter.VPCID),
+			// Tags go on in the same call: an apply interrupted right after it still finds the peering as meshd's.
+			TagSpecifications: []ec2types.TagSpecification{{
+				ResourceType: ec2types.ResourceTypeVpcPeeringConnection,
+				Tags:         p.tags(ch.Address, fmt.Sprintf("meshd-%s-%s-%s", p.opts.Mesh, want.Requester.Cluster, want.Accepter.Cluster)),
+			}},
+		}
+		if want.Accepter.Region != want.Requester.Region {
+			in.PeerRegion = aws.String(want.Accepter.Region)
+		}
+		if want.Accepter.OwnerID != "" && want.Accepter.OwnerID != want.Requester.OwnerID {
+			in.PeerOwnerId = aws.String(want.Accepter.OwnerID)
+		}
+		out, err := p.EC2(want.Requester.Region).CreateVpcPeeringConnection(ctx, in)
+		if err != nil {
+			return "", fmt.Errorf("requesting peering %s -> %s: %w", want.Requester.VPCID, want.Accepter.VPCID, err)
+		}
+		id := aws.ToString(out.VpcPeeringConnection.VpcPeeringConnectionId)
+		return id, p.acceptAndWait(ctx, ch.Address, id, want.Accepter.Region)
+
+	case plan.Update:
+		before := ch.Before.(plan.Peering)
+		return before.ID, p.acceptAndWait(ctx, ch.Address, before.ID, before.Accepter.Region)
+
+	case plan.Adopt:
+		before := ch.Before.(plan.Peering)
+		name := fmt.Sprintf("meshd-%s-%s-%s", p.opts.Mesh, before.Requester.Cluster, before.Accepter.Cluster)
+		if _, err := p.EC2(before.Requester.Region).CreateTags(ctx, &ec2.CreateTagsInput{
+			Resources: []string{before.ID}, Tags: p.tags(ch.Address, name)}); err != nil {
+			return "", fmt.Errorf("tagging %s: %w", before.ID, err)
+		}
+		if before.Status == model.PeeringActive {
+			return before.ID, nil
+		}
+		return before.ID, p.acceptAndWait(ctx, ch.Address, before.ID, before.Accepter.Region)
+
+	case plan.Delete:
+		before := ch.Before.(plan.Peering)
+		_, err := p.EC2(before.Requester.Region).DeleteVpcPeeringConnection(ctx, &ec2.DeleteVpcPeeringConnectionInput{
+			VpcPeeringConnectionId: aws.String(before.ID)})
+		if err != nil && !HasCode(err, codePeeringNotFound, codePeeringIDNotFound) {
+			return "", fmt.Errorf("deleting %s: %w", before.ID, err)
+		}
+		return "", nil
+	}
+	return "", fmt.Errorf("unsupported action %q", ch.Action)
+}
+
+// acceptAndWait accepts a peering from the accepter's region (AWS refuses the accept from the requester's
+// region for cross-region peerings) once it is visible there, then waits until it is active.
+func (p *Provider) acceptAndWait(ctx context.Context, address, id, accepterRegion string) error {
+	c := p.EC2(accepterRegion)
+	status, err := p.waitPeering(ctx, address, c, id, func(s string) bool {
+		return s == model.PeeringPending || s == model.PeeringActive || s == model.PeeringProvision
+	})
+	if err != nil {
+		return err
+	}
+	if status == model.PeeringPending {
+		_, err := c.AcceptVpcPeeringConnection(ctx, &ec2.AcceptVpcPeeringConnectionInput{VpcPeeringConnectionId: aws.String(id)})
+		// Accepted meanwhile (by an interrupted earlier apply, say): the wait below tells.
+		if err != nil && !HasCode(err, codeInvalidStateTransit) {
+			return fmt.Errorf("accepting %s in %s: %w", id, accepterRegion, err)
+		}
+	}
+	_, err = p.waitPeering(ctx, address, c, id, func(s string) bool { return s == model.PeeringActive })
+	return err
+}
+
+// waitPeering polls the peering until done(status) holds, reporting progress every 10 seconds. An end state
+// (rejected, failed, ...) stops the wait with an error that carries AWS's status message.
+func (p *Provider) waitPeering(ctx context.Context, address string, c EC2API, id string, done func(string) bool) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.opts.WaitTimeout)
+	defer cancel()
+	start, lastReport := time.Now(), time.Now()
+	for {
+		out, err := c.DescribeVpcPeeringConnections(ctx, &ec2.DescribeVpcPeeringConnectionsInput{VpcPeeringConnectionIds: []string{id}})
+		status, message := "", ""
+		switch {
+		case err == nil:
+			for _, pc := range out.VpcPeeringConnections {
+				if aws.ToString(pc.VpcPeeringConnectionId) == id && pc.Status != nil {
+					status, message = string(pc.Status.Code), aws.ToString(pc.Status.Message)
+				}
+			}
+		case HasCode(err, codePeeringNotFound, codePeeringIDNotFound):
+			// A new cross-region peering takes a moment to appear in the accepter's region.
+		default:
+			return "", fmt.Errorf("describing %s: %w", id, err)
+		}
+		if done(status) {
+			return status, nil
+		}
+		if (model.Peering{Status: status}).Gone() {
+			return status, fmt.Errorf("peering %s is %s: %s", id, status, message)
+		}
+		if time.Since(lastReport) >= 10*time.Second {
+			p.progress("%s: still %s [%s elapsed]", address, orDash(status), time.Since(start).Round(time.Second))
+			lastReport = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return status, fmt.Errorf("peering %s still %s after %s", id, orDash(status), p.opts.WaitTimeout)
+			}
+			return status, ctx.Err()
+		case <-time.After(p.opts.PollInterval):
+		}
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "not visible yet"
+	}
+	return s
+}
+
+type routeExecutor struct{ p *Provider }
+
+func (e routeExecutor) Execute(ctx context.Context, ch plan.Change, known apply.Known) (string, error) {
+	p := e.p
+	switch ch.Action {
+	case plan.Create, plan.Update:
+		want := ch.After.(plan.Route)
+		peering := want.PeeringID
+		if peering == "" {
+			id, ok := known(want.PeeringAddress)
+			if !ok {
+				return "", fmt.Errorf("the ID of %s is not known: it was not created in this apply", want.PeeringAddress)
+			}
+			peering = id
+		}
+		c := p.EC2(want.Region)
+		var err error
+		if ch.Action == plan.Create {
+			_, err = c.CreateRoute(ctx, &ec2.CreateRouteInput{RouteTableId: aws.String(want.RouteTableID),
+				DestinationCidrBlock: aws.String(want.DestinationCIDR), VpcPeeringConnectionId: aws.String(peering)})
+			if HasCode(err, codeRouteExists) {
+				err = p.checkExistingRoute(ctx, c, want, peering)
+			}
+		} else {
+			_, err = c.ReplaceRoute(ctx, &ec2.ReplaceRouteInput{RouteTableId: aws.String(want.RouteTableID),
+				DestinationCidrBlock: aws.String(want.DestinationCIDR), VpcPeeringConnectionId: aws.String(peering)})
+		}
+		if err != nil {
+			return "", fmt.Errorf("route to %s in %s: %w", want.DestinationCIDR, want.RouteTableID, err)
+		}
+		return "", nil
+	case plan.Adopt:
+		return "", nil // routes take no tags: adopting one is recording it in the state, which apply does
+	case plan.Delete:
+		before := ch.Before.(plan.Route)
+		_, err := p.EC2(before.Region).DeleteRoute(ctx, &ec2.DeleteRouteInput{RouteTableId: aws.String(before.RouteTableID),
+			DestinationCidrBlock: aws.String(before.DestinationCIDR)})
+		if err != nil && !HasCode(err, codeRouteNotFound) {
+			return "", fmt.Errorf("deleting route to %s in %s: %w", before.DestinationCIDR, before.RouteTableID, err)
+		}
+		return "", nil
+	}
+	return "", fmt.Errorf("unsupported action %q", ch.Action)
+}
+
+// ErrConflict marks a change refused because an object meshd does not own is in the way.
+var ErrConflict = errors.New("conflict")
+
+// checkExistingRoute decides what a RouteAlreadyExists means: the route meshd wanted (made by an earlier,
+// interrupted apply) is success; anything else is someone else's route, which meshd never overwrites.
+func (p *Provider) checkExistingRoute(ctx context.Context, c EC2API, want plan.Route, peering string) error {
+	out, err := c.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{RouteTableIds: []string{want.RouteTableID}})
+	if err != nil {
+		return err
+	}
+	for _, t := range out.RouteTables {
+		for _, r := range t.Routes {
+			if aws.ToString(r.DestinationCidrBlock) != want.DestinationCIDR {
+				continue
+			}
+			if aws.ToString(r.VpcPeeringConnectionId) == peering {
+				return nil
+			}
+			target := aws.ToString(r.VpcPeeringConnectionId)
+			if target == "" {
+				target = routeTarget(r)
+			}
+			return fmt.Errorf("%w: route table %s already routes %s to %s, which meshd did not create; left alone",
+				ErrConflict, want.RouteTableID, want.DestinationCIDR, target)
+		}
+	}
+	return fmt.Errorf("route to %s in %s: AWS says it exists but does not list it", want.DestinationCIDR, want.RouteTableID)
+}
+
+type ruleExecutor struct{ p *Provider }
+
+func (e ruleExecutor) Execute(ctx context.Context, ch plan.Change, _ apply.Known) (string, error) {
+	p := e.p
+	switch ch.Action {
+	case plan.Create:
+		want := ch.After.(plan.SGRule)
+		out, err := p.EC2(want.Region).AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
+			GroupId: aws.String(want.GroupID),
+			IpPermissions: []ec2types.IpPermission{{
+				IpProtocol: aws.String(want.Protocol),
+				IpRanges:   []ec2types.IpRange{{CidrIp: aws.String(want.CIDR), Description: aws.String(want.Description)}},
+			}},
+			TagSpecifications: []ec2types.TagSpecification{{
+				ResourceType: ec2types.ResourceTypeSecurityGroupRule,
+				Tags:         p.tags(ch.Address, want.Description),
+			}},
+		})
+		if HasCode(err, codePermissionDuplicate) {
+			// The traffic is already allowed (by a rule created meanwhile): nothing to add, nothing to own.
+			return "", nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("allowing %s on %s: %w", want.CIDR, want.GroupID, err)
+		}
+		id := ""
+		if len(out.SecurityGroupRules) > 0 {
+			id = aws.ToString(out.SecurityGroupRules[0].SecurityGroupRuleId)
+		}
+		return id, nil
+	case plan.Adopt:
+		before := ch.Before.(plan.SGRule)
+		region := p.regionOfRule(ch)
+		_, err := p.EC2(region).CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{before.RuleID},
+			Tags: p.tags(ch.Address, before.Description)})
+		if err != nil {
+			return "", fmt.Errorf("tagging %s: %w", before.RuleID, err)
+		}
+		return before.RuleID, nil
+	case plan.Delete:
+		before := ch.Before.(plan.SGRule)
+		_, err := p.EC2(p.regionOfRule(ch)).RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{
+			GroupId: aws.String(before.GroupID), SecurityGroupRuleIds: []string{before.RuleID}})
+		if err != nil && !HasCode(err, codePermissionNotFound, codeRuleIDNotFound) {
+			return "", fmt.Errorf("revoking %s on %s: %w", before.RuleID, before.GroupID, err)
+		}
+		return "", nil
+	}
+	return "", fmt.Errorf("unsupported action %q", ch.Action)
+}
+
+func (p *Provider) regionOfRule(ch plan.Change) string {
+	for _, r := range []plan.Resource{ch.After, ch.Before} {
+		if rule, ok := r.(plan.SGRule); ok && rule.Region != "" {
+			return rule.Region
+		}
+	}
+	return ""
+}

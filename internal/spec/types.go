@@ -1,0 +1,101 @@
+// Package spec decodes and validates a meshd spec written in HCL.
+//
+// A spec is one file or a directory of *.hcl files holding exactly one mesh block and two or more cluster
+// blocks. Decoding is purely syntactic and static: nothing here talks to AWS or Kubernetes. Checks that need
+// the observed world (overlapping CIDRs, unknown VPCs, quotas) are made by the planner, which reports them
+// against the ranges kept here.
+package spec
+
+import "github.com/hashicorp/hcl/v2"
+
+// Forwarding modes of the mesh's dns block: which zone a cluster's Corefile forwards to another cluster.
+const (
+	ForwardByNamespace     = "namespace"      // zone <remote-namespace>.svc.cluster.local (EKS: fixed cluster domain)
+	ForwardByClusterDomain = "cluster_domain" // zone <remote-cluster-domain> (self-managed clusters)
+)
+
+// DefaultClusterDomain is used when a cluster block does not set cluster_domain.
+const DefaultClusterDomain = "cluster.local"
+
+// Mesh is a decoded spec: the mesh block and its member clusters, in declaration order.
+type Mesh struct {
+	Name      string
+	ForwardBy string // ForwardByNamespace (default) or ForwardByClusterDomain
+	Adopt     bool   // tag and record matching pre-existing peerings and routes as meshd's
+	Quotas    Quotas
+	Clusters  []*Cluster
+
+	// Files are the sources the spec was read from, by name, for diagnostics and for the plan's spec hash.
+	Files map[string][]byte
+
+	DeclRange hcl.Range            // the mesh block's header
+	Attrs     map[string]hcl.Range // value range of each attribute set, e.g. "adopt", "dns.forward_by", "quotas.peerings_per_vpc"
+}
+
+// Quotas are the AWS limits the plan checks before it would exceed them. Defaults are AWS's defaults;
+// accounts with raised quotas set them in the mesh block's quotas block.
+type Quotas struct {
+	PeeringsPerVPC       int // active VPC peering connections per VPC (default 50)
+	RoutesPerRouteTable  int // non-propagated routes per route table (default 50)
+	InboundRulesPerGroup int // inbound rules per security group (default 60)
+}
+
+// DefaultQuotas are AWS's default quotas (see shared/limits.md).
+var DefaultQuotas = Quotas{PeeringsPerVPC: 50, RoutesPerRouteTable: 50, InboundRulesPerGroup: 60}
+
+// Cluster is one member cluster. Exactly one of EKSCluster or VPCID+SecurityGroupID identifies its network.
+type Cluster struct {
+	Name            string
+	Region          string
+	KubeContext     string
+	EKSCluster      string   // discover VPC, route tables and node SG from this EKS cluster
+	VPCID           string   // or name the VPC ...
+	SecurityGroupID string   // ... and the node security group directly
+	RouteTableIDs   []string // narrows the managed route tables (default: every route table of the VPC)
+	CIDRBlocks      []string // narrows the meshed CIDR blocks of the VPC (default: all of them); canonical prefixes
+	Namespace       string
+	ClusterDomain   string // default DefaultClusterDomain
+
+	DeclRange hcl.Range            // the cluster block's header, e.g. `cluster "tidb-1" {`
+	Attrs     map[string]hcl.Range // value range of each attribute that was set, by attribute name
+	// Elems holds the range of each element of a list attribute written as a list literal, by attribute name,
+	// so that a check made after observing AWS (a CIDR block the VPC does not have) can point at the element.
+	Elems map[string][]hcl.Range
+}
+
+// AttrRange returns the range of the named attribute if it was set, else the block's header range, so that a
+// diagnostic about a value always points at the most specific place the user can fix.
+func (c *Cluster) AttrRange(name string) hcl.Range {
+	if r, ok := c.Attrs[name]; ok {
+		return r
+	}
+	return c.DeclRange
+}
+
+// ElemRange returns the range of element i of the named list attribute, else the attribute's range (see
+// AttrRange).
+func (c *Cluster) ElemRange(name string, i int) hcl.Range {
+	if rs := c.Elems[name]; i >= 0 && i < len(rs) {
+		return rs[i]
+	}
+	return c.AttrRange(name)
+}
+
+// AttrRange returns the range of the named mesh attribute ("adopt", "dns.forward_by",
+// "quotas.routes_per_route_table", ...) if it was set, else the mesh block's header range.
+func (m *Mesh) AttrRange(name string) hcl.Range {
+	if r, ok := m.Attrs[name]; ok {
+		return r
+	}
+	return m.DeclRange
+}
+
+// Cluster returns the member with the given name, or nil.
+func (m *Mesh) Cluster(name string) *Cluster {
+	for _, c := range m.Clusters {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}

@@ -1,0 +1,59 @@
+// Package state keeps what meshd cannot observe: the routes it created (routes take no tags), the Corefile
+// blocks it owns, the members of the last apply (so that a cluster removed from the spec can be cleaned up),
+// and the serial of the last apply (so that a saved plan made before it is refused as stale).
+package state
+
+import (
+	"context"
+	"errors"
+
+	"github.com/meshd-io/meshd/internal/model"
+)
+
+// FormatVersion is the version of the state format this build reads and writes.
+const FormatVersion = 1
+
+// State is the content of a state backend.
+type State struct {
+	Version int    `json:"version"`
+	Lineage string `json:"lineage"` // random at first write; a plan from another lineage is refused
+	Serial  uint64 `json:"serial"`  // incremented by every write
+	Mesh    string `json:"mesh"`
+
+	// Members are the clusters as resolved at the last apply, by cluster name.
+	Members map[string]model.Member `json:"members,omitempty"`
+	// Routes are the routes meshd created or adopted.
+	Routes []RouteRecord `json:"routes,omitempty"`
+	// Corefiles are the Corefile zones meshd owns, by cluster name.
+	Corefiles map[string][]string `json:"corefiles,omitempty"`
+}
+
+// RouteRecord identifies one route meshd owns.
+type RouteRecord struct {
+	Region          string `json:"region"`
+	VPCID           string `json:"vpc_id"`
+	RouteTableID    string `json:"route_table_id"`
+	DestinationCIDR string `json:"destination_cidr"`
+	PeeringID       string `json:"peering_id"`
+}
+
+// Key identifies the route within its region: a route table holds one route per destination.
+func (r RouteRecord) Key() string { return r.RouteTableID + "|" + r.DestinationCIDR }
+
+// New returns an empty state for a mesh.
+func New(mesh string) *State {
+	return &State{Version: FormatVersion, Mesh: mesh, Members: map[string]model.Member{}, Corefiles: map[string][]string{}}
+}
+
+// ErrLocked is returned (wrapped, with who holds it) when another process holds the state lock.
+var ErrLocked = errors.New("state is locked")
+
+// Backend stores one State. Implementations: a local file (default) and, for the daemon, a Kubernetes Secret.
+type Backend interface {
+	// Lock takes the exclusive lock for a read-modify-write cycle; the returned func releases it.
+	Lock(ctx context.Context) (unlock func() error, err error)
+	// Read returns the stored state, or a new empty one (Serial 0) when none has been written.
+	Read(ctx context.Context) (*State, error)
+	// Write stores s atomically, incrementing s.Serial and setting s.Lineage if empty.
+	Write(ctx context.Context, s *State) error
+}

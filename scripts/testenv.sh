@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Installs the real parts the integration tests and the sandbox run against:
+# moto (AWS emulator, PyPI), etcd (Debian), kube-apiserver and CoreDNS (built from the Go module proxy).
+# Binaries are cached outside the repo, keyed by version, so only the first run on a machine is slow.
+#
+#   scripts/testenv.sh moto|etcd|kube-apiserver|coredns|all
+#   scripts/testenv.sh env        # prints the variables the tests read (MESHD_MOTO, MESHD_ETCD, ...)
+set -euo pipefail
+
+MOTO_VERSION=5.2.5
+K8S_VERSION=1.31.4
+COREDNS_VERSION=1.11.3
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${MESHD_TESTENV_CACHE:-$HOME/.cache/meshd-testenv}
+venv=$root/.venv
+mkdir -p "$cache"
+
+log() { printf '[testenv] %s\n' "$*" >&2; }
+
+install_moto() {
+  if [ -x "$venv/bin/moto_server" ] && "$venv/bin/python" -c "import moto,sys; sys.exit(moto.__version__!='$MOTO_VERSION')" 2>/dev/null; then
+    return
+  fi
+  log "installing moto[server]==$MOTO_VERSION into .venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "moto[server]==$MOTO_VERSION"
+}
+
+install_etcd() {
+  if command -v etcd >/dev/null 2>&1; then return; fi
+  log "installing etcd-server from Debian"
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq etcd-server >/dev/null
+}
+
+install_kube_apiserver() {
+  local bin=$cache/kube-apiserver-v$K8S_VERSION
+  if [ -x "$bin" ]; then return; fi
+  log "building kube-apiserver v$K8S_VERSION from the Go module proxy (about 5 minutes the first time)"
+  local mod=$cache/kube-tools-v$K8S_VERSION
+  mkdir -p "$mod"
+  local staging="api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider
+    cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api cri-client
+    csi-translation-lib dynamic-resource-allocation endpointslice kms kube-aggregator kube-controller-manager
+    kube-proxy kube-scheduler kubectl kubelet metrics mount-utils pod-security-admission sample-apiserver"
+  {
+    echo "module meshd.local/kubetools"
+    echo "go 1.22"
+    echo "require k8s.io/kubernetes v$K8S_VERSION"
+    for m in $staging; do echo "replace k8s.io/$m => k8s.io/$m v0.${K8S_VERSION#1.}"; done
+  } >"$mod/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver"\n' >"$mod/tools.go"
+  (cd "$mod" && GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || true
+   cd "$mod" && GOFLAGS=-mod=mod go build -o "$bin.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
+  mv "$bin.tmp" "$bin"
+}
+
+install_coredns() {
+  local bin=$cache/coredns-v$COREDNS_VERSION
+  if [ -x "$bin" ]; then return; fi
+  log "building coredns v$COREDNS_VERSION from the Go module proxy (about 2 minutes the first time)"
+  local gobin=$cache/coredns-build
+  mkdir -p "$gobin"
+  GOBIN=$gobin GOFLAGS=-mod=mod go install "github.com/coredns/coredns@v$COREDNS_VERSION"
+  mv "$gobin/coredns" "$bin"
+}
+
+print_env() {
+  echo "MESHD_MOTO=$venv/bin/moto_server"
+  echo "MESHD_ETCD=$(command -v etcd || true)"
+  echo "MESHD_KUBE_APISERVER=$cache/kube-apiserver-v$K8S_VERSION"
+  echo "MESHD_COREDNS=$cache/coredns-v$COREDNS_VERSION"
+}
+
+case "${1:-all}" in
+  moto) install_moto ;;
+  etcd) install_etcd ;;
+  kube-apiserver) install_kube_apiserver ;;
+  coredns) install_coredns ;;
+  aws) install_moto ;;
+  all) install_moto; install_etcd; install_coredns; install_kube_apiserver ;;
+  env) print_env ;;
+  *) echo "usage: $0 moto|etcd|kube-apiserver|coredns|all|env" >&2; exit 2 ;;
+esac
