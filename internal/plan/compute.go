@@ -75,6 +75,9 @@ func newComputer(in Input) *computer {
 	for _, m := range in.Members {
 		byName[m.Name] = m
 	}
+	if in.Destroy {
+		byName = nil // after a complete destroy the state has no members left
+	}
 	c := &computer{
 		in:      in,
 		members: members,
@@ -459,6 +462,7 @@ func (c *computer) rules() {
 	type desiredRule struct{ rule SGRule }
 	desired := map[string]desiredRule{}
 	var order []string
+	byGroup := map[string][]string{} // desired keys by security group, to match others' rules cheaply
 	for _, a := range c.members {
 		for _, b := range c.members {
 			if a.Name == b.Name {
@@ -472,6 +476,7 @@ func (c *computer) rules() {
 				desired[key] = desiredRule{SGRule{Cluster: a.Name, Region: a.Region, GroupID: a.SecurityGroupID,
 					CIDR: cidr, Protocol: "-1", Description: fmt.Sprintf("meshd %s: from %s", c.in.Mesh, b.Name)}}
 				order = append(order, key)
+				byGroup[a.SecurityGroupID] = append(byGroup[a.SecurityGroupID], key)
 			}
 		}
 	}
@@ -510,9 +515,9 @@ func (c *computer) rules() {
 			if r.Tags[model.TagMesh] == c.in.Mesh || r.Protocol != "-1" {
 				continue
 			}
-			for _, key := range order {
+			for _, key := range byGroup[g] {
 				d := desired[key]
-				if satisfied[key] || d.rule.GroupID != g || !cidrCovers(r.CIDR, d.rule.CIDR) {
+				if satisfied[key] || !cidrCovers(r.CIDR, d.rule.CIDR) {
 					continue
 				}
 				satisfied[key] = true

@@ -1,0 +1,214 @@
+// Package plantest provides an in-memory AWS world for planner tests and benchmarks: members with their
+// VPCs, route tables and security groups, and executors that apply plan changes to the world the way AWS
+// would. It lets a test run plan -> apply -> plan without a network, so "a converged mesh plans no changes"
+// is derived from the code, never written down by hand.
+package plantest
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"sync"
+
+	"github.com/meshd-io/meshd/internal/apply"
+	"github.com/meshd-io/meshd/internal/model"
+	"github.com/meshd-io/meshd/internal/plan"
+)
+
+// World is a fake AWS account holding a mesh's network objects.
+type World struct {
+	Mesh     string
+	Observed *model.Observed
+
+	mu      sync.Mutex
+	created map[string]int // objects created per address, so IDs do not depend on goroutine order
+}
+
+// Cluster describes one member to create in the world.
+type Cluster struct {
+	Name, Region string
+	CIDRs        []string
+	RouteTables  int
+}
+
+// NewWorld creates a VPC, route tables and a node security group for each cluster and returns the world and
+// the resolved members, in the given order.
+func NewWorld(mesh string, clusters []Cluster) (*World, []model.Member) {
+	w := &World{Mesh: mesh, Observed: model.NewObserved()}
+	var members []model.Member
+	for i, c := range clusters {
+		vpc := fmt.Sprintf("vpc-%04x", i+1)
+		m := model.Member{Name: c.Name, Region: c.Region, VPCID: vpc, CIDRs: c.CIDRs,
+			SecurityGroupID: fmt.Sprintf("sg-%04x", i+1), OwnerID: "123456789012"}
+		w.Observed.VPCs[vpc] = model.VPC{ID: vpc, Region: c.Region, CIDRs: c.CIDRs, OwnerID: m.OwnerID}
+		for j := 0; j < c.RouteTables; j++ {
+			rt := fmt.Sprintf("rtb-%04x%02x", i+1, j)
+			w.Observed.RouteTables[rt] = &model.RouteTable{ID: rt, Region: c.Region, VPCID: vpc, Main: j == 0,
+				Routes: []model.Route{{DestinationCIDR: c.CIDRs[0], Target: "local", State: "active"}}}
+			m.RouteTableIDs = append(m.RouteTableIDs, rt)
+		}
+		w.Observed.Rules[m.SecurityGroupID] = nil
+		members = append(members, m)
+	}
+	return w, members
+}
+
+// Grid returns n clusters spread over four regions, each with one /16 and the given number of route tables.
+func Grid(n, routeTables int) []Cluster {
+	regions := []string{"us-west-1", "us-west-2", "us-east-1", "eu-west-1"}
+	out := make([]Cluster, n)
+	for i := range out {
+		out[i] = Cluster{Name: fmt.Sprintf("c%03d", i+1), Region: regions[i%len(regions)],
+			CIDRs: []string{fmt.Sprintf("10.%d.%d.0/24", i/256, i%256)}, RouteTables: routeTables}
+	}
+	return out
+}
+
+// id derives an object's ID from its address and how often that address was created before.
+func (w *World) id(prefix, address string) string {
+	if w.created == nil {
+		w.created = map[string]int{}
+	}
+	w.created[address]++
+	h := fnv.New32a()
+	fmt.Fprintf(h, "%s#%d", address, w.created[address])
+	return fmt.Sprintf("%s-%08x", prefix, h.Sum32())
+}
+
+// Executors returns apply executors that change the world.
+func (w *World) Executors() map[plan.Kind]apply.Executor {
+	e := executor{w}
+	return map[plan.Kind]apply.Executor{plan.KindPeering: e, plan.KindRoute: e, plan.KindSGRule: e}
+}
+
+type executor struct{ w *World }
+
+func (e executor) Execute(_ context.Context, ch plan.Change, known apply.Known) (string, error) {
+	w := e.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	obs := w.Observed
+	tags := map[string]string{model.TagMesh: w.Mesh, model.TagID: ch.Address}
+	switch r := pick(ch).(type) {
+	case plan.Peering:
+		switch ch.Action {
+		case plan.Create:
+			id := w.id("pcx", ch.Address)
+			obs.Peerings[id] = model.Peering{ID: id, RequesterVPC: r.Requester.VPCID, RequesterRegion: r.Requester.Region,
+				AccepterVPC: r.Accepter.VPCID, AccepterRegion: r.Accepter.Region, Status: model.PeeringActive, Tags: tags}
+			return id, nil
+		case plan.Update, plan.Adopt:
+			p := obs.Peerings[r.ID]
+			p.Status = model.PeeringActive
+			if ch.Action == plan.Adopt {
+				p.Tags = tags
+			}
+			obs.Peerings[r.ID] = p
+			return r.ID, nil
+		case plan.Delete:
+			p := obs.Peerings[r.ID]
+			p.Status = model.PeeringDeleted
+			obs.Peerings[r.ID] = p
+			return "", nil
+		}
+	case plan.Route:
+		rt := obs.RouteTables[r.RouteTableID]
+		if rt == nil {
+			return "", fmt.Errorf("no route table %s", r.RouteTableID)
+		}
+		peering := r.PeeringID
+		if peering == "" {
+			peering, _ = known(r.PeeringAddress)
+		}
+		switch ch.Action {
+		case plan.Create, plan.Update:
+			for i := range rt.Routes {
+				if rt.Routes[i].DestinationCIDR == r.DestinationCIDR {
+					if ch.Action == plan.Create {
+						return "", fmt.Errorf("RouteAlreadyExists: %s in %s", r.DestinationCIDR, r.RouteTableID)
+					}
+					rt.Routes[i] = model.Route{DestinationCIDR: r.DestinationCIDR, PeeringID: peering, State: "active"}
+					return "", nil
+				}
+			}
+			if ch.Action == plan.Update {
+				return "", fmt.Errorf("InvalidRoute.NotFound: %s in %s", r.DestinationCIDR, r.RouteTableID)
+			}
+			rt.Routes = append(rt.Routes, model.Route{DestinationCIDR: r.DestinationCIDR, PeeringID: peering, State: "active"})
+		case plan.Delete:
+			w.DeleteRoute(r.RouteTableID, r.DestinationCIDR)
+		}
+		return "", nil
+	case plan.SGRule:
+		switch ch.Action {
+		case plan.Create:
+			id := w.id("sgr", ch.Address)
+			obs.Rules[r.GroupID] = append(obs.Rules[r.GroupID], model.SecurityGroupRule{ID: id, GroupID: r.GroupID,
+				Protocol: r.Protocol, FromPort: -1, ToPort: -1, CIDR: r.CIDR, Description: r.Description, Tags: tags})
+			return id, nil
+		case plan.Adopt:
+			for i, rule := range obs.Rules[r.GroupID] {
+				if rule.ID == r.RuleID {
+					obs.Rules[r.GroupID][i].Tags = tags
+				}
+			}
+			return r.RuleID, nil
+		case plan.Delete:
+			w.DeleteRule(r.GroupID, r.RuleID)
+			return "", nil
+		}
+	}
+	return "", fmt.Errorf("unsupported change %s %s", ch.Action, ch.Address)
+}
+
+func pick(ch plan.Change) plan.Resource {
+	if ch.Action == plan.Delete {
+		return ch.Before
+	}
+	return ch.After
+}
+
+// DeleteRoute removes a route, as someone with console access might.
+func (w *World) DeleteRoute(routeTable, cidr string) {
+	rt := w.Observed.RouteTables[routeTable]
+	for i := range rt.Routes {
+		if rt.Routes[i].DestinationCIDR == cidr {
+			rt.Routes = append(rt.Routes[:i], rt.Routes[i+1:]...)
+			return
+		}
+	}
+}
+
+// DeleteRule removes a security-group rule by ID.
+func (w *World) DeleteRule(group, id string) {
+	rules := w.Observed.Rules[group]
+	for i := range rules {
+		if rules[i].ID == id {
+			w.Observed.Rules[group] = append(rules[:i], rules[i+1:]...)
+			return
+		}
+	}
+}
+
+// AddRoute adds a route that meshd did not create.
+func (w *World) AddRoute(routeTable string, r model.Route) {
+	rt := w.Observed.RouteTables[routeTable]
+	rt.Routes = append(rt.Routes, r)
+}
+
+// PeeringBetween returns the live peering joining two VPCs, if any.
+func (w *World) PeeringBetween(vpcA, vpcB string) (model.Peering, bool) {
+	ids := make([]string, 0, len(w.Observed.Peerings))
+	for id := range w.Observed.Peerings {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		p := w.Observed.Peerings[id]
+		if !p.Gone() && p.Connects(vpcA, vpcB) {
+			return p, true
+		}
+	}
+	return model.Peering{}, false
+}

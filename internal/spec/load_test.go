@@ -1,0 +1,333 @@
+package spec
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	gocmp "github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/hashicorp/hcl/v2"
+)
+
+const (
+	invalidDir = "../../testdata/invalid"
+	validDir   = "../../testdata/valid"
+)
+
+// diagKey is what an invalid-spec test compares of a diagnostic: where its subject starts and what it says.
+type diagKey struct {
+	File     string // base name of the subject's file; "" for a diagnostic about the path itself
+	Line     int
+	Severity string
+	Summary  string
+}
+
+func keyOf(d *hcl.Diagnostic) diagKey {
+	k := diagKey{Severity: "ERROR", Summary: d.Summary}
+	if d.Severity == hcl.DiagWarning {
+		k.Severity = "WARNING"
+	}
+	if d.Subject != nil {
+		k.File = filepath.Base(d.Subject.Filename)
+		k.Line = d.Subject.Start.Line
+	}
+	return k
+}
+
+func sortKeys(ks []diagKey) {
+	slices.SortFunc(ks, func(a, b diagKey) int {
+		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line),
+			cmp.Compare(a.Severity, b.Severity), cmp.Compare(a.Summary, b.Summary))
+	})
+}
+
+// markerRe matches the expectations written at the end of a line of an invalid spec:
+// `# ERROR: <Summary>` or `# WARNING: <Summary>`, possibly several on one line.
+var markerRe = regexp.MustCompile(`# (ERROR|WARNING): ([^#]*[^#\s])`)
+
+// wantFromMarkers collects the expected diagnostics from the markers of the spec file at path, or of the *.hcl
+// files of the directory at path.
+func wantFromMarkers(t *testing.T, path string) []diagKey {
+	t.Helper()
+	files := []string{path}
+	if info, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	} else if info.IsDir() {
+		files, err = filepath.Glob(filepath.Join(path, "*.hcl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var want []diagKey
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(bytes.NewReader(src))
+		for line := 1; sc.Scan(); line++ {
+			for _, m := range markerRe.FindAllStringSubmatch(sc.Text(), -1) {
+				want = append(want, diagKey{File: filepath.Base(f), Line: line, Severity: m[1], Summary: m[2]})
+			}
+		}
+	}
+	return want
+}
+
+func TestLoadInvalid(t *testing.T) {
+	type testCase struct {
+		path      string
+		pathLevel bool // diagnostics about the path itself carry no Subject: there is no source to point into
+		want      []diagKey
+	}
+	cases := map[string]testCase{}
+	entries, err := os.ReadDir(invalidDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		path := filepath.Join(invalidDir, e.Name())
+		cases[e.Name()] = testCase{path: path, want: wantFromMarkers(t, path)}
+	}
+	// Cases whose expectation no spec file can carry.
+	cases["no-hcl-files"] = testCase{
+		path:      filepath.Join(invalidDir, "no-hcl-files"),
+		pathLevel: true,
+		want:      []diagKey{{Severity: "ERROR", Summary: "No spec files"}},
+	}
+	cases["path-does-not-exist"] = testCase{
+		path:      filepath.Join(invalidDir, "does-not-exist.hcl"),
+		pathLevel: true,
+		want:      []diagKey{{Severity: "ERROR", Summary: "Spec not found"}},
+	}
+	if len(cases) < 24 {
+		t.Errorf("only %d invalid cases; the suite is meant to cover at least 24", len(cases))
+	}
+
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if len(tc.want) == 0 {
+				t.Fatalf("%s has no # ERROR: or # WARNING: marker", tc.path)
+			}
+			m, diags := Load(tc.path)
+			if m == nil {
+				t.Fatal("Load returned a nil Mesh")
+			}
+			got := make([]diagKey, 0, len(diags))
+			for _, d := range diags {
+				got = append(got, keyOf(d))
+			}
+			sortKeys(got)
+			want := slices.Clone(tc.want)
+			sortKeys(want)
+			if diff := gocmp.Diff(want, got); diff != "" {
+				var out bytes.Buffer
+				_ = PrintDiagnostics(&out, m.Files, diags, false)
+				t.Errorf("Load(%s) diagnostics (-want +got):\n%s\nprinted:\n%s", tc.path, diff, out.String())
+			}
+
+			if !tc.pathLevel && len(m.Files) == 0 {
+				t.Error("Mesh.Files is empty: the caller could not print the diagnostics' sources")
+			}
+			for _, d := range diags {
+				if d.Detail == "" || strings.HasSuffix(d.Summary, ".") {
+					t.Errorf("diagnostic %q: want a Summary without a trailing period and a Detail, got Detail %q", d.Summary, d.Detail)
+				}
+				if d.Severity != hcl.DiagError || tc.pathLevel {
+					continue
+				}
+				if d.Subject == nil || d.Subject.Filename == "" {
+					t.Errorf("error %q has no Subject with a filename", d.Summary)
+				} else if _, ok := m.Files[d.Subject.Filename]; !ok {
+					t.Errorf("error %q points into %s, which is not in Mesh.Files", d.Summary, d.Subject.Filename)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadValid(t *testing.T) {
+	eks := func(name, region, eksName, ns string) *Cluster {
+		return &Cluster{
+			Name:          name,
+			Region:        region,
+			KubeContext:   "pingcap@" + name + "." + region + ".eksctl.io",
+			EKSCluster:    eksName,
+			Namespace:     ns,
+			ClusterDomain: DefaultClusterDomain,
+		}
+	}
+	cases := map[string]struct {
+		reason string
+		want   *Mesh
+	}{
+		"eks.hcl": {
+			reason: "Defaults fill what a minimal EKS spec leaves out.",
+			want: &Mesh{
+				Name:      "tidb",
+				ForwardBy: ForwardByNamespace,
+				Quotas:    DefaultQuotas,
+				Clusters: []*Cluster{
+					eks("tidb-1", "us-west-1", "tidb-1", "pingcap-1"),
+					eks("tidb-2", "us-gov-west-1", "tidb_2", "pingcap-2"),
+				},
+			},
+		},
+		"vpc.hcl": {
+			reason: "Networks named directly keep their lists in order; quotas and adopt are read.",
+			want: &Mesh{
+				Name:      "etcd",
+				ForwardBy: ForwardByNamespace,
+				Adopt:     true,
+				Quotas:    Quotas{PeeringsPerVPC: 125, RoutesPerRouteTable: 1000, InboundRulesPerGroup: 200},
+				Clusters: []*Cluster{
+					{
+						Name:            "dp-1",
+						Region:          "eu-central-1",
+						KubeContext:     "dp-1",
+						VPCID:           "vpc-0b15ed35c02af5288",
+						SecurityGroupID: "sg-0cb299e7ec153c595",
+						RouteTableIDs:   []string{"rtb-0e4c2c6a8b5f3d1a7", "rtb-1a2b3c4d"},
+						CIDRBlocks:      []string{"10.1.0.0/16", "100.64.0.0/20"},
+						Namespace:       "etcd",
+						ClusterDomain:   DefaultClusterDomain,
+					},
+					{
+						Name:            "dp-2",
+						Region:          "ap-southeast-2",
+						KubeContext:     "dp-2",
+						VPCID:           "vpc-1a2b3c4d",
+						SecurityGroupID: "sg-5e6f7a8b",
+						CIDRBlocks:      []string{"10.2.0.0/16"},
+						Namespace:       "etcd-2",
+						ClusterDomain:   DefaultClusterDomain,
+					},
+				},
+			},
+		},
+		"cluster-domain.hcl": {
+			reason: "In cluster_domain mode namespaces may repeat or be left out; one cluster keeps the default domain.",
+			want: &Mesh{
+				Name:      "kb",
+				ForwardBy: ForwardByClusterDomain,
+				Quotas:    DefaultQuotas,
+				Clusters: []*Cluster{
+					{Name: "east", Region: "us-east-1", KubeContext: "kind-east", EKSCluster: "east", ClusterDomain: "east.local", Namespace: "kb"},
+					{Name: "west", Region: "us-west-2", KubeContext: "kind-west", EKSCluster: "west", ClusterDomain: "west.example.com", Namespace: "kb"},
+					{Name: "central", Region: "ca-central-1", KubeContext: "kind-central", EKSCluster: "central", ClusterDomain: DefaultClusterDomain},
+				},
+			},
+		},
+		"multi-file": {
+			reason: "A directory's *.hcl files form one spec, clusters in file-name order; other files are ignored.",
+			want: &Mesh{
+				Name:      "tidb",
+				ForwardBy: ForwardByNamespace,
+				Quotas:    Quotas{PeeringsPerVPC: 50, RoutesPerRouteTable: 100, InboundRulesPerGroup: 60},
+				Clusters: []*Cluster{
+					eks("tidb-1", "us-west-1", "tidb-1", "pingcap-1"),
+					eks("tidb-2", "us-west-2", "tidb-1", "pingcap-2"),
+					eks("tidb-3", "us-east-1", "tidb-3", "pingcap-3"),
+				},
+			},
+		},
+	}
+
+	entries, err := os.ReadDir(validDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if _, ok := cases[e.Name()]; !ok {
+			t.Errorf("%s has no case in TestLoadValid", e.Name())
+		}
+	}
+
+	ignore := gocmp.Options{
+		cmpopts.IgnoreFields(Mesh{}, "Files", "DeclRange", "Attrs"),
+		cmpopts.IgnoreFields(Cluster{}, "DeclRange", "Attrs", "Elems"),
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, diags := Load(filepath.Join(validDir, name))
+			if len(diags) > 0 {
+				var out bytes.Buffer
+				_ = PrintDiagnostics(&out, got.Files, diags, false)
+				t.Fatalf("%s\nLoad: unexpected diagnostics:\n%s", tc.reason, out.String())
+			}
+			if diff := gocmp.Diff(tc.want, got, ignore); diff != "" {
+				t.Errorf("%s\nLoad (-want +got):\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+// TestLoadRanges checks the ranges that diagnostics made later (by the planner) point at.
+func TestLoadRanges(t *testing.T) {
+	m, diags := Load(filepath.Join(validDir, "vpc.hcl"))
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	at := func(r hcl.Range) string { return r.String() }
+	c := m.Cluster("dp-1")
+	dp2 := m.Cluster("dp-2")
+	file := filepath.Join(validDir, "vpc.hcl")
+	got := map[string]string{
+		"mesh":                            at(m.DeclRange),
+		"mesh adopt":                      at(m.AttrRange("adopt")),
+		"mesh quotas.peerings_per_vpc":    at(m.AttrRange("quotas.peerings_per_vpc")),
+		"mesh dns.forward_by":             at(m.AttrRange("dns.forward_by")),
+		"dp-1":                            at(c.DeclRange),
+		"dp-1 region":                     at(c.AttrRange("region")),
+		"dp-1 route_table_ids":            at(c.AttrRange("route_table_ids")),
+		"dp-1 cidr_blocks[1]":             at(c.ElemRange("cidr_blocks", 1)),
+		"dp-1 cluster_domain (defaulted)": at(c.AttrRange("cluster_domain")),
+		"dp-2 route_table_ids[0] (unset)": at(dp2.ElemRange("route_table_ids", 0)),
+	}
+	want := map[string]string{
+		"mesh":                            file + ":2,1-12",
+		"mesh adopt":                      file + ":3,11-15",
+		"mesh quotas.peerings_per_vpc":    file + ":10,31-34",
+		"mesh dns.forward_by":             file + ":6,18-29",
+		"dp-1":                            file + ":16,1-15",
+		"dp-1 region":                     file + ":17,23-37",
+		"dp-1 route_table_ids":            file + ":21,23-64",
+		"dp-1 cidr_blocks[1]":             file + ":22,39-54",
+		"dp-1 cluster_domain (defaulted)": file + ":16,1-15",
+		"dp-2 route_table_ids[0] (unset)": file + ":26,1-15",
+	}
+	if diff := gocmp.Diff(want, got); diff != "" {
+		t.Errorf("ranges (-want +got):\n%s", diff)
+	}
+}
+
+func TestExampleSpec(t *testing.T) {
+	m, diags := Load("../../specs/mesh.hcl")
+	if len(diags) > 0 {
+		var out bytes.Buffer
+		_ = PrintDiagnostics(&out, m.Files, diags, false)
+		t.Fatalf("specs/mesh.hcl: unexpected diagnostics:\n%s", out.String())
+	}
+	var got []string
+	for _, c := range m.Clusters {
+		got = append(got, strings.Join([]string{c.Name, c.Region, c.EKSCluster, c.KubeContext, c.Namespace}, " "))
+	}
+	want := []string{
+		"tidb-1 us-west-1 tidb-1 pingcap@tidb-1.us-west-1.eksctl.io pingcap-1",
+		"tidb-2 us-west-2 tidb-2 pingcap@tidb-2.us-west-2.eksctl.io pingcap-2",
+		"tidb-3 us-east-1 tidb-3 pingcap@tidb-3.us-east-1.eksctl.io pingcap-3",
+	}
+	if m.Name != "tidb" || m.ForwardBy != ForwardByNamespace {
+		t.Errorf("mesh %q forward_by %q, want tidb namespace", m.Name, m.ForwardBy)
+	}
+	if diff := gocmp.Diff(want, got); diff != "" {
+		t.Errorf("clusters (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,237 @@
+package spec
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strings"
+)
+
+// Formats of the values a spec names. IDs are checked for shape only (whether they exist is known only after
+// observing AWS); AWS issues them with 8 or, since 2016, 17 lowercase hex digits.
+var (
+	vpcIDRe   = regexp.MustCompile(`^vpc-([0-9a-f]{8}|[0-9a-f]{17})$`)
+	sgIDRe    = regexp.MustCompile(`^sg-([0-9a-f]{8}|[0-9a-f]{17})$`)
+	rtbIDRe   = regexp.MustCompile(`^rtb-([0-9a-f]{8}|[0-9a-f]{17})$`)
+	eksNameRe = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z_-]{0,99}$`)
+	// Region codes are a partition prefix, one or more words and a number: us-west-1, us-gov-west-1,
+	// cn-north-1, us-isob-east-1, eusc-de-east-1.
+	regionRe = regexp.MustCompile(`^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$`)
+	// An availability zone is the commonest wrong value for a region: us-west-1a.
+	zoneRe  = regexp.MustCompile(`^([a-z]{2,4}(?:-[a-z]+)+-[0-9]{1,2})[a-z]$`)
+	labelRe = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+)
+
+// validate runs the checks that combine attributes of a cluster, or clusters with each other, once every
+// file is decoded.
+func (d *decoder) validate() {
+	m := d.m
+	for _, c := range m.Clusters {
+		d.checkRequired(c)
+		d.checkIdentity(c)
+	}
+	d.checkUnique()
+	// Counted in blocks, not in distinct clusters: two blocks with one name are an error of their own.
+	if d.meshBlock != nil && d.clusters < 2 {
+		d.warnf(m.DeclRange, "Too few clusters",
+			"The mesh %q has %d cluster block(s), so there is nothing to connect. Add a cluster block for each member cluster; a mesh needs two or more.",
+			m.Name, d.clusters)
+	}
+}
+
+func (d *decoder) checkRequired(c *Cluster) {
+	if _, ok := c.Attrs["region"]; !ok {
+		d.errorf(c.DeclRange, "Missing required argument",
+			`Cluster %q has no region. Set region to the AWS region the cluster runs in, like region = "us-west-1".`, c.Name)
+	}
+	if _, ok := c.Attrs["kube_context"]; !ok {
+		d.errorf(c.DeclRange, "Missing required argument",
+			"Cluster %q has no kube_context. Set it to the kubeconfig context that reaches the cluster (see kubectl config get-contexts).", c.Name)
+	}
+	if _, ok := c.Attrs["namespace"]; !ok && d.modeKnown && d.m.ForwardBy == ForwardByNamespace {
+		d.errorf(c.DeclRange, "Missing required argument",
+			`Cluster %q has no namespace. The mesh forwards DNS by namespace (dns.forward_by = "namespace", the default), so each cluster must name the namespace of its workloads, unique across the mesh. Set namespace, or set forward_by = "cluster_domain" if the clusters have distinct cluster domains.`, c.Name)
+	}
+}
+
+// checkIdentity checks that a cluster's network is named in exactly one of the two ways: eks_cluster, or
+// vpc_id with security_group_id (and optionally route_table_ids).
+func (d *decoder) checkIdentity(c *Cluster) {
+	has := func(name string) bool { _, ok := c.Attrs[name]; return ok }
+	eks, vpc, sg, rtb := has("eks_cluster"), has("vpc_id"), has("security_group_id"), has("route_table_ids")
+	switch {
+	case eks && vpc:
+		d.errorf(c.Attrs["vpc_id"], "Conflicting network identity",
+			"Cluster %q sets both eks_cluster and vpc_id. eks_cluster discovers the VPC, route tables and node security group from EKS; vpc_id with security_group_id names them directly. Keep one of the two.", c.Name)
+	case eks && sg:
+		d.errorf(c.Attrs["security_group_id"], "Conflicting network identity",
+			"Cluster %q uses eks_cluster, which discovers the node security group, so security_group_id has no effect. Remove security_group_id, or replace eks_cluster with vpc_id.", c.Name)
+	case eks && rtb:
+		d.errorf(c.Attrs["route_table_ids"], "Conflicting network identity",
+			"route_table_ids narrows the route tables of vpc_id, but cluster %q uses eks_cluster, which discovers the route tables of its subnets. Remove route_table_ids, or replace eks_cluster with vpc_id and security_group_id.", c.Name)
+	case eks:
+	case !vpc && !sg && !rtb:
+		d.errorf(c.DeclRange, "Missing network identity",
+			"Cluster %q does not say which network it is in. Set eks_cluster to discover its VPC, route tables and node security group from EKS, or set vpc_id and security_group_id to name them.", c.Name)
+	default:
+		if !vpc {
+			set := "security_group_id"
+			if !sg {
+				set = "route_table_ids"
+			}
+			d.errorf(c.DeclRange, "Missing vpc_id",
+				"Cluster %q sets %s but no vpc_id. Set vpc_id to the cluster's VPC, or name the cluster's network with eks_cluster alone.", c.Name, set)
+		}
+		if !sg {
+			d.errorf(c.DeclRange, "Missing security_group_id",
+				"Cluster %q names its network directly but has no security_group_id. Set it to the security group of the cluster's nodes, which meshd opens to the other clusters' CIDR blocks, or name the cluster's network with eks_cluster alone.", c.Name)
+		}
+	}
+}
+
+// checkUnique reports values that must differ between member clusters. Each diagnostic points at the later
+// cluster and names the earlier one, in declaration order.
+func (d *decoder) checkUnique() {
+	m := d.m
+	type seenKey struct{ kind, value string }
+	first := map[seenKey]*Cluster{}
+	// dup records c under key and returns the cluster that had it first, or nil.
+	dup := func(kind, value string, c *Cluster) *Cluster {
+		if value == "" {
+			return nil
+		}
+		k := seenKey{kind, value}
+		if f := first[k]; f != nil {
+			return f
+		}
+		first[k] = c
+		return nil
+	}
+
+	for i, c := range m.Clusters {
+		if d.modeKnown && m.ForwardBy == ForwardByNamespace {
+			if f := dup("namespace", c.Namespace, c); f != nil {
+				d.errorf(c.AttrRange("namespace"), "Duplicate namespace",
+					`Cluster %q (%s) already uses namespace %q. With forward_by = "namespace" a cluster's names are forwarded to it by the zone <namespace>.svc.cluster.local, so namespaces must be unique across the mesh. Use another namespace here, or set forward_by = "cluster_domain" if the clusters have distinct cluster domains.`,
+					f.Name, pos(f.AttrRange("namespace")), c.Namespace)
+			}
+		}
+		if d.modeKnown && m.ForwardBy == ForwardByClusterDomain {
+			if f := dup("cluster_domain", c.ClusterDomain, c); f != nil {
+				// A defaulted domain has no attribute to point at; say where the value comes from.
+				how := ""
+				if _, set := c.Attrs["cluster_domain"]; !set {
+					how = " (the default when cluster_domain is not set)"
+				}
+				d.errorf(c.AttrRange("cluster_domain"), "Duplicate cluster domain",
+					`Cluster %q (%s) already uses cluster domain %q%s. With forward_by = "cluster_domain" a cluster's names are forwarded to it by its cluster domain, so cluster domains must be unique across the mesh. Set a distinct cluster_domain, or use forward_by = "namespace".`,
+					f.Name, pos(f.AttrRange("cluster_domain")), c.ClusterDomain, how)
+			}
+		}
+		if f := dup("kube_context", c.KubeContext, c); f != nil {
+			d.errorf(c.AttrRange("kube_context"), "Duplicate kube context",
+				"Cluster %q (%s) already uses kube_context %q. Each member must be reached through a context of its own, or meshd would configure one cluster twice and the other never.",
+				f.Name, pos(f.AttrRange("kube_context")), c.KubeContext)
+		}
+		if f := dup("vpc_id", c.VPCID, c); f != nil {
+			d.errorf(c.AttrRange("vpc_id"), "Duplicate VPC",
+				"Cluster %q (%s) is in the same VPC %s. meshd peers one VPC per member cluster: give each cluster its own VPC.",
+				f.Name, pos(f.AttrRange("vpc_id")), c.VPCID)
+		}
+		if c.EKSCluster != "" {
+			// EKS cluster names are unique per account and region only.
+			if f := dup("eks_cluster", c.Region+"/"+c.EKSCluster, c); f != nil {
+				d.errorf(c.AttrRange("eks_cluster"), "Duplicate EKS cluster",
+					"Cluster %q (%s) already names EKS cluster %q in %s. Each member must be a different cluster.",
+					f.Name, pos(f.AttrRange("eks_cluster")), c.EKSCluster, c.Region)
+			}
+		}
+		d.checkOverlap(c, m.Clusters[:i])
+	}
+}
+
+// checkOverlap reports declared CIDR blocks of c that overlap those declared by an earlier cluster: peered
+// VPCs cannot route overlapping blocks. Blocks discovered from AWS are compared by the planner.
+func (d *decoder) checkOverlap(c *Cluster, earlier []*Cluster) {
+	for i, s := range c.CIDRBlocks {
+		p := netip.MustParsePrefix(s) // CIDRBlocks holds only valid, canonical prefixes
+		for _, e := range earlier {
+			if c.VPCID != "" && c.VPCID == e.VPCID {
+				continue // already a duplicate VPC
+			}
+			for j, t := range e.CIDRBlocks {
+				if q := netip.MustParsePrefix(t); p.Overlaps(q) {
+					d.errorf(c.ElemRange("cidr_blocks", i), "Overlapping CIDR blocks",
+						"%s overlaps %s of cluster %q (%s). Peered VPCs cannot route overlapping blocks to each other: mesh only blocks that do not overlap.",
+						p, q, e.Name, pos(e.ElemRange("cidr_blocks", j)))
+				}
+			}
+		}
+	}
+}
+
+func isDNSLabel(s string) bool {
+	return len(s) <= 63 && labelRe.MatchString(s)
+}
+
+func isDNSSubdomain(s string) bool {
+	if len(s) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(s, ".") {
+		if !isDNSLabel(l) {
+			return false
+		}
+	}
+	return true
+}
+
+func isRegion(s string) bool { return regionRe.MatchString(s) }
+
+func labelDetail(kind, name string) string {
+	detail := fmt.Sprintf("%q is not a valid %s name. %s names become AWS tag values and Kubernetes label values, so they must be DNS-1123 labels: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit.",
+		name, kind, strings.ToUpper(kind[:1])+kind[1:])
+	if s := suggestLabel(name); s != "" {
+		detail += fmt.Sprintf(" For example %q.", s)
+	}
+	return detail
+}
+
+// suggestLabel turns name into a DNS-1123 label, or returns "" when it cannot.
+func suggestLabel(name string) string {
+	s := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-':
+			return r
+		case r >= 'A' && r <= 'Z':
+			return r - 'A' + 'a'
+		}
+		return '-'
+	}, name)
+	if len(s) > 63 {
+		s = s[:63]
+	}
+	s = strings.Trim(s, "-")
+	if s == name || !isDNSLabel(s) {
+		return ""
+	}
+	return s
+}
+
+func regionDetail(s string) string {
+	if l := strings.ToLower(s); l != s && isRegion(l) {
+		return fmt.Sprintf("Region codes are lowercase: write %q.", l)
+	}
+	if m := zoneRe.FindStringSubmatch(s); m != nil {
+		return fmt.Sprintf("%q is an availability zone, not a region. Use its region, %q.", s, m[1])
+	}
+	return fmt.Sprintf("%q is not an AWS region code. Use the code of the region the cluster runs in, like us-west-1, eu-central-1 or us-gov-west-1.", s)
+}
+
+func idDetail(s, what string, re *regexp.Regexp, prefix, example string) string {
+	if l := strings.ToLower(s); l != s && re.MatchString(l) {
+		return fmt.Sprintf("%q is not %s: IDs are lowercase. Write %q.", s, what, l)
+	}
+	return fmt.Sprintf("%q is not %s: those are %s followed by 8 or 17 lowercase hexadecimal digits, like %s. Give the ID, not a name or an ARN.",
+		s, what, prefix, example)
+}

@@ -1,0 +1,16 @@
+mesh { # ERROR: Missing name for mesh
+}
+
+cluster "tidb-1" {
+  region       = "us-west-1"
+  kube_context = "a"
+  eks_cluster  = "tidb-1"
+  namespace    = "pingcap-1"
+}
+
+cluster "tidb-2" "us-west-2" { # ERROR: Extraneous label for cluster
+  region       = "us-west-2"
+  kube_context = "b"
+  eks_cluster  = "tidb-2"
+  namespace    = "pingcap-2"
+}

@@ -1,0 +1,15 @@
+mesh "tidb" {}
+
+cluster "tidb-1" {
+  region       = "us-west-1"
+  kube_context = "a"
+  eks_cluster  = "tidb-1"
+  namespace    = "pingcap-1"
+}
+
+cluster "tidb-1" { # ERROR: Duplicate cluster name
+  region       = "us-west-2"
+  kube_context = "b"
+  eks_cluster  = "tidb-2"
+  namespace    = "pingcap-2"
+}

@@ -1,0 +1,25 @@
+mesh "tidb" {
+  dns {
+    forward_by = "namespace"
+  }
+  quotas {}
+  dns { # ERROR: Duplicate dns block
+    forward_by = "cluster_domain"
+  }
+  quotas { # ERROR: Duplicate quotas block
+  }
+}
+
+cluster "tidb-1" {
+  region       = "us-west-1"
+  kube_context = "a"
+  eks_cluster  = "tidb-1"
+  namespace    = "pingcap-1"
+}
+
+cluster "tidb-2" {
+  region       = "us-west-2"
+  kube_context = "b"
+  eks_cluster  = "tidb-2"
+  namespace    = "pingcap-2"
+}

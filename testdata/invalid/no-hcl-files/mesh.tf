@@ -1,0 +1,2 @@
+# Not a *.hcl file, so the directory holds no spec.
+mesh "tidb" {}

@@ -1,0 +1,7 @@
+mesh "tidb" {}
+
+cluster "tidb-1" { # ERROR: Unclosed configuration block
+  region       = "us-west-1"
+  kube_context = "a"
+  eks_cluster  = "tidb-1"
+  namespace    = "pingcap-1"

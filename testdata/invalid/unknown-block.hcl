@@ -1,0 +1,23 @@
+mesh "tidb" {
+  dns {}
+  quota { # ERROR: Unsupported block type
+    peerings_per_vpc = 100
+  }
+}
+
+cluster "tidb-1" {
+  region       = "us-west-1"
+  kube_context = "a"
+  eks_cluster  = "tidb-1"
+  namespace    = "pingcap-1"
+}
+
+cluster "tidb-2" {
+  region       = "us-west-2"
+  kube_context = "b"
+  eks_cluster  = "tidb-2"
+  namespace    = "pingcap-2"
+}
+
+clusters "tidb-3" { # ERROR: Unsupported block type
+}
