@@ -103,6 +103,17 @@ func (p *Provider) Observe(ctx context.Context, m *spec.Mesh, former map[string]
 			out.Members = append(out.Members, mem)
 		}
 	}
+	// Regions are observed in parallel; report in the order a reader meets the problems in the spec.
+	sort.SliceStable(diags, func(i, j int) bool {
+		a, b := diags[i].Subject, diags[j].Subject
+		if a == nil || b == nil {
+			return b != nil
+		}
+		if a.Filename != b.Filename {
+			return a.Filename < b.Filename
+		}
+		return a.Start.Byte < b.Start.Byte
+	})
 	return out, diags, nil
 }
 
