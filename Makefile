@@ -28,7 +28,7 @@ unit:
 	$(GO) test -count=1 -short ./...
 
 bench:
-	eval "$$(scripts/testenv.sh env | sed 's/^/export /')" && $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./... | tee bench.out
+	eval "$$(scripts/testenv.sh env | sed 's/^/export /')" && $(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./... | tee bench.out
 	@scripts/benchtable.sh bench.out
 
 fuzz:

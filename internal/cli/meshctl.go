@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/smithy-go/middleware"
 	"github.com/hashicorp/hcl/v2"
@@ -30,6 +31,9 @@ const (
 	ExitError   = 1
 	ExitChanges = 2
 )
+
+// lockTimeout bounds the wait for the state lock.
+const lockTimeout = 10 * time.Second
 
 // DefaultStatePath is where the local state lives when --state is not given.
 const DefaultStatePath = "meshd.state.json"
@@ -150,7 +154,10 @@ func (a *App) engine(ctx context.Context, mesh string) (*engine.Engine, error) {
 // lockedState opens the backend, takes its lock and reads the state.
 func lockedState(ctx context.Context, path string) (state.Backend, *state.State, func() error, error) {
 	b := state.NewLocal(path)
-	unlock, err := b.Lock(ctx)
+	// Wait a little for another meshctl to finish, then say who holds the lock rather than hang.
+	lockCtx, cancel := context.WithTimeout(ctx, lockTimeout)
+	defer cancel()
+	unlock, err := b.Lock(lockCtx)
 	if err != nil {
 		return nil, nil, nil, err
 	}
