@@ -140,8 +140,9 @@ func Require(t testing.TB, b Binary) string {
 	if err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("%v", err)
+		} else {
+			t.Skipf("%v", err)
 		}
-		t.Skipf("%v", err)
 	}
 	return path
 }

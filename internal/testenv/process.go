@@ -185,7 +185,7 @@ func startReady(ctx context.Context, attempts int, name, path string, env []stri
 			return p, nil
 		}
 		_ = p.Stop()
-		if !errors.Is(err, errExited) || !strings.Contains(p.LogTail(logTailBytes), "address already in use") {
+		if !errors.Is(err, errExited) || !strings.Contains(strings.ToLower(p.LogTail(logTailBytes)), "address already in use") {
 			return nil, err
 		}
 	}

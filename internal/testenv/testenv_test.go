@@ -56,7 +56,38 @@ func TestDefaultsMatchScript(t *testing.T) {
 	}
 }
 
+type fakeTB struct {
+	testing.TB
+	fatal, skip string
+}
+
+func (f *fakeTB) Helper()                           {}
+func (f *fakeTB) Fatalf(format string, args ...any) { f.fatal = fmt.Sprintf(format, args...) }
+func (f *fakeTB) Skipf(format string, args ...any)  { f.skip = fmt.Sprintf(format, args...) }
+
+func TestRequireMissing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("Require skips everything with -short")
+	}
+	t.Setenv("MESHD_KUBE_APISERVER", filepath.Join(t.TempDir(), "missing"))
+	for _, ci := range []string{"true", ""} {
+		t.Setenv("CI", ci)
+		f := &fakeTB{TB: t}
+		Require(f, BinKubeAPIServer)
+		got, other := f.skip, f.fatal
+		if ci == "true" {
+			got, other = f.fatal, f.skip
+		}
+		if !strings.Contains(got, "make testenv") || other != "" {
+			t.Errorf("CI=%q: fatal %q skip %q", ci, f.fatal, f.skip)
+		}
+	}
+}
+
 func TestProcessStopKillsGroup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: takes StopTimeout")
+	}
 	dir := t.TempDir()
 	// The shell ignores SIGTERM (and so does its child): Stop must fall back to SIGKILL for the whole group.
 	p, err := StartProcess("sh", "/bin/sh", []string{"-c", `trap "" TERM; sleep 300 & echo child $! ; wait`}, nil, filepath.Join(dir, "log"))
