@@ -1,0 +1,297 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"github.com/meshd-io/meshd/internal/apply"
+	"github.com/meshd-io/meshd/internal/model"
+	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/plan/plantest"
+	"github.com/meshd-io/meshd/internal/spec"
+	"github.com/meshd-io/meshd/internal/state"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// worldEngine plans and applies against an in-memory AWS world, as the real engine does against AWS.
+type worldEngine struct {
+	mu      sync.Mutex
+	world   *plantest.World
+	members []model.Member
+	applies int
+}
+
+func (e *worldEngine) Plan(_ context.Context, m *spec.Mesh, st *state.State, destroy bool) (*plan.Plan, hcl.Diagnostics, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return plan.Compute(plan.Input{Mesh: m.Name, Members: e.members, Observed: e.world.Observed, State: st, Destroy: destroy}), nil, nil
+}
+
+func (e *worldEngine) Apply(ctx context.Context, p *plan.Plan, st *state.State, filter func(plan.Change) bool) *apply.Result {
+	e.mu.Lock()
+	e.applies++
+	e.mu.Unlock()
+	return apply.Run(ctx, p, st, apply.Options{Executors: e.world.Executors(), Filter: filter})
+}
+
+const testSpec = `mesh "tidb" {}
+cluster "c001" {
+  region = "us-west-1"
+  kube_context = "c1"
+  namespace = "n1"
+  vpc_id = "vpc-00000001"
+  security_group_id = "sg-00000001"
+}
+cluster "c002" {
+  region = "us-west-2"
+  kube_context = "c2"
+  namespace = "n2"
+  vpc_id = "vpc-00000002"
+  security_group_id = "sg-00000002"
+}
+`
+
+func newReconciler(t *testing.T) (*Reconciler, *worldEngine) {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mesh.hcl")
+	if err := os.WriteFile(path, []byte(testSpec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := &SpecSource{Path: path}
+	if _, _, diags := src.Reload(); diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	w, members := plantest.NewWorld("tidb", plantest.Grid(2, 1))
+	eng := &worldEngine{world: w, members: members}
+	return &Reconciler{Engine: eng, Backend: state.NewLocal(filepath.Join(dir, "state.json")), Spec: src,
+		Log: zap.NewNop(), Metrics: NewMetrics()}, eng
+}
+
+func TestPassCorrectsDriftAndCountsIt(t *testing.T) {
+	r, eng := newReconciler(t)
+	ctx := context.Background()
+	if err := r.Pass(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	// 1 peering, 2 routes, 2 rules created from empty.
+	if got := r.Metrics.Sum(MetricCorrected); got != 5 {
+		t.Errorf("corrections after the first pass: %v, want 5", got)
+	}
+	// Someone deletes a route; the next pass puts it back, and only it.
+	eng.world.DeleteRoute(eng.members[0].RouteTableIDs[0], eng.members[1].CIDRs[0])
+	if err := r.Pass(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Metrics.Value(MetricCorrected, Labels{"kind": "route", "action": "create"}); got != 3 {
+		t.Errorf("route creations: %v, want 3 (2 + the repaired one)", got)
+	}
+	// A converged mesh: a pass applies nothing.
+	before := eng.applies
+	if err := r.Pass(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if eng.applies != before {
+		t.Errorf("a pass over a converged mesh applied something")
+	}
+	if r.Metrics.Value(MetricLastSuccess, nil) == 0 || r.Metrics.Value(MetricPasses, Labels{"result": "ok"}) != 3 {
+		t.Errorf("pass metrics not recorded")
+	}
+}
+
+func TestDryRunChangesNothing(t *testing.T) {
+	r, eng := newReconciler(t)
+	r.DryRun = true
+	if err := r.Pass(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	if eng.applies != 0 || len(eng.world.Observed.Peerings) != 0 {
+		t.Errorf("dry run applied: %d applies, %d peerings", eng.applies, len(eng.world.Observed.Peerings))
+	}
+	if got := r.Metrics.Value(MetricDetected, Labels{"kind": "route"}); got != 2 {
+		t.Errorf("detected route drift: %v, want 2", got)
+	}
+	st, _ := r.Backend.Read(context.Background())
+	if st.Serial != 0 {
+		t.Errorf("dry run wrote the state (serial %d)", st.Serial)
+	}
+}
+
+func TestUpsertOnlyNeverDeletes(t *testing.T) {
+	r, eng := newReconciler(t)
+	ctx := context.Background()
+	if err := r.Pass(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	// The second cluster leaves the spec: sync would delete its peering, routes and rules.
+	eng.members = eng.members[:1]
+	r.UpsertOnly = true
+	if err := r.Pass(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Metrics.Value(MetricCorrected, Labels{"kind": "peering", "action": "destroy"}); n != 0 {
+		t.Errorf("upsert-only deleted %v peerings", n)
+	}
+	live := 0
+	for _, p := range eng.world.Observed.Peerings {
+		if !p.Gone() {
+			live++
+		}
+	}
+	if live != 1 {
+		t.Errorf("%d live peerings after an upsert-only pass, want 1", live)
+	}
+}
+
+func TestSpecSourceKeepsLastGoodSpec(t *testing.T) {
+	r, _ := newReconciler(t)
+	good := r.Spec.Current()
+	if err := os.WriteFile(r.Spec.Path, []byte("mesh \"tidb\" {\n  bogus = 1\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	changed, _, diags := r.Spec.Reload()
+	if changed || !diags.HasErrors() || r.Spec.Current() != good {
+		t.Fatalf("a broken spec replaced the good one (changed=%v, diags=%v)", changed, diags)
+	}
+	lines := FormatDiagnostics(diags)
+	if !strings.Contains(strings.Join(lines, "\n"), "mesh.hcl:2,3: error: Unsupported argument") {
+		t.Errorf("diagnostic lines: %q", lines)
+	}
+}
+
+func TestSpecWatchTriggers(t *testing.T) {
+	r, _ := newReconciler(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fired := make(chan struct{}, 10)
+	if err := r.Spec.Watch(ctx, 50*time.Millisecond, func() { fired <- struct{}{} }); err != nil {
+		t.Fatal(err)
+	}
+	// Three quick writes are one change after the debounce.
+	for i := 0; i < 3; i++ {
+		if err := os.WriteFile(r.Spec.Path, []byte(testSpec+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-fired:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no change seen")
+	}
+	select {
+	case <-fired:
+		t.Error("debounce let two notifications through for one burst of writes")
+	case <-time.After(300 * time.Millisecond):
+	}
+	cancel()
+	time.Sleep(50 * time.Millisecond) // let the watcher goroutine see ctx and close (goleak checks)
+}
+
+func TestControllerCoalescesAndRespectsMinInterval(t *testing.T) {
+	var mu sync.Mutex
+	var starts []time.Time
+	var whys []string
+	ctl := &Controller{Interval: time.Hour, MinInterval: 200 * time.Millisecond}
+	ctl.Pass = func(ctx context.Context, why string) error {
+		mu.Lock()
+		starts = append(starts, time.Now())
+		whys = append(whys, why)
+		mu.Unlock()
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { ctl.Run(ctx); close(done) }()
+	time.Sleep(50 * time.Millisecond)
+	for i := 0; i < 20; i++ { // a burst of triggers is one pass
+		ctl.Trigger("burst")
+	}
+	time.Sleep(600 * time.Millisecond)
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if len(starts) != 2 || whys[0] != "start" || whys[1] != "burst" {
+		t.Fatalf("passes %q, want [start burst]", whys)
+	}
+	if gap := starts[1].Sub(starts[0]); gap < 200*time.Millisecond {
+		t.Errorf("second pass %s after the first, want at least the minimum interval", gap)
+	}
+}
+
+func TestControllerRetriesTransientErrorsSooner(t *testing.T) {
+	var calls atomic.Int32
+	ctl := &Controller{Interval: time.Hour, MinInterval: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+	ctl.Pass = func(ctx context.Context, why string) error {
+		if calls.Add(1) <= 3 {
+			return errors.Join(ErrTransient, errors.New("throttled"))
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	ctl.Run(ctx)
+	// Three throttled passes retried within the second, then success, then the hour-long wait.
+	if n := calls.Load(); n != 4 {
+		t.Errorf("%d passes, want 4", n)
+	}
+}
+
+func TestServer(t *testing.T) {
+	m := NewMetrics()
+	m.Add(MetricCorrected, Labels{"kind": "route", "action": "create"}, 2)
+	m.Observe(MetricPassDuration, nil, 0.3)
+	triggered := make(chan string, 1)
+	srv := &Server{Metrics: m, Trigger: func(why string) { triggered <- why }, Ready: func() bool { return true }}
+	if err := srv.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	client := &http.Client{Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	get := func(path string) string {
+		resp, err := client.Get("http://" + srv.Addr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	body := get("/metrics")
+	for _, want := range []string{
+		`meshd_drift_corrected_total{action="create",kind="route"} 2`,
+		`meshd_pass_duration_seconds_bucket{le="0.5"} 1`,
+		`meshd_pass_duration_seconds_count 1`,
+		"# TYPE meshd_passes_total counter",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if got := get("/healthz"); got != "ok\n" {
+		t.Errorf("/healthz: %q", got)
+	}
+	resp, err := client.Post("http://"+srv.Addr()+"/trigger", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if why := <-triggered; why != "http" || resp.StatusCode != http.StatusAccepted {
+		t.Errorf("trigger: %q, status %d", why, resp.StatusCode)
+	}
+}

@@ -1,0 +1,200 @@
+package daemon
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Metrics is a small Prometheus registry: counters, gauges and one histogram family, rendered in the text
+// exposition format. meshd needs a dozen series; a hand-written registry keeps the client library (and its
+// dependency tree) out of the binary.
+type Metrics struct {
+	mu       sync.Mutex
+	families map[string]*family
+}
+
+type family struct {
+	name, help, typ string
+	series          map[string]float64 // by rendered label set
+	buckets         []float64          // histograms only
+	hist            map[string]*histogram
+}
+
+type histogram struct {
+	counts []uint64
+	sum    float64
+	count  uint64
+}
+
+// Labels are a metric's label pairs.
+type Labels map[string]string
+
+func (l Labels) String() string {
+	if len(l) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(l))
+	for k := range l {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%q", k, l[k])
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}
+
+// Metric names meshd exports.
+const (
+	MetricPasses       = "meshd_passes_total"
+	MetricPassDuration = "meshd_pass_duration_seconds"
+	MetricCorrected    = "meshd_drift_corrected_total"
+	MetricDetected     = "meshd_drift_detected"
+	MetricAPICalls     = "meshd_api_calls_total"
+	MetricErrors       = "meshd_errors_total"
+	MetricLastSuccess  = "meshd_last_success_timestamp_seconds"
+	MetricLeader       = "meshd_leader"
+	MetricSpecReloads  = "meshd_spec_reloads_total"
+)
+
+// NewMetrics returns a registry with meshd's families declared.
+func NewMetrics() *Metrics {
+	m := &Metrics{families: map[string]*family{}}
+	m.declare(MetricPasses, "counter", "Reconcile passes by result (ok, error, skipped).")
+	m.declareHistogram(MetricPassDuration, "Duration of reconcile passes.", []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300})
+	m.declare(MetricCorrected, "counter", "Changes applied to correct drift, by resource kind and action.")
+	m.declare(MetricDetected, "gauge", "Changes the last pass found necessary, by resource kind (in dry-run mode: not applied).")
+	m.declare(MetricAPICalls, "counter", "API calls by API (aws, kubernetes) and operation.")
+	m.declare(MetricErrors, "counter", "Errors by kind (spec, observe, apply, conflict, state).")
+	m.declare(MetricLastSuccess, "gauge", "Unix time of the last pass that completed without errors.")
+	m.declare(MetricLeader, "gauge", "1 while this replica is the leader (or leader election is off), else 0.")
+	m.declare(MetricSpecReloads, "counter", "Spec reloads from disk by result (ok, invalid).")
+	return m
+}
+
+func (m *Metrics) declare(name, typ, help string) {
+	m.families[name] = &family{name: name, typ: typ, help: help, series: map[string]float64{}}
+}
+
+func (m *Metrics) declareHistogram(name, help string, buckets []float64) {
+	m.families[name] = &family{name: name, typ: "histogram", help: help, buckets: buckets, hist: map[string]*histogram{}}
+}
+
+// Add increases a counter.
+func (m *Metrics) Add(name string, l Labels, v float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.families[name].series[l.String()] += v
+}
+
+// Set sets a gauge.
+func (m *Metrics) Set(name string, l Labels, v float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.families[name].series[l.String()] = v
+}
+
+// Reset drops every series of a gauge family (before setting the current ones).
+func (m *Metrics) Reset(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.families[name].series = map[string]float64{}
+}
+
+// Observe records a histogram sample.
+func (m *Metrics) Observe(name string, l Labels, v float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f := m.families[name]
+	h := f.hist[l.String()]
+	if h == nil {
+		h = &histogram{counts: make([]uint64, len(f.buckets))}
+		f.hist[l.String()] = h
+	}
+	for i, b := range f.buckets {
+		if v <= b {
+			h.counts[i]++
+		}
+	}
+	h.sum += v
+	h.count++
+}
+
+// Value returns a counter's or gauge's current value (for tests and the demo).
+func (m *Metrics) Value(name string, l Labels) float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.families[name].series[l.String()]
+}
+
+// Sum adds up every series of a family.
+func (m *Metrics) Sum(name string) float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	total := 0.0
+	for _, v := range m.families[name].series {
+		total += v
+	}
+	return total
+}
+
+// WriteTo renders every family in the Prometheus text format.
+func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var b strings.Builder
+	names := make([]string, 0, len(m.families))
+	for n := range m.families {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		f := m.families[n]
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", f.name, f.help, f.name, f.typ)
+		if f.typ == "histogram" {
+			for _, ls := range sortedSeries(f.hist) {
+				h := f.hist[ls]
+				for i, bound := range f.buckets {
+					fmt.Fprintf(&b, "%s_bucket%s %d\n", f.name, withLabel(ls, "le", formatFloat(bound)), h.counts[i])
+				}
+				fmt.Fprintf(&b, "%s_bucket%s %d\n", f.name, withLabel(ls, "le", "+Inf"), h.count)
+				fmt.Fprintf(&b, "%s_sum%s %s\n%s_count%s %d\n", f.name, ls, formatFloat(h.sum), f.name, ls, h.count)
+			}
+			continue
+		}
+		for _, ls := range sortedSeries(f.series) {
+			fmt.Fprintf(&b, "%s%s %s\n", f.name, ls, formatFloat(f.series[ls]))
+		}
+	}
+	n, err := io.WriteString(w, b.String())
+	return int64(n), err
+}
+
+func sortedSeries[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func withLabel(ls, k, v string) string {
+	pair := fmt.Sprintf("%s=%q", k, v)
+	if ls == "" {
+		return "{" + pair + "}"
+	}
+	return ls[:len(ls)-1] + "," + pair + "}"
+}
+
+func formatFloat(v float64) string {
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		return fmt.Sprintf("%d", int64(v))
+	}
+	return fmt.Sprintf("%g", v)
+}
