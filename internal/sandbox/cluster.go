@@ -1,0 +1,190 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Cluster is one simulated cluster of the sandbox.
+type Cluster struct {
+	ClusterNet
+	// Context is the cluster's kubeconfig context, named as eksctl names it.
+	Context string
+	// Namespace is the namespace the mesh spec gives the cluster; it holds the verification Service.
+	Namespace string
+	// DNS are the loopback addresses the cluster's CoreDNS listens on, port 53. The first is the
+	// cluster's "kube-dns" address, the one queries are sent to; the NLB stand-in gives its ENIs these
+	// addresses, one per subnet (wrapping around), so that forwarding to the NLB's IPs reaches this CoreDNS.
+	DNS []string
+	// SampleIP is the address of the verification Pod (design step 7).
+	SampleIP string
+}
+
+// DNSAddr is the address to query this cluster's CoreDNS at (port 53).
+func (c Cluster) DNSAddr() string { return c.DNS[0] }
+
+// SampleName is the verification Pod's name in this cluster.
+func (c Cluster) SampleName() string {
+	return fmt.Sprintf("%s.%s.%s.svc.cluster.local", SampleHostname, SampleService, c.Namespace)
+}
+
+// The verification objects of design step 7.
+const (
+	SampleService  = "sample-nginx-peer"
+	SampleHostname = "sample-nginx"
+)
+
+// DefaultClusters are the demo's three clusters: tidb-1 us-west-1 10.1.0.0/16 (CoreDNS on 127.0.0.11 and
+// 127.0.1.11), tidb-2 us-west-2 10.2.0.0/16 (.12), tidb-3 us-east-1 10.3.0.0/16 (.13), all EKS clusters.
+func DefaultClusters() []Cluster { return ClustersOn("127.0.0.1%d", "127.0.1.1%d") }
+
+// ClustersOn are DefaultClusters with CoreDNS on other loopback addresses: each pattern has one %d, the
+// cluster's number (1..3); the first pattern gives the queried address.
+func ClustersOn(patterns ...string) []Cluster {
+	regions := []string{"us-west-1", "us-west-2", "us-east-1"}
+	var out []Cluster
+	for i, region := range regions {
+		n := i + 1
+		name := fmt.Sprintf("tidb-%d", n)
+		c := Cluster{
+			ClusterNet: ClusterNet{Name: name, Region: region, CIDR: fmt.Sprintf("10.%d.0.0/16", n), EKS: true},
+			Context:    fmt.Sprintf("pingcap@%s.%s.eksctl.io", name, region),
+			Namespace:  fmt.Sprintf("pingcap-%d", n),
+			SampleIP:   fmt.Sprintf("10.%d.1.5", n),
+		}
+		for _, p := range patterns {
+			c.DNS = append(c.DNS, fmt.Sprintf(p, n))
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// CheckBind reports whether TCP and UDP port 53 can be bound on every address (ports below 1024 need root
+// or CAP_NET_BIND_SERVICE; an address in use means another sandbox or DNS server holds it).
+func CheckBind(addrs ...string) error {
+	for _, a := range addrs {
+		hp := net.JoinHostPort(a, "53")
+		l, err := net.Listen("tcp", hp)
+		if err != nil {
+			return fmt.Errorf("cannot listen on %s/tcp: %w (CoreDNS needs port 53 on loopback: run as root, or "+
+				"`sudo setcap cap_net_bind_service=+ep` the coredns binary; or stop what holds the port)", hp, err)
+		}
+		l.Close()
+		pc, err := net.ListenPacket("udp", hp)
+		if err != nil {
+			return fmt.Errorf("cannot listen on %s/udp: %w", hp, err)
+		}
+		pc.Close()
+	}
+	return nil
+}
+
+// DefaultEKSCorefile is the Corefile of the coredns ConfigMap of a new EKS cluster (EKS's own indentation).
+const DefaultEKSCorefile = `.:53 {
+    errors
+    health {
+        lameduck 5s
+      }
+    ready
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+      pods insecure
+      fallthrough in-addr.arpa ip6.arpa
+    }
+    prometheus :9153
+    forward . /etc/resolv.conf
+    cache 30
+    loop
+    reload
+    loadbalance
+}
+`
+
+// Seed creates what a new EKS cluster holds that meshd reads (namespace kube-system, the coredns ConfigMap
+// with EKS's default Corefile) plus the cluster's namespace and the verification objects of design step 7:
+// a headless Service sample-nginx-peer and an EndpointSlice with one ready endpoint, hostname sample-nginx.
+// Objects that exist are left as they are.
+func Seed(ctx context.Context, kc kubernetes.Interface, c Cluster) error {
+	for _, ns := range []string{"kube-system", c.Namespace} {
+		if err := create(ctx, func() error {
+			_, err := kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+			return err
+		}); err != nil {
+			return fmt.Errorf("%s: namespace %s: %w", c.Name, ns, err)
+		}
+	}
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "coredns", Namespace: "kube-system",
+			Labels: map[string]string{"eks.amazonaws.com/component": "coredns", "k8s-app": "kube-dns"}},
+		Data: map[string]string{"Corefile": DefaultEKSCorefile},
+	}
+	if err := create(ctx, func() error {
+		_, err := kc.CoreV1().ConfigMaps("kube-system").Create(ctx, cm, metav1.CreateOptions{})
+		return err
+	}); err != nil {
+		return fmt.Errorf("%s: ConfigMap kube-system/coredns: %w", c.Name, err)
+	}
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: SampleService, Namespace: c.Namespace, Labels: map[string]string{"app": "sample-nginx"}},
+		Spec: corev1.ServiceSpec{
+			ClusterIP: corev1.ClusterIPNone,
+			Selector:  map[string]string{"app": "sample-nginx"},
+			Ports:     []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP}},
+		},
+	}
+	if err := create(ctx, func() error {
+		_, err := kc.CoreV1().Services(c.Namespace).Create(ctx, svc, metav1.CreateOptions{})
+		return err
+	}); err != nil {
+		return fmt.Errorf("%s: Service %s/%s: %w", c.Name, c.Namespace, SampleService, err)
+	}
+	ready, port, proto, portName := true, int32(80), corev1.ProtocolTCP, "http"
+	hostname := SampleHostname
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: SampleService + "-sandbox", Namespace: c.Namespace,
+			Labels: map[string]string{discoveryv1.LabelServiceName: SampleService, discoveryv1.LabelManagedBy: "meshd-sandbox"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints: []discoveryv1.Endpoint{{
+			Addresses:  []string{c.SampleIP},
+			Hostname:   &hostname,
+			Conditions: discoveryv1.EndpointConditions{Ready: &ready},
+		}},
+		Ports: []discoveryv1.EndpointPort{{Name: &portName, Port: &port, Protocol: &proto}},
+	}
+	if err := create(ctx, func() error {
+		_, err := kc.DiscoveryV1().EndpointSlices(c.Namespace).Create(ctx, slice, metav1.CreateOptions{})
+		return err
+	}); err != nil {
+		return fmt.Errorf("%s: EndpointSlice %s/%s: %w", c.Name, c.Namespace, slice.Name, err)
+	}
+	return nil
+}
+
+// create runs f, ignoring AlreadyExists and retrying briefly while the API server settles (a namespace that
+// is still being initialised, a default ServiceAccount admission, ...).
+func create(ctx context.Context, f func() error) error {
+	var err error
+	for range 20 {
+		err = f()
+		if err == nil || apierrors.IsAlreadyExists(err) {
+			return nil
+		}
+		if !apierrors.IsNotFound(err) && !apierrors.IsServerTimeout(err) && !apierrors.IsTooManyRequests(err) && !apierrors.IsServiceUnavailable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return err
+}

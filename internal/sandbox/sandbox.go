@@ -1,0 +1,385 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/meshd-io/meshd/internal/testenv"
+)
+
+// Options configure Start.
+type Options struct {
+	// Dir holds everything the sandbox writes: logs/, kubeconfig, etcd/, <cluster>/Corefile, ... It is
+	// created if needed.
+	Dir string
+	// Clusters default to DefaultClusters().
+	Clusters []Cluster
+	// Progress receives one line per step ("starting moto and etcd... ok (1.8s)"); nil discards.
+	Progress io.Writer
+	// Logf receives what the stand-ins do (Corefile writes, NLBs made); nil discards.
+	Logf func(format string, args ...any)
+}
+
+// Sandbox is a running set of simulated clusters: moto with a VPC per cluster, one etcd, a kube-apiserver
+// and a CoreDNS per cluster, and the kubelet and load-balancer-controller stand-ins (goroutines of this
+// process). Stop stops all of it.
+type Sandbox struct {
+	Options
+	MotoEndpoint string
+	Kubeconfig   string // one context per cluster, named Cluster.Context
+	Networks     map[string]Network
+	APIServers   map[string]*testenv.APIServer
+	DNS          map[string]*testenv.DNSServer
+	Clients      map[string]kubernetes.Interface
+	Syncers      map[string]*CorefileSyncer
+	LB           *LBController
+
+	moto   *testenv.Process
+	etcd   *testenv.EtcdServer
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	stop   sync.Once
+}
+
+// Start brings the sandbox up and returns when every cluster's CoreDNS answers for its own verification
+// name. On error, whatever was started is stopped. The processes do not depend on ctx once started; ctx
+// bounds the start.
+func Start(ctx context.Context, o Options) (s *Sandbox, err error) {
+	if o.Dir == "" {
+		return nil, errors.New("sandbox: Options.Dir is required")
+	}
+	if len(o.Clusters) == 0 {
+		o.Clusters = DefaultClusters()
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	if o.Dir, err = filepath.Abs(o.Dir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(o.Dir, "logs"), 0o755); err != nil {
+		return nil, err
+	}
+	for _, b := range []testenv.Binary{testenv.BinMoto, testenv.BinEtcd, testenv.BinKubeAPIServer, testenv.BinCoreDNS} {
+		if _, err := testenv.Lookup(b); err != nil {
+			return nil, err
+		}
+	}
+	var addrs []string
+	for _, c := range o.Clusters {
+		addrs = append(addrs, c.DNS...)
+	}
+	if err := CheckBind(addrs...); err != nil {
+		return nil, err
+	}
+
+	bg, cancel := context.WithCancel(context.Background())
+	s = &Sandbox{Options: o, cancel: cancel, Networks: map[string]Network{}, APIServers: map[string]*testenv.APIServer{},
+		DNS: map[string]*testenv.DNSServer{}, Clients: map[string]kubernetes.Interface{}, Syncers: map[string]*CorefileSyncer{},
+		Kubeconfig: filepath.Join(o.Dir, "kubeconfig")}
+	defer func() {
+		if err != nil {
+			s.Stop()
+			s = nil
+		}
+	}()
+	logPath := func(name string) string { return filepath.Join(o.Dir, "logs", name+".log") }
+
+	if err := s.step("starting moto and etcd", func() error {
+		var wg sync.WaitGroup
+		var merr, eerr error
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			s.moto, s.MotoEndpoint, merr = testenv.RunMoto(ctx, logPath("moto"))
+		}()
+		go func() {
+			defer wg.Done()
+			s.etcd, eerr = testenv.RunEtcd(ctx, filepath.Join(o.Dir, "etcd"), logPath("etcd"))
+		}()
+		wg.Wait()
+		return errors.Join(merr, eerr)
+	}); err != nil {
+		return s, err
+	}
+
+	// The API servers take the longest; the VPCs are made while they start.
+	type apiResult struct {
+		srv *testenv.APIServer
+		err error
+	}
+	apiCh := make(map[string]chan apiResult)
+	for _, c := range o.Clusters {
+		ch := make(chan apiResult, 1)
+		apiCh[c.Name] = ch
+		go func() {
+			srv, err := testenv.RunAPIServer(ctx, testenv.APIServerOptions{Name: c.Name, EtcdURL: s.etcd.ClientURL,
+				Dir: filepath.Join(o.Dir, c.Name, "apiserver"), LogPath: logPath("kube-apiserver-" + c.Name)})
+			ch <- apiResult{srv, err}
+		}()
+	}
+	collectAPI := func() error {
+		var errs []error
+		for _, c := range o.Clusters {
+			r := <-apiCh[c.Name]
+			if r.err != nil {
+				errs = append(errs, r.err)
+				continue
+			}
+			s.APIServers[c.Name] = r.srv
+		}
+		return errors.Join(errs...)
+	}
+
+	if err := s.step(fmt.Sprintf("creating %d VPCs in moto as eksctl lays them out", len(o.Clusters)), func() error {
+		for _, c := range o.Clusters {
+			n, err := CreateNetwork(ctx, s.AWSConfig(c.Region), c.ClusterNet)
+			if err != nil {
+				return err
+			}
+			s.Networks[c.Name] = n
+		}
+		return nil
+	}); err != nil {
+		_ = collectAPI() // so that they are stopped
+		return s, err
+	}
+
+	if err := s.step(fmt.Sprintf("starting %d kube-apiservers (one etcd, prefix per cluster)", len(o.Clusters)), collectAPI); err != nil {
+		return s, err
+	}
+
+	if err := s.step("writing kubeconfig and seeding clusters", func() error {
+		byContext := map[string]*testenv.APIServer{}
+		for _, c := range o.Clusters {
+			byContext[c.Context] = s.APIServers[c.Name]
+		}
+		if err := testenv.WriteMultiKubeconfig(s.Kubeconfig, byContext); err != nil {
+			return err
+		}
+		for _, c := range o.Clusters {
+			kc, err := kubernetes.NewForConfig(s.APIServers[c.Name].RESTConfig())
+			if err != nil {
+				return err
+			}
+			s.Clients[c.Name] = kc
+			if err := Seed(ctx, kc, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return s, err
+	}
+
+	if err := s.step(fmt.Sprintf("starting %d CoreDNS with the kubelet stand-in", len(o.Clusters)), func() error {
+		for _, c := range o.Clusters {
+			sy := &CorefileSyncer{Cluster: c.Name, Client: s.Clients[c.Name], Path: filepath.Join(o.Dir, c.Name, "Corefile"),
+				Options: RenderOptions{Bind: c.DNS, Kubeconfig: s.Kubeconfig, Context: c.Context}, Logf: o.Logf}
+			if err := sy.SyncOnce(ctx); err != nil {
+				return err
+			}
+			s.Syncers[c.Name] = sy
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				sy.Run(bg)
+			}()
+		}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		var errs []error
+		for _, c := range o.Clusters {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d, err := testenv.RunCoreDNS(ctx, s.Syncers[c.Name].Path, c.DNSAddr(), logPath("coredns-"+c.Name))
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", c.Name, err))
+					return
+				}
+				s.DNS[c.Name] = d
+			}()
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	}); err != nil {
+		return s, err
+	}
+
+	s.step("starting the load-balancer-controller stand-in", func() error {
+		s.LB = &LBController{Logf: o.Logf}
+		for _, c := range o.Clusters {
+			s.LB.Clusters = append(s.LB.Clusters, LBCluster{Name: c.Name, Client: s.Clients[c.Name],
+				AWS: s.AWSConfig(c.Region), SubnetIDs: s.Networks[c.Name].SubnetIDs, IPs: c.DNS})
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.LB.Run(bg)
+		}()
+		return nil
+	})
+
+	if err := s.step("waiting for each CoreDNS to serve its cluster", func() error {
+		for _, c := range o.Clusters {
+			if _, err := s.WaitResolve(ctx, c.Name, c.SampleName(), 60*time.Second); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+func (s *Sandbox) step(what string, f func() error) error {
+	fmt.Fprintf(s.Progress, "%s... ", what)
+	t := time.Now()
+	err := f()
+	if err != nil {
+		fmt.Fprintf(s.Progress, "FAILED (%.1fs)\n", time.Since(t).Seconds())
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	fmt.Fprintf(s.Progress, "ok (%.1fs)\n", time.Since(t).Seconds())
+	return nil
+}
+
+// Cluster returns the cluster named name.
+func (s *Sandbox) Cluster(name string) (Cluster, bool) {
+	for _, c := range s.Clusters {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Cluster{}, false
+}
+
+// WaitResolve queries cluster's CoreDNS (UDP, then TCP) for name until it answers with addresses or
+// timeout passes.
+func (s *Sandbox) WaitResolve(ctx context.Context, cluster, name string, timeout time.Duration) ([]netip.Addr, error) {
+	c, ok := s.Cluster(cluster)
+	if !ok {
+		return nil, fmt.Errorf("no cluster %q", cluster)
+	}
+	return WaitResolve(ctx, c.DNSAddr(), name, timeout)
+}
+
+// WaitResolve queries the DNS server at addr for name's A records until it answers with addresses or
+// timeout passes; the error is the last answer's.
+func WaitResolve(ctx context.Context, addr, name string, timeout time.Duration) ([]netip.Addr, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		ips, err := testenv.LookupAContext(ctx, addr, name, false)
+		if err == nil && len(ips) == 0 {
+			err = fmt.Errorf("dns: %s: no A records", name)
+		}
+		if err == nil {
+			return ips, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%s did not resolve %s within %s: %w", addr, name, timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// AWSConfig is an SDK configuration for region that talks to the sandbox's moto.
+func (s *Sandbox) AWSConfig(region string) aws.Config {
+	return aws.Config{Region: region, BaseEndpoint: aws.String(s.MotoEndpoint),
+		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")}
+}
+
+// Env is the environment that points meshctl (AWS SDK and kubeconfig) at the sandbox.
+func (s *Sandbox) Env() []string {
+	return append(testenv.MotoEnv(s.MotoEndpoint), "KUBECONFIG="+s.Kubeconfig)
+}
+
+// Proc is a process of the sandbox.
+type Proc struct {
+	Name    string `json:"name"`
+	PID     int    `json:"pid"`
+	LogPath string `json:"log"`
+	Addr    string `json:"addr,omitempty"`
+
+	p *testenv.Process
+}
+
+// Process returns the running process.
+func (p Proc) Process() *testenv.Process { return p.p }
+
+// Processes lists the processes the sandbox started, in start order.
+func (s *Sandbox) Processes() []Proc {
+	var out []Proc
+	add := func(p *testenv.Process, name, addr string) {
+		if p != nil {
+			out = append(out, Proc{Name: name, PID: p.PID, LogPath: p.LogPath, Addr: addr, p: p})
+		}
+	}
+	add(s.moto, "moto", s.MotoEndpoint)
+	if s.etcd != nil {
+		add(s.etcd.Process, "etcd", s.etcd.ClientURL)
+	}
+	names := make([]string, 0, len(s.APIServers))
+	for n := range s.APIServers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		add(s.APIServers[n].Process, "kube-apiserver "+n, s.APIServers[n].Host)
+	}
+	for _, c := range s.Clusters {
+		if d := s.DNS[c.Name]; d != nil {
+			add(d.Process, "coredns "+c.Name, d.Addr)
+		}
+	}
+	return out
+}
+
+// Stop stops the stand-ins, then every process (CoreDNS, API servers, etcd, moto), each by its process
+// group. It is idempotent.
+func (s *Sandbox) Stop() error {
+	var errs []error
+	s.stop.Do(func() {
+		s.cancel()
+		s.wg.Wait()
+		procs := s.Processes()
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for i := len(procs) - 1; i >= 0; i-- {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := procs[i].p.Stop(); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+	})
+	return errors.Join(errs...)
+}
