@@ -1,0 +1,83 @@
+// Package leader elects one acting meshd among replicas with a coordination.k8s.io Lease (client-go's
+// leader election), so that two or more replicas can run for availability while exactly one plans and writes.
+package leader
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+)
+
+// Elector campaigns for the Lease and reports whether this replica leads.
+type Elector struct {
+	Client    kubernetes.Interface
+	Namespace string
+	Name      string
+	Identity  string
+	// Timings of client-go's election; defaults 15s / 10s / 2s as in kube-controller-manager. A dead leader is
+	// replaced within about LeaseDuration.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	Log                                       *zap.Logger
+	// OnLost is called when leadership that was held is lost; meshd stops then, so that a replica that can
+	// no longer renew never acts next to a new leader.
+	OnLost func()
+
+	leading atomic.Bool
+}
+
+// IsLeader reports whether this replica holds the Lease now.
+func (e *Elector) IsLeader() bool { return e.leading.Load() }
+
+// Run campaigns until ctx is done; onLead is called (once) when this replica becomes the leader. The Lease
+// is released on return, so a replica stopping cleanly hands over at once.
+func (e *Elector) Run(ctx context.Context, onLead func()) error {
+	if e.LeaseDuration == 0 {
+		e.LeaseDuration, e.RenewDeadline, e.RetryPeriod = 15*time.Second, 10*time.Second, 2*time.Second
+	}
+	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, e.Namespace, e.Name,
+		e.Client.CoreV1(), e.Client.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: e.Identity})
+	if err != nil {
+		return err
+	}
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   e.LeaseDuration,
+		RenewDeadline:   e.RenewDeadline,
+		RetryPeriod:     e.RetryPeriod,
+		ReleaseOnCancel: true,
+		Name:            e.Name,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(context.Context) {
+				e.leading.Store(true)
+				e.Log.Info("became the leader", zap.String("identity", e.Identity), zap.String("lease", e.Namespace+"/"+e.Name))
+				if onLead != nil {
+					onLead()
+				}
+			},
+			OnStoppedLeading: func() {
+				was := e.leading.Swap(false)
+				if was && ctx.Err() == nil {
+					e.Log.Warn("lost leadership", zap.String("identity", e.Identity))
+					if e.OnLost != nil {
+						e.OnLost()
+					}
+				}
+			},
+			OnNewLeader: func(identity string) {
+				if identity != e.Identity {
+					e.Log.Info("following", zap.String("leader", identity))
+				}
+			},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	le.Run(ctx)
+	return nil
+}

@@ -1,0 +1,188 @@
+package state
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// secretKey holds the gzip-compressed JSON state: a 100-cluster mesh records ~30,000 routes, several MB of
+// JSON, and a Secret holds at most 1 MiB.
+const secretKey = "state.json.gz"
+
+// maxSecretBytes is Kubernetes' limit on a Secret's data.
+const maxSecretBytes = 1 << 20
+
+// Secret keeps the state in a Kubernetes Secret, for the daemon running in a management cluster. The lock is
+// a coordination.k8s.io Lease named "<secret>-lock" whose holder is the locking process; a lease not renewed
+// for LeaseDuration is free again (its holder died).
+type Secret struct {
+	Client    kubernetes.Interface
+	Namespace string
+	Name      string
+	// Identity names this process in the lease (pod name, or host and PID).
+	Identity string
+	// LeaseDuration is how long a lock holds without renewal. Default 2 minutes (a pass waiting for load
+	// balancers can take that long).
+	LeaseDuration time.Duration
+
+	resourceVersion string // of the Secret as last read, for an optimistic update
+}
+
+// NewSecret returns a Secret backend.
+func NewSecret(c kubernetes.Interface, namespace, name, identity string) *Secret {
+	return &Secret{Client: c, Namespace: namespace, Name: name, Identity: identity, LeaseDuration: 2 * time.Minute}
+}
+
+func (s *Secret) where() string { return fmt.Sprintf("secret %s/%s", s.Namespace, s.Name) }
+
+var managedLabels = map[string]string{"app.kubernetes.io/managed-by": "meshd"}
+
+// Lock takes the Lease, waiting (until ctx is done) while another live holder has it.
+func (s *Secret) Lock(ctx context.Context) (func() error, error) {
+	leases := s.Client.CoordinationV1().Leases(s.Namespace)
+	name := s.Name + "-lock"
+	seconds := int32(s.LeaseDuration / time.Second)
+	delay := 50 * time.Millisecond
+	for {
+		now := metav1.NewMicroTime(time.Now())
+		lease, err := leases.Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			_, err = leases.Create(ctx, &coordinationv1.Lease{
+				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.Namespace, Labels: managedLabels},
+				Spec:       coordinationv1.LeaseSpec{HolderIdentity: &s.Identity, LeaseDurationSeconds: &seconds, AcquireTime: &now, RenewTime: &now},
+			}, metav1.CreateOptions{})
+			if err == nil {
+				return s.unlock(name), nil
+			}
+		case err == nil:
+			holder := ""
+			if lease.Spec.HolderIdentity != nil {
+				holder = *lease.Spec.HolderIdentity
+			}
+			expired := lease.Spec.RenewTime == nil || lease.Spec.LeaseDurationSeconds == nil ||
+				time.Since(lease.Spec.RenewTime.Time) > time.Duration(*lease.Spec.LeaseDurationSeconds)*time.Second
+			if holder == "" || holder == s.Identity || expired {
+				lease.Spec.HolderIdentity, lease.Spec.LeaseDurationSeconds = &s.Identity, &seconds
+				lease.Spec.AcquireTime, lease.Spec.RenewTime = &now, &now
+				if _, err = leases.Update(ctx, lease, metav1.UpdateOptions{}); err == nil {
+					return s.unlock(name), nil
+				}
+			} else {
+				err = fmt.Errorf("%w: held by %s since %s (lease %s/%s)", ErrLocked, holder, lease.Spec.AcquireTime.Format(time.RFC3339), s.Namespace, name)
+			}
+		}
+		if err != nil && !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) && !errors.Is(err, ErrLocked) {
+			return nil, fmt.Errorf("lock %s: %w", s.where(), err)
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil || !errors.Is(err, ErrLocked) {
+				err = fmt.Errorf("%w: lease %s/%s", ErrLocked, s.Namespace, name)
+			}
+			return nil, err
+		case <-time.After(delay):
+			delay = min(2*delay, time.Second)
+		}
+	}
+}
+
+func (s *Secret) unlock(name string) func() error {
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		leases := s.Client.CoordinationV1().Leases(s.Namespace)
+		lease, err := leases.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("unlock %s: %w", s.where(), err)
+		}
+		if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != s.Identity {
+			return nil // taken over after expiry: not ours to release
+		}
+		empty := ""
+		lease.Spec.HolderIdentity = &empty
+		if _, err := leases.Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("unlock %s: %w", s.where(), err)
+		}
+		return nil
+	}
+}
+
+// Read returns the stored state, or an empty one when the Secret does not exist.
+func (s *Secret) Read(ctx context.Context) (*State, error) {
+	sec, err := s.Client.CoreV1().Secrets(s.Namespace).Get(ctx, s.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		s.resourceVersion = ""
+		return New(""), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", s.where(), err)
+	}
+	s.resourceVersion = sec.ResourceVersion
+	zr, err := gzip.NewReader(bytes.NewReader(sec.Data[secretKey]))
+	if err != nil {
+		return nil, fmt.Errorf("%s: key %s is not gzip data: %w", s.where(), secretKey, err)
+	}
+	data, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.where(), err)
+	}
+	return decode(s.where(), data)
+}
+
+// Write stores st, refusing to overwrite a Secret changed since the last Read.
+func (s *Secret) Write(ctx context.Context, st *State) error {
+	oldSerial, oldLineage := st.Serial, st.Lineage
+	st.Serial++
+	if st.Lineage == "" {
+		lineage, err := NewLineage()
+		if err != nil {
+			st.Serial = oldSerial
+			return err
+		}
+		st.Lineage = lineage
+	}
+	st.Version = FormatVersion
+	data, err := Encode(st)
+	if err != nil {
+		st.Serial, st.Lineage = oldSerial, oldLineage
+		return err
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, _ = zw.Write(data)
+	_ = zw.Close()
+	if buf.Len() > maxSecretBytes {
+		st.Serial, st.Lineage = oldSerial, oldLineage
+		return fmt.Errorf("write %s: the state is %d bytes compressed, over Kubernetes' 1 MiB limit for a Secret; use the local state file", s.where(), buf.Len())
+	}
+	secrets := s.Client.CoreV1().Secrets(s.Namespace)
+	sec := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, Labels: managedLabels, ResourceVersion: s.resourceVersion},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{secretKey: buf.Bytes()},
+	}
+	var out *corev1.Secret
+	if s.resourceVersion == "" {
+		out, err = secrets.Create(ctx, sec, metav1.CreateOptions{})
+	} else {
+		out, err = secrets.Update(ctx, sec, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		st.Serial, st.Lineage = oldSerial, oldLineage
+		return fmt.Errorf("write %s: %w", s.where(), err)
+	}
+	s.resourceVersion = out.ResourceVersion
+	return nil
+}

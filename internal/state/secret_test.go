@@ -1,0 +1,115 @@
+package state_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/meshd-io/meshd/internal/state"
+	"github.com/meshd-io/meshd/internal/testenv"
+)
+
+func apiClient(t *testing.T) kubernetes.Interface {
+	t.Helper()
+	etcd := testenv.StartEtcd(t)
+	srv := testenv.StartAPIServer(t, etcd.ClientURL, "mgmt")
+	c, err := kubernetes.NewForConfig(srv.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestSecretBackend runs the Secret backend against a real kube-apiserver: round trip, serials, a state of
+// 30,000 routes that fits only because it is compressed, the lock between two holders, and a stale writer
+// refused.
+func TestSecretBackend(t *testing.T) {
+	c := apiClient(t)
+	ctx := context.Background()
+	b := state.NewSecret(c, "kube-system", "meshd-state", "replica-a")
+
+	st, err := b.Read(ctx)
+	if err != nil || st.Serial != 0 {
+		t.Fatalf("empty read: %v %+v", err, st)
+	}
+	st.Mesh = "tidb"
+	for i := 0; i < 30000; i++ {
+		st.Routes = append(st.Routes, state.RouteRecord{Region: "us-west-1", VPCID: "vpc-0123456789abcdef0",
+			RouteTableID: fmt.Sprintf("rtb-%017x", i/99), DestinationCIDR: fmt.Sprintf("10.%d.%d.0/24", i/256%256, i%256), PeeringID: fmt.Sprintf("pcx-%017x", i%99)})
+	}
+	if err := b.Write(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	got, err := state.NewSecret(c, "kube-system", "meshd-state", "replica-b").Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Serial != 1 || got.Lineage == "" || len(got.Routes) != 30000 || got.Mesh != "tidb" {
+		t.Errorf("read back serial %d lineage %q routes %d mesh %q", got.Serial, got.Lineage, len(got.Routes), got.Mesh)
+	}
+
+	// A writer that read before someone else wrote is refused, not silently overwriting.
+	stale := state.NewSecret(c, "kube-system", "meshd-state", "replica-c")
+	old, _ := stale.Read(ctx)
+	if err := b.Write(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if err := stale.Write(ctx, old); err == nil {
+		t.Error("a stale writer overwrote the state")
+	}
+
+	// The lock: b holds it, a second holder waits and is told who holds it.
+	unlock, err := b.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := state.NewSecret(c, "kube-system", "meshd-state", "replica-b")
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	_, err = other.Lock(short)
+	cancel()
+	if !errors.Is(err, state.ErrLocked) || !strings.Contains(err.Error(), "replica-a") {
+		t.Errorf("second lock: %v, want ErrLocked naming replica-a", err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var waited error
+	go func() {
+		defer wg.Done()
+		u, err := other.Lock(ctx)
+		waited = err
+		if err == nil {
+			_ = u()
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if waited != nil {
+		t.Errorf("waiting lock after release: %v", waited)
+	}
+
+	// A lease its holder stopped renewing is free after its duration.
+	dead := state.NewSecret(c, "kube-system", "meshd-state", "replica-dead")
+	dead.LeaseDuration = time.Second
+	if _, err := dead.Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	u, err := other.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = u()
+	if d := time.Since(start); d < 500*time.Millisecond {
+		t.Errorf("took a live lease after %s", d)
+	}
+}
+
