@@ -112,4 +112,3 @@ func TestSecretBackend(t *testing.T) {
 		t.Errorf("took a live lease after %s", d)
 	}
 }
-
