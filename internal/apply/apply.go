@@ -30,6 +30,13 @@ type Executor interface {
 	Execute(ctx context.Context, ch plan.Change, known Known) (id string, err error)
 }
 
+// StateRecorder is an Executor whose changes leave facts in the state that cannot be observed later (the
+// Corefile zones meshd owns). Run calls it instead of Execute, and calls the returned record function, if
+// any, with the state under its lock once the change has succeeded.
+type StateRecorder interface {
+	ExecuteAndRecord(ctx context.Context, ch plan.Change, known Known) (id string, record func(*state.State), err error)
+}
+
 // Options configure Run.
 type Options struct {
 	// Executors by resource kind. A change of a kind without an executor fails.
@@ -162,7 +169,14 @@ func (r *run) runOne(ctx context.Context, ch plan.Change) {
 	}
 	r.progress("%s: %s...", ch.Address, ing(ch.Action))
 	start := time.Now()
-	id, err := exec.Execute(ctx, ch, r.lookup)
+	var id string
+	var record func(*state.State)
+	var err error
+	if rec, ok := exec.(StateRecorder); ok {
+		id, record, err = rec.ExecuteAndRecord(ctx, ch, r.lookup)
+	} else {
+		id, err = exec.Execute(ctx, ch, r.lookup)
+	}
 	if err != nil {
 		r.progress("%s: %s failed after %s: %v", ch.Address, ch.Action.Verb(), since(start), err)
 		r.fail(ch, err)
@@ -182,6 +196,9 @@ func (r *run) runOne(ctx context.Context, ch plan.Change) {
 	r.outcome[ch.Address] = nil
 	r.result.Applied = append(r.result.Applied, ch.Address)
 	r.recordRoute(ch)
+	if record != nil {
+		record(r.st)
+	}
 }
 
 // recordRoute keeps the state's route records in step with a route change that succeeded. Called with r.mu.
@@ -251,6 +268,12 @@ func (r *run) finish(p *plan.Plan) {
 		}
 	}
 	r.st.Members = members
+	// Corefile records of clusters that are no longer members go with them (after a clean destroy: all).
+	for name := range r.st.Corefiles {
+		if _, ok := members[name]; !ok {
+			delete(r.st.Corefiles, name)
+		}
+	}
 }
 
 func (r *run) progress(format string, args ...any) {

@@ -21,6 +21,7 @@ import (
 	"github.com/meshd-io/meshd/internal/engine"
 	"github.com/meshd-io/meshd/internal/plan"
 	awsprovider "github.com/meshd-io/meshd/internal/providers/aws"
+	"github.com/meshd-io/meshd/internal/providers/kube"
 	"github.com/meshd-io/meshd/internal/spec"
 	"github.com/meshd-io/meshd/internal/state"
 )
@@ -45,6 +46,8 @@ type App struct {
 	// AWSOptions are extra SDK middlewares; AWSTuning adjusts the provider (poll interval in tests).
 	AWSOptions []func(*middleware.Stack) error
 	AWSTuning  func(*awsprovider.Options)
+	// KubeTuning adjusts the Kubernetes provider (poll interval in tests).
+	KubeTuning func(*kube.Options)
 
 	outMu sync.Mutex
 }
@@ -139,7 +142,10 @@ func (a *App) progress(msg string) {
 	fmt.Fprintln(a.Stdout, msg)
 }
 
-func (a *App) engine(ctx context.Context, mesh string) (*engine.Engine, error) {
+// engine builds the providers. The Kubernetes one reads the kubeconfig (--kubeconfig, else $KUBECONFIG,
+// else ~/.kube/config) only when a cluster is first contacted, so a spec with dns { enabled = false } never
+// needs one.
+func (a *App) engine(ctx context.Context, mesh, kubeconfig string) (*engine.Engine, error) {
 	opts := awsprovider.Options{Mesh: mesh, APIOptions: a.AWSOptions, Progress: a.progress}
 	if a.AWSTuning != nil {
 		a.AWSTuning(&opts)
@@ -148,7 +154,11 @@ func (a *App) engine(ctx context.Context, mesh string) (*engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &engine.Engine{AWS: p, Progress: a.progress}, nil
+	kopts := kube.Options{Mesh: mesh, Kubeconfig: kubeconfig, LoadBalancers: p, Progress: a.progress}
+	if a.KubeTuning != nil {
+		a.KubeTuning(&kopts)
+	}
+	return &engine.Engine{AWS: p, Kube: kube.New(kopts), Progress: a.progress}, nil
 }
 
 // lockedState opens the backend, takes its lock and reads the state.
@@ -201,7 +211,7 @@ func (a *App) plan(ctx context.Context, args []string) int {
 	if err := checkStateMesh(st, m.Name); err != nil {
 		return a.errorf("%v", err)
 	}
-	eng, err := a.engine(ctx, m.Name)
+	eng, err := a.engine(ctx, m.Name, c.kubeconfig)
 	if err != nil {
 		return a.errorf("%v", err)
 	}
@@ -300,7 +310,7 @@ func (a *App) apply(ctx context.Context, args []string, destroy bool) int {
 	if err := checkStateMesh(st, m.Name); err != nil {
 		return a.errorf("%v", err)
 	}
-	eng, err := a.engine(ctx, m.Name)
+	eng, err := a.engine(ctx, m.Name, c.kubeconfig)
 	if err != nil {
 		return a.errorf("%v", err)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/meshd-io/meshd/internal/cli"
 	awsprovider "github.com/meshd-io/meshd/internal/providers/aws"
+	"github.com/meshd-io/meshd/internal/providers/kube"
 	"github.com/meshd-io/meshd/internal/sandbox"
 	"github.com/meshd-io/meshd/internal/testenv"
 )
@@ -39,6 +40,10 @@ type harness struct {
 	dir, spec, state string
 	nets             []sandbox.Network
 	awsOptions       []func(*middleware.Stack) error
+	// dns turns the mesh's DNS part on (dns_test.go); the network-only tests here run without Kubernetes,
+	// with dns { enabled = false }. kubeconfig is passed as --kubeconfig when set.
+	dns        bool
+	kubeconfig string
 }
 
 var regions = []string{"us-west-1", "us-west-2", "us-east-1"}
@@ -89,12 +94,16 @@ func TestMain(m *testing.M) {
 	if motoSrv != nil {
 		motoSrv.Stop()
 	}
+	stopKube()
 	os.Exit(code)
 }
 
 // writeSpec writes the three-cluster spec; extraMesh goes into the mesh block.
 func (h *harness) writeSpec(extraMesh string) {
 	var b strings.Builder
+	if !h.dns {
+		extraMesh = "  dns {\n    enabled = false\n  }\n" + extraMesh
+	}
 	fmt.Fprintf(&b, "mesh \"tidb\" {\n%s}\n", extraMesh)
 	for i, n := range h.nets {
 		fmt.Fprintf(&b, "\ncluster %q {\n  region       = %q\n  kube_context = %q\n  namespace    = \"pingcap-%d\"\n", n.Name, n.Region, n.Name, i+1)
@@ -121,8 +130,16 @@ func (h *harness) runCtx(ctx context.Context, args ...string) result {
 	h.t.Helper()
 	var out, errb bytes.Buffer
 	app := &cli.App{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, AWSOptions: h.awsOptions,
-		AWSTuning: func(o *awsprovider.Options) { o.PollInterval = 20 * time.Millisecond }}
+		AWSTuning: func(o *awsprovider.Options) { o.PollInterval = 20 * time.Millisecond },
+		KubeTuning: func(o *kube.Options) {
+			o.PollInterval = 20 * time.Millisecond
+			o.WaitTimeout = time.Minute
+			o.RequestTimeout = 5 * time.Second
+		}}
 	full := append([]string{args[0]}, append([]string{"--state", h.state}, args[1:]...)...)
+	if h.kubeconfig != "" {
+		full = append(full, "--kubeconfig", h.kubeconfig)
+	}
 	if !strings.HasSuffix(args[0], "apply") || !isSavedPlan(args) {
 		full = append(full, "--spec", h.spec)
 	}

@@ -18,6 +18,12 @@ type Member struct {
 	RouteTableIDs   []string `json:"route_table_ids"`
 	SecurityGroupID string   `json:"security_group_id"`
 	OwnerID         string   `json:"owner_id,omitempty"` // the VPC's account
+
+	// The Kubernetes side, copied from the spec: how to reach the cluster and which zone its names are
+	// forwarded by. Kept in the state so that a cluster removed from the spec can still be cleaned up.
+	KubeContext   string `json:"kube_context,omitempty"`
+	Namespace     string `json:"namespace,omitempty"`
+	ClusterDomain string `json:"cluster_domain,omitempty"` // "" means cluster.local
 }
 
 // VPC is an observed VPC.
@@ -114,4 +120,70 @@ func NewObserved() *Observed {
 		Peerings:    map[string]Peering{},
 		Rules:       map[string][]SecurityGroupRule{},
 	}
+}
+
+// Labels meshd puts on every Kubernetes object it creates.
+const (
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	ManagedByMeshd = "meshd"
+	LabelMesh      = TagMesh // meshd.io/mesh=<mesh name>
+)
+
+// DNSObserved is what meshd read for one cluster's DNS (design steps 5 and 6): its DNS Service, the NLB
+// behind it, and the CoreDNS ConfigMaps. Nil pointers are objects that do not exist (or, for the load
+// balancer, that were not found).
+type DNSObserved struct {
+	Service      *Service
+	LoadBalancer *LoadBalancer
+	CoreDNS      *ConfigMap // kube-system/coredns
+	Backup       *ConfigMap // kube-system/coredns-meshd-backup
+}
+
+// Service is an observed Service: the fields meshd sets, as the API server returned them (server-set
+// annotations, labels and ports included; the planner compares only what meshd sets).
+type Service struct {
+	Spec     ServiceSpec `json:"spec"`
+	Hostname string      `json:"hostname,omitempty"` // status.loadBalancer.ingress[0].hostname
+}
+
+// ServiceSpec is the part of a Service meshd manages.
+type ServiceSpec struct {
+	Type        string            `json:"type"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Selector    map[string]string `json:"selector,omitempty"`
+	Ports       []ServicePort     `json:"ports,omitempty"`
+}
+
+// ServicePort is one port of a Service (the node port, set by the server, is left out).
+type ServicePort struct {
+	Name       string `json:"name,omitempty"`
+	Protocol   string `json:"protocol"`
+	Port       int32  `json:"port"`
+	TargetPort string `json:"target_port"`
+}
+
+// LoadBalancer is an observed ELBv2 load balancer with the private addresses of its network interfaces.
+type LoadBalancer struct {
+	Name      string   `json:"name"`
+	ARN       string   `json:"arn"`
+	DNSName   string   `json:"dns_name"`
+	State     string   `json:"state"`               // active | provisioning | active_impaired | failed
+	Addresses []string `json:"addresses,omitempty"` // sorted
+}
+
+// LoadBalancerActive is the State of a load balancer that serves traffic.
+const LoadBalancerActive = "active"
+
+// ConfigMap is an observed ConfigMap: its labels, its data and who manages its fields.
+type ConfigMap struct {
+	Labels map[string]string `json:"labels,omitempty"`
+	Data   map[string]string `json:"data,omitempty"`
+	// Managers are the field managers of its managedFields (e.g. "eks" for the EKS CoreDNS add-on).
+	Managers []string `json:"managers,omitempty"`
+}
+
+// OwnedBy reports whether labels mark an object as meshd's for mesh.
+func OwnedBy(labels map[string]string, mesh string) bool {
+	return labels[LabelManagedBy] == ManagedByMeshd && labels[LabelMesh] == mesh
 }

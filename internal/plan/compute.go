@@ -22,6 +22,8 @@ type Input struct {
 	State    *state.State
 	// Destroy plans the removal of everything meshd owns, whatever the members ask for.
 	Destroy bool
+	// DNS, when set, plans the DNS Services and Corefiles as well (see dns.go); nil leaves DNS alone.
+	DNS *DNSInput
 }
 
 // Compute diffs the desired mesh against the observed world. Ownership decides what may be touched:
@@ -41,6 +43,7 @@ func Compute(in Input) *Plan {
 	c.routes()
 	c.rules()
 	c.orphanPeerings()
+	c.dns()
 	return c.finish()
 }
 
@@ -595,11 +598,12 @@ func (c *computer) peeringForPairKept(p model.Peering) bool {
 	return false
 }
 
-// phase orders changes: peerings are requested and accepted before routes use them; deletes run in reverse
-// dependency order (routes and rules before the peerings they use).
+// phase orders changes: peerings are requested and accepted before routes use them, DNS Services get their
+// load balancers before the other clusters' Corefiles point at them; deletes run in reverse dependency order
+// (routes and rules before the peerings they use, Corefile blocks before the Services they forward to).
 func phase(ch Change) int {
 	switch {
-	case ch.Kind == KindPeering && ch.Action != Delete:
+	case (ch.Kind == KindPeering || ch.Kind == KindDNSService) && ch.Action != Delete:
 		return 0
 	case ch.Action != Delete:
 		return 1
@@ -637,8 +641,12 @@ func kindOrder(k Kind) int {
 		return 1
 	case KindSGRule:
 		return 2
+	case KindDNSService:
+		return 3
+	case KindCorefile:
+		return 4
 	}
-	return 3
+	return 5
 }
 
 func sortRecords(rs []state.RouteRecord) {

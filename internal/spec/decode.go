@@ -27,7 +27,7 @@ var (
 		Blocks:     []hcl.BlockHeaderSchema{{Type: "dns"}, {Type: "quotas"}},
 	}
 	dnsSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "forward_by"}},
+		Attributes: []hcl.AttributeSchema{{Name: "forward_by"}, {Name: "enabled"}},
 	}
 	quotasSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
@@ -155,6 +155,12 @@ func (d *decoder) decodeMesh(b *hcl.Block) {
 func (d *decoder) decodeDNS(b *hcl.Block) {
 	content, diags := b.Body.Content(dnsSchema)
 	d.diags = append(d.diags, diags...)
+	if a := content.Attributes["enabled"]; a != nil {
+		if v, st := d.value(a, cty.Bool); st == valOK {
+			d.m.DNSDisabled = v.False()
+			d.m.Attrs["dns.enabled"] = a.Expr.Range()
+		}
+	}
 	a := content.Attributes["forward_by"]
 	if a == nil {
 		return

@@ -225,6 +225,19 @@ func TestLoadValid(t *testing.T) {
 				},
 			},
 		},
+		"dns-disabled.hcl": {
+			reason: "dns { enabled = false } turns the Kubernetes side off.",
+			want: &Mesh{
+				Name:        "net",
+				ForwardBy:   ForwardByNamespace,
+				DNSDisabled: true,
+				Quotas:      DefaultQuotas,
+				Clusters: []*Cluster{
+					{Name: "a", Region: "us-west-1", KubeContext: "a", EKSCluster: "a", Namespace: "ns-a", ClusterDomain: DefaultClusterDomain},
+					{Name: "b", Region: "us-west-2", KubeContext: "b", EKSCluster: "b", Namespace: "ns-b", ClusterDomain: DefaultClusterDomain},
+				},
+			},
+		},
 		"multi-file": {
 			reason: "A directory's *.hcl files form one spec, clusters in file-name order; other files are ignored.",
 			want: &Mesh{

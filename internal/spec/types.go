@@ -22,8 +22,11 @@ type Mesh struct {
 	Name      string
 	ForwardBy string // ForwardByNamespace (default) or ForwardByClusterDomain
 	Adopt     bool   // tag and record matching pre-existing peerings and routes as meshd's
-	Quotas    Quotas
-	Clusters  []*Cluster
+	// DNSDisabled (dns { enabled = false }) leaves the Kubernetes side alone: no DNS Services, no Corefile
+	// blocks, no kube contexts contacted. meshd then manages the AWS network only.
+	DNSDisabled bool
+	Quotas      Quotas
+	Clusters    []*Cluster
 
 	// Files are the sources the spec was read from, by name, for diagnostics and for the plan's spec hash.
 	Files map[string][]byte

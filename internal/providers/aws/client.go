@@ -36,6 +36,9 @@ type EC2API interface {
 	AuthorizeSecurityGroupIngress(context.Context, *ec2.AuthorizeSecurityGroupIngressInput, ...func(*ec2.Options)) (*ec2.AuthorizeSecurityGroupIngressOutput, error)
 	RevokeSecurityGroupIngress(context.Context, *ec2.RevokeSecurityGroupIngressInput, ...func(*ec2.Options)) (*ec2.RevokeSecurityGroupIngressOutput, error)
 	CreateTags(context.Context, *ec2.CreateTagsInput, ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
+
+	// DescribeNetworkInterfaces finds the private addresses of a DNS load balancer (see dns.go).
+	DescribeNetworkInterfaces(context.Context, *ec2.DescribeNetworkInterfacesInput, ...func(*ec2.Options)) (*ec2.DescribeNetworkInterfacesOutput, error)
 }
 
 // EKSAPI is the part of the EKS client meshd uses.
@@ -57,6 +60,8 @@ type Options struct {
 	Progress func(msg string)
 	// Clients replaces the SDK clients (for tests with stubs). Nil uses the SDK's default chain.
 	Clients func(region string) (EC2API, EKSAPI)
+	// ELBClients replaces the ELBv2 clients (for tests with stubs). Nil builds them from Config(region).
+	ELBClients func(region string) ELBv2API
 }
 
 // Provider is the AWS side of meshd: one client set per region, created on first use.
@@ -66,6 +71,7 @@ type Provider struct {
 
 	mu      sync.Mutex
 	regions map[string]*regionClients
+	elb     map[string]ELBv2API
 }
 
 type regionClients struct {

@@ -1,0 +1,384 @@
+package plan_test
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/meshd-io/meshd/internal/corefile"
+	"github.com/meshd-io/meshd/internal/model"
+	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/state"
+)
+
+// eksCorefile is the Corefile the EKS CoreDNS add-on installs.
+const eksCorefile = `.:53 {
+    errors
+    health {
+        lameduck 5s
+      }
+    ready
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+      pods insecure
+      fallthrough in-addr.arpa ip6.arpa
+    }
+    prometheus :9153
+    forward . /etc/resolv.conf
+    cache 30
+    loop
+    reload
+    loadbalance
+}
+`
+
+// dnsWorld is the Kubernetes side of the fixture's three clusters: a, b and c with namespaces ns-a, ns-b and
+// ns-c, and the addresses of each cluster's NLB.
+type dnsWorld struct {
+	members []model.Member
+	st      *state.State
+	obs     map[string]model.DNSObserved
+	ips     map[string][]string
+}
+
+func newDNSWorld() *dnsWorld {
+	_, members := fixture()
+	for i := range members {
+		members[i].KubeContext = "ctx-" + members[i].Name
+		members[i].Namespace = "ns-" + members[i].Name
+	}
+	w := &dnsWorld{members: members, st: state.New("tidb"), obs: map[string]model.DNSObserved{},
+		ips: map[string][]string{"a": {"10.1.0.10", "10.1.1.10"}, "b": {"10.2.0.10", "10.2.1.10"}, "c": {"10.3.0.10"}}}
+	for _, m := range members {
+		w.obs[m.Name] = model.DNSObserved{CoreDNS: &model.ConfigMap{Data: map[string]string{"Corefile": eksCorefile}}}
+	}
+	return w
+}
+
+func zone(name string) string { return "ns-" + name + ".svc.cluster.local" }
+
+// converge puts the world in the state a full apply leaves: every Service ready, every Corefile with the
+// other clusters' blocks, backups saved, zones recorded.
+func (w *dnsWorld) converge(t *testing.T) *dnsWorld {
+	t.Helper()
+	for _, m := range w.members {
+		w.setService(m.Name, plan.DesiredDNSService("tidb"), w.ips[m.Name])
+	}
+	for _, m := range w.members {
+		w.setCorefile(t, m.Name, eksCorefile)
+		o := w.obs[m.Name]
+		o.Backup = &model.ConfigMap{Labels: plan.OwnerLabels("tidb"), Data: map[string]string{"Corefile": eksCorefile}}
+		w.obs[m.Name] = o
+	}
+	return w
+}
+
+// setService makes cluster's Service ready with the given spec and NLB addresses.
+func (w *dnsWorld) setService(cluster string, spec model.ServiceSpec, ips []string) {
+	host := fmt.Sprintf("k8s-kubesyst-acrossc-%s.elb.us-west-1.amazonaws.com", cluster)
+	o := w.obs[cluster]
+	o.Service = &model.Service{Spec: spec, Hostname: host}
+	o.LoadBalancer = &model.LoadBalancer{Name: "k8s-" + cluster, DNSName: host, State: model.LoadBalancerActive, Addresses: ips}
+	w.obs[cluster] = o
+}
+
+// setCorefile merges the other clusters' blocks into base as an apply would, and records the zones.
+func (w *dnsWorld) setCorefile(t *testing.T, cluster, base string) {
+	t.Helper()
+	var blocks []corefile.Block
+	for _, m := range w.members {
+		if m.Name != cluster {
+			blocks = append(blocks, corefile.Block{Zone: zone(m.Name), Upstreams: w.ips[m.Name]})
+		}
+	}
+	out, rep, err := corefile.Merge(base, "tidb", nil, blocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := w.obs[cluster]
+	o.CoreDNS = &model.ConfigMap{Data: map[string]string{"Corefile": out}, Managers: o.CoreDNS.Managers}
+	w.obs[cluster] = o
+	w.st.SetCorefileZones(cluster, rep.Owned)
+}
+
+func (w *dnsWorld) plan(destroy bool) *plan.Plan {
+	return plan.Compute(plan.Input{Mesh: "tidb", Members: w.members, Observed: model.NewObserved(), State: w.st,
+		Destroy: destroy, DNS: &plan.DNSInput{ForwardBy: "namespace", Clusters: w.obs}})
+}
+
+// dnsLines renders the DNS changes as "<action> <address>: <reason> [<- dependencies]", conflicts as
+// "! <address>: <summary>", warnings as "warning: <text>".
+func dnsLines(p *plan.Plan) []string {
+	var out []string
+	for _, c := range p.Changes {
+		if c.Kind != plan.KindDNSService && c.Kind != plan.KindCorefile {
+			continue
+		}
+		l := fmt.Sprintf("%s %s: %s", c.Action, c.Address, c.Reason)
+		if len(c.DependsOn) > 0 {
+			l += " <- " + strings.Join(c.DependsOn, ", ")
+		}
+		out = append(out, l)
+	}
+	for _, c := range p.Conflicts {
+		out = append(out, fmt.Sprintf("! %s: %s", c.Address, c.Summary))
+	}
+	for _, wr := range p.Warnings {
+		out = append(out, "warning: "+wr)
+	}
+	return out
+}
+
+func TestComputeDNS(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		world  func(t *testing.T) *dnsWorld
+		remove string // a cluster taken out of the spec
+		// destroy plans the removal of everything.
+		destroy bool
+		want    []string
+	}{
+		"create from empty": {
+			reason: "Every Service is created; every Corefile waits for the OTHER clusters' NLB addresses.",
+			world:  func(*testing.T) *dnsWorld { return newDNSWorld() },
+			want: []string{
+				"+ dns_service[a]: DNS Service missing",
+				"+ dns_service[b]: DNS Service missing",
+				"+ dns_service[c]: DNS Service missing",
+				"~ corefile[a]: add blocks for ns-b.svc.cluster.local, ns-c.svc.cluster.local <- dns_service[b], dns_service[c]",
+				"~ corefile[b]: add blocks for ns-a.svc.cluster.local, ns-c.svc.cluster.local <- dns_service[a], dns_service[c]",
+				"~ corefile[c]: add blocks for ns-a.svc.cluster.local, ns-b.svc.cluster.local <- dns_service[a], dns_service[b]",
+			},
+		},
+		"converged": {
+			reason: "A converged mesh plans nothing, and server-set fields of the Service are no difference.",
+			world: func(t *testing.T) *dnsWorld {
+				w := newDNSWorld().converge(t)
+				spec := plan.DesiredDNSService("tidb")
+				spec.Annotations["kubectl.kubernetes.io/last-applied-configuration"] = "{}"
+				spec.Labels["team"] = "dba"
+				w.setService("b", spec, []string{"10.2.1.10", "10.2.0.10"})
+				return w
+			},
+		},
+		"corefile reverted": {
+			reason: "A Corefile put back to the original by hand shows as an update that restores meshd's blocks.",
+			world: func(t *testing.T) *dnsWorld {
+				w := newDNSWorld().converge(t)
+				w.obs["a"].CoreDNS.Data["Corefile"] = eksCorefile
+				return w
+			},
+			want: []string{"~ corefile[a]: restore blocks removed outside meshd for ns-b.svc.cluster.local, ns-c.svc.cluster.local"},
+		},
+		"NLB addresses changed": {
+			reason: "New addresses of b's NLB update the blocks for b in the other Corefiles, without waiting.",
+			world: func(t *testing.T) *dnsWorld {
+				w := newDNSWorld().converge(t)
+				w.setService("b", plan.DesiredDNSService("tidb"), []string{"10.2.0.99", "10.2.1.10"})
+				return w
+			},
+			want: []string{
+				"~ corefile[a]: update blocks for ns-b.svc.cluster.local",
+				"~ corefile[c]: update blocks for ns-b.svc.cluster.local",
+			},
+		},
+		"load balancer not ready": {
+			reason: "An owned Service without an active NLB is an update that waits for it; the others' Corefiles wait too.",
+			world: func(t *testing.T) *dnsWorld {
+				w := newDNSWorld().converge(t)
+				w.obs["c"].LoadBalancer.State = "provisioning"
+				return w
+			},
+			want: []string{
+				"~ dns_service[c]: waiting for its load balancer: NLB k8s-c is provisioning",
+				"~ corefile[a]: update blocks for ns-c.svc.cluster.local <- dns_service[c]",
+				"~ corefile[b]: update blocks for ns-c.svc.cluster.local <- dns_service[c]",
+			},
+		},
+		"service spec differs": {
+			reason: "A changed selector of meshd's Service is put back; the NLB is ready, so the Corefiles stay.",
+			world: func(t *testing.T) *dnsWorld {
+				w := newDNSWorld().converge(t)
+				spec := plan.DesiredDNSService("tidb")
+				spec.Selector = map[string]string{"app": "other"}
+				w.setService("a", spec, w.ips["a"])
+				return w
+			},
+			want: []string{"~ dns_service[a]: the Service's selector differs from meshd's"},
+		},
+		"user block for a desired zone": {
+			reason: "A user's block serving b's zone in a's Corefile is a conflict, never replaced.",
+			world: func(t *testing.T) *dnsWorld {
+				w := newDNSWorld().converge(t)
+				w.st.SetCorefileZones("a", nil)
+				w.obs["a"].CoreDNS.Data["Corefile"] = eksCorefile + "\n# the DBA team's\nns-b.svc.cluster.local:53 {\n    forward . 10.9.9.9\n}\n"
+				return w
+			},
+			want: []string{
+				"~ corefile[a]: add blocks for ns-c.svc.cluster.local",
+				"! corefile[a]: The Corefile of cluster a already serves zone ns-b.svc.cluster.local in a block meshd did not write",
+			},
+		},
+		"service not owned": {
+			reason: "A Service of that name without meshd's labels is a conflict; nothing is planned for b's zone.",
+			world: func(t *testing.T) *dnsWorld {
+				w := newDNSWorld()
+				spec := plan.DesiredDNSService("tidb")
+				spec.Labels = map[string]string{"app": "mine"}
+				w.setService("b", spec, w.ips["b"])
+				return w
+			},
+			want: []string{
+				"+ dns_service[a]: DNS Service missing",
+				"+ dns_service[c]: DNS Service missing",
+				"~ corefile[b]: add blocks for ns-a.svc.cluster.local, ns-c.svc.cluster.local <- dns_service[a], dns_service[c]",
+				"! dns_service[b]: Cluster b already has a Service kube-system/across-cluster-dns-tcp that meshd does not own",
+			},
+		},
+		"destroy": {
+			reason:  "Destroy cuts meshd's blocks (and the backups) before the Services they forward to go.",
+			world:   func(t *testing.T) *dnsWorld { return newDNSWorld().converge(t) },
+			destroy: true,
+			want: []string{
+				"~ corefile[a]: destroy: remove meshd's blocks and the backup",
+				"~ corefile[b]: destroy: remove meshd's blocks and the backup",
+				"~ corefile[c]: destroy: remove meshd's blocks and the backup",
+				"- dns_service[a]: destroy <- corefile[b], corefile[c]",
+				"- dns_service[b]: destroy <- corefile[a], corefile[c]",
+				"- dns_service[c]: destroy <- corefile[a], corefile[b]",
+			},
+		},
+		"cluster left the mesh": {
+			reason: "A cluster taken out of the spec loses its Service and blocks; the others drop its block first.",
+			world:  func(t *testing.T) *dnsWorld { return newDNSWorld().converge(t) },
+			remove: "c",
+			want: []string{
+				"~ corefile[a]: remove blocks for ns-c.svc.cluster.local",
+				"~ corefile[b]: remove blocks for ns-c.svc.cluster.local",
+				"~ corefile[c]: cluster left the mesh: remove meshd's blocks and the backup",
+				"- dns_service[c]: cluster left the mesh <- corefile[a], corefile[b]",
+			},
+		},
+		"EKS add-on manages CoreDNS": {
+			reason: "A Corefile whose managedFields show the eks manager gets a warning that an add-on update may revert it.",
+			world: func(t *testing.T) *dnsWorld {
+				w := newDNSWorld().converge(t)
+				w.obs["b"].CoreDNS.Managers = []string{"eks", "kubectl"}
+				return w
+			},
+			want: []string{`warning: The Corefile of cluster b is managed by the EKS CoreDNS add-on (field manager "eks"): an add-on update may revert it, removing meshd's blocks. meshd (the daemon) restores them on its next run; meshctl apply does the same.`},
+		},
+		"more than 15 addresses": {
+			reason: "An NLB with more addresses than CoreDNS's forward accepts is refused, and no Corefile gets its block.",
+			world: func(t *testing.T) *dnsWorld {
+				w := newDNSWorld()
+				var ips []string
+				for i := range 16 {
+					ips = append(ips, fmt.Sprintf("10.2.%d.10", i))
+				}
+				w.setService("b", plan.DesiredDNSService("tidb"), ips)
+				return w
+			},
+			want: []string{
+				"+ dns_service[a]: DNS Service missing",
+				"+ dns_service[c]: DNS Service missing",
+				"~ corefile[b]: add blocks for ns-a.svc.cluster.local, ns-c.svc.cluster.local <- dns_service[a], dns_service[c]",
+				"! dns_service[b]: The DNS load balancer of cluster b has 16 addresses; CoreDNS forwards to at most 15",
+			},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			w := tc.world(t)
+			if tc.remove != "" {
+				w.st.Members = map[string]model.Member{}
+				for _, m := range w.members {
+					w.st.Members[m.Name] = m
+				}
+				w.members = slices.DeleteFunc(w.members, func(m model.Member) bool { return m.Name == tc.remove })
+			}
+			p := w.plan(tc.destroy)
+			if diff := cmp.Diff(tc.want, dnsLines(p)); diff != "" {
+				t.Errorf("%s\nplan (-want +got):\n%s", tc.reason, diff)
+			}
+		})
+	}
+}
+
+// TestComputeDNSContent checks what the changes carry: the blocks a Corefile update writes, the merged text
+// when every address is known, and the placeholders otherwise.
+func TestComputeDNSContent(t *testing.T) {
+	w := newDNSWorld()
+	p := w.plan(false)
+	got := p.Find("corefile[a]").After.(plan.Corefile)
+	want := plan.Corefile{Cluster: "a", KubeContext: "ctx-a", Backup: true, Blocks: []plan.CorefileBlock{
+		{Zone: zone("b"), Pending: "dns_service[b]"}, {Zone: zone("c"), Pending: "dns_service[c]"}}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("corefile[a] from empty (-want +got):\n%s", diff)
+	}
+	svc := p.Find("dns_service[b]").After.(plan.DNSService)
+	if diff := cmp.Diff(plan.DNSService{Cluster: "b", Region: "us-west-2", KubeContext: "ctx-b", Spec: plan.DesiredDNSService("tidb")}, svc); diff != "" {
+		t.Errorf("dns_service[b] (-want +got):\n%s", diff)
+	}
+
+	// Addresses changed: the update writes exactly what an apply from empty would have written.
+	w = newDNSWorld().converge(t)
+	w.ips["b"] = []string{"10.2.0.99", "10.2.1.10"}
+	w.setService("b", plan.DesiredDNSService("tidb"), w.ips["b"])
+	ch := newDNSWorld().converge(t)
+	ch.ips = w.ips
+	ch.setCorefile(t, "a", eksCorefile)
+	p = w.plan(false)
+	after := p.Find("corefile[a]").After.(plan.Corefile)
+	if after.Text != ch.obs["a"].CoreDNS.Data["Corefile"] {
+		t.Errorf("corefile[a] after the address change:\n%s\nwant:\n%s", after.Text, ch.obs["a"].CoreDNS.Data["Corefile"])
+	}
+	before := p.Find("corefile[a]").Before.(plan.Corefile)
+	if diff := cmp.Diff([]plan.CorefileBlock{{Zone: zone("b"), Upstreams: []string{"10.2.0.10", "10.2.1.10"}},
+		{Zone: zone("c"), Upstreams: []string{"10.3.0.10"}}}, before.Blocks); diff != "" {
+		t.Errorf("observed blocks (-want +got):\n%s", diff)
+	}
+
+	// Destroy leaves the Corefile as it was before meshd.
+	p = newDNSWorld().converge(t).plan(true)
+	if got := p.Find("corefile[b]").After.(plan.Corefile); got.Text != eksCorefile || !got.DeleteBackup {
+		t.Errorf("destroy of corefile[b]: delete backup %v, text:\n%s", got.DeleteBackup, got.Text)
+	}
+}
+
+// TestDNSPlanRoundTrip: a saved plan with DNS changes decodes to the same plan, and renders.
+func TestDNSPlanRoundTrip(t *testing.T) {
+	for _, destroy := range []bool{false, true} {
+		w := newDNSWorld()
+		if destroy {
+			w.converge(t)
+		}
+		p := w.plan(destroy)
+		var buf bytes.Buffer
+		if err := plan.RenderJSON(&buf, p); err != nil {
+			t.Fatal(err)
+		}
+		got, err := plan.Decode(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(p, got); diff != "" {
+			t.Errorf("destroy=%v: round trip (-want +got):\n%s", destroy, diff)
+		}
+		var human bytes.Buffer
+		if err := plan.RenderHuman(&human, got); err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"dns_service[a]", "corefile[c]"} {
+			if !strings.Contains(human.String(), want) {
+				t.Errorf("human plan lacks %s:\n%s", want, human.String())
+			}
+		}
+		if !destroy && !strings.Contains(human.String(), `ns-b.svc.cluster.local = dns_service[b].id (known after apply)`) {
+			t.Errorf("human plan does not show the pending addresses:\n%s", human.String())
+		}
+	}
+}

@@ -1,0 +1,173 @@
+package aws
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+
+	"github.com/meshd-io/meshd/internal/model"
+)
+
+// ELBv2API is the part of the ELBv2 client meshd uses: finding the NLB behind a DNS Service.
+type ELBv2API interface {
+	DescribeLoadBalancers(context.Context, *elb.DescribeLoadBalancersInput, ...func(*elb.Options)) (*elb.DescribeLoadBalancersOutput, error)
+}
+
+// ProgressEvery is how often a long wait reports that it is still waiting.
+const ProgressEvery = 10 * time.Second
+
+// ELB returns the ELBv2 client for a region, built from Config(region) (so AWS_ENDPOINT_URL and the
+// provider's APIOptions apply).
+func (p *Provider) ELB(region string) ELBv2API {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.elb[region]; ok {
+		return c
+	}
+	if p.elb == nil {
+		p.elb = map[string]ELBv2API{}
+	}
+	var c ELBv2API
+	if p.opts.ELBClients != nil {
+		c = p.opts.ELBClients(region)
+	} else {
+		c = elb.NewFromConfig(p.Config(region))
+	}
+	p.elb[region] = c
+	return c
+}
+
+// ENIDescription is the description AWS gives the network interfaces of a load balancer: "ELB " and the
+// last path segments of its ARN (…:loadbalancer/net/<name>/<id>).
+func ENIDescription(arn string) string {
+	_, path, ok := strings.Cut(arn, ":loadbalancer/")
+	if !ok {
+		return ""
+	}
+	return "ELB " + path
+}
+
+func sameHost(a, b string) bool {
+	return strings.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(b, "."))
+}
+
+// LoadBalancers finds the load balancers of a region whose DNS names are among hostnames (a Service's
+// status.loadBalancer hostname), with the private addresses of active ones. It costs one paginated
+// DescribeLoadBalancers and one DescribeNetworkInterfaces filtered by all their descriptions, however many
+// hostnames. The hostname is matched against DNSName, never cut apart: its format is AWS's business.
+func (p *Provider) LoadBalancers(ctx context.Context, region string, hostnames []string) (map[string]model.LoadBalancer, error) {
+	out := map[string]model.LoadBalancer{}
+	if len(hostnames) == 0 {
+		return out, nil
+	}
+	pages := elb.NewDescribeLoadBalancersPaginator(p.ELB(region), &elb.DescribeLoadBalancersInput{})
+	byDescription := map[string]string{} // ENI description -> hostname
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing load balancers in %s: %w", region, err)
+		}
+		for _, lb := range page.LoadBalancers {
+			dns := aws.ToString(lb.DNSName)
+			i := slices.IndexFunc(hostnames, func(h string) bool { return sameHost(h, dns) })
+			if i < 0 {
+				continue
+			}
+			m := model.LoadBalancer{Name: aws.ToString(lb.LoadBalancerName), ARN: aws.ToString(lb.LoadBalancerArn), DNSName: dns}
+			if lb.State != nil {
+				m.State = string(lb.State.Code)
+			}
+			out[hostnames[i]] = m
+			if d := ENIDescription(m.ARN); d != "" && m.State == model.LoadBalancerActive {
+				byDescription[d] = hostnames[i]
+			}
+		}
+	}
+	if len(byDescription) == 0 {
+		return out, nil
+	}
+	descriptions := sortedKeys(byDescription)
+	for _, chunk := range chunks(descriptions) {
+		enis := ec2.NewDescribeNetworkInterfacesPaginator(p.EC2(region), &ec2.DescribeNetworkInterfacesInput{
+			Filters: []ec2types.Filter{filter("description", chunk)}})
+		for enis.HasMorePages() {
+			page, err := enis.NextPage(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("listing the network interfaces of load balancers in %s: %w", region, err)
+			}
+			for _, eni := range page.NetworkInterfaces {
+				host, ok := byDescription[aws.ToString(eni.Description)]
+				if !ok {
+					continue // an emulator that ignores the filter
+				}
+				lb := out[host]
+				for _, a := range eni.PrivateIpAddresses {
+					if ip := aws.ToString(a.PrivateIpAddress); ip != "" {
+						lb.Addresses = append(lb.Addresses, ip)
+					}
+				}
+				if len(eni.PrivateIpAddresses) == 0 && aws.ToString(eni.PrivateIpAddress) != "" {
+					lb.Addresses = append(lb.Addresses, aws.ToString(eni.PrivateIpAddress))
+				}
+				out[host] = lb
+			}
+		}
+	}
+	for host, lb := range out {
+		slices.Sort(lb.Addresses)
+		lb.Addresses = slices.Compact(lb.Addresses)
+		out[host] = lb
+	}
+	return out, nil
+}
+
+// WaitLoadBalancer waits until the load balancer whose DNS name is hostname exists, is active and has
+// network interfaces, and returns it. It reports progress every ProgressEvery, prefixed with address (the
+// change waiting), and gives up after the provider's WaitTimeout.
+func (p *Provider) WaitLoadBalancer(ctx context.Context, region, hostname, address string) (model.LoadBalancer, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.opts.WaitTimeout)
+	defer cancel()
+	start := time.Now()
+	lastReport := start
+	for {
+		lbs, err := p.LoadBalancers(ctx, region, []string{hostname})
+		if err != nil {
+			return model.LoadBalancer{}, err
+		}
+		lb, found := lbs[hostname]
+		status := "no load balancer has that DNS name yet"
+		switch {
+		case found && lb.State == model.LoadBalancerActive && len(lb.Addresses) > 0:
+			return lb, nil
+		case found && lb.State == model.LoadBalancerActive:
+			status = fmt.Sprintf("NLB %s is active but has no network interfaces yet", lb.Name)
+		case found:
+			status = fmt.Sprintf("NLB %s is %s", lb.Name, orUnknownState(lb.State))
+		}
+		if time.Since(lastReport) >= ProgressEvery {
+			lastReport = time.Now()
+			p.progress("%s: still waiting for the load balancer %s: %s [%s elapsed]", address, hostname, status,
+				time.Since(start).Round(time.Second))
+		}
+		select {
+		case <-ctx.Done():
+			return model.LoadBalancer{}, fmt.Errorf("waiting for the load balancer %s in %s: %s after %s: %w",
+				hostname, region, status, time.Since(start).Round(time.Second), ctx.Err())
+		case <-time.After(p.opts.PollInterval):
+		}
+	}
+}
+
+func orUnknownState(s string) string {
+	if s == "" {
+		return "in an unknown state"
+	}
+	return s
+}

@@ -1,0 +1,347 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/meshd-io/meshd/internal/apply"
+	"github.com/meshd-io/meshd/internal/corefile"
+	"github.com/meshd-io/meshd/internal/model"
+	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/state"
+)
+
+// ProgressEvery is how often a long wait reports that it is still waiting.
+const ProgressEvery = 10 * time.Second
+
+// Executors returns the apply executors for the Kubernetes resource kinds.
+func (p *Provider) Executors() map[plan.Kind]apply.Executor {
+	return map[plan.Kind]apply.Executor{
+		plan.KindDNSService: serviceExecutor{p},
+		plan.KindCorefile:   corefileExecutor{p},
+	}
+}
+
+type serviceExecutor struct{ p *Provider }
+
+// Execute creates or updates the DNS Service and waits for its NLB; the change's ID is the NLB's private
+// addresses, sorted and comma-separated, which the Corefile changes that wait for it read. Delete removes
+// meshd's Service and waits until it is gone (a load balancer controller's finalizer may hold it while
+// the NLB is deleted).
+func (e serviceExecutor) Execute(ctx context.Context, ch plan.Change, _ apply.Known) (string, error) {
+	p := e.p
+	switch ch.Action {
+	case plan.Create, plan.Update:
+		want := ch.After.(plan.DNSService)
+		c, err := p.clientFor(want.Cluster, want.KubeContext)
+		if err != nil {
+			return "", err
+		}
+		if err := p.applyService(ctx, c, want.Spec); err != nil {
+			return "", fmt.Errorf("cluster %s: %w", want.Cluster, err)
+		}
+		host, err := p.waitHostname(ctx, c, ch.Address)
+		if err != nil {
+			return "", fmt.Errorf("cluster %s: %w", want.Cluster, err)
+		}
+		if p.opts.LoadBalancers == nil {
+			return "", errors.New("no AWS provider to find the load balancer with")
+		}
+		lb, err := p.opts.LoadBalancers.WaitLoadBalancer(ctx, want.Region, host, ch.Address)
+		if err != nil {
+			return "", fmt.Errorf("cluster %s: %w", want.Cluster, err)
+		}
+		return strings.Join(lb.Addresses, ","), nil
+
+	case plan.Delete:
+		before := ch.Before.(plan.DNSService)
+		c, err := p.clientFor(before.Cluster, before.KubeContext)
+		if err != nil {
+			return "", err
+		}
+		return "", p.deleteService(ctx, c, ch.Address)
+	}
+	return "", fmt.Errorf("%s: cannot %s a DNS Service", ch.Address, ch.Action.Verb())
+}
+
+func (p *Provider) services(c kubernetes.Interface) interface {
+	Get(context.Context, string, metav1.GetOptions) (*corev1.Service, error)
+	Create(context.Context, *corev1.Service, metav1.CreateOptions) (*corev1.Service, error)
+	Update(context.Context, *corev1.Service, metav1.UpdateOptions) (*corev1.Service, error)
+	Delete(context.Context, string, metav1.DeleteOptions) error
+} {
+	return c.CoreV1().Services(plan.DNSNamespace)
+}
+
+func servicePorts(spec model.ServiceSpec, existing []corev1.ServicePort) []corev1.ServicePort {
+	var out []corev1.ServicePort
+	for _, sp := range spec.Ports {
+		port := corev1.ServicePort{Name: sp.Name, Protocol: corev1.Protocol(sp.Protocol), Port: sp.Port,
+			TargetPort: intstr.Parse(sp.TargetPort)}
+		// Keep the node port the server allocated, so that an update does not move it.
+		for _, e := range existing {
+			if e.Port == sp.Port && e.Protocol == port.Protocol {
+				port.NodePort = e.NodePort
+			}
+		}
+		out = append(out, port)
+	}
+	return out
+}
+
+// applyService creates the Service, or updates meshd's fields of the existing one if it is meshd's. A
+// Service that is not meshd's is never changed (the plan reports it as a conflict; this is the check at the
+// moment of writing).
+func (p *Provider) applyService(ctx context.Context, c kubernetes.Interface, spec model.ServiceSpec) error {
+	svcs := p.services(c)
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := svcs.Get(ctx, plan.DNSServiceName, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			svc := &corev1.Service{
+				ObjectMeta: metav1.ObjectMeta{Name: plan.DNSServiceName, Namespace: plan.DNSNamespace,
+					Labels: maps.Clone(spec.Labels), Annotations: maps.Clone(spec.Annotations)},
+				Spec: corev1.ServiceSpec{Type: corev1.ServiceType(spec.Type), Selector: maps.Clone(spec.Selector),
+					Ports: servicePorts(spec, nil)},
+			}
+			_, err = svcs.Create(ctx, svc, metav1.CreateOptions{FieldManager: "meshd"})
+			if apierrors.IsAlreadyExists(err) {
+				// Made meanwhile: read it again and treat it as an update (or a conflict).
+				return apierrors.NewConflict(corev1.Resource("services"), plan.DNSServiceName, err)
+			}
+			if err != nil {
+				return fmt.Errorf("creating Service %s/%s: %w", plan.DNSNamespace, plan.DNSServiceName, err)
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading Service %s/%s: %w", plan.DNSNamespace, plan.DNSServiceName, err)
+		}
+		if !model.OwnedBy(cur.Labels, spec.Labels[model.LabelMesh]) {
+			return fmt.Errorf("Service %s/%s exists and is not meshd's (no labels %s=%s, %s=%s): left alone; plan again",
+				plan.DNSNamespace, plan.DNSServiceName, model.LabelManagedBy, model.ManagedByMeshd, model.LabelMesh, spec.Labels[model.LabelMesh])
+		}
+		if cur.DeletionTimestamp != nil {
+			return fmt.Errorf("Service %s/%s is being deleted: plan again once it is gone", plan.DNSNamespace, plan.DNSServiceName)
+		}
+		if cur.Labels == nil {
+			cur.Labels = map[string]string{}
+		}
+		maps.Copy(cur.Labels, spec.Labels)
+		if cur.Annotations == nil {
+			cur.Annotations = map[string]string{}
+		}
+		maps.Copy(cur.Annotations, spec.Annotations)
+		cur.Spec.Type = corev1.ServiceType(spec.Type)
+		cur.Spec.Selector = maps.Clone(spec.Selector)
+		cur.Spec.Ports = servicePorts(spec, cur.Spec.Ports)
+		_, err = svcs.Update(ctx, cur, metav1.UpdateOptions{FieldManager: "meshd"})
+		if err != nil && !apierrors.IsConflict(err) {
+			return fmt.Errorf("updating Service %s/%s: %w", plan.DNSNamespace, plan.DNSServiceName, err)
+		}
+		return err
+	})
+}
+
+// poll calls check every PollInterval until it reports done, an error, or WaitTimeout passes, and reports
+// what it waits for every ProgressEvery.
+func (p *Provider) poll(ctx context.Context, address, what string, check func(context.Context) (bool, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, p.opts.WaitTimeout)
+	defer cancel()
+	start := time.Now()
+	last := start
+	for {
+		done, err := check(ctx)
+		if err != nil || done {
+			return err
+		}
+		if time.Since(last) >= ProgressEvery {
+			last = time.Now()
+			p.progress("%s: still waiting for %s [%s elapsed]", address, what, time.Since(start).Round(time.Second))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("gave up waiting for %s after %s: %w", what, time.Since(start).Round(time.Second), ctx.Err())
+		case <-time.After(p.opts.PollInterval):
+		}
+	}
+}
+
+// waitHostname waits until the load balancer controller has set the Service's load balancer hostname.
+func (p *Provider) waitHostname(ctx context.Context, c kubernetes.Interface, address string) (string, error) {
+	var host string
+	err := p.poll(ctx, address, "the load balancer controller to set the Service's status.loadBalancer hostname",
+		func(ctx context.Context) (bool, error) {
+			svc, err := p.services(c).Get(ctx, plan.DNSServiceName, metav1.GetOptions{})
+			if err != nil {
+				return false, fmt.Errorf("reading Service %s/%s: %w", plan.DNSNamespace, plan.DNSServiceName, err)
+			}
+			host = hostname(svc)
+			return host != "", nil
+		})
+	return host, err
+}
+
+func (p *Provider) deleteService(ctx context.Context, c kubernetes.Interface, address string) error {
+	svcs := p.services(c)
+	cur, err := svcs.Get(ctx, plan.DNSServiceName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading Service %s/%s: %w", plan.DNSNamespace, plan.DNSServiceName, err)
+	}
+	if !model.OwnedBy(cur.Labels, p.opts.Mesh) {
+		return fmt.Errorf("Service %s/%s is not meshd's (labels changed since the plan): left alone", plan.DNSNamespace, plan.DNSServiceName)
+	}
+	uid := cur.UID
+	err = svcs.Delete(ctx, plan.DNSServiceName, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting Service %s/%s: %w", plan.DNSNamespace, plan.DNSServiceName, err)
+	}
+	return p.poll(ctx, address, "the Service to be deleted (its load balancer goes with it)", func(ctx context.Context) (bool, error) {
+		got, err := svcs.Get(ctx, plan.DNSServiceName, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) || (err == nil && got.UID != uid) {
+			return true, nil
+		}
+		return false, err
+	})
+}
+
+type corefileExecutor struct{ p *Provider }
+
+func (e corefileExecutor) Execute(ctx context.Context, ch plan.Change, known apply.Known) (string, error) {
+	id, _, err := e.ExecuteAndRecord(ctx, ch, known)
+	return id, err
+}
+
+// ExecuteAndRecord merges meshd's blocks into the Corefile as it is now (with the addresses the plan or
+// the dns_service changes it waited for found), checks that the result parses, saves the original
+// Corefile once before the first change, and writes it with the resourceVersion it read (reading and
+// merging again when someone else wrote in between). The zones meshd then owns go into the state.
+func (e corefileExecutor) ExecuteAndRecord(ctx context.Context, ch plan.Change, known apply.Known) (string, func(*state.State), error) {
+	p := e.p
+	if ch.Action != plan.Update {
+		return "", nil, fmt.Errorf("%s: cannot %s a Corefile", ch.Address, ch.Action.Verb())
+	}
+	after := ch.After.(plan.Corefile)
+	blocks := make([]corefile.Block, 0, len(after.Blocks))
+	for _, b := range after.Blocks {
+		ups := b.Upstreams
+		if b.Pending != "" {
+			id, ok := known(b.Pending)
+			if !ok || id == "" {
+				return "", nil, fmt.Errorf("the addresses of %s are not known", b.Pending)
+			}
+			ups = strings.Split(id, ",")
+		}
+		blocks = append(blocks, corefile.Block{Zone: b.Zone, Upstreams: ups})
+	}
+	c, err := p.clientFor(after.Cluster, after.KubeContext)
+	if err != nil {
+		return "", nil, err
+	}
+	cms := c.CoreV1().ConfigMaps(plan.DNSNamespace)
+	var owned []string
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cm, err := cms.Get(ctx, plan.CoreDNSConfigMap, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("reading ConfigMap %s/%s: %w", plan.DNSNamespace, plan.CoreDNSConfigMap, err)
+		}
+		text, ok := cm.Data[plan.CorefileKey]
+		if !ok {
+			return fmt.Errorf("ConfigMap %s/%s has no %s", plan.DNSNamespace, plan.CoreDNSConfigMap, plan.CorefileKey)
+		}
+		out, rep, err := corefile.Merge(text, p.opts.Mesh, after.Owned, blocks)
+		if err != nil {
+			return fmt.Errorf("merging meshd's blocks: %w", err)
+		}
+		if len(rep.Conflicts) > 0 {
+			return fmt.Errorf("the Corefile changed since the plan: %s; nothing written, plan again", rep.Conflicts[0])
+		}
+		owned = rep.Owned
+		if !rep.Changed() {
+			return nil
+		}
+		if err := corefile.Validate(out); err != nil {
+			return fmt.Errorf("the merged Corefile does not parse, nothing written: %w", err)
+		}
+		if len(out) > corefile.MaxSize {
+			return fmt.Errorf("the merged Corefile would hold %d bytes; a ConfigMap holds at most %d", len(out), corefile.MaxSize)
+		}
+		if !after.DeleteBackup {
+			if err := p.saveBackup(ctx, c, text); err != nil {
+				return err
+			}
+		}
+		cm.Data[plan.CorefileKey] = out
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: "meshd"})
+		if err != nil && !apierrors.IsConflict(err) {
+			return fmt.Errorf("writing ConfigMap %s/%s: %w", plan.DNSNamespace, plan.CoreDNSConfigMap, err)
+		}
+		return err
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("cluster %s: %w", after.Cluster, err)
+	}
+	record := func(st *state.State) { st.SetCorefileZones(after.Cluster, owned) }
+	if after.DeleteBackup {
+		if err := p.deleteBackup(ctx, c); err != nil {
+			return "", record, fmt.Errorf("cluster %s: %w", after.Cluster, err)
+		}
+	}
+	return "", record, nil
+}
+
+// saveBackup keeps the Corefile as it was before meshd's first change in kube-system/coredns-meshd-backup.
+// An existing backup is never overwritten: it holds the original.
+func (p *Provider) saveBackup(ctx context.Context, c kubernetes.Interface, original string) error {
+	cms := c.CoreV1().ConfigMaps(plan.DNSNamespace)
+	_, err := cms.Get(ctx, plan.BackupConfigMap, metav1.GetOptions{})
+	if err == nil {
+		return nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("reading ConfigMap %s/%s: %w", plan.DNSNamespace, plan.BackupConfigMap, err)
+	}
+	backup := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: plan.BackupConfigMap, Namespace: plan.DNSNamespace, Labels: plan.OwnerLabels(p.opts.Mesh),
+			Annotations: map[string]string{"meshd.io/backup-of": plan.DNSNamespace + "/" + plan.CoreDNSConfigMap}},
+		Data: map[string]string{plan.CorefileKey: original},
+	}
+	if _, err := cms.Create(ctx, backup, metav1.CreateOptions{FieldManager: "meshd"}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("saving the original Corefile to ConfigMap %s/%s: %w", plan.DNSNamespace, plan.BackupConfigMap, err)
+	}
+	return nil
+}
+
+// deleteBackup removes the backup if it is meshd's.
+func (p *Provider) deleteBackup(ctx context.Context, c kubernetes.Interface) error {
+	cms := c.CoreV1().ConfigMaps(plan.DNSNamespace)
+	cur, err := cms.Get(ctx, plan.BackupConfigMap, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading ConfigMap %s/%s: %w", plan.DNSNamespace, plan.BackupConfigMap, err)
+	}
+	if !model.OwnedBy(cur.Labels, p.opts.Mesh) {
+		return nil
+	}
+	uid := cur.UID
+	err = cms.Delete(ctx, plan.BackupConfigMap, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting ConfigMap %s/%s: %w", plan.DNSNamespace, plan.BackupConfigMap, err)
+	}
+	return nil
+}

@@ -1,0 +1,143 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/hashicorp/hcl/v2"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/meshd-io/meshd/internal/model"
+	"github.com/meshd-io/meshd/internal/plan"
+)
+
+// Observe reads, in every target cluster at once (bounded by Parallelism), the DNS Service and the CoreDNS
+// ConfigMap and its backup: three GETs per cluster. The load balancers behind the Services are the AWS
+// provider's to find. A cluster that cannot be reached, or a context the kubeconfig lacks, is a diagnostic
+// against the cluster's kube_context; such a cluster has no entry in the result.
+func (p *Provider) Observe(ctx context.Context, targets []Target) (map[string]model.DNSObserved, hcl.Diagnostics) {
+	out := map[string]model.DNSObserved{}
+	diags := make([]*hcl.Diagnostic, len(targets))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, p.opts.Parallelism)
+	for i, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			o, d := p.observe(ctx, t)
+			mu.Lock()
+			defer mu.Unlock()
+			if d != nil {
+				diags[i] = d
+				return
+			}
+			out[t.Cluster] = o
+		}()
+	}
+	wg.Wait()
+	var all hcl.Diagnostics
+	for _, d := range diags {
+		if d != nil {
+			all = append(all, d)
+		}
+	}
+	return out, all
+}
+
+func (p *Provider) observe(ctx context.Context, t Target) (model.DNSObserved, *hcl.Diagnostic) {
+	var o model.DNSObserved
+	c, err := p.Client(t.KubeContext)
+	if errors.Is(err, ErrNoContext) {
+		return o, t.diag("Unknown kube context", fmt.Sprintf("Cluster %q: %v. Use one of those, or point --kubeconfig at the file that has it.", t.Cluster, err))
+	}
+	if err != nil {
+		return o, t.diag("Cannot use kube context", fmt.Sprintf("Cluster %q: %v.", t.Cluster, err))
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.opts.RequestTimeout)
+	defer cancel()
+
+	unreachable := func(what string, err error) *hcl.Diagnostic {
+		return t.diag("Cannot reach cluster", fmt.Sprintf("Cluster %q (kube context %q): reading %s: %v. Check that the cluster is up and that the context's credentials are valid.",
+			t.Cluster, t.KubeContext, what, err))
+	}
+	svc, err := c.CoreV1().Services(plan.DNSNamespace).Get(ctx, plan.DNSServiceName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return o, unreachable("Service "+plan.DNSNamespace+"/"+plan.DNSServiceName, err)
+	default:
+		s := ServiceFromAPI(svc)
+		o.Service = &s
+	}
+	for _, cm := range []struct {
+		name string
+		dst  **model.ConfigMap
+	}{{plan.CoreDNSConfigMap, &o.CoreDNS}, {plan.BackupConfigMap, &o.Backup}} {
+		got, err := c.CoreV1().ConfigMaps(plan.DNSNamespace).Get(ctx, cm.name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return o, unreachable("ConfigMap "+plan.DNSNamespace+"/"+cm.name, err)
+		default:
+			m := ConfigMapFromAPI(got)
+			*cm.dst = &m
+		}
+	}
+	return o, nil
+}
+
+// ServiceFromAPI converts a Service to what the planner compares.
+func ServiceFromAPI(svc *corev1.Service) model.Service {
+	s := model.Service{Spec: model.ServiceSpec{
+		Type:        string(svc.Spec.Type),
+		Annotations: svc.Annotations,
+		Labels:      svc.Labels,
+		Selector:    svc.Spec.Selector,
+	}}
+	for _, port := range svc.Spec.Ports {
+		s.Spec.Ports = append(s.Spec.Ports, model.ServicePort{Name: port.Name, Protocol: string(port.Protocol),
+			Port: port.Port, TargetPort: port.TargetPort.String()})
+	}
+	s.Hostname = hostname(svc)
+	return s
+}
+
+func hostname(svc *corev1.Service) string {
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if in.Hostname != "" {
+			return in.Hostname
+		}
+	}
+	return ""
+}
+
+// ConfigMapFromAPI keeps of a ConfigMap its labels, data and field managers.
+func ConfigMapFromAPI(cm *corev1.ConfigMap) model.ConfigMap {
+	m := model.ConfigMap{Labels: cm.Labels, Data: cm.Data}
+	for _, f := range cm.ManagedFields {
+		if f.Manager != "" && !slices.Contains(m.Managers, f.Manager) {
+			m.Managers = append(m.Managers, f.Manager)
+		}
+	}
+	sort.Strings(m.Managers)
+	return m
+}
+
+// clientFor is Client with the cluster named in the error.
+func (p *Provider) clientFor(cluster, kubeContext string) (kubernetes.Interface, error) {
+	c, err := p.Client(kubeContext)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: %w", cluster, err)
+	}
+	return c, nil
+}
