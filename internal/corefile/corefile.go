@@ -1,0 +1,271 @@
+// Package corefile edits a CoreDNS Corefile the way meshd needs (design step 6): it adds, updates and
+// removes one server block per remote cluster and keeps every other byte exactly as it was. It is pure:
+// text in, text out, no I/O.
+//
+// Blocks are found with CoreDNS's own parser, github.com/coredns/caddy/caddyfile. Because that parser
+// reports tokens by line only, this package re-reads the text with the same rules while keeping byte
+// offsets, and refuses to edit when its reading and caddyfile's differ (see lex.go and parse.go).
+//
+// A block is meshd's when it has a single key and braces that are all in the text (not replayed from a
+// snippet) and either
+//   - the line right above its key is the marker comment for this mesh (see Marker), or
+//   - it has no marker for another mesh and its zone is one the caller says meshd owns (from the state).
+//
+// The marker makes ownership survive an apply interrupted between writing the Corefile and saving the
+// state. Any other block, including one with several keys, is the user's: a desired zone that a user's
+// block serves is reported as a Conflict and never written, replaced or removed.
+//
+// File imports (`import custom/*.server`) are not followed: the files are in the CoreDNS pod. Blocks they
+// bring in are invisible here, as are the values of {$ENV} placeholders.
+package corefile
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"unicode"
+)
+
+// MaxSize is the most a Corefile may hold: a ConfigMap holds at most 1 MiB.
+const MaxSize = 1 << 20
+
+// Block is a server block meshd wants: forward Zone to Upstreams (IP addresses) over TCP.
+type Block struct {
+	Zone      string
+	Upstreams []string
+}
+
+// Report says what Merge or Remove changed. Zones are normalised (see NormalizeZone) and sorted.
+type Report struct {
+	Added, Updated, Removed []string
+	// Conflicts are desired zones that a user's block serves; meshd wrote nothing for them.
+	Conflicts []Conflict
+	// Owned are the zones of meshd's blocks in the output: what the state should record.
+	Owned []string
+}
+
+// Changed reports whether the output differs from the input.
+func (r Report) Changed() bool {
+	return len(r.Added)+len(r.Updated)+len(r.Removed) > 0
+}
+
+// Conflict is a desired zone served by a user's block.
+type Conflict struct {
+	Zone string // the desired zone, normalised
+	Line int    // line of the user's key
+	Key  string // the user's key as written
+}
+
+func (c Conflict) String() string {
+	return fmt.Sprintf("zone %s is served by a block meshd does not own (line %d: %s)", c.Zone, c.Line, c.Key)
+}
+
+// ServerBlock is a server block of a Corefile.
+type ServerBlock struct {
+	Keys  []string // as written, trailing commas removed
+	Zones []string // Keys normalised
+	Line  int      // line of the first key
+	// Editable reports that the block's keys and braces are all in the text, so that meshd could
+	// replace or cut it. It is false for blocks without braces, for blocks replayed from snippets,
+	// and for a last block that caddyfile lets the end of input close.
+	Editable bool
+	// Start and End delimit the block: from the marker comment above it (if any; else the first key)
+	// to just after the closing brace. Updating a block replaces exactly these bytes. -1 when not
+	// Editable.
+	Start, End int
+	// CutStart and CutEnd delimit what removing the block deletes: Start to End widened to whole lines
+	// when the block has its lines to itself (trailing spaces, comment and line break included), plus
+	// one blank line just above it, which meshd put there as separator when appending. -1 when not
+	// Editable.
+	CutStart, CutEnd int
+	// MarkerMesh is the mesh named by the marker line right above the key, "" if there is none.
+	MarkerMesh string
+
+	ownLine bool // the key is the first thing on its line, so a marker line can go above it
+}
+
+// OwnedBy reports whether b is meshd's for mesh, given the zones the state says it owns.
+func (b ServerBlock) OwnedBy(mesh string, owned []string) bool {
+	set := map[string]bool{}
+	for _, z := range owned {
+		set[NormalizeZone(z)] = true
+	}
+	return b.ownedBy(mesh, set)
+}
+
+func (b ServerBlock) ownedBy(mesh string, owned map[string]bool) bool {
+	if !b.Editable || len(b.Keys) != 1 {
+		return false
+	}
+	return b.MarkerMesh == mesh || (b.MarkerMesh == "" && owned[b.Zones[0]])
+}
+
+// Validate reports whether src parses as a Corefile. The error names the line.
+func Validate(src string) error {
+	_, err := parseText(src)
+	return err
+}
+
+// Blocks returns the server blocks of src in order. Snippet definitions are not server blocks.
+func Blocks(src string) ([]ServerBlock, error) {
+	p, err := parseText(src)
+	if err != nil {
+		return nil, err
+	}
+	return p.serverBlocks(), nil
+}
+
+// Render returns the block meshd writes for b, marker line first, with a final line break.
+func Render(mesh string, b Block) (string, error) {
+	if err := checkMesh(mesh); err != nil {
+		return "", err
+	}
+	r, err := render(b)
+	if err != nil {
+		return "", err
+	}
+	return r.text(mesh, true, "\n") + "\n", nil
+}
+
+// rendered is a desired block ready to write.
+type rendered struct {
+	zone  string
+	lines []string // the block without marker
+}
+
+func render(b Block) (rendered, error) {
+	z, err := zoneFor(b.Zone)
+	if err != nil {
+		return rendered{}, err
+	}
+	addrs, err := upstreamsFor(z, b.Upstreams)
+	if err != nil {
+		return rendered{}, err
+	}
+	ups := make([]string, len(addrs))
+	for i, a := range addrs {
+		ups[i] = a.String()
+	}
+	return rendered{zone: z, lines: []string{
+		z + ":53 {",
+		"    errors",
+		"    cache 30",
+		"    forward . " + strings.Join(ups, " ") + " {",
+		"        force_tcp",
+		"    }",
+		"}",
+	}}, nil
+}
+
+// text is the block as written at a position: with the marker line when the key has its line to
+// itself, without it when the key follows other text on its line (a marker there would be a comment
+// on that text's line, which does not mark anything).
+func (r rendered) text(mesh string, ownLine bool, eol string) string {
+	body := strings.Join(r.lines, eol)
+	if !ownLine {
+		return body
+	}
+	return Marker(mesh) + eol + body
+}
+
+// serverBlocks locates the parser's blocks in the text.
+func (p *parsed) serverBlocks() []ServerBlock {
+	out := make([]ServerBlock, 0, len(p.blocks))
+	for _, b := range p.blocks {
+		sb := ServerBlock{Line: b.keys[0].Line, Start: -1, End: -1, CutStart: -1, CutEnd: -1}
+		for _, k := range b.keys {
+			sb.Keys = append(sb.Keys, k.Text)
+			sb.Zones = append(sb.Zones, NormalizeZone(k.Text))
+		}
+		first := b.keys[0]
+		if !first.replay {
+			ls := p.lineStart[first.Line-1]
+			// A byte order mark, which the lexer skips at the very start, is not text before the key.
+			sb.ownLine = strings.TrimFunc(strings.TrimPrefix(p.src[ls:first.Start], "\uFEFF"), unicode.IsSpace) == ""
+			if sb.ownLine && first.Line > 1 {
+				if m := markerRE.FindStringSubmatch(p.commentLine(first.Line - 1)); m != nil {
+					sb.MarkerMesh = m[1]
+				}
+			}
+		}
+		sb.Editable = b.open != nil && b.close != nil && !b.eofClose && !b.open.replay && !b.close.replay
+		for _, k := range b.keys {
+			sb.Editable = sb.Editable && !k.replay
+		}
+		if sb.Editable {
+			p.locate(&sb, first, *b.close)
+		}
+		out = append(out, sb)
+	}
+	return out
+}
+
+// locate sets the byte ranges of an editable block.
+func (p *parsed) locate(sb *ServerBlock, first, closing ptok) {
+	line := first.Line
+	// Indentation before the marker or key stays outside the block: a block that a cut moves to
+	// the start of a line keeps the spaces that were before it.
+	sb.Start = first.Start
+	if sb.MarkerMesh != "" {
+		line--
+		sb.Start = p.lineStart[line-1] + strings.IndexByte(p.lineText(line), '#')
+	}
+	sb.End = closing.End
+	sb.CutStart, sb.CutEnd = sb.Start, sb.End
+	if !sb.ownLine {
+		return
+	}
+	// The rest of the closing brace's line must hold no token (a comment is fine) for the block to
+	// have its lines to itself.
+	eol := strings.IndexByte(p.src[sb.End:], '\n')
+	lineEnd := len(p.src)
+	if eol >= 0 {
+		lineEnd = sb.End + eol + 1
+	}
+	if closing.src+1 < len(p.lex.tokens) && p.lex.tokens[closing.src+1].Start < lineEnd {
+		return
+	}
+	sb.CutStart, sb.CutEnd = p.lineStart[line-1], lineEnd // whole lines, indentation included
+	if sb.CutStart == 0 && strings.HasPrefix(p.src, "\uFEFF") {
+		sb.CutStart = len("\uFEFF") // the byte order mark is the file's, not the line's
+	}
+	if line > 1 && p.blankLine(line-1) {
+		sb.CutStart = p.lineStart[line-2]
+	}
+	// A cut must not leave a line that reads as a marker (of any mesh) right above a line with
+	// content: that would hand the content to a mesh. Keep a blank line between them then: the one
+	// above the block if there is one, else the block's last line break.
+	above, _ := slices.BinarySearch(p.lineStart, sb.CutStart) // 1-based number of the line above
+	if above < 1 || sb.CutEnd >= len(p.src) || markerRE.FindString(p.commentLine(above)) == "" {
+		return
+	}
+	if next, _ := slices.BinarySearch(p.lineStart, sb.CutEnd); p.blankLine(next + 1) {
+		return
+	}
+	if sb.CutStart < p.lineStart[line-1] {
+		sb.CutStart = p.lineStart[line-1]
+	} else {
+		sb.CutEnd--
+	}
+}
+
+// lineText returns line n (1-based) without its line break.
+func (p *parsed) lineText(n int) string {
+	end := len(p.src)
+	if n < len(p.lineStart) {
+		end = p.lineStart[n] - 1
+	}
+	return p.src[p.lineStart[n-1]:end]
+}
+
+// commentLine returns line n trimmed if no token touches it (it is blank or a comment), else "".
+func (p *parsed) commentLine(n int) string {
+	if p.lineHasToken[n-1] {
+		return ""
+	}
+	return strings.TrimSpace(strings.TrimPrefix(p.lineText(n), "\uFEFF"))
+}
+
+func (p *parsed) blankLine(n int) bool {
+	return !p.lineHasToken[n-1] && strings.TrimSpace(p.lineText(n)) == ""
+}
