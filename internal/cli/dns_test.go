@@ -4,17 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
+	"github.com/aws/smithy-go/middleware"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -214,13 +218,14 @@ type lbController struct {
 
 	mu      sync.Mutex
 	ips     map[string][]string // by cluster: the addresses of its current NLB
+	descs   map[string]string   // by cluster: the ENI description of its current NLB
 	created int
 	errs    []error
 }
 
 func startLBController(t *testing.T, h *harness, kw *kubeWorld) *lbController {
 	ctx, cancel := context.WithCancel(context.Background())
-	lc := &lbController{h: h, kw: kw, stop: cancel, done: make(chan struct{}), ips: map[string][]string{}}
+	lc := &lbController{h: h, kw: kw, stop: cancel, done: make(chan struct{}), ips: map[string][]string{}, descs: map[string]string{}}
 	go func() {
 		defer close(lc.done)
 		for {
@@ -293,10 +298,26 @@ func (lc *lbController) reconcile(ctx context.Context, n sandbox.Network) error 
 	}
 	lc.mu.Lock()
 	lc.ips[n.Name] = ips
+	lc.descs[n.Name] = "ELB " + path
 	lc.mu.Unlock()
 	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{Hostname: aws.ToString(lb.DNSName)}}
 	_, err = svcs.UpdateStatus(ctx, svc, metav1.UpdateOptions{})
 	return err
+}
+
+// opCounter counts AWS calls by "<service> <operation>".
+type opCounter struct {
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (c *opCounter) middleware(s *middleware.Stack) error {
+	return s.Initialize.Add(middleware.InitializeMiddlewareFunc("count-ops", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		c.mu.Lock()
+		c.calls[awsmiddleware.GetServiceID(ctx)+"."+awsmiddleware.GetOperationName(ctx)]++
+		c.mu.Unlock()
+		return next.HandleInitialize(ctx, in)
+	}), middleware.Before)
 }
 
 // newDNSHarness is newHarness with the mesh's DNS part on: three API servers behind one kubeconfig, each
@@ -312,8 +333,11 @@ func newDNSHarness(t *testing.T, corefiles map[string]string) (*harness, *kubeWo
 	return h, kw, startLBController(t, h, kw)
 }
 
-// meshdBlock is the block meshd appends for a zone (after a blank line), as design step 6 shows it.
+// meshdBlock is the block meshd appends for a zone (after a blank line), as design step 6 shows it, with
+// the addresses in numeric order.
 func meshdBlock(zone string, ips []string) string {
+	ips = slices.Clone(ips)
+	slices.SortFunc(ips, func(a, b string) int { return netip.MustParseAddr(a).Compare(netip.MustParseAddr(b)) })
 	return "\n# meshd.io/mesh=tidb: managed by meshd, edits here are overwritten\n" + zone + ":53 {\n    errors\n    cache 30\n" +
 		"    forward . " + strings.Join(ips, " ") + " {\n        force_tcp\n    }\n}\n"
 }
@@ -410,6 +434,39 @@ func TestDNSApplyRevertDestroy(t *testing.T) {
 	if v := kw.backup(t, "tidb-2").ResourceVersion; v != backupVersion {
 		t.Errorf("the backup was written again (resourceVersion %s -> %s): it must be saved once", backupVersion, v)
 	}
+	// Observing the DNS side costs one DescribeLoadBalancers and one DescribeNetworkInterfaces per region.
+	calls := &opCounter{calls: map[string]int{}}
+	h.awsOptions = []func(*middleware.Stack) error{calls.middleware}
+	h.mustRun(0, "plan", "--detailed-exitcode")
+	h.awsOptions = nil
+	if got, want := calls.calls["Elastic Load Balancing v2.DescribeLoadBalancers"], len(regions); got != want {
+		t.Errorf("%d DescribeLoadBalancers per plan, want %d: %v", got, want, calls.calls)
+	}
+	if got, want := calls.calls["EC2.DescribeNetworkInterfaces"], len(regions); got != want {
+		t.Errorf("%d DescribeNetworkInterfaces per plan, want %d: %v", got, want, calls.calls)
+	}
+
+	// tidb-3's NLB gets a third address: the next plan updates the blocks for it in the other Corefiles.
+	n := h.nets[2]
+	if _, err := h.ec2(n.Region).CreateNetworkInterface(context.Background(), &ec2.CreateNetworkInterfaceInput{
+		SubnetId: aws.String(n.SubnetIDs[0]), Description: aws.String(lc.descs["tidb-3"]), PrivateIpAddress: aws.String("10.3.0.250")}); err != nil {
+		t.Fatal(err)
+	}
+	r = h.mustRun(2, "plan", "--detailed-exitcode")
+	for _, want := range []string{
+		"corefile[tidb-1] will be updated in place: update blocks for pingcap-3.svc.cluster.local",
+		"corefile[tidb-2] will be updated in place: update blocks for pingcap-3.svc.cluster.local",
+		"Plan: 0 to add, 2 to change, 0 to destroy.",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("plan after the NLB's addresses changed lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	h.mustRun(0, "apply", "--auto-approve")
+	lc.mu.Lock()
+	lc.ips["tidb-3"] = append(lc.ips["tidb-3"], "10.3.0.250")
+	lc.mu.Unlock()
+	h.assertDNSConverged(kw, lc, originals)
 	h.mustRun(0, "plan", "--detailed-exitcode")
 
 	r = h.mustRun(0, "destroy", "--auto-approve")
@@ -466,7 +523,10 @@ corp.example.com:53 {
 
 func TestDNSUserBlocksSurvive(t *testing.T) {
 	h, kw, lc := newDNSHarness(t, map[string]string{"tidb-1": userCorefile})
-	h.mustRun(0, "apply", "--auto-approve")
+	// Through a saved plan: the NLB addresses are placeholders in the file, resolved during the apply.
+	planFile := filepath.Join(h.dir, "dns.plan")
+	h.mustRun(0, "plan", "--out", planFile)
+	h.mustRun(0, "apply", planFile)
 	got := kw.corefile(t, "tidb-1")
 	// The user's text had no final line break: meshd adds one before its first block, nothing else.
 	if want := wantCorefile(lc, "tidb-1", userCorefile+"\n"); got != want {

@@ -136,10 +136,11 @@ func (h *harness) runCtx(ctx context.Context, args ...string) result {
 			o.WaitTimeout = time.Minute
 			o.RequestTimeout = 5 * time.Second
 		}}
-	full := append([]string{args[0]}, append([]string{"--state", h.state}, args[1:]...)...)
+	common := []string{"--state", h.state}
 	if h.kubeconfig != "" {
-		full = append(full, "--kubeconfig", h.kubeconfig)
+		common = append(common, "--kubeconfig", h.kubeconfig)
 	}
+	full := append([]string{args[0]}, append(common, args[1:]...)...)
 	if !strings.HasSuffix(args[0], "apply") || !isSavedPlan(args) {
 		full = append(full, "--spec", h.spec)
 	}
