@@ -8,16 +8,23 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/aws/smithy-go/middleware"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/meshd-io/meshd/internal/daemon"
 	"github.com/meshd-io/meshd/internal/engine"
+	"github.com/meshd-io/meshd/internal/leader"
 	awsprovider "github.com/meshd-io/meshd/internal/providers/aws"
+	"github.com/meshd-io/meshd/internal/providers/kube"
+	"github.com/meshd-io/meshd/internal/spec"
 	"github.com/meshd-io/meshd/internal/state"
 )
 
@@ -25,13 +32,17 @@ type options struct {
 	spec, statePath, kubeconfig, metricsAddr, policy, logLevel string
 	interval, minInterval, grace                               time.Duration
 	dryRun                                                     bool
+
+	// The management cluster holds the leader Lease and, with --state-secret, the state.
+	managementContext, stateSecret            string
+	leaderElect                               bool
+	leaseNamespace, leaseName                 string
+	leaseDuration, renewDeadline, retryPeriod time.Duration
 }
 
-func main() {
-	var o options
-	fs := flag.NewFlagSet("meshd", flag.ExitOnError)
+func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.spec, "spec", "", "spec file or directory of *.hcl files (watched for changes)")
-	fs.StringVar(&o.statePath, "state", "meshd.state.json", "state file")
+	fs.StringVar(&o.statePath, "state", "meshd.state.json", "state file (ignored with --state-secret)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
 	fs.DurationVar(&o.interval, "interval", 30*time.Second, "period of the full pass (AWS is observed on this timer), ±10% jitter")
 	fs.DurationVar(&o.minInterval, "min-interval", 2*time.Second, "least time between two passes, whatever triggers them")
@@ -40,6 +51,20 @@ func main() {
 	fs.BoolVar(&o.dryRun, "dry-run", false, "observe and report drift, change nothing")
 	fs.StringVar(&o.policy, "policy", "sync", "sync (create, update, delete) or upsert-only (never delete)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.managementContext, "management-context", "", "kubeconfig context of the cluster holding the Lease and state Secret (empty: in-cluster config)")
+	fs.StringVar(&o.stateSecret, "state-secret", "", "keep the state in this Secret (NAMESPACE/NAME) of the management cluster instead of a file")
+	fs.BoolVar(&o.leaderElect, "leader-elect", false, "run as one of several replicas: only the holder of the Lease acts")
+	fs.StringVar(&o.leaseNamespace, "leader-elect-namespace", "meshd-system", "namespace of the leader Lease")
+	fs.StringVar(&o.leaseName, "leader-elect-name", "", "name of the leader Lease (default meshd-<mesh>)")
+	fs.DurationVar(&o.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a leader holds the Lease without renewing it")
+	fs.DurationVar(&o.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader keeps trying to renew before it gives up")
+	fs.DurationVar(&o.retryPeriod, "leader-elect-retry-period", 2*time.Second, "how often replicas try to take or renew the Lease")
+}
+
+func main() {
+	var o options
+	fs := flag.NewFlagSet("meshd", flag.ExitOnError)
+	o.register(fs)
 	_ = fs.Parse(os.Args[1:])
 
 	log, err := newLogger(o.logLevel)
@@ -94,14 +119,71 @@ func run(o options, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	eng := &engine.Engine{AWS: provider, Progress: func(msg string) { log.Debug(msg) }}
+	kubeProv := kube.New(kube.Options{Mesh: m.Name, Kubeconfig: o.kubeconfig, LoadBalancers: provider,
+		Progress: func(msg string) { log.Info(msg) }, WrapTransport: metrics.CountKubeCalls})
+	eng := &engine.Engine{AWS: provider, Kube: kubeProv, Progress: func(msg string) { log.Debug(msg) }}
+
+	identity := os.Getenv("POD_NAME")
+	if identity == "" {
+		host, _ := os.Hostname()
+		identity = fmt.Sprintf("%s_%d", host, os.Getpid())
+	}
+	var mgmt kubernetes.Interface
+	if o.leaderElect || o.stateSecret != "" {
+		if mgmt, err = managementClient(kubeProv, o.managementContext); err != nil {
+			return err
+		}
+	}
+	var backend state.Backend = state.NewLocal(o.statePath)
+	if o.stateSecret != "" {
+		ns, name, ok := strings.Cut(o.stateSecret, "/")
+		if !ok || ns == "" || name == "" {
+			return fmt.Errorf("--state-secret must be NAMESPACE/NAME, not %q", o.stateSecret)
+		}
+		secret := state.NewSecret(mgmt, ns, name, identity)
+		secret.LeaseDuration = o.leaseDuration
+		backend = secret
+	}
 
 	rec := &daemon.Reconciler{
-		Engine: eng, Backend: state.NewLocal(o.statePath), Spec: specs, Log: log, Metrics: metrics,
+		Engine: eng, Backend: backend, Spec: specs, Log: log, Metrics: metrics,
 		DryRun: o.dryRun, UpsertOnly: o.policy == "upsert-only", ShutdownGrace: o.grace,
+		Events: &daemon.KubeEvents{Host: identity, Client: func(cluster string) (kubernetes.Interface, error) {
+			c := specs.Current().Cluster(cluster)
+			if c == nil {
+				return nil, fmt.Errorf("no cluster %q", cluster)
+			}
+			return kubeProv.Client(c.KubeContext)
+		}},
 	}
-	metrics.Set(daemon.MetricLeader, nil, 1)
 	ctl := &daemon.Controller{Pass: rec.Pass, Interval: o.interval, Jitter: 0.1, MinInterval: o.minInterval}
+
+	if o.leaderElect {
+		name := o.leaseName
+		if name == "" {
+			name = "meshd-" + m.Name
+		}
+		runCtx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		ctx = runCtx
+		elector := &leader.Elector{Client: mgmt, Namespace: o.leaseNamespace, Name: name, Identity: identity, Log: log,
+			LeaseDuration: o.leaseDuration, RenewDeadline: o.renewDeadline, RetryPeriod: o.retryPeriod,
+			// A replica that cannot renew stops, so it never acts beside the new leader.
+			OnLost: cancel}
+		rec.IsLeader = elector.IsLeader
+		metrics.Set(daemon.MetricLeader, nil, 0)
+		go func() {
+			_ = elector.Run(ctx, func() {
+				metrics.Set(daemon.MetricLeader, nil, 1)
+				ctl.Trigger("became the leader")
+			})
+		}()
+	} else {
+		metrics.Set(daemon.MetricLeader, nil, 1)
+	}
+
+	watches := &kubeWatches{kube: kubeProv, log: log, trigger: ctl.Trigger}
+	watches.restart(ctx, specs.Current())
 
 	if err := specs.Watch(ctx, 200*time.Millisecond, func() {
 		changed, _, diags := specs.Reload()
@@ -115,6 +197,7 @@ func run(o options, log *zap.Logger) error {
 		metrics.Add(daemon.MetricSpecReloads, daemon.Labels{"result": "ok"}, 1)
 		if changed {
 			log.Info("spec changed on disk")
+			watches.restart(ctx, specs.Current())
 			ctl.Trigger("spec changed")
 		}
 	}); err != nil {
@@ -150,6 +233,65 @@ func run(o options, log *zap.Logger) error {
 	log.Info("meshd started", zap.String("mesh", m.Name), zap.String("spec", o.spec), zap.Duration("interval", o.interval),
 		zap.Bool("dry_run", o.dryRun), zap.String("policy", o.policy))
 	ctl.Run(ctx)
+	watches.stop()
 	log.Info("meshd stopping")
 	return nil
+}
+
+// managementClient is the client of the cluster holding the Lease and the state Secret: the named context,
+// or the in-cluster configuration when meshd runs in a pod.
+func managementClient(kubeProv *kube.Provider, kubeContext string) (kubernetes.Interface, error) {
+	if kubeContext != "" {
+		return kubeProv.Client(kubeContext)
+	}
+	cfg, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, fmt.Errorf("--management-context is required outside a Kubernetes pod: %w", err)
+	}
+	return kubernetes.NewForConfig(cfg)
+}
+
+// kubeWatches runs the Kubernetes watch triggers for the clusters of the current spec, restarted when the
+// spec changes.
+type kubeWatches struct {
+	kube    *kube.Provider
+	log     *zap.Logger
+	trigger func(string)
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+}
+
+func (w *kubeWatches) restart(ctx context.Context, m *spec.Mesh) {
+	w.stop()
+	if m == nil || m.DNSDisabled {
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	w.mu.Lock()
+	w.cancel = cancel
+	w.mu.Unlock()
+	var clusters []daemon.WatchedCluster
+	for _, c := range m.Clusters {
+		client, err := w.kube.Client(c.KubeContext)
+		if err != nil {
+			w.log.Warn("cannot watch cluster; its drift is seen on the interval", zap.String("cluster", c.Name), zap.Error(err))
+			continue
+		}
+		clusters = append(clusters, daemon.WatchedCluster{Name: c.Name, Client: client})
+	}
+	go func() {
+		if err := daemon.WatchKubernetes(ctx, clusters, w.trigger); err != nil && ctx.Err() == nil {
+			w.log.Warn("Kubernetes watches failed; drift is seen on the interval", zap.Error(err))
+		}
+	}()
+}
+
+func (w *kubeWatches) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cancel != nil {
+		w.cancel()
+		w.cancel = nil
+	}
 }

@@ -21,6 +21,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	awsprovider "github.com/meshd-io/meshd/internal/providers/aws"
 )
 
 // Annotations and names the AWS Load Balancer Controller uses, which the stand-in honours.
@@ -184,7 +186,7 @@ func (c *LBController) reconcile(ctx context.Context, cl LBCluster, store cache.
 		lb = &out.LoadBalancers[0]
 		c.logf("lb %s: %s: created NLB %s (%s)", cl.Name, key, name, aws.ToString(lb.DNSName))
 	}
-	desc, err := ENIDescription(aws.ToString(lb.LoadBalancerArn))
+	desc, err := eniDescription(aws.ToString(lb.LoadBalancerArn))
 	if err != nil {
 		return err
 	}
@@ -237,7 +239,7 @@ func deleteLB(ctx context.Context, lbs *elbv2.Client, ec2c *ec2.Client, name str
 	if err != nil || lb == nil {
 		return err
 	}
-	desc, err := ENIDescription(aws.ToString(lb.LoadBalancerArn))
+	desc, err := eniDescription(aws.ToString(lb.LoadBalancerArn))
 	if err != nil {
 		return err
 	}
@@ -255,16 +257,13 @@ func deleteLB(ctx context.Context, lbs *elbv2.Client, ec2c *ec2.Client, name str
 	return err
 }
 
-// ENIDescription is the description AWS gives a network load balancer's ENIs: `ELB net/<name>/<id>`, from
-// the ARN's last two segments. (moto writes `loadbalancer/app/...` into the ARN even for a network load
-// balancer; AWS writes `loadbalancer/net/...`. The description is AWS's either way.)
-func ENIDescription(arn string) (string, error) {
-	_, rest, ok := strings.Cut(arn, ":loadbalancer/")
-	parts := strings.Split(rest, "/")
-	if !ok || len(parts) != 3 {
+// eniDescription is the description AWS gives the load balancer's ENIs (meshd looks them up by it).
+func eniDescription(arn string) (string, error) {
+	desc := awsprovider.ENIDescription(arn)
+	if desc == "" {
 		return "", fmt.Errorf("unexpected load balancer ARN %q", arn)
 	}
-	return "ELB net/" + parts[1] + "/" + parts[2], nil
+	return desc, nil
 }
 
 // LBName is the NLB name the stand-in gives a Service, in the AWS Load Balancer Controller's pattern

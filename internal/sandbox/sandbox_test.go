@@ -23,57 +23,7 @@ import (
 	"github.com/meshd-io/meshd/internal/testenv"
 )
 
-// startSandbox starts the three-cluster sandbox in a temporary directory and stops it when the test ends.
-// CoreDNS listens on 127.0.0.11-13 (and 127.0.1.11-13) as in `make demo`, or on another set of loopback
-// addresses when those are taken (a demo sandbox running on the same machine).
-func startSandbox(t *testing.T) *sandbox.Sandbox {
-	t.Helper()
-	for _, b := range []testenv.Binary{testenv.BinMoto, testenv.BinEtcd, testenv.BinKubeAPIServer, testenv.BinCoreDNS} {
-		testenv.Require(t, b)
-	}
-	var clusters []sandbox.Cluster
-	var bindErr error
-	for _, set := range [][]string{{"127.0.0.1%d", "127.0.1.1%d"}, {"127.0.7.1%d", "127.0.8.1%d"}, {"127.0.9.1%d", "127.0.10.1%d"}} {
-		cs := sandbox.ClustersOn(set...)
-		var addrs []string
-		for _, c := range cs {
-			addrs = append(addrs, c.DNS...)
-		}
-		if bindErr = sandbox.CheckBind(addrs...); bindErr == nil {
-			clusters = cs
-			break
-		}
-	}
-	if clusters == nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(bindErr)
-		}
-		t.Skip(bindErr)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	var progress strings.Builder
-	s, err := sandbox.Start(ctx, sandbox.Options{Dir: t.TempDir(), Clusters: clusters, Progress: &progress, Logf: t.Logf})
-	t.Logf("sandbox start:\n%s", progress.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		procs := s.Processes()
-		if err := s.Stop(); err != nil {
-			t.Logf("stop: %v", err)
-		}
-		for _, p := range procs {
-			if exited, _ := p.Process().Exited(); !exited {
-				t.Errorf("%s (pid %d) still runs after Stop", p.Name, p.PID)
-			}
-			if t.Failed() {
-				t.Logf("%s log:\n%s", p.Name, p.Process().LogTail(4<<10))
-			}
-		}
-	})
-	return s
-}
+func startSandbox(t *testing.T) *sandbox.Sandbox { return sandbox.StartT(t) }
 
 func setCorefile(t *testing.T, s *sandbox.Sandbox, cluster, corefile string) {
 	t.Helper()

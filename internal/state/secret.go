@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -32,8 +33,8 @@ type Secret struct {
 	Name      string
 	// Identity names this process in the lease (pod name, or host and PID).
 	Identity string
-	// LeaseDuration is how long a lock holds without renewal. Default 2 minutes (a pass waiting for load
-	// balancers can take that long).
+	// LeaseDuration is how long a lock holds without renewal. The holder renews it every third of that
+	// while it holds the lock, so a long pass keeps it and a holder that dies frees it quickly. Default 15s.
 	LeaseDuration time.Duration
 
 	resourceVersion string // of the Secret as last read, for an optimistic update
@@ -41,7 +42,7 @@ type Secret struct {
 
 // NewSecret returns a Secret backend.
 func NewSecret(c kubernetes.Interface, namespace, name, identity string) *Secret {
-	return &Secret{Client: c, Namespace: namespace, Name: name, Identity: identity, LeaseDuration: 2 * time.Minute}
+	return &Secret{Client: c, Namespace: namespace, Name: name, Identity: identity, LeaseDuration: 15 * time.Second}
 }
 
 func (s *Secret) where() string { return fmt.Sprintf("secret %s/%s", s.Namespace, s.Name) }
@@ -64,7 +65,7 @@ func (s *Secret) Lock(ctx context.Context) (func() error, error) {
 				Spec:       coordinationv1.LeaseSpec{HolderIdentity: &s.Identity, LeaseDurationSeconds: &seconds, AcquireTime: &now, RenewTime: &now},
 			}, metav1.CreateOptions{})
 			if err == nil {
-				return s.unlock(name), nil
+				return s.hold(name), nil
 			}
 		case err == nil:
 			holder := ""
@@ -77,7 +78,7 @@ func (s *Secret) Lock(ctx context.Context) (func() error, error) {
 				lease.Spec.HolderIdentity, lease.Spec.LeaseDurationSeconds = &s.Identity, &seconds
 				lease.Spec.AcquireTime, lease.Spec.RenewTime = &now, &now
 				if _, err = leases.Update(ctx, lease, metav1.UpdateOptions{}); err == nil {
-					return s.unlock(name), nil
+					return s.hold(name), nil
 				}
 			} else {
 				err = fmt.Errorf("%w: held by %s since %s (lease %s/%s)", ErrLocked, holder, lease.Spec.AcquireTime.Format(time.RFC3339), s.Namespace, name)
@@ -96,6 +97,52 @@ func (s *Secret) Lock(ctx context.Context) (func() error, error) {
 			delay = min(2*delay, time.Second)
 		}
 	}
+}
+
+// hold renews the Lease until the returned unlock is called, then releases it.
+func (s *Secret) hold(name string) func() error {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(s.LeaseDuration / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				s.renew(name)
+			}
+		}
+	}()
+	var once sync.Once
+	release := s.unlock(name)
+	return func() error {
+		var err error
+		once.Do(func() {
+			close(stop)
+			<-done
+			err = release()
+		})
+		return err
+	}
+}
+
+// renew moves the Lease's renew time forward if this process still holds it. A failed renewal is retried
+// at the next tick; if the Lease expires meanwhile, another process may take it, and this one's next
+// optimistic write of the Secret fails instead of overwriting.
+func (s *Secret) renew(name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.LeaseDuration/3)
+	defer cancel()
+	leases := s.Client.CoordinationV1().Leases(s.Namespace)
+	lease, err := leases.Get(ctx, name, metav1.GetOptions{})
+	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != s.Identity {
+		return
+	}
+	now := metav1.NewMicroTime(time.Now())
+	lease.Spec.RenewTime = &now
+	_, _ = leases.Update(ctx, lease, metav1.UpdateOptions{})
 }
 
 func (s *Secret) unlock(name string) func() error {

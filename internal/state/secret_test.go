@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/meshd-io/meshd/internal/state"
@@ -96,10 +97,32 @@ func TestSecretBackend(t *testing.T) {
 		t.Errorf("waiting lock after release: %v", waited)
 	}
 
-	// A lease its holder stopped renewing is free after its duration.
-	dead := state.NewSecret(c, "kube-system", "meshd-state", "replica-dead")
-	dead.LeaseDuration = time.Second
-	if _, err := dead.Lock(ctx); err != nil {
+	// A holder keeps the lock past its lease duration by renewing it...
+	live := state.NewSecret(c, "kube-system", "meshd-state", "replica-live")
+	live.LeaseDuration = time.Second
+	unlockLive, err := live.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel = context.WithTimeout(ctx, 2500*time.Millisecond)
+	_, err = other.Lock(short)
+	cancel()
+	if !errors.Is(err, state.ErrLocked) {
+		t.Errorf("took a lock its holder keeps renewing: %v", err)
+	}
+	if err := unlockLive(); err != nil {
+		t.Fatal(err)
+	}
+
+	// ...and a lease whose holder died (no renewal, no release) is free after its duration.
+	leases := c.CoordinationV1().Leases("kube-system")
+	l, err := leases.Get(ctx, "meshd-state-lock", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder, seconds, now := "replica-dead", int32(1), metav1.NewMicroTime(time.Now())
+	l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.RenewTime, l.Spec.AcquireTime = &holder, &seconds, &now, &now
+	if _, err := leases.Update(ctx, l, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -111,4 +134,5 @@ func TestSecretBackend(t *testing.T) {
 	if d := time.Since(start); d < 500*time.Millisecond {
 		t.Errorf("took a live lease after %s", d)
 	}
+
 }

@@ -44,14 +44,16 @@ func (p *Provider) ELB(region string) ELBv2API {
 	return c
 }
 
-// ENIDescription is the description AWS gives the network interfaces of a load balancer: "ELB " and the
-// last path segments of its ARN (…:loadbalancer/net/<name>/<id>).
+// ENIDescription is the description AWS gives the network interfaces of a network load balancer:
+// "ELB net/<name>/<id>", from the last two segments of its ARN (…:loadbalancer/net/<name>/<id>). The type
+// segment is not copied from the ARN: meshd only looks for NLBs, and moto writes "app" there for them too.
 func ENIDescription(arn string) string {
 	_, path, ok := strings.Cut(arn, ":loadbalancer/")
-	if !ok {
+	parts := strings.Split(path, "/")
+	if !ok || len(parts) != 3 {
 		return ""
 	}
-	return "ELB " + path
+	return "ELB net/" + parts[1] + "/" + parts[2]
 }
 
 func sameHost(a, b string) bool {

@@ -6,6 +6,8 @@ func TestENIDescription(t *testing.T) {
 	cases := map[string]string{
 		"arn:aws:elasticloadbalancing:us-west-2:123456789012:loadbalancer/net/k8s-kubesyst-acrossc-1a2b3c/50dc6c495c0c9188": "ELB net/k8s-kubesyst-acrossc-1a2b3c/50dc6c495c0c9188",
 		"arn:aws-us-gov:elasticloadbalancing:us-gov-west-1:123456789012:loadbalancer/net/a/b":                               "ELB net/a/b",
+		// moto writes "app" into the ARN of a network load balancer; the ENIs are still "ELB net/...".
+		"arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/k8s-x/0123456789abcdef": "ELB net/k8s-x/0123456789abcdef",
 		"not-an-arn": "",
 	}
 	for arn, want := range cases {

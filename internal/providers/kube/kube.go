@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -50,6 +51,8 @@ type Options struct {
 	Parallelism int
 	// Progress receives a line now and then during long waits; nil discards them.
 	Progress func(msg string)
+	// WrapTransport wraps every client's HTTP transport (the daemon counts API calls with it).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 	// NewClient replaces the kubeconfig loading (tests). It is called once per context.
 	NewClient func(kubeContext string) (kubernetes.Interface, error)
 }
@@ -158,6 +161,9 @@ func (p *Provider) newClient(kubeContext string) (kubernetes.Interface, error) {
 	cfg.QPS, cfg.Burst = 50, 100
 	cfg.WarningHandler = rest.NoWarnings{}
 	cfg.UserAgent = "meshd"
+	if p.opts.WrapTransport != nil {
+		cfg.WrapTransport = p.opts.WrapTransport
+	}
 	return kubernetes.NewForConfig(cfg)
 }
 

@@ -1,0 +1,69 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/meshd-io/meshd/internal/plan"
+)
+
+// KubeEvents records each correction of a Kubernetes object meshd manages as an Event on that object, so
+// `kubectl describe configmap coredns -n kube-system` shows that meshd restored it, and why. Corrections of AWS
+// objects are in the log and the metrics (AWS has no events to attach them to).
+type KubeEvents struct {
+	// Client returns the client of a member cluster, by cluster name.
+	Client func(cluster string) (kubernetes.Interface, error)
+	Host   string
+}
+
+// Corrected creates the Event; failures to record are not failures of the correction and are ignored.
+func (k *KubeEvents) Corrected(ctx context.Context, ch plan.Change, err error) {
+	cluster, ref, ok := KubeTarget(ch)
+	if !ok {
+		return
+	}
+	c, cerr := k.Client(cluster)
+	if cerr != nil {
+		return
+	}
+	eventType, reason, msg := corev1.EventTypeNormal, "DriftCorrected", fmt.Sprintf("meshd: %s %s: %s", ch.Action.Verb(), ch.Address, ch.Reason)
+	if err != nil {
+		eventType, reason, msg = corev1.EventTypeWarning, "CorrectionFailed", fmt.Sprintf("meshd: %s %s failed: %v", ch.Action.Verb(), ch.Address, err)
+	}
+	now := metav1.NewTime(time.Now())
+	ev := &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{GenerateName: ref.Name + ".meshd-", Namespace: ref.Namespace},
+		InvolvedObject: ref,
+		Reason:         reason,
+		Message:        msg,
+		Type:           eventType,
+		Source:         corev1.EventSource{Component: "meshd", Host: k.Host},
+		FirstTimestamp: now,
+		LastTimestamp:  now,
+		Count:          1,
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, _ = c.CoreV1().Events(ref.Namespace).Create(ctx, ev, metav1.CreateOptions{})
+}
+
+// KubeTarget names the Kubernetes object a change touched: the DNS Service or the coredns ConfigMap of a
+// cluster. AWS changes touch no Kubernetes object.
+func KubeTarget(ch plan.Change) (cluster string, ref corev1.ObjectReference, ok bool) {
+	res := ch.After
+	if res == nil {
+		res = ch.Before
+	}
+	switch r := res.(type) {
+	case plan.DNSService:
+		return r.Cluster, corev1.ObjectReference{Kind: "Service", APIVersion: "v1", Namespace: plan.DNSNamespace, Name: plan.DNSServiceName}, true
+	case plan.Corefile:
+		return r.Cluster, corev1.ObjectReference{Kind: "ConfigMap", APIVersion: "v1", Namespace: plan.DNSNamespace, Name: plan.CoreDNSConfigMap}, true
+	}
+	return "", corev1.ObjectReference{}, false
+}

@@ -1,0 +1,91 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// WatchedCluster is a member cluster whose meshd-managed objects are watched.
+type WatchedCluster struct {
+	Name   string
+	Client kubernetes.Interface
+}
+
+// WatchKubernetes starts informers on the objects meshd manages in each cluster — the kube-system/coredns
+// ConfigMap and meshd's own Services — and calls trigger when one changes after the initial listing, so a
+// reverted Corefile is corrected without waiting for the AWS interval. Only those objects are listed and
+// watched (field and label selectors), which keeps the watch cheap on large clusters. It returns once the
+// caches have synced; the informers stop when ctx is done.
+func WatchKubernetes(ctx context.Context, clusters []WatchedCluster, trigger func(why string)) error {
+	for _, c := range clusters {
+		cms := informers.NewSharedInformerFactoryWithOptions(c.Client, 0, informers.WithNamespace(metav1.NamespaceSystem),
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", "coredns").String()
+			}))
+		svcs := informers.NewSharedInformerFactoryWithOptions(c.Client, 0, informers.WithNamespace(metav1.NamespaceSystem),
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+				o.LabelSelector = "app.kubernetes.io/managed-by=meshd"
+			}))
+		name := c.Name
+		if _, err := cms.Core().V1().ConfigMaps().Informer().AddEventHandler(handler(func(obj any) {
+			trigger(fmt.Sprintf("kubernetes: ConfigMap %s in %s changed", objName(obj), name))
+		}, func(old, new any) bool {
+			o, n := old.(*corev1.ConfigMap), new.(*corev1.ConfigMap)
+			return o.Data["Corefile"] != n.Data["Corefile"]
+		})); err != nil {
+			return err
+		}
+		if _, err := svcs.Core().V1().Services().Informer().AddEventHandler(handler(func(obj any) {
+			trigger(fmt.Sprintf("kubernetes: Service %s in %s changed", objName(obj), name))
+		}, func(old, new any) bool {
+			o, n := old.(*corev1.Service), new.(*corev1.Service)
+			return o.ResourceVersion != n.ResourceVersion
+		})); err != nil {
+			return err
+		}
+		cms.Start(ctx.Done())
+		svcs.Start(ctx.Done())
+		for _, factory := range []informers.SharedInformerFactory{cms, svcs} {
+			for _, ok := range factory.WaitForCacheSync(ctx.Done()) {
+				if !ok {
+					return fmt.Errorf("watching %s: caches did not sync", name)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// handler triggers on adds and deletes after the initial listing, and on updates that matter.
+func handler(fire func(obj any), changed func(old, new any) bool) cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerDetailedFuncs{
+		AddFunc: func(obj any, initial bool) {
+			if !initial {
+				fire(obj)
+			}
+		},
+		UpdateFunc: func(old, new any) {
+			if changed(old, new) {
+				fire(new)
+			}
+		},
+		DeleteFunc: fire,
+	}
+}
+
+func objName(obj any) string {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		return d.Key
+	}
+	if m, ok := obj.(metav1.Object); ok {
+		return m.GetNamespace() + "/" + m.GetName()
+	}
+	return "?"
+}
