@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make demo: meshd's main job on a local sandbox of three simulated EKS clusters (moto for AWS, a real
 # kube-apiserver and a real CoreDNS per cluster; see cmd/sandbox). It starts the sandbox (or reuses a
-# healthy one), runs `meshctl plan` and `meshctl apply` on specs/sandbox, then asks each cluster's CoreDNS
-# for the other clusters' Pods.
+# healthy one), runs `meshctl plan` and `meshctl apply` on specs/sandbox, asks each cluster's CoreDNS for the
+# other clusters' Pods, then starts the meshd daemon, breaks the mesh (a reverted Corefile, a deleted
+# route) and shows meshd repairing it.
 #
 #   scripts/demo.sh          # = make demo (idempotent: a second run reuses the sandbox and converges)
 #   scripts/demo.sh down     # = make demo-down: stops everything the sandbox started, removes .sandbox/
@@ -29,9 +30,10 @@ timed() { # timed LABEL CMD...: runs CMD and prints how long it took
 }
 
 build() {
-  step "building meshctl and sandbox"
+  step "building meshctl, meshd and sandbox"
   mkdir -p "$bin"
   go build -o "$bin/sandbox" ./cmd/sandbox
+  go build -o "$bin/meshd" ./cmd/meshd
   if [ -z "${MESHCTL:-}" ]; then go build -o "$meshctl" ./cmd/meshctl; fi
 }
 
@@ -76,11 +78,6 @@ code=0
 if [ "$code" = 0 ]; then ok "converged: peerings, routes and security-group rules (and whatever else meshctl manages) match the spec"
 else fail "a second plan still has changes (exit $code)"; "$meshctl" plan --spec "$spec" --state "$state" || true; exit 1; fi
 
-step "DNS: tidb-1's CoreDNS (127.0.0.11) asked for the Pods of tidb-2 and tidb-3"
-for n in 2 3; do
-  "$bin/sandbox" lookup tidb-1 "sample-nginx.sample-nginx-peer.pingcap-$n.svc.cluster.local" --tcp || true
-done
-
 step "verify: every cluster's CoreDNS resolves every cluster's Pod"
 if "$bin/sandbox" verify --wait 15s; then
   ok "the three clusters resolve each other's names ($((SECONDS - start))s in all)"
@@ -91,5 +88,57 @@ else
   echo "'make demo-down' stops it."
   exit 1
 fi
+
+step "DNS: tidb-1's CoreDNS (127.0.0.11) asked for the Pods of tidb-2 and tidb-3"
+for n in 2 3; do
+  "$bin/sandbox" lookup tidb-1 "sample-nginx.sample-nginx-peer.pingcap-$n.svc.cluster.local" --tcp || true
+done
+
+metrics=127.0.0.1:19090
+metric() { # metric SERIES: its value on meshd's /metrics (0 when absent)
+  curl -s "http://$metrics/metrics" | awk -v s="$1" '$1 == s { print $2; found = 1 } END { if (!found) print 0 }'
+}
+now_ms() { date +%s%3N; }
+
+step "meshd: the drift corrector, on the sandbox (interval 10s for AWS; Kubernetes is watched)"
+if curl -sf "http://$metrics/healthz" >/dev/null; then
+  ok "meshd already runs (from an earlier demo)"
+else
+  "$bin/sandbox" spawn meshd -- "$bin/meshd" --spec "$spec" --state "$state" --interval 10s --min-interval 500ms \
+    --metrics-addr "$metrics"
+  for _ in $(seq 100); do curl -sf "http://$metrics/readyz" >/dev/null && break; sleep 0.1; done
+fi
+echo "logs: .sandbox/logs/meshd.log (JSON, one line per correction); metrics: http://$metrics/metrics"
+
+step "drift 1: an EKS add-on update reverts tidb-1's Corefile to EKS's default"
+"$bin/sandbox" corefile tidb-1 --reset
+t0=$(now_ms)
+for _ in $(seq 300); do "$bin/sandbox" corefile tidb-1 | grep -q 'meshd.io/mesh' && break; sleep 0.05; done
+if "$bin/sandbox" corefile tidb-1 | grep -q 'meshd.io/mesh'; then
+  ok "meshd restored tidb-1's Corefile blocks $(( $(now_ms) - t0 )) ms after the revert (from its Kubernetes watch)"
+else
+  fail "tidb-1's Corefile was not restored within 15s"; exit 1
+fi
+
+step "drift 2: someone deletes a route"
+before=$(metric 'meshd_drift_corrected_total{action="create",kind="route"}')
+"$bin/sandbox" delete-route tidb-1
+t0=$(now_ms)
+for _ in $(seq 300); do
+  [ "$(metric 'meshd_drift_corrected_total{action="create",kind="route"}')" != "$before" ] && break; sleep 0.1
+done
+if [ "$(metric 'meshd_drift_corrected_total{action="create",kind="route"}')" != "$before" ]; then
+  ok "meshd recreated the route $(( $(now_ms) - t0 )) ms later (every pass observes AWS; the timer alone runs one every 10s)"
+else
+  fail "the route was not recreated within 30s"; exit 1
+fi
+
+step "after the repairs: every cluster's CoreDNS resolves every cluster's Pod again"
+"$bin/sandbox" lookup tidb-1 "sample-nginx.sample-nginx-peer.pingcap-2.svc.cluster.local" --tcp || true
+"$bin/sandbox" verify --wait 15s
+
 echo
-echo "The sandbox keeps running: bin/sandbox status | lookup CLUSTER NAME | verify; 'make demo-down' stops it."
+grep '"msg":"corrected"' .sandbox/logs/meshd.log | tail -n 4 || true
+echo
+ok "demo complete in $((SECONDS - start))s"
+echo "The sandbox and meshd keep running: bin/sandbox status | lookup CLUSTER NAME | verify; 'make demo-down' stops both."
