@@ -27,7 +27,7 @@ import (
 
 // e2e is one sandbox with meshd processes run against it.
 type e2e struct {
-	t      *testing.T
+	t      testing.TB
 	sb     *sandbox.Sandbox
 	bin    string
 	dir    string
@@ -43,7 +43,7 @@ type meshdProc struct {
 	done    chan struct{}
 }
 
-func buildMeshd(t *testing.T) string {
+func buildMeshd(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "meshd")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
@@ -53,8 +53,10 @@ func buildMeshd(t *testing.T) string {
 	return bin
 }
 
-func newE2E(t *testing.T) *e2e {
-	sb := sandbox.StartT(t)
+func newE2E(t testing.TB) *e2e { return newE2EOn(t, sandbox.StartT(t)) }
+
+// newE2EOn runs meshd against a sandbox the caller started.
+func newE2EOn(t testing.TB, sb *sandbox.Sandbox) *e2e {
 	e := &e2e{t: t, sb: sb, bin: buildMeshd(t), dir: t.TempDir()}
 	e.spec = filepath.Join(e.dir, "spec")
 	e.state = filepath.Join(e.dir, "meshd.state.json")
@@ -157,21 +159,26 @@ func httpOK(url string) bool {
 
 // metric reads one series from meshd's /metrics ("name{labels}" exactly as exposed, or a bare name).
 func (m *meshdProc) metric(series string) float64 {
+	return m.metricSum(func(name string) bool { return name == series })
+}
+
+// metricSum adds up the series whose "name{labels}" match.
+func (m *meshdProc) metricSum(match func(series string) bool) float64 {
 	c := &http.Client{Timeout: 2 * time.Second}
 	resp, err := c.Get(m.metrics + "/metrics")
 	if err != nil {
 		return -1
 	}
 	defer resp.Body.Close()
+	sum := 0.0
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		line := sc.Text()
-		if name, value, ok := strings.Cut(line, " "); ok && name == series {
+		if name, value, ok := strings.Cut(sc.Text(), " "); ok && !strings.HasPrefix(name, "#") && match(name) {
 			v, _ := strconv.ParseFloat(value, 64)
-			return v
+			sum += v
 		}
 	}
-	return 0
+	return sum
 }
 
 func (m *meshdProc) trigger() {

@@ -45,7 +45,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.statePath, "state", "meshd.state.json", "state file (ignored with --state-secret)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
 	fs.DurationVar(&o.interval, "interval", 30*time.Second, "period of the full pass (AWS is observed on this timer), ±10% jitter")
-	fs.DurationVar(&o.minInterval, "min-interval", 2*time.Second, "least time between two passes, whatever triggers them")
+	fs.DurationVar(&o.minInterval, "min-interval", time.Second, "least time between two passes, whatever triggers them (a pass makes 6 EC2 Describe calls per region)")
 	fs.DurationVar(&o.grace, "shutdown-grace", 20*time.Second, "on SIGTERM, how long the pass under way may go on before it is abandoned")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9090", "address for /metrics, /healthz, /readyz and POST /trigger (empty: off)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "observe and report drift, change nothing")

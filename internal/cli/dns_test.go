@@ -24,29 +24,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/meshd-io/meshd/internal/corefile"
 	"github.com/meshd-io/meshd/internal/sandbox"
 	"github.com/meshd-io/meshd/internal/testenv"
 )
-
-// eksCorefile is the Corefile the EKS CoreDNS add-on installs (as in internal/corefile's testdata).
-const eksCorefile = `.:53 {
-    errors
-    health {
-        lameduck 5s
-      }
-    ready
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-      pods insecure
-      fallthrough in-addr.arpa ip6.arpa
-    }
-    prometheus :9153
-    forward . /etc/resolv.conf
-    cache 30
-    loop
-    reload
-    loadbalance
-}
-`
 
 // The Kubernetes side is shared by the tests of this package: one etcd and three kube-apiservers (several
 // seconds each to start), one kubeconfig with a context per cluster. Each test resets the objects meshd
@@ -146,7 +127,7 @@ func (kw *kubeWorld) reset(t *testing.T, corefiles map[string]string) {
 				t.Fatal(err)
 			}
 		}
-		text := eksCorefile
+		text := corefile.EKSDefault
 		if s, ok := corefiles[name]; ok {
 			text = s
 		}
@@ -408,7 +389,7 @@ func TestDNSApplyRevertDestroy(t *testing.T) {
 	if !strings.Contains(r.stdout, "Apply complete! Resources: 24 added, 3 changed, 0 destroyed") {
 		t.Fatalf("apply output:\n%s", r.stdout)
 	}
-	originals := map[string]string{"tidb-1": eksCorefile, "tidb-2": eksCorefile, "tidb-3": eksCorefile}
+	originals := map[string]string{"tidb-1": corefile.EKSDefault, "tidb-2": corefile.EKSDefault, "tidb-3": corefile.EKSDefault}
 	h.assertDNSConverged(kw, lc, originals)
 	h.assertConverged(h.snapshot())
 	backupVersion := kw.backup(t, "tidb-2").ResourceVersion
@@ -477,8 +458,8 @@ func TestDNSApplyRevertDestroy(t *testing.T) {
 		if b := kw.backup(t, name); b != nil {
 			t.Errorf("%s: backup ConfigMap still there after destroy", name)
 		}
-		if got := kw.corefile(t, name); got != eksCorefile {
-			t.Errorf("%s: Corefile after destroy:\n%q\nwant the original:\n%q", name, got, eksCorefile)
+		if got := kw.corefile(t, name); got != corefile.EKSDefault {
+			t.Errorf("%s: Corefile after destroy:\n%q\nwant the original:\n%q", name, got, corefile.EKSDefault)
 		}
 	}
 	if got := h.snapshot(); !equalWorld(before, got) {
@@ -539,14 +520,14 @@ func TestDNSUserBlocksSurvive(t *testing.T) {
 		t.Errorf("Corefile of tidb-1 after destroy:\n%q\nwant:\n%q", got, userCorefile)
 	}
 	for _, name := range clusterNames[1:] {
-		if got := kw.corefile(t, name); got != eksCorefile {
+		if got := kw.corefile(t, name); got != corefile.EKSDefault {
 			t.Errorf("%s: Corefile after destroy:\n%q", name, got)
 		}
 	}
 }
 
 func TestDNSConflictingUserBlock(t *testing.T) {
-	mine := eksCorefile + "\npingcap-2.svc.cluster.local:53 {\n    forward . 10.2.9.9\n}\n"
+	mine := corefile.EKSDefault + "\npingcap-2.svc.cluster.local:53 {\n    forward . 10.2.9.9\n}\n"
 	h, kw, _ := newDNSHarness(t, map[string]string{"tidb-1": mine})
 	r := h.mustRun(1, "plan")
 	want := "Conflict: The Corefile of cluster tidb-1 already serves zone pingcap-2.svc.cluster.local in a block meshd did not write"

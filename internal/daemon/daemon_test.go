@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshd-io/meshd/internal/apply"
 	"github.com/meshd-io/meshd/internal/model"
@@ -293,5 +294,27 @@ func TestServer(t *testing.T) {
 	resp.Body.Close()
 	if why := <-triggered; why != "http" || resp.StatusCode != http.StatusAccepted {
 		t.Errorf("trigger: %q, status %d", why, resp.StatusCode)
+	}
+}
+
+func TestWrittenByMeshd(t *testing.T) {
+	at := func(sec int64) *metav1.Time { tm := metav1.Unix(sec, 0); return &tm }
+	entry := func(manager string, sec int64) metav1.ManagedFieldsEntry {
+		return metav1.ManagedFieldsEntry{Manager: manager, Operation: metav1.ManagedFieldsOperationUpdate, Time: at(sec)}
+	}
+	cases := map[string]struct {
+		fields []metav1.ManagedFieldsEntry
+		want   bool
+	}{
+		"meshd wrote last":               {[]metav1.ManagedFieldsEntry{entry("eks", 10), entry("meshd", 20)}, true},
+		"someone wrote after meshd":      {[]metav1.ManagedFieldsEntry{entry("meshd", 20), entry("kubectl-edit", 21)}, false},
+		"same second: not taken as ours": {[]metav1.ManagedFieldsEntry{entry("meshd", 20), entry("eks", 20)}, false},
+		"never written by meshd":         {[]metav1.ManagedFieldsEntry{entry("eks", 10)}, false},
+	}
+	for name, tc := range cases {
+		obj := &metav1.ObjectMeta{ManagedFields: tc.fields}
+		if got := writtenByMeshd(obj); got != tc.want {
+			t.Errorf("%s: writtenByMeshd = %v, want %v", name, got, tc.want)
+		}
 	}
 }

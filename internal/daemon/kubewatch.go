@@ -38,7 +38,7 @@ func WatchKubernetes(ctx context.Context, clusters []WatchedCluster, trigger fun
 			trigger(fmt.Sprintf("kubernetes: ConfigMap %s in %s changed", objName(obj), name))
 		}, func(old, new any) bool {
 			o, n := old.(*corev1.ConfigMap), new.(*corev1.ConfigMap)
-			return o.Data["Corefile"] != n.Data["Corefile"]
+			return o.Data["Corefile"] != n.Data["Corefile"] && !writtenByMeshd(n)
 		})); err != nil {
 			return err
 		}
@@ -46,7 +46,7 @@ func WatchKubernetes(ctx context.Context, clusters []WatchedCluster, trigger fun
 			trigger(fmt.Sprintf("kubernetes: Service %s in %s changed", objName(obj), name))
 		}, func(old, new any) bool {
 			o, n := old.(*corev1.Service), new.(*corev1.Service)
-			return o.ResourceVersion != n.ResourceVersion
+			return o.ResourceVersion != n.ResourceVersion && !writtenByMeshd(n)
 		})); err != nil {
 			return err
 		}
@@ -61,6 +61,34 @@ func WatchKubernetes(ctx context.Context, clusters []WatchedCluster, trigger fun
 		}
 	}
 	return nil
+}
+
+// FieldManager is the field manager meshd writes Kubernetes objects as.
+const FieldManager = "meshd"
+
+// writtenByMeshd reports whether meshd made the object's latest change (by its managedFields), so that meshd's
+// own writes do not trigger passes: each would cost a pass and push the minimum interval forward, delaying
+// the correction of the next real drift.
+//
+// managedFields times have a resolution of one second: when another manager wrote in the same second as meshd,
+// the change is not taken as meshd's (a spare pass is cheap; a missed revert waits for the interval).
+func writtenByMeshd(obj metav1.Object) bool {
+	var latest metav1.Time
+	meshdLatest, othersLatest := false, false
+	for _, f := range obj.GetManagedFields() {
+		if f.Time == nil {
+			continue
+		}
+		mine := f.Manager == FieldManager && f.Operation == metav1.ManagedFieldsOperationUpdate
+		switch {
+		case f.Time.After(latest.Time):
+			latest, meshdLatest, othersLatest = *f.Time, mine, !mine
+		case f.Time.Equal(&latest):
+			meshdLatest = meshdLatest || mine
+			othersLatest = othersLatest || !mine
+		}
+	}
+	return meshdLatest && !othersLatest
 }
 
 // handler triggers on adds and deletes after the initial listing, and on updates that matter.

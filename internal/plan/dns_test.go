@@ -15,26 +15,6 @@ import (
 	"github.com/meshd-io/meshd/internal/state"
 )
 
-// eksCorefile is the Corefile the EKS CoreDNS add-on installs.
-const eksCorefile = `.:53 {
-    errors
-    health {
-        lameduck 5s
-      }
-    ready
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-      pods insecure
-      fallthrough in-addr.arpa ip6.arpa
-    }
-    prometheus :9153
-    forward . /etc/resolv.conf
-    cache 30
-    loop
-    reload
-    loadbalance
-}
-`
-
 // dnsWorld is the Kubernetes side of the fixture's three clusters: a, b and c with namespaces ns-a, ns-b and
 // ns-c, and the addresses of each cluster's NLB.
 type dnsWorld struct {
@@ -53,7 +33,7 @@ func newDNSWorld() *dnsWorld {
 	w := &dnsWorld{members: members, st: state.New("tidb"), obs: map[string]model.DNSObserved{},
 		ips: map[string][]string{"a": {"10.1.0.10", "10.1.1.10"}, "b": {"10.2.0.10", "10.2.1.10"}, "c": {"10.3.0.10"}}}
 	for _, m := range members {
-		w.obs[m.Name] = model.DNSObserved{CoreDNS: &model.ConfigMap{Data: map[string]string{"Corefile": eksCorefile}}}
+		w.obs[m.Name] = model.DNSObserved{CoreDNS: &model.ConfigMap{Data: map[string]string{"Corefile": corefile.EKSDefault}}}
 	}
 	return w
 }
@@ -68,9 +48,9 @@ func (w *dnsWorld) converge(t *testing.T) *dnsWorld {
 		w.setService(m.Name, plan.DesiredDNSService("tidb"), w.ips[m.Name])
 	}
 	for _, m := range w.members {
-		w.setCorefile(t, m.Name, eksCorefile)
+		w.setCorefile(t, m.Name, corefile.EKSDefault)
 		o := w.obs[m.Name]
-		o.Backup = &model.ConfigMap{Labels: plan.OwnerLabels("tidb"), Data: map[string]string{"Corefile": eksCorefile}}
+		o.Backup = &model.ConfigMap{Labels: plan.OwnerLabels("tidb"), Data: map[string]string{"Corefile": corefile.EKSDefault}}
 		w.obs[m.Name] = o
 	}
 	return w
@@ -168,7 +148,7 @@ func TestComputeDNS(t *testing.T) {
 			reason: "A Corefile put back to the original by hand shows as an update that restores meshd's blocks.",
 			world: func(t *testing.T) *dnsWorld {
 				w := newDNSWorld().converge(t)
-				w.obs["a"].CoreDNS.Data["Corefile"] = eksCorefile
+				w.obs["a"].CoreDNS.Data["Corefile"] = corefile.EKSDefault
 				return w
 			},
 			want: []string{"~ corefile[a]: restore blocks removed outside meshd for ns-b.svc.cluster.local, ns-c.svc.cluster.local"},
@@ -214,7 +194,7 @@ func TestComputeDNS(t *testing.T) {
 			world: func(t *testing.T) *dnsWorld {
 				w := newDNSWorld().converge(t)
 				w.st.SetCorefileZones("a", nil)
-				w.obs["a"].CoreDNS.Data["Corefile"] = eksCorefile + "\n# the DBA team's\nns-b.svc.cluster.local:53 {\n    forward . 10.9.9.9\n}\n"
+				w.obs["a"].CoreDNS.Data["Corefile"] = corefile.EKSDefault + "\n# the DBA team's\nns-b.svc.cluster.local:53 {\n    forward . 10.9.9.9\n}\n"
 				return w
 			},
 			want: []string{
@@ -330,7 +310,7 @@ func TestComputeDNSContent(t *testing.T) {
 	w.setService("b", plan.DesiredDNSService("tidb"), w.ips["b"])
 	ch := newDNSWorld().converge(t)
 	ch.ips = w.ips
-	ch.setCorefile(t, "a", eksCorefile)
+	ch.setCorefile(t, "a", corefile.EKSDefault)
 	p = w.plan(false)
 	after := p.Find("corefile[a]").After.(plan.Corefile)
 	if after.Text != ch.obs["a"].CoreDNS.Data["Corefile"] {
@@ -344,7 +324,7 @@ func TestComputeDNSContent(t *testing.T) {
 
 	// Destroy leaves the Corefile as it was before meshd.
 	p = newDNSWorld().converge(t).plan(true)
-	if got := p.Find("corefile[b]").After.(plan.Corefile); got.Text != eksCorefile || !got.DeleteBackup {
+	if got := p.Find("corefile[b]").After.(plan.Corefile); got.Text != corefile.EKSDefault || !got.DeleteBackup {
 		t.Errorf("destroy of corefile[b]: delete backup %v, text:\n%s", got.DeleteBackup, got.Text)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/meshd-io/meshd/internal/corefile"
 )
 
 // Cluster is one simulated cluster of the sandbox.
@@ -48,11 +50,16 @@ func DefaultClusters() []Cluster { return ClustersOn("127.0.0.1%d", "127.0.1.1%d
 
 // ClustersOn are DefaultClusters with CoreDNS on other loopback addresses: each pattern has one %d, the
 // cluster's number (1..3); the first pattern gives the queried address.
-func ClustersOn(patterns ...string) []Cluster {
+func ClustersOn(patterns ...string) []Cluster { return ClustersN(3, patterns...) }
+
+// ClustersN are n clusters tidb-1..tidb-n spread over three regions (us-west-1, us-west-2, us-east-1 in
+// turn), with CIDR 10.<n>.0.0/16 and CoreDNS on the addresses the patterns give for n (benchmarks use more
+// than the demo's three).
+func ClustersN(n int, patterns ...string) []Cluster {
 	regions := []string{"us-west-1", "us-west-2", "us-east-1"}
 	var out []Cluster
-	for i, region := range regions {
-		n := i + 1
+	for i := 0; i < n; i++ {
+		n, region := i+1, regions[i%len(regions)]
 		name := fmt.Sprintf("tidb-%d", n)
 		c := Cluster{
 			ClusterNet: ClusterNet{Name: name, Region: region, CIDR: fmt.Sprintf("10.%d.0.0/16", n), EKS: true},
@@ -88,25 +95,8 @@ func CheckBind(addrs ...string) error {
 	return nil
 }
 
-// DefaultEKSCorefile is the Corefile of the coredns ConfigMap of a new EKS cluster (EKS's own indentation).
-const DefaultEKSCorefile = `.:53 {
-    errors
-    health {
-        lameduck 5s
-      }
-    ready
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-      pods insecure
-      fallthrough in-addr.arpa ip6.arpa
-    }
-    prometheus :9153
-    forward . /etc/resolv.conf
-    cache 30
-    loop
-    reload
-    loadbalance
-}
-`
+// DefaultEKSCorefile is the Corefile of the coredns ConfigMap of a new EKS cluster.
+const DefaultEKSCorefile = corefile.EKSDefault
 
 // Seed creates what a new EKS cluster holds that meshd reads (namespace kube-system, the coredns ConfigMap
 // with EKS's default Corefile) plus the cluster's namespace and the verification objects of design step 7:
