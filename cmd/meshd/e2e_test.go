@@ -384,8 +384,14 @@ func TestDaemonCorrectsDrift(t *testing.T) {
 	default:
 	}
 
-	// 6. --dry-run reports drift and changes nothing.
+	// 6. --dry-run reports drift and changes nothing; SIGHUP asks for a pass.
 	m = e.start("--interval", "1h", "--state", e.state, "--dry-run")
+	e.waitFor(30*time.Second, "the start pass", func() bool { return m.metric(`meshd_passes_total{result="ok"}`) >= 1 })
+	passes := m.metric(`meshd_passes_total{result="ok"}`)
+	if err := m.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor(30*time.Second, "a pass after SIGHUP", func() bool { return m.metric(`meshd_passes_total{result="ok"}`) > passes })
 	e.revertCorefile(c2.Name)
 	e.waitFor(30*time.Second, "drift detected in dry-run", func() bool {
 		return m.metric(`meshd_drift_detected{kind="corefile"}`) == 1

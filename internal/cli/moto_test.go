@@ -306,6 +306,15 @@ func TestMeshFromEmptyToConverged(t *testing.T) {
 	if !strings.Contains(r.stderr, "stale") {
 		t.Errorf("applying a stale plan: %s", r.stderr)
 	}
+	// A saved plan is refused, changing nothing, once its spec has changed.
+	freshPlan := filepath.Join(h.dir, "fresh.plan")
+	h.mustRun(0, "plan", "--out", freshPlan)
+	h.writeSpec("  adopt = true\n")
+	r = h.mustRun(1, "apply", freshPlan)
+	if !strings.Contains(r.stderr, "different spec") {
+		t.Errorf("applying a plan made for another spec: %s", r.stderr)
+	}
+	h.writeSpec("")
 
 	h.mustRun(0, "destroy", "--auto-approve")
 	if got := h.snapshot(); !equalWorld(before, got) {

@@ -1,0 +1,88 @@
+package sandbox_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/meshd-io/meshd/internal/cli"
+	"github.com/meshd-io/meshd/internal/sandbox"
+	"github.com/meshd-io/meshd/internal/testenv"
+)
+
+// TestMeshctlOnSandbox: meshctl apply on the sandbox makes every cluster's real CoreDNS resolve every other
+// cluster's headless-service Pod name (design step 7, all ordered pairs), and destroy takes it back, leaving
+// each Corefile byte-identical to EKS's default.
+func TestMeshctlOnSandbox(t *testing.T) {
+	s := startSandbox(t)
+	for _, kv := range s.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "mesh.hcl")
+	var b strings.Builder
+	b.WriteString("mesh \"tidb\" {\n  dns {\n    forward_by = \"namespace\"\n  }\n}\n")
+	for _, c := range s.Clusters {
+		fmt.Fprintf(&b, "cluster %q {\n  region = %q\n  kube_context = %q\n  eks_cluster = %q\n  namespace = %q\n}\n",
+			c.Name, c.Region, c.Context, c.Name, c.Namespace)
+	}
+	if err := os.WriteFile(spec, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(want int, args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		app := &cli.App{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}
+		full := append(args, "--spec", spec, "--state", filepath.Join(dir, "state.json"), "--kubeconfig", s.Kubeconfig)
+		if code := app.Main(context.Background(), full); code != want {
+			t.Fatalf("meshctl %s: exit %d, want %d\n%s\n%s", strings.Join(args, " "), code, want, out.String(), errb.String())
+		}
+		return out.String()
+	}
+
+	run(0, "apply", "--auto-approve")
+	ctx := context.Background()
+	for _, a := range s.Clusters {
+		for _, other := range s.Clusters {
+			name := fmt.Sprintf("%s.%s.%s.svc.cluster.local", sandbox.SampleHostname, sandbox.SampleService, other.Namespace)
+			addrs, err := s.WaitResolve(ctx, a.Name, name, 30*time.Second)
+			if err != nil || len(addrs) != 1 || addrs[0].String() != other.SampleIP {
+				t.Errorf("%s's CoreDNS: %s -> %v, %v; want %s", a.Name, name, addrs, err, other.SampleIP)
+			}
+		}
+	}
+	run(0, "plan", "--detailed-exitcode")
+
+	run(0, "destroy", "--auto-approve")
+	for _, a := range s.Clusters {
+		cm, err := s.Clients[a.Name].CoreV1().ConfigMaps("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cm.Data["Corefile"] != sandbox.DefaultEKSCorefile {
+			t.Errorf("%s's Corefile after destroy differs from the original:\n%s", a.Name, cm.Data["Corefile"])
+		}
+	}
+	// Once CoreDNS reloads, another cluster's name no longer resolves.
+	c1, c2 := s.Clusters[0], s.Clusters[1]
+	name := fmt.Sprintf("%s.%s.%s.svc.cluster.local", sandbox.SampleHostname, sandbox.SampleService, c2.Namespace)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := testenv.LookupA(c1.DNS[0]+":53", name, true)
+		if err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still resolves %s after destroy", c1.Name, name)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
