@@ -511,3 +511,63 @@ func TestObserveCallsAreConstant(t *testing.T) {
 	}
 	t.Logf("EC2 calls per observe: 3 clusters %d, 12 clusters %d", c.total(), (&callCounter{calls: twelve}).total())
 }
+
+// TestAdoptHandMadeMesh: a mesh built by hand (the old runbook: peerings, routes, rules, none of them
+// meshd's) is shown as left alone and survives destroy; with adopt = true, apply takes it over, after which
+// meshd manages it, destroy included.
+func TestAdoptHandMadeMesh(t *testing.T) {
+	h := newHarness(t)
+	empty := h.snapshot()
+	h.mustRun(0, "apply", "--auto-approve")
+	// Make it hand-made: no ownership tags, no state.
+	ctx := context.Background()
+	for i, region := range regions {
+		c := h.ec2(region)
+		var ids []string
+		pcs, err := c.DescribeVpcPeeringConnections(ctx, &ec2.DescribeVpcPeeringConnectionsInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pc := range pcs.VpcPeeringConnections {
+			ids = append(ids, aws.ToString(pc.VpcPeeringConnectionId))
+		}
+		rules, err := c.DescribeSecurityGroupRules(ctx, &ec2.DescribeSecurityGroupRulesInput{
+			Filters: []ec2types.Filter{{Name: aws.String("group-id"), Values: []string{h.nets[i].SecurityGroupID}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rules.SecurityGroupRules {
+			ids = append(ids, aws.ToString(r.SecurityGroupRuleId))
+		}
+		if _, err := c.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: ids, Tags: []ec2types.Tag{
+			{Key: aws.String("meshd.io/mesh")}, {Key: aws.String("meshd.io/id")}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(h.state); err != nil {
+		t.Fatal(err)
+	}
+	handMade := h.snapshot()
+
+	r := h.mustRun(0, "plan", "--detailed-exitcode")
+	if !strings.Contains(r.stdout, "exists, not owned by meshd: left alone") || !strings.Contains(r.stdout, "No changes.") {
+		t.Fatalf("plan of a hand-made mesh:\n%s", r.stdout)
+	}
+	h.mustRun(0, "destroy", "--auto-approve")
+	if got := h.snapshot(); !equalWorld(handMade, got) {
+		t.Fatalf("destroy touched a mesh meshd does not own:\nbefore: %+v\nafter:  %+v", handMade, got)
+	}
+
+	h.writeSpec("  adopt = true\n")
+	r = h.mustRun(2, "plan", "--detailed-exitcode")
+	if !strings.Contains(r.stdout, "Plan: 0 to add, 0 to change, 0 to destroy, 21 to adopt.") {
+		t.Fatalf("adopting plan:\n%s", r.stdout)
+	}
+	h.mustRun(0, "apply", "--auto-approve")
+	h.assertConverged(h.snapshot()) // tagged as the mesh's now
+	h.mustRun(0, "plan", "--detailed-exitcode")
+	h.mustRun(0, "destroy", "--auto-approve")
+	if got := h.snapshot(); !equalWorld(empty, got) {
+		t.Errorf("destroy after adoption did not remove the adopted mesh:\nwant: %+v\ngot:  %+v", empty, got)
+	}
+}
