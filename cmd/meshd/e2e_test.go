@@ -173,7 +173,10 @@ func (m *meshdProc) metricSum(match func(series string) bool) float64 {
 	sum := 0.0
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if name, value, ok := strings.Cut(sc.Text(), " "); ok && !strings.HasPrefix(name, "#") && match(name) {
+		// The value follows the last space: label values may hold spaces ("GET configmaps").
+		line := sc.Text()
+		i := strings.LastIndexByte(line, ' ')
+		if name, value := line[:max(i, 0)], line[i+1:]; i > 0 && !strings.HasPrefix(name, "#") && match(name) {
 			v, _ := strconv.ParseFloat(value, 64)
 			sum += v
 		}

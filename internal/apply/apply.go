@@ -96,7 +96,11 @@ func Run(ctx context.Context, p *plan.Plan, st *state.State, opts Options) *Resu
 
 	var changes []plan.Change
 	for _, ch := range p.Changes {
-		if ch.Action.IsChange() && (opts.Filter == nil || opts.Filter(ch)) {
+		if ch.Action.IsChange() && opts.Filter != nil && !opts.Filter(ch) {
+			r.filtered++
+			continue
+		}
+		if ch.Action.IsChange() {
 			changes = append(changes, ch)
 			r.done[ch.Address] = make(chan struct{})
 		}
@@ -120,6 +124,8 @@ type run struct {
 	opts Options
 	st   *state.State
 	sem  chan struct{}
+
+	filtered int // changes the filter left out
 
 	mu      sync.Mutex
 	routes  map[string]state.RouteRecord
@@ -255,7 +261,9 @@ func (r *run) finish(p *plan.Plan) {
 	if len(r.st.Routes) == 0 {
 		r.st.Routes = nil
 	}
-	clean := len(r.result.Failed) == 0 && len(r.result.Skipped) == 0
+	// Changes left out by the filter (upsert-only) are not done either: the former members they belong to
+	// must stay known, or their objects would never be observed again.
+	clean := len(r.result.Failed) == 0 && len(r.result.Skipped) == 0 && r.filtered == 0
 	members := make(map[string]plan.Member, len(p.Members))
 	for name, m := range p.Members {
 		members[name] = m

@@ -156,6 +156,14 @@ func TestUpsertOnlyNeverDeletes(t *testing.T) {
 	if live != 1 {
 		t.Errorf("%d live peerings after an upsert-only pass, want 1", live)
 	}
+	// The cluster that left stays in the state: its objects were not removed, so they must still be observed.
+	st, err := r.Backend.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st.Members["c002"]; !ok {
+		t.Errorf("the state forgot the former member whose objects upsert-only left in place: %v", st.Members)
+	}
 }
 
 func TestSpecSourceKeepsLastGoodSpec(t *testing.T) {

@@ -34,7 +34,9 @@ type Engine struct {
 // the plan. Spec problems found against the observed world come back as diagnostics (a kube context that
 // is missing or unreachable among them); failures to observe AWS as an error.
 func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destroy bool) (*plan.Plan, hcl.Diagnostics, error) {
-	dnsOn := e.Kube != nil && !m.DNSDisabled
+	// With DNS turned off meshd leaves Kubernetes alone — except that destroy still removes DNS objects an
+	// earlier apply made (the state records their Corefile zones), rather than orphaning them.
+	dnsOn := e.Kube != nil && (!m.DNSDisabled || (destroy && len(st.Corefiles) > 0))
 
 	// The two sides are observed at the same time: neither needs the other until the load balancers.
 	var kubeObs map[string]model.DNSObserved

@@ -31,8 +31,8 @@ type Input struct {
 //	object       | meshd's when                                   | observed, not desired | desired, observed, not meshd's
 //	-------------+------------------------------------------------+-----------------------+-------------------------------
 //	peering      | tag meshd.io/mesh = mesh                       | - delete              | = keep (> adopt if adopt)
-//	route        | recorded in state with the same target, or its | - delete              | same peering: = keep (> adopt);
-//	             | target is a peering meshd owns                 |                       | other target: conflict
+//	route        | recorded in state with the same target, or (if | - delete (if recorded) | same peering: = keep (> adopt);
+//	             | desired) its target is a peering meshd owns    |                       | other target: conflict
 //	sg_rule      | tag meshd.io/mesh = mesh                       | - delete              | = keep if it allows the traffic
 //
 // Desired and missing is a create (+); meshd's but different (a pending peering, a route to a peering that was
@@ -304,7 +304,10 @@ func (c *computer) routes() {
 
 			d, want := desired[key]
 			if !want {
-				if owned {
+				// Only a route the state records is removed. Its target alone (one of the mesh's peerings) makes
+				// a route meshd's where meshd wants it — that is how an interrupted apply recovers — but not
+				// elsewhere: someone may route their own destinations through meshd's peering.
+				if ownedByRecord {
 					reason := "no longer in the spec"
 					if c.in.Destroy {
 						reason = "destroy"

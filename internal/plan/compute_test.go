@@ -153,6 +153,15 @@ func TestCompute(t *testing.T) {
 			want:   []string{"! route[a:rtb-000100:10.2.0.0/16]: Route table rtb-000100 (cluster a) already routes 10.2.0.0/16 to igw-1"},
 			forget: 1,
 		},
+		"ForeignRouteThroughMeshPeering": {
+			reason: "Someone routes their own destination through meshd's peering: it is theirs, never deleted.",
+			setup: func(t *testing.T) *env {
+				e := converged(t)
+				p := peeringOf(e, 0, 1)
+				e.world.AddRoute("rtb-000100", model.Route{DestinationCIDR: "192.168.7.0/24", PeeringID: p.ID, State: "active"})
+				return e
+			},
+		},
 		"BroaderForeignRule": {
 			reason: "Someone's rule allowing 10.0.0.0/8 already lets every member in: meshd adds no copies.",
 			setup: func(t *testing.T) *env {

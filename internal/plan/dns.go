@@ -153,7 +153,11 @@ type Corefile struct {
 	Owned []string `json:"owned,omitempty"`
 	// Removed are meshd's zones that the change cuts out (After only, for display).
 	Removed []string `json:"removed,omitempty"`
-	Text    string   `json:"text,omitempty"`
+	// Text is the whole Corefile (Before: observed; After: merged, when every address is known). It is for
+	// the planner and its tests only and never leaves the process: a Corefile can hold other people's
+	// settings and credentials (route53 keys, TLS files), which have no place in plan files or --json.
+	// Apply merges again into the Corefile it reads then.
+	Text string `json:"-"`
 	// Backup reports that kube-system/coredns-meshd-backup exists (Before) or will (After): the first
 	// change saves the original Corefile there; destroy deletes it (DeleteBackup).
 	Backup       bool `json:"backup,omitempty"`

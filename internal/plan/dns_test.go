@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/meshd-io/meshd/internal/corefile"
 	"github.com/meshd-io/meshd/internal/model"
@@ -341,11 +342,15 @@ func TestDNSPlanRoundTrip(t *testing.T) {
 		if err := plan.RenderJSON(&buf, p); err != nil {
 			t.Fatal(err)
 		}
+		// Whole Corefiles (which may hold other people's credentials) never go into a plan file.
+		if strings.Contains(buf.String(), "lameduck") {
+			t.Errorf("destroy=%v: the plan JSON holds a Corefile's text", destroy)
+		}
 		got, err := plan.Decode(&buf)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(p, got); diff != "" {
+		if diff := cmp.Diff(p, got, cmpopts.IgnoreFields(plan.Corefile{}, "Text")); diff != "" {
 			t.Errorf("destroy=%v: round trip (-want +got):\n%s", destroy, diff)
 		}
 		var human bytes.Buffer

@@ -184,8 +184,11 @@ func (e routeExecutor) Execute(ctx context.Context, ch plan.Change, known apply.
 				err = p.checkExistingRoute(ctx, c, want, peering)
 			}
 		} else {
-			_, err = c.ReplaceRoute(ctx, &ec2.ReplaceRouteInput{RouteTableId: aws.String(want.RouteTableID),
-				DestinationCidrBlock: aws.String(want.DestinationCIDR), VpcPeeringConnectionId: aws.String(peering)})
+			before := ch.Before.(plan.Route)
+			if err = p.checkRouteUnchanged(ctx, c, before); err == nil {
+				_, err = c.ReplaceRoute(ctx, &ec2.ReplaceRouteInput{RouteTableId: aws.String(want.RouteTableID),
+					DestinationCidrBlock: aws.String(want.DestinationCIDR), VpcPeeringConnectionId: aws.String(peering)})
+			}
 		}
 		if err != nil {
 			return "", fmt.Errorf("route to %s in %s: %w", want.DestinationCIDR, want.RouteTableID, err)
@@ -195,7 +198,14 @@ func (e routeExecutor) Execute(ctx context.Context, ch plan.Change, known apply.
 		return "", nil // routes take no tags: adopting one is recording it in the state, which apply does
 	case plan.Delete:
 		before := ch.Before.(plan.Route)
-		_, err := p.EC2(before.Region).DeleteRoute(ctx, &ec2.DeleteRouteInput{RouteTableId: aws.String(before.RouteTableID),
+		c := p.EC2(before.Region)
+		if err := p.checkRouteUnchanged(ctx, c, before); err != nil {
+			if errors.Is(err, errRouteGone) {
+				return "", nil
+			}
+			return "", err
+		}
+		_, err := c.DeleteRoute(ctx, &ec2.DeleteRouteInput{RouteTableId: aws.String(before.RouteTableID),
 			DestinationCidrBlock: aws.String(before.DestinationCIDR)})
 		if err != nil && !HasCode(err, codeRouteNotFound) {
 			return "", fmt.Errorf("deleting route to %s in %s: %w", before.DestinationCIDR, before.RouteTableID, err)
@@ -232,6 +242,35 @@ func (p *Provider) checkExistingRoute(ctx context.Context, c EC2API, want plan.R
 		}
 	}
 	return fmt.Errorf("route to %s in %s: AWS says it exists but does not list it", want.DestinationCIDR, want.RouteTableID)
+}
+
+var errRouteGone = errors.New("route no longer exists")
+
+// checkRouteUnchanged re-reads a route meshd is about to replace or delete and refuses when its target is no
+// longer the one planned: between plan and apply (a saved plan, a daemon pass) someone may have pointed the
+// destination elsewhere, and that route is theirs now.
+func (p *Provider) checkRouteUnchanged(ctx context.Context, c EC2API, before plan.Route) error {
+	out, err := c.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{RouteTableIds: []string{before.RouteTableID}})
+	if err != nil {
+		return err
+	}
+	for _, t := range out.RouteTables {
+		for _, r := range t.Routes {
+			if aws.ToString(r.DestinationCidrBlock) != before.DestinationCIDR {
+				continue
+			}
+			if now := aws.ToString(r.VpcPeeringConnectionId); now != before.PeeringID {
+				target := now
+				if target == "" {
+					target = routeTarget(r)
+				}
+				return fmt.Errorf("%w: route table %s now routes %s to %s, not %s as planned; left alone",
+					ErrConflict, before.RouteTableID, before.DestinationCIDR, target, before.PeeringID)
+			}
+			return nil
+		}
+	}
+	return errRouteGone
 }
 
 type ruleExecutor struct{ p *Provider }
