@@ -30,7 +30,7 @@ import (
 
 type options struct {
 	spec, statePath, kubeconfig, metricsAddr, policy, logLevel string
-	interval, minInterval, grace                               time.Duration
+	interval, minInterval, grace, waitTimeout                  time.Duration
 	dryRun                                                     bool
 
 	// The management cluster holds the leader Lease and, with --state-secret, the state.
@@ -51,6 +51,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.dryRun, "dry-run", false, "observe and report drift, change nothing")
 	fs.StringVar(&o.policy, "policy", "sync", "sync (create, update, delete) or upsert-only (never delete)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&o.waitTimeout, "wait-timeout", 90*time.Second, "how long one pass waits for a peering or a DNS load balancer before leaving it to the next pass")
 	fs.StringVar(&o.managementContext, "management-context", "", "kubeconfig context of the cluster holding the Lease and state Secret (empty: in-cluster config)")
 	fs.StringVar(&o.stateSecret, "state-secret", "", "keep the state in this Secret (NAMESPACE/NAME) of the management cluster instead of a file")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "run as one of several replicas: only the holder of the Lease acts")
@@ -120,13 +121,19 @@ func run(o options, log *zap.Logger) error {
 		return err
 	}
 	kubeProv := kube.New(kube.Options{Mesh: m.Name, Kubeconfig: o.kubeconfig, LoadBalancers: provider,
-		Progress: func(msg string) { log.Info(msg) }, WrapTransport: metrics.CountKubeCalls})
+		Progress: func(msg string) { log.Info(msg) }, WrapTransport: metrics.CountKubeCalls,
+		// A pass must not hold the state for minutes on a load balancer that is slow to come: it gives up and
+		// the next pass looks again.
+		WaitTimeout: o.waitTimeout})
 	eng := &engine.Engine{AWS: provider, Kube: kubeProv, Progress: func(msg string) { log.Debug(msg) }}
 
 	identity := os.Getenv("POD_NAME")
 	if identity == "" {
 		host, _ := os.Hostname()
 		identity = fmt.Sprintf("%s_%d", host, os.Getpid())
+	}
+	if o.leaderElect && o.stateSecret == "" {
+		return fmt.Errorf("--leader-elect needs --state-secret: replicas must share one state, or a new leader would plan from a stale one")
 	}
 	var mgmt kubernetes.Interface
 	if o.leaderElect || o.stateSecret != "" {
@@ -163,17 +170,27 @@ func run(o options, log *zap.Logger) error {
 		if name == "" {
 			name = "meshd-" + m.Name
 		}
-		runCtx, cancel := context.WithCancel(ctx)
-		defer cancel()
+		// Losing the Lease stops everything at once: the pass under way is abandoned without the SIGTERM
+		// grace, so this replica never acts beside the new leader.
+		lost, loseLeadership := context.WithCancel(context.Background())
+		defer loseLeadership()
+		rec.Abandon = lost
+		runCtx, stopRun := context.WithCancel(ctx)
+		defer stopRun()
 		ctx = runCtx
+		// The elector outlives ctx: it releases the Lease only once the last pass has returned (below), so
+		// that on SIGTERM the next leader does not start while this one still finishes its pass.
+		electCtx, stopElecting := context.WithCancel(context.Background())
+		elected := make(chan struct{})
+		defer func() { stopElecting(); <-elected }()
 		elector := &leader.Elector{Client: mgmt, Namespace: o.leaseNamespace, Name: name, Identity: identity, Log: log,
 			LeaseDuration: o.leaseDuration, RenewDeadline: o.renewDeadline, RetryPeriod: o.retryPeriod,
-			// A replica that cannot renew stops, so it never acts beside the new leader.
-			OnLost: cancel}
+			OnLost: func() { loseLeadership(); stopRun(); metrics.Set(daemon.MetricLeader, nil, 0) }}
 		rec.IsLeader = elector.IsLeader
 		metrics.Set(daemon.MetricLeader, nil, 0)
 		go func() {
-			_ = elector.Run(ctx, func() {
+			defer close(elected)
+			_ = elector.Run(electCtx, func() {
 				metrics.Set(daemon.MetricLeader, nil, 1)
 				ctl.Trigger("became the leader")
 			})
@@ -186,7 +203,16 @@ func run(o options, log *zap.Logger) error {
 	watches.restart(ctx, specs.Current())
 
 	if err := specs.Watch(ctx, 200*time.Millisecond, func() {
-		changed, _, diags := specs.Reload()
+		prev := specs.Current()
+		changed, next, diags := specs.Reload()
+		if changed && next.Name != prev.Name {
+			// The providers tag and label with the mesh name they were started with; a renamed mesh is a new mesh.
+			specs.Set(prev)
+			metrics.Add(daemon.MetricSpecReloads, daemon.Labels{"result": "invalid"}, 1)
+			log.Error("the spec on disk renames the mesh; enforcing the last good spec (restart meshd to manage another mesh)",
+				zap.String("from", prev.Name), zap.String("to", next.Name))
+			return
+		}
 		if diags.HasErrors() {
 			metrics.Add(daemon.MetricSpecReloads, daemon.Labels{"result": "invalid"}, 1)
 			for _, d := range daemon.FormatDiagnostics(diags) {

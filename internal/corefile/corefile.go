@@ -4,7 +4,9 @@
 //
 // Blocks are found with CoreDNS's own parser, github.com/coredns/caddy/caddyfile. Because that parser
 // reports tokens by line only, this package re-reads the text with the same rules while keeping byte
-// offsets, and refuses to edit when its reading and caddyfile's differ (see lex.go and parse.go).
+// offsets (lex.go, parse.go, which follow caddy v1.1.4 quirk for quirk), and refuses to work on a text
+// where its reading and caddyfile's differ. Merge parses its output again and checks it (check.go)
+// before returning it, so a mistake here costs an error, never a damaged Corefile.
 //
 // A block is meshd's when it has a single key and braces that are all in the text (not replayed from a
 // snippet) and either
@@ -16,7 +18,9 @@
 // block serves is reported as a Conflict and never written, replaced or removed.
 //
 // File imports (`import custom/*.server`) are not followed: the files are in the CoreDNS pod. Blocks they
-// bring in are invisible here, as are the values of {$ENV} placeholders.
+// bring in are invisible here. {$ENV} placeholders are read as the text they are. Directive names are
+// not checked against CoreDNS's plugin list (a custom build may have more); meshd's own blocks use only
+// errors, cache and forward.
 package corefile
 
 import (
@@ -73,15 +77,21 @@ type ServerBlock struct {
 	// to just after the closing brace. Updating a block replaces exactly these bytes. -1 when not
 	// Editable.
 	Start, End int
-	// CutStart and CutEnd delimit what removing the block deletes: Start to End widened to whole lines
-	// when the block has its lines to itself (trailing spaces, comment and line break included), plus
-	// one blank line just above it, which meshd put there as separator when appending. -1 when not
-	// Editable.
+	// CutStart and CutEnd delimit what removing the block deletes: Start to End, widened to whole lines
+	// when the block has its lines to itself (indentation, trailing spaces and comment, and the line
+	// break included), plus the blank line just above it, which meshd put there as a separator when it
+	// appended the block. The blank line stays when taking it would leave a marker comment right above
+	// other text. -1 when not Editable.
 	CutStart, CutEnd int
 	// MarkerMesh is the mesh named by the marker line right above the key, "" if there is none.
 	MarkerMesh string
 
-	ownLine bool // the key is the first thing on its line, so a marker line can go above it
+	// ownLine: only spaces precede the key on its line, so that a marker line can go above it. A block
+	// that shares its line with text before it is written without marker and is meshd's by the state.
+	ownLine bool
+	// cutLines is CutStart without the blank line above: where a cut starts when taking that line
+	// too would join the text around it in another way (see Merge).
+	cutLines int
 }
 
 // OwnedBy reports whether b is meshd's for mesh, given the zones the state says it owns.
@@ -177,7 +187,7 @@ func (p *parsed) serverBlocks() []ServerBlock {
 			sb.Keys = append(sb.Keys, k.Text)
 			sb.Zones = append(sb.Zones, NormalizeZone(k.Text))
 		}
-		first := b.keys[0]
+		first := b.first
 		if !first.replay {
 			ls := p.lineStart[first.Line-1]
 			// A byte order mark, which the lexer skips at the very start, is not text before the key.
@@ -188,7 +198,7 @@ func (p *parsed) serverBlocks() []ServerBlock {
 				}
 			}
 		}
-		sb.Editable = b.open != nil && b.close != nil && !b.eofClose && !b.open.replay && !b.close.replay
+		sb.Editable = b.open != nil && b.close != nil && !b.eofClose && !first.replay && !b.open.replay && !b.close.replay
 		for _, k := range b.keys {
 			sb.Editable = sb.Editable && !k.replay
 		}
@@ -212,6 +222,7 @@ func (p *parsed) locate(sb *ServerBlock, first, closing ptok) {
 	}
 	sb.End = closing.End
 	sb.CutStart, sb.CutEnd = sb.Start, sb.End
+	sb.cutLines = sb.CutStart
 	if !sb.ownLine {
 		return
 	}
@@ -229,6 +240,7 @@ func (p *parsed) locate(sb *ServerBlock, first, closing ptok) {
 	if sb.CutStart == 0 && strings.HasPrefix(p.src, "\uFEFF") {
 		sb.CutStart = len("\uFEFF") // the byte order mark is the file's, not the line's
 	}
+	sb.cutLines = sb.CutStart
 	if line > 1 && p.blankLine(line-1) {
 		sb.CutStart = p.lineStart[line-2]
 	}

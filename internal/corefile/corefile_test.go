@@ -567,6 +567,7 @@ func TestCannotAppend(t *testing.T) {
 		{"unterminated empty quote", defaultBlock + "x \"", "quoted string"},
 		{"last block without braces", "a.local\nwhoami\n", "not closed"},
 		{"keys only", defaultBlock + "a.local", "not closed"},
+		{"empty quoted address", defaultBlock + `""`, "not closed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := Validate(tc.src); err != nil {
@@ -735,4 +736,115 @@ func BenchmarkMerge(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestCutRefusals: layouts where cutting meshd's block would change how the text after it reads.
+// Merge refuses to cut them (with an error that says why) rather than damage the user's text.
+func TestCutRefusals(t *testing.T) {
+	const zone = "b.local"
+	for _, tc := range []struct{ name, src, want string }{
+		{
+			// '#' right after "}" comments only up to the next space, so "keep" is a token (a key):
+			// without the "}" the whole rest of the line would be a comment.
+			name: "comment glued to the brace",
+			src:  "a.local {\n} b.local {\n}#note keep {\n}\n",
+			want: "without a space",
+		},
+		{
+			name: "import after the brace",
+			src:  "b.local {\n} import x {\n}\n",
+			want: "an import follows",
+		},
+		{
+			name: "byte order mark after the block",
+			src:  "b.local {\n}\n\uFEFFa.local {\n}\n",
+			want: "byte order mark",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := Validate(tc.src); err != nil {
+				t.Fatal(err)
+			}
+			out, _, err := Remove(tc.src, mesh, []string{zone})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "internal") || out != "" {
+				t.Errorf("out %q, err %v", out, err)
+			}
+			// Updating in place stays possible.
+			out, r, err := Merge(tc.src, mesh, []string{zone}, []Block{{Zone: zone, Upstreams: []string{"10.0.0.1"}}})
+			if err != nil || len(r.Updated) != 1 {
+				t.Errorf("update: %+v %v", r, err)
+			}
+			assertOutsideUnchanged(t, tc.src, out, []string{zone}, r)
+		})
+	}
+}
+
+// TestCutKeepsMarkersApart: a cut never leaves a marker comment (of any mesh) right above a block
+// that was not under it, which would hand that block to the mesh.
+func TestCutKeepsMarkersApart(t *testing.T) {
+	other := "# meshd.io/mesh=other: managed by meshd, edits here are overwritten\n"
+	for _, tc := range []struct{ name, src, want string }{
+		{
+			name: "marker of another mesh, blank line, meshd's block, user block",
+			src:  other + "\n" + rendered2("b.local", "10.0.0.1") + "user.local {\n}\n",
+			want: other + "\nuser.local {\n}\n",
+		},
+		{
+			name: "stacked markers",
+			src:  other + rendered2("b.local", "10.0.0.1") + "user.local {\n}\n",
+			want: other + "\nuser.local {\n}\n",
+		},
+		{
+			name: "two cuts meet",
+			src:  other + "\n" + rendered2("b.local", "10.0.0.1") + "\n" + rendered2("c.local", "10.0.0.1") + "user.local {\n}\n",
+			want: other + "\n\nuser.local {\n}\n",
+		},
+		{
+			name: "at the end the blank line goes",
+			src:  "user.local {\n}\n" + other + "\n" + rendered2("b.local", "10.0.0.1"),
+			want: "user.local {\n}\n" + other,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, r, err := Remove(tc.src, mesh, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out != tc.want {
+				t.Errorf("output:\n%s", cmp.Diff(tc.want, out))
+			}
+			if len(r.Removed) == 0 {
+				t.Errorf("report %+v", r)
+			}
+			blocks, err := Blocks(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range blocks {
+				if b.MarkerMesh != "" {
+					t.Errorf("block %v is now under the marker of %s", b.Keys, b.MarkerMesh)
+				}
+			}
+		})
+	}
+}
+
+// TestPlaceholders: {$ENV} placeholders are read as written, whatever this process's environment holds.
+func TestPlaceholders(t *testing.T) {
+	src := defaultBlock + "\n{$ZONE}:53 {\n    forward . {$UPSTREAM}\n}\n"
+	t.Setenv("ZONE", "pingcap-2.svc.cluster.local")
+	t.Setenv("UPSTREAM", "{")
+	blocks, err := Blocks(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(blocks) != 2 || blocks[1].Keys[0] != "{$ZONE}:53" {
+		t.Fatalf("%+v", blocks)
+	}
+	desired := []Block{{Zone: "pingcap-2.svc.cluster.local", Upstreams: []string{"10.0.0.1"}}}
+	out, r, err := Merge(src, mesh, nil, desired)
+	if err != nil || len(r.Added) != 1 || len(r.Conflicts) != 0 {
+		t.Fatalf("%+v %v", r, err)
+	}
+	assertIdempotent(t, out, r.Owned, desired)
 }

@@ -20,8 +20,8 @@ import (
 // parsed again and checked (meshd's blocks are as rendered, every other token is unchanged) before it
 // is returned; on any error out is "". Merging the output again changes nothing.
 //
-// New blocks use CRLF line breaks in a file that has only CRLF line breaks, LF otherwise. Removing every block that Merge
-// appended returns the input, plus a final line break if it had none.
+// New blocks use CRLF line breaks in a file that has only CRLF line breaks, LF otherwise. Removing every
+// block that Merge appended returns the input, plus a final line break if it had none.
 func Merge(src, mesh string, owned []string, desired []Block) (out string, r Report, err error) {
 	if err := checkMesh(mesh); err != nil {
 		return "", Report{}, err
@@ -50,7 +50,7 @@ func Merge(src, mesh string, owned []string, desired []Block) (out string, r Rep
 
 	// First cut what must go, then look again: a cut can move a neighbour that shared its line to
 	// the start of a line, which decides whether that neighbour carries a marker.
-	var cuts []edit
+	var drop []int
 	removed, kept := set{}, set{}
 	for i, b := range in.blocks {
 		if !in.mine[i] {
@@ -65,13 +65,38 @@ func Merge(src, mesh string, owned []string, desired []Block) (out string, r Rep
 		if err := in.p.cuttable(b, z); err != nil {
 			return "", Report{}, err
 		}
-		cuts = append(cuts, edit{b.CutStart, b.CutEnd, ""})
+		drop = append(drop, i)
 		removed.add(z)
 	}
-	cur, mid := in, apply(src, cuts)
-	if len(cuts) > 0 {
-		if cur, err = classify(mid, mesh, ownedSet); err != nil {
-			return "", Report{}, fmt.Errorf("corefile: internal error: the Corefile without meshd's old blocks would not parse: %w", err)
+	cur, mid := in, src
+	if len(drop) > 0 {
+		// Each cut takes the blank line above its block, which separates appended blocks. Where
+		// cuts meet, that can bring a marker comment of another mesh right above a user's block, or
+		// otherwise change what the user's text reads as: then cut the blocks' own lines only.
+		for _, linesOnly := range []bool{false, true} {
+			cuts := make([]edit, len(drop))
+			for j, i := range drop {
+				b := in.blocks[i]
+				cuts[j] = edit{b.CutStart, b.CutEnd, ""}
+				if linesOnly {
+					cuts[j].start = b.cutLines
+				}
+			}
+			mid = apply(src, cuts)
+			if strings.HasPrefix(mid, "\uFEFF") && !strings.HasPrefix(src, "\uFEFF") {
+				// The lexer skips a byte order mark at the very start only: one that a cut moves
+				// there would vanish from the text that follows it.
+				return "", Report{}, fmt.Errorf("corefile: cannot remove meshd's old blocks (%s): a byte order mark follows them at the start of the file", strings.Join(removed.sorted(), ", "))
+			}
+			if cur, err = classify(mid, mesh, ownedSet); err == nil && slices.Equal(in.userKeys(), cur.userKeys()) {
+				break
+			}
+			if linesOnly {
+				if err != nil {
+					return "", Report{}, fmt.Errorf("corefile: internal error: the Corefile without meshd's old blocks would not parse: %w", err)
+				}
+				return "", Report{}, fmt.Errorf("corefile: cannot remove meshd's old blocks (%s) without changing how the rest of the Corefile reads", strings.Join(removed.sorted(), ", "))
+			}
 		}
 	}
 
@@ -114,7 +139,7 @@ func Merge(src, mesh string, owned []string, desired []Block) (out string, r Rep
 	sb.Grow(len(mid) + len(appends)*256)
 	sb.WriteString(apply(mid, edits))
 	for _, rb := range appends {
-		if sb.Len() > 0 {
+		if sb.Len() > 0 && sb.String() != "\uFEFF" { // a lone byte order mark is an empty file
 			if !strings.HasSuffix(sb.String(), "\n") {
 				sb.WriteString(eol)
 			}
@@ -124,6 +149,9 @@ func Merge(src, mesh string, owned []string, desired []Block) (out string, r Rep
 		sb.WriteString(eol)
 	}
 	out = sb.String()
+	if len(out) > MaxSize {
+		return "", Report{}, fmt.Errorf("corefile: the Corefile would be %d bytes, more than a ConfigMap holds (%d)", len(out), MaxSize)
+	}
 
 	r.Added, r.Updated, r.Removed = added.sorted(), updated.sorted(), removed.sorted()
 	for z := range added {
@@ -169,6 +197,9 @@ func classify(src, mesh string, owned set) (*view, error) {
 	return v, nil
 }
 
+// userKeys lists the user's blocks, see userKeys.
+func (v *view) userKeys() []string { return userKeys(v.p, v.blocks, v.mine) }
+
 // edit replaces src[start:end] with text.
 type edit struct {
 	start, end int
@@ -194,21 +225,25 @@ func apply(src string, edits []edit) string {
 
 // cuttable refuses to cut a block where the cut would change how the text after it reads.
 func (p *parsed) cuttable(b ServerBlock, zone string) error {
+	if b.CutEnd == len(p.src) || p.src[b.CutEnd-1] == '\n' {
+		return nil // the cut takes whole lines: what follows starts a line before and after
+	}
+	// The next token, if it is on the line the cut ends in.
+	i, _ := slices.BinarySearchFunc(p.lex.tokens, b.CutEnd, func(t token, off int) int { return t.Start - off })
+	if i == len(p.lex.tokens) || strings.Contains(p.src[b.CutEnd:p.lex.tokens[i].Start], "\n") {
+		return nil
+	}
+	next := p.lex.tokens[i]
 	rest := strings.TrimLeft(p.src[b.CutEnd:], "\r") // the lexer drops CR even inside a token
-	if r, _ := utf8.DecodeRuneInString(rest); rest != "" && !unicode.IsSpace(r) {
+	if r, _ := utf8.DecodeRuneInString(rest); !unicode.IsSpace(r) {
 		// "}#a b" reads as "}" and "b" ('#' right after a token comments only up to the next space):
 		// once the "}" is gone, "#a b" is a comment and "b" is lost.
 		return fmt.Errorf("corefile: cannot remove meshd's block for %s at line %d: text follows its closing brace without a space", zone, b.Line)
 	}
-	if b.ownLine {
-		// An `import` on the closing brace's line would start its line once the block is gone, and
-		// an import at the start of a line is a directive, not a server block key.
-		i, _ := slices.BinarySearchFunc(p.lex.tokens, b.CutEnd, func(t token, off int) int { return t.Start - off })
-		if i < len(p.lex.tokens) {
-			if t := p.lex.tokens[i]; t.Text == "import" && !strings.Contains(p.src[b.CutEnd:t.Start], "\n") {
-				return fmt.Errorf("corefile: cannot remove meshd's block for %s at line %d: an import follows its closing brace on the same line", zone, b.Line)
-			}
-		}
+	if b.ownLine && next.Text == "import" {
+		// The import would start its line once the block is gone, and an import at the start of a
+		// line is a directive, not a server block key.
+		return fmt.Errorf("corefile: cannot remove meshd's block for %s at line %d: an import follows its closing brace on the same line", zone, b.Line)
 	}
 	return nil
 }

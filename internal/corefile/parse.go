@@ -20,7 +20,8 @@ import (
 //   - `import` of a file or glob: the files live in the pod, not here. Such an import is treated as
 //     importing nothing, and caddyfile.Parse is given the same view (see stubImports) so that it never
 //     reads local files.
-//   - `{$ENV}` placeholders: the pod's environment is unknown. Keys are compared as written.
+//   - `{$ENV}` placeholders: the pod's environment is unknown, and this process's must not matter.
+//     Placeholders are read as the text they are, here and by caddyfile.Parse (see literalEnv).
 
 // maxSnippetExpansions is caddyfile's cap on snippet imports per parse (maxSnippetExpansions there).
 const maxSnippetExpansions = 10000
@@ -45,6 +46,10 @@ type pblock struct {
 	// ("a {\n b {\n }" parses): the block never really closed, and anything appended would join it.
 	eofClose bool
 	snippet  bool // a snippet definition, not a server block
+	addrs    bool // it read at least one address token, possibly an empty one ("")
+	// first is the first address token, where the block starts: the first key, or an empty
+	// address ("") before it.
+	first ptok
 }
 
 type parser struct {
@@ -130,8 +135,8 @@ func (p *parser) parseAll() ([]pblock, error) {
 		b := p.block
 		switch {
 		case p.eof:
-			if len(b.keys) > 0 {
-				p.unclosed = line // keys and nothing else
+			if b.addrs {
+				p.unclosed = line // addresses and nothing else: what follows would be their block
 			}
 		case b.snippet:
 		case b.open != nil && b.eofClose, b.open == nil && !b.strayClose:
@@ -196,6 +201,12 @@ func (p *parser) addresses() error {
 				return p.errf("Expected another address but had '%s' - check for extra comma", tkn)
 			}
 			break
+		}
+		if p.cursor >= 0 && p.cursor < len(p.toks) {
+			if !p.block.addrs {
+				p.block.first = p.toks[p.cursor]
+			}
+			p.block.addrs = true // even "": a line break after it ends the addresses
 		}
 		if tkn != "" {
 			k := p.toks[p.cursor]

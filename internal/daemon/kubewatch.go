@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -22,8 +23,9 @@ type WatchedCluster struct {
 // ConfigMap and meshd's own Services — and calls trigger when one changes after the initial listing, so a
 // reverted Corefile is corrected without waiting for the AWS interval. Only those objects are listed and
 // watched (field and label selectors), which keeps the watch cheap on large clusters. It returns once the
-// caches have synced; the informers stop when ctx is done.
+// caches have synced (or failed to); the informers stop when ctx is done.
 func WatchKubernetes(ctx context.Context, clusters []WatchedCluster, trigger func(why string)) error {
+	var factories []informers.SharedInformerFactory
 	for _, c := range clusters {
 		cms := informers.NewSharedInformerFactoryWithOptions(c.Client, 0, informers.WithNamespace(metav1.NamespaceSystem),
 			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
@@ -52,15 +54,28 @@ func WatchKubernetes(ctx context.Context, clusters []WatchedCluster, trigger fun
 		}
 		cms.Start(ctx.Done())
 		svcs.Start(ctx.Done())
-		for _, factory := range []informers.SharedInformerFactory{cms, svcs} {
-			for _, ok := range factory.WaitForCacheSync(ctx.Done()) {
+		factories = append(factories, cms, svcs)
+	}
+	// Wait for every cluster at once: one unreachable cluster must not keep the others unwatched.
+	errs := make(chan error, len(factories))
+	for _, f := range factories {
+		go func() {
+			for _, ok := range f.WaitForCacheSync(ctx.Done()) {
 				if !ok {
-					return fmt.Errorf("watching %s: caches did not sync", name)
+					errs <- errors.New("a watch did not sync")
+					return
 				}
 			}
+			errs <- nil
+		}()
+	}
+	var first error
+	for range factories {
+		if err := <-errs; err != nil && first == nil {
+			first = err
 		}
 	}
-	return nil
+	return first
 }
 
 // FieldManager is the field manager meshd writes Kubernetes objects as.

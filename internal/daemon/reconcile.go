@@ -46,6 +46,8 @@ type Reconciler struct {
 	// ShutdownGrace is how long a pass in progress may go on after ctx is cancelled (SIGTERM), so that a
 	// change under way finishes and the state records it; after it the pass is abandoned.
 	ShutdownGrace time.Duration
+	// Abandon, when done, cancels the pass under way at once, without grace (leadership was lost).
+	Abandon context.Context
 }
 
 // Pass runs one reconcile pass.
@@ -84,6 +86,9 @@ func (r *Reconciler) Pass(ctx context.Context, why string) (err error) {
 		time.AfterFunc(r.ShutdownGrace, cancel)
 	})
 	defer stop()
+	if r.Abandon != nil {
+		defer context.AfterFunc(r.Abandon, cancel)()
+	}
 
 	lockCtx, lockCancel := context.WithTimeout(passCtx, 30*time.Second)
 	unlock, err := r.Backend.Lock(lockCtx)

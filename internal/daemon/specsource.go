@@ -31,6 +31,13 @@ func (s *SpecSource) Current() *spec.Mesh {
 	return s.current
 }
 
+// Set puts m back as the enforced spec (when a reload must be refused for reasons beyond the spec itself).
+func (s *SpecSource) Set(m *spec.Mesh) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.current = m
+}
+
 // Reload reads the spec again. It returns whether the enforced spec changed, and the diagnostics of the
 // files on disk (when they have errors, the enforced spec stays as it was).
 func (s *SpecSource) Reload() (changed bool, m *spec.Mesh, diags hcl.Diagnostics) {

@@ -41,7 +41,9 @@ func (e *LockedError) Error() string {
 	} else {
 		b.WriteString(": held by another process")
 	}
-	fmt.Fprintf(&b, "; if that process is gone, remove %s", e.LockPath)
+	// No advice to remove the lock file: the kernel releases a dead holder's flock, so the holder is alive;
+	// removing the file would let the next process lock a new inode beside it.
+	b.WriteString("; wait for it to finish")
 	return b.String()
 }
 

@@ -55,6 +55,11 @@ func (s *Secret) Lock(ctx context.Context) (func() error, error) {
 	name := s.Name + "-lock"
 	seconds := int32(s.LeaseDuration / time.Second)
 	delay := 50 * time.Millisecond
+	// A lease is judged expired by how long its renew time has stayed the same on this host's clock, not by
+	// comparing the holder's clock with ours (as client-go's leader election does): skew between a laptop
+	// and a pod must not let two processes hold the lock.
+	var seenRenew string
+	var seenAt time.Time
 	for {
 		now := metav1.NewMicroTime(time.Now())
 		lease, err := leases.Get(ctx, name, metav1.GetOptions{})
@@ -72,8 +77,15 @@ func (s *Secret) Lock(ctx context.Context) (func() error, error) {
 			if lease.Spec.HolderIdentity != nil {
 				holder = *lease.Spec.HolderIdentity
 			}
-			expired := lease.Spec.RenewTime == nil || lease.Spec.LeaseDurationSeconds == nil ||
-				time.Since(lease.Spec.RenewTime.Time) > time.Duration(*lease.Spec.LeaseDurationSeconds)*time.Second
+			renew := ""
+			if lease.Spec.RenewTime != nil {
+				renew = lease.Spec.RenewTime.Format(time.RFC3339Nano)
+			}
+			if renew != seenRenew || seenAt.IsZero() {
+				seenRenew, seenAt = renew, time.Now()
+			}
+			expired := lease.Spec.LeaseDurationSeconds == nil ||
+				time.Since(seenAt) > time.Duration(*lease.Spec.LeaseDurationSeconds)*time.Second
 			if holder == "" || holder == s.Identity || expired {
 				lease.Spec.HolderIdentity, lease.Spec.LeaseDurationSeconds = &s.Identity, &seconds
 				lease.Spec.AcquireTime, lease.Spec.RenewTime = &now, &now

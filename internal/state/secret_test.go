@@ -99,12 +99,12 @@ func TestSecretBackend(t *testing.T) {
 
 	// A holder keeps the lock past its lease duration by renewing it...
 	live := state.NewSecret(c, "kube-system", "meshd-state", "replica-live")
-	live.LeaseDuration = time.Second
+	live.LeaseDuration = 2 * time.Second
 	unlockLive, err := live.Lock(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	short, cancel = context.WithTimeout(ctx, 2500*time.Millisecond)
+	short, cancel = context.WithTimeout(ctx, 5*time.Second)
 	_, err = other.Lock(short)
 	cancel()
 	if !errors.Is(err, state.ErrLocked) {
