@@ -26,6 +26,7 @@ import (
 	"github.com/meshd-io/meshd/internal/providers/kube"
 	"github.com/meshd-io/meshd/internal/spec"
 	"github.com/meshd-io/meshd/internal/state"
+	"github.com/meshd-io/meshd/internal/state/secretstate"
 )
 
 type options struct {
@@ -147,7 +148,7 @@ func run(o options, log *zap.Logger) error {
 		if !ok || ns == "" || name == "" {
 			return fmt.Errorf("--state-secret must be NAMESPACE/NAME, not %q", o.stateSecret)
 		}
-		secret := state.NewSecret(mgmt, ns, name, identity)
+		secret := secretstate.NewSecret(mgmt, ns, name, identity)
 		secret.LeaseDuration = o.leaseDuration
 		backend = secret
 	}

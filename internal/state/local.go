@@ -51,6 +51,9 @@ func (l *Local) Read(ctx context.Context) (*State, error) {
 	return decode(l.path, data)
 }
 
+// Decode parses the state format; where names the source in errors (a path, a Secret).
+func Decode(where string, data []byte) (*State, error) { return decode(where, data) }
+
 func decode(path string, data []byte) (*State, error) {
 	var head struct {
 		Version *int `json:"version"`

@@ -1,4 +1,4 @@
-package state_test
+package secretstate_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/meshd-io/meshd/internal/state"
+	"github.com/meshd-io/meshd/internal/state/secretstate"
 	"github.com/meshd-io/meshd/internal/testenv"
 )
 
@@ -33,7 +34,7 @@ func apiClient(t *testing.T) kubernetes.Interface {
 func TestSecretBackend(t *testing.T) {
 	c := apiClient(t)
 	ctx := context.Background()
-	b := state.NewSecret(c, "kube-system", "meshd-state", "replica-a")
+	b := secretstate.NewSecret(c, "kube-system", "meshd-state", "replica-a")
 
 	st, err := b.Read(ctx)
 	if err != nil || st.Serial != 0 {
@@ -47,7 +48,7 @@ func TestSecretBackend(t *testing.T) {
 	if err := b.Write(ctx, st); err != nil {
 		t.Fatal(err)
 	}
-	got, err := state.NewSecret(c, "kube-system", "meshd-state", "replica-b").Read(ctx)
+	got, err := secretstate.NewSecret(c, "kube-system", "meshd-state", "replica-b").Read(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func TestSecretBackend(t *testing.T) {
 	}
 
 	// A writer that read before someone else wrote is refused, not silently overwriting.
-	stale := state.NewSecret(c, "kube-system", "meshd-state", "replica-c")
+	stale := secretstate.NewSecret(c, "kube-system", "meshd-state", "replica-c")
 	old, _ := stale.Read(ctx)
 	if err := b.Write(ctx, st); err != nil {
 		t.Fatal(err)
@@ -70,7 +71,7 @@ func TestSecretBackend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := state.NewSecret(c, "kube-system", "meshd-state", "replica-b")
+	other := secretstate.NewSecret(c, "kube-system", "meshd-state", "replica-b")
 	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	_, err = other.Lock(short)
 	cancel()
@@ -98,7 +99,7 @@ func TestSecretBackend(t *testing.T) {
 	}
 
 	// A holder keeps the lock past its lease duration by renewing it...
-	live := state.NewSecret(c, "kube-system", "meshd-state", "replica-live")
+	live := secretstate.NewSecret(c, "kube-system", "meshd-state", "replica-live")
 	live.LeaseDuration = 2 * time.Second
 	unlockLive, err := live.Lock(ctx)
 	if err != nil {

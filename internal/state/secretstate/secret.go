@@ -1,4 +1,7 @@
-package state
+// Package secretstate keeps meshd's state in a Kubernetes Secret of a management cluster, locked with a
+// Lease, for the daemon's replicas. It lives apart from package state so that the planner, which depends on
+// state, does not depend on client-go.
+package secretstate
 
 import (
 	"bytes"
@@ -15,6 +18,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/meshd-io/meshd/internal/state"
 )
 
 // secretKey holds the gzip-compressed JSON state: a 100-cluster mesh records ~30,000 routes, several MB of
@@ -93,16 +98,16 @@ func (s *Secret) Lock(ctx context.Context) (func() error, error) {
 					return s.hold(name), nil
 				}
 			} else {
-				err = fmt.Errorf("%w: held by %s since %s (lease %s/%s)", ErrLocked, holder, lease.Spec.AcquireTime.Format(time.RFC3339), s.Namespace, name)
+				err = fmt.Errorf("%w: held by %s since %s (lease %s/%s)", state.ErrLocked, holder, lease.Spec.AcquireTime.Format(time.RFC3339), s.Namespace, name)
 			}
 		}
-		if err != nil && !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) && !errors.Is(err, ErrLocked) {
+		if err != nil && !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) && !errors.Is(err, state.ErrLocked) {
 			return nil, fmt.Errorf("lock %s: %w", s.where(), err)
 		}
 		select {
 		case <-ctx.Done():
-			if err == nil || !errors.Is(err, ErrLocked) {
-				err = fmt.Errorf("%w: lease %s/%s", ErrLocked, s.Namespace, name)
+			if err == nil || !errors.Is(err, state.ErrLocked) {
+				err = fmt.Errorf("%w: lease %s/%s", state.ErrLocked, s.Namespace, name)
 			}
 			return nil, err
 		case <-time.After(delay):
@@ -179,11 +184,11 @@ func (s *Secret) unlock(name string) func() error {
 }
 
 // Read returns the stored state, or an empty one when the Secret does not exist.
-func (s *Secret) Read(ctx context.Context) (*State, error) {
+func (s *Secret) Read(ctx context.Context) (*state.State, error) {
 	sec, err := s.Client.CoreV1().Secrets(s.Namespace).Get(ctx, s.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		s.resourceVersion = ""
-		return New(""), nil
+		return state.New(""), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", s.where(), err)
@@ -197,23 +202,23 @@ func (s *Secret) Read(ctx context.Context) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.where(), err)
 	}
-	return decode(s.where(), data)
+	return state.Decode(s.where(), data)
 }
 
 // Write stores st, refusing to overwrite a Secret changed since the last Read.
-func (s *Secret) Write(ctx context.Context, st *State) error {
+func (s *Secret) Write(ctx context.Context, st *state.State) error {
 	oldSerial, oldLineage := st.Serial, st.Lineage
 	st.Serial++
 	if st.Lineage == "" {
-		lineage, err := NewLineage()
+		lineage, err := state.NewLineage()
 		if err != nil {
 			st.Serial = oldSerial
 			return err
 		}
 		st.Lineage = lineage
 	}
-	st.Version = FormatVersion
-	data, err := Encode(st)
+	st.Version = state.FormatVersion
+	data, err := state.Encode(st)
 	if err != nil {
 		st.Serial, st.Lineage = oldSerial, oldLineage
 		return err
