@@ -11,6 +11,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/meshd-io/meshd/internal/model"
 )
 
 // WatchedCluster is a member cluster whose meshd-managed objects are watched.
@@ -78,9 +80,6 @@ func WatchKubernetes(ctx context.Context, clusters []WatchedCluster, trigger fun
 	return first
 }
 
-// FieldManager is the field manager meshd writes Kubernetes objects as.
-const FieldManager = "meshd"
-
 // writtenByMeshd reports whether meshd made the object's latest change (by its managedFields), so that meshd's
 // own writes do not trigger passes: each would cost a pass and push the minimum interval forward, delaying
 // the correction of the next real drift.
@@ -94,7 +93,7 @@ func writtenByMeshd(obj metav1.Object) bool {
 		if f.Time == nil {
 			continue
 		}
-		mine := f.Manager == FieldManager && f.Operation == metav1.ManagedFieldsOperationUpdate
+		mine := f.Manager == model.FieldManager && f.Operation == metav1.ManagedFieldsOperationUpdate
 		switch {
 		case f.Time.After(latest.Time):
 			latest, meshdLatest, othersLatest = *f.Time, mine, !mine

@@ -6,8 +6,12 @@ package model
 // Tag keys meshd puts on every AWS object that takes tags.
 const (
 	TagMesh = "meshd.io/mesh" // the mesh name
-	TagID   = "meshd.io/id"   // the object's address in the plan, e.g. peering[tidb-1/tidb-2]
+	TagID   = "meshd.io/id"   // the object's address in the plan, e.g. peering[tidb-1:tidb-2]
 )
+
+// FieldManager is the field manager meshd writes Kubernetes objects as; the daemon's watch uses it to tell
+// meshd's own writes from drift.
+const FieldManager = "meshd"
 
 // Member is a spec cluster resolved against AWS: the network objects meshd manages for it.
 type Member struct {

@@ -252,9 +252,6 @@ func (c *computer) peering(a, b model.Member, candidates []model.Peering) {
 	}
 }
 
-// meshedCIDRs lists a member's CIDR blocks that other members route to.
-func meshedCIDRs(m model.Member) []string { return m.CIDRs }
-
 type desiredRoute struct {
 	route Route
 	ref   peeringRef
@@ -271,7 +268,7 @@ func (c *computer) routes() {
 					continue
 				}
 				ref := c.peeringRef[PeeringAddress(a.Name, b.Name)]
-				for _, cidr := range meshedCIDRs(b) {
+				for _, cidr := range b.CIDRs {
 					key := rt + "|" + cidr
 					desired[key] = desiredRoute{ref: ref, route: Route{
 						Cluster: a.Name, Region: a.Region, VPCID: a.VPCID, RouteTableID: rt,
@@ -465,8 +462,7 @@ func sortedNames(m map[string]model.Member) []string {
 
 // rules plans, on each member's node security group, ingress from every other member's CIDR blocks.
 func (c *computer) rules() {
-	type desiredRule struct{ rule SGRule }
-	desired := map[string]desiredRule{}
+	desired := map[string]SGRule{}
 	var order []string
 	byGroup := map[string][]string{} // desired keys by security group, to match others' rules cheaply
 	for _, a := range c.members {
@@ -474,13 +470,13 @@ func (c *computer) rules() {
 			if a.Name == b.Name {
 				continue
 			}
-			for _, cidr := range meshedCIDRs(b) {
+			for _, cidr := range b.CIDRs {
 				key := a.SecurityGroupID + "|" + cidr
 				if _, dup := desired[key]; dup {
 					continue
 				}
-				desired[key] = desiredRule{SGRule{Cluster: a.Name, Region: a.Region, GroupID: a.SecurityGroupID,
-					CIDR: cidr, Protocol: "-1", Description: fmt.Sprintf("meshd %s: from %s", c.in.Mesh, b.Name)}}
+				desired[key] = SGRule{Cluster: a.Name, Region: a.Region, GroupID: a.SecurityGroupID,
+					CIDR: cidr, Protocol: "-1", Description: fmt.Sprintf("meshd %s: from %s", c.in.Mesh, b.Name)}
 				order = append(order, key)
 				byGroup[a.SecurityGroupID] = append(byGroup[a.SecurityGroupID], key)
 			}
@@ -523,18 +519,18 @@ func (c *computer) rules() {
 			}
 			for _, key := range byGroup[g] {
 				d := desired[key]
-				if satisfied[key] || !cidrCovers(r.CIDR, d.rule.CIDR) {
+				if satisfied[key] || !cidrCovers(r.CIDR, d.CIDR) {
 					continue
 				}
 				satisfied[key] = true
 				obs := observedRule(c.memberOfGroup(g), r)
-				addr := RuleAddress(d.rule.Cluster, g, d.rule.CIDR)
+				addr := RuleAddress(d.Cluster, g, d.CIDR)
 				owner := r.Tags[model.TagMesh]
 				switch {
 				case owner != "":
 					c.add(Change{Action: Keep, Address: addr, Kind: KindSGRule, Before: obs, After: obs,
 						Reason: fmt.Sprintf("already allowed by %s of mesh %q: left alone", r.ID, owner)})
-				case c.in.Adopt && r.CIDR == d.rule.CIDR:
+				case c.in.Adopt && r.CIDR == d.CIDR:
 					c.add(Change{Action: Adopt, Address: addr, Kind: KindSGRule, Before: obs, After: obs,
 						Reason: "exists, not owned: adopt (tag as meshd's)"})
 				default:
@@ -549,8 +545,8 @@ func (c *computer) rules() {
 			continue
 		}
 		d := desired[key]
-		c.add(Change{Action: Create, Address: RuleAddress(d.rule.Cluster, d.rule.GroupID, d.rule.CIDR),
-			Kind: KindSGRule, Reason: "ingress rule missing", After: d.rule})
+		c.add(Change{Action: Create, Address: RuleAddress(d.Cluster, d.GroupID, d.CIDR),
+			Kind: KindSGRule, Reason: "ingress rule missing", After: d})
 	}
 }
 

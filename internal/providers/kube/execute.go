@@ -114,7 +114,7 @@ func (p *Provider) applyService(ctx context.Context, c kubernetes.Interface, spe
 				Spec: corev1.ServiceSpec{Type: corev1.ServiceType(spec.Type), Selector: maps.Clone(spec.Selector),
 					Ports: servicePorts(spec, nil)},
 			}
-			_, err = svcs.Create(ctx, svc, metav1.CreateOptions{FieldManager: "meshd"})
+			_, err = svcs.Create(ctx, svc, metav1.CreateOptions{FieldManager: model.FieldManager})
 			if apierrors.IsAlreadyExists(err) {
 				// Made meanwhile: read it again and treat it as an update (or a conflict).
 				return apierrors.NewConflict(corev1.Resource("services"), plan.DNSServiceName, err)
@@ -145,7 +145,7 @@ func (p *Provider) applyService(ctx context.Context, c kubernetes.Interface, spe
 		cur.Spec.Type = corev1.ServiceType(spec.Type)
 		cur.Spec.Selector = maps.Clone(spec.Selector)
 		cur.Spec.Ports = servicePorts(spec, cur.Spec.Ports)
-		_, err = svcs.Update(ctx, cur, metav1.UpdateOptions{FieldManager: "meshd"})
+		_, err = svcs.Update(ctx, cur, metav1.UpdateOptions{FieldManager: model.FieldManager})
 		if err != nil && !apierrors.IsConflict(err) {
 			return fmt.Errorf("updating Service %s/%s: %w", plan.DNSNamespace, plan.DNSServiceName, err)
 		}
@@ -285,7 +285,7 @@ func (e corefileExecutor) ExecuteAndRecord(ctx context.Context, ch plan.Change, 
 			}
 		}
 		cm.Data[plan.CorefileKey] = out
-		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: "meshd"})
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: model.FieldManager})
 		if err != nil && !apierrors.IsConflict(err) {
 			return fmt.Errorf("writing ConfigMap %s/%s: %w", plan.DNSNamespace, plan.CoreDNSConfigMap, err)
 		}
@@ -319,7 +319,7 @@ func (p *Provider) saveBackup(ctx context.Context, c kubernetes.Interface, origi
 			Annotations: map[string]string{"meshd.io/backup-of": plan.DNSNamespace + "/" + plan.CoreDNSConfigMap}},
 		Data: map[string]string{plan.CorefileKey: original},
 	}
-	if _, err := cms.Create(ctx, backup, metav1.CreateOptions{FieldManager: "meshd"}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if _, err := cms.Create(ctx, backup, metav1.CreateOptions{FieldManager: model.FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("saving the original Corefile to ConfigMap %s/%s: %w", plan.DNSNamespace, plan.BackupConfigMap, err)
 	}
 	return nil
