@@ -62,11 +62,7 @@ func (d *Dir) Lookup(args []string) error {
 	if len(pos) != 2 {
 		return errors.New("usage: sandbox lookup CLUSTER NAME [--tcp]")
 	}
-	st, err := d.readStatus()
-	if err != nil {
-		return err
-	}
-	c, err := st.cluster(pos[0])
+	_, c, err := d.statusOf(pos[0])
 	if err != nil {
 		return err
 	}
@@ -215,11 +211,7 @@ func (d *Dir) Corefile(ctx context.Context, args []string) error {
 	if len(pos) != 1 {
 		return errors.New("usage: sandbox corefile CLUSTER [--reset]")
 	}
-	st, err := d.readStatus()
-	if err != nil {
-		return err
-	}
-	c, err := st.cluster(pos[0])
+	st, c, err := d.statusOf(pos[0])
 	if err != nil {
 		return err
 	}
@@ -253,11 +245,7 @@ func (d *Dir) DeleteRoute(ctx context.Context, args []string) error {
 	if len(args) != 1 {
 		return errors.New("usage: sandbox delete-route CLUSTER")
 	}
-	st, err := d.readStatus()
-	if err != nil {
-		return err
-	}
-	c, err := st.cluster(args[0])
+	st, c, err := d.statusOf(args[0])
 	if err != nil {
 		return err
 	}
@@ -322,4 +310,14 @@ func (d *Dir) Spawn(args []string) error {
 	}
 	fmt.Printf("%s: pid %d, log %s\n", name, cmd.Process.Pid, logPath)
 	return nil
+}
+
+// statusOf reads the running sandbox's status and finds a cluster in it by name.
+func (d *Dir) statusOf(cluster string) (*Status, sandbox.Cluster, error) {
+	st, err := d.readStatus()
+	if err != nil {
+		return nil, sandbox.Cluster{}, err
+	}
+	c, err := st.cluster(cluster)
+	return st, c, err
 }
