@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -171,8 +172,26 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 			fmt.Fprintf(&b, "%s%s %s\n", f.name, ls, formatFloat(f.series[ls]))
 		}
 	}
+	writeRuntime(&b)
 	n, err := io.WriteString(w, b.String())
 	return int64(n), err
+}
+
+// writeRuntime adds the Go runtime gauges operators expect from any Go service (named as the Prometheus
+// client library names them): goroutines, heap in use, and memory obtained from the OS.
+func writeRuntime(b *strings.Builder) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	for _, g := range []struct {
+		name, help string
+		value      float64
+	}{
+		{"go_goroutines", "Number of goroutines that currently exist.", float64(runtime.NumGoroutine())},
+		{"go_memstats_heap_inuse_bytes", "Number of heap bytes that are in use.", float64(ms.HeapInuse)},
+		{"go_memstats_sys_bytes", "Number of bytes obtained from system.", float64(ms.Sys)},
+	} {
+		fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %s\n", g.name, g.help, g.name, g.name, formatFloat(g.value))
+	}
 }
 
 func sortedSeries[V any](m map[string]V) []string {
