@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/meshd-io/meshd/internal/corefile"
+	awsprovider "github.com/meshd-io/meshd/internal/providers/aws"
 	"github.com/meshd-io/meshd/internal/sandbox"
 	"github.com/meshd-io/meshd/internal/testenv"
 )
@@ -266,20 +267,21 @@ func (lc *lbController) reconcile(ctx context.Context, n sandbox.Network) error 
 		return fmt.Errorf("creating the NLB: %w", err)
 	}
 	lb := out.LoadBalancers[0]
-	_, path, _ := strings.Cut(aws.ToString(lb.LoadBalancerArn), ":loadbalancer/")
+	// What AWS names an NLB's interfaces, and what meshd looks them up by.
+	desc := awsprovider.ENIDescription(aws.ToString(lb.LoadBalancerArn))
 	prefix := strings.TrimSuffix(n.CIDR, ".0.0/16")
 	var ips []string
 	for j, subnet := range n.SubnetIDs {
 		ip := fmt.Sprintf("%s.%d.%d", prefix, j, 100+seq)
 		if _, err := ec2.NewFromConfig(cfg).CreateNetworkInterface(ctx, &ec2.CreateNetworkInterfaceInput{
-			SubnetId: aws.String(subnet), Description: aws.String("ELB " + path), PrivateIpAddress: aws.String(ip)}); err != nil {
+			SubnetId: aws.String(subnet), Description: aws.String(desc), PrivateIpAddress: aws.String(ip)}); err != nil {
 			return fmt.Errorf("creating the NLB's network interface: %w", err)
 		}
 		ips = append(ips, ip)
 	}
 	lc.mu.Lock()
 	lc.ips[n.Name] = ips
-	lc.descs[n.Name] = "ELB " + path
+	lc.descs[n.Name] = desc
 	lc.mu.Unlock()
 	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{Hostname: aws.ToString(lb.DNSName)}}
 	_, err = svcs.UpdateStatus(ctx, svc, metav1.UpdateOptions{})
