@@ -116,6 +116,9 @@ func BenchmarkIdle(b *testing.B) {
 				b.ReportMetric((kube1-kube0)*perHour, "kube-calls/hour")
 				b.ReportMetric(procKiB(b, m.cmd.Process.Pid, "VmRSS")/1024, "rss-MiB")
 				b.ReportMetric(procKiB(b, m.cmd.Process.Pid, "VmHWM")/1024, "peak-rss-MiB")
+				// Anonymous memory (heap, stacks) apart from file-backed pages (the binary's code, shared).
+				b.ReportMetric(procKiB(b, m.cmd.Process.Pid, "RssAnon")/1024, "rss-anon-MiB")
+				b.ReportMetric(procKiB(b, m.cmd.Process.Pid, "RssFile")/1024, "rss-file-MiB")
 				b.ReportMetric(m.metric("go_memstats_heap_inuse_bytes")/(1<<20), "heap-inuse-MiB")
 				b.ReportMetric(m.metric("go_goroutines"), "goroutines")
 			}
