@@ -478,25 +478,7 @@ func TestDNSApplyRevertDestroy(t *testing.T) {
 }
 
 // userCorefile is tidb-1's Corefile with the user's own comments and server block.
-const userCorefile = `# Cluster DNS. Edited by the platform team; ask #dns before changing.
-.:53 {
-    errors
-    health {
-        lameduck 5s
-      }
-    ready
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-      pods insecure
-      fallthrough in-addr.arpa ip6.arpa
-    }
-    prometheus :9153
-    forward . /etc/resolv.conf
-    cache 30
-    loop
-    reload
-    loadbalance
-}
-
+var userCorefile = "# Cluster DNS. Edited by the platform team; ask #dns before changing.\n" + corefile.EKSDefault + `
 # The corporate zone, forwarded to the office resolvers.
 corp.example.com:53 {
     errors
