@@ -321,9 +321,10 @@ func TestDaemonCorrectsDrift(t *testing.T) {
 	}
 	t.Logf("Corefile revert -> restored: %v", latencies)
 	e.waitFor(30*time.Second, "tidb-1 resolving tidb-2 again", func() bool { return e.resolves(c1, c2) })
-	if got := m.metric(`meshd_drift_corrected_total{action="update",kind="corefile"}`); got < 5 {
-		t.Errorf("corefile corrections counted: %v, want at least 5", got)
-	}
+	// Counted once the pass has also written the state, a moment after the Corefile write.
+	e.waitFor(30*time.Second, "5 corefile corrections counted", func() bool {
+		return m.metric(`meshd_drift_corrected_total{action="update",kind="corefile"}`) >= 5
+	})
 	e.kill(m, syscall.SIGTERM)
 
 	// 3. AWS drift is restored by the next AWS pass (a 2s interval here).
@@ -429,11 +430,11 @@ func TestDaemonLeaderElection(t *testing.T) {
 	e.waitFor(30*time.Second, "the leader restoring tidb-1's Corefile", func() bool {
 		return strings.Contains(e.corefile(c1.Name), c2.Namespace+".svc.cluster.local:53")
 	})
+	e.waitFor(30*time.Second, "the leader counting its correction", func() bool {
+		return a.metric(`meshd_drift_corrected_total{action="update",kind="corefile"}`) >= 1
+	})
 	if got := b.metric(`meshd_drift_corrected_total{action="update",kind="corefile"}`); got != 0 {
 		t.Errorf("the follower corrected %v Corefiles", got)
-	}
-	if a.metric(`meshd_drift_corrected_total{action="update",kind="corefile"}`) < 1 {
-		t.Error("the leader did not count its correction")
 	}
 
 	// The leader dies without releasing the Lease; the follower takes over within about a lease duration.
@@ -444,9 +445,9 @@ func TestDaemonLeaderElection(t *testing.T) {
 	e.waitFor(30*time.Second, "the new leader restoring tidb-1's Corefile", func() bool {
 		return strings.Contains(e.corefile(c1.Name), c2.Namespace+".svc.cluster.local:53")
 	})
-	if b.metric(`meshd_drift_corrected_total{action="update",kind="corefile"}`) < 1 {
-		t.Error("the new leader did not count its correction")
-	}
+	e.waitFor(30*time.Second, "the new leader counting its correction", func() bool {
+		return b.metric(`meshd_drift_corrected_total{action="update",kind="corefile"}`) >= 1
+	})
 	// The state lives in the Secret.
 	if _, err := e.sb.Clients[c1.Name].CoreV1().Secrets("kube-system").Get(context.Background(), "meshd-state", metav1.GetOptions{}); err != nil {
 		t.Errorf("state Secret: %v", err)
