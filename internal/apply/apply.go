@@ -173,7 +173,7 @@ func (r *run) runOne(ctx context.Context, ch plan.Change) {
 		r.fail(ch, fmt.Errorf("no executor for %s changes", ch.Kind))
 		return
 	}
-	r.progress("%s: %s...", ch.Address, ing(ch.Action))
+	r.progress("%s: %s...", ch.Address, ch.Action.Progressive())
 	start := time.Now()
 	var id string
 	var record func(*state.State)
@@ -192,7 +192,7 @@ func (r *run) runOne(ctx context.Context, ch plan.Change) {
 	if id != "" {
 		suffix = fmt.Sprintf(" [id=%s]", id)
 	}
-	r.progress("%s: %s complete after %s%s", ch.Address, noun(ch.Action), since(start), suffix)
+	r.progress("%s: %s complete after %s%s", ch.Address, ch.Action.Noun(), since(start), suffix)
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -288,34 +288,6 @@ func (r *run) progress(format string, args ...any) {
 	if r.opts.Progress != nil {
 		r.opts.Progress(fmt.Sprintf(format, args...))
 	}
-}
-
-func ing(a plan.Action) string {
-	switch a {
-	case plan.Create:
-		return "creating"
-	case plan.Update:
-		return "modifying"
-	case plan.Delete:
-		return "destroying"
-	case plan.Adopt:
-		return "adopting"
-	}
-	return "working"
-}
-
-func noun(a plan.Action) string {
-	switch a {
-	case plan.Create:
-		return "creation"
-	case plan.Update:
-		return "modification"
-	case plan.Delete:
-		return "destruction"
-	case plan.Adopt:
-		return "adoption"
-	}
-	return "work"
 }
 
 func since(t time.Time) string { return time.Since(t).Round(time.Millisecond * 100).String() }

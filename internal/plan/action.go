@@ -21,22 +21,26 @@ const (
 	Keep Action = "="
 )
 
-// Verb is the word used in summaries and progress lines.
-func (a Action) Verb() string {
-	switch a {
-	case Create:
-		return "create"
-	case Update:
-		return "update"
-	case Delete:
-		return "destroy"
-	case Adopt:
-		return "adopt"
-	case Keep:
-		return "leave alone"
-	}
-	return "unknown"
+// words are every form of an action's name meshd prints, kept together so the wording is decided here only.
+var words = map[Action]struct{ verb, past, progressive, noun string }{
+	Create: {"create", "created", "creating", "creation"},
+	Update: {"update", "updated in place", "modifying", "modification"},
+	Delete: {"destroy", "destroyed", "destroying", "destruction"},
+	Adopt:  {"adopt", "adopted", "adopting", "adoption"},
+	Keep:   {"leave alone", "left alone", "leaving alone", "leaving alone"},
 }
+
+// Verb is the word used in summaries and logs ("create").
+func (a Action) Verb() string { return words[a].verb }
+
+// Past is the form used in plan headers ("will be created").
+func (a Action) Past() string { return words[a].past }
+
+// Progressive is the form used while a change runs ("creating...").
+func (a Action) Progressive() string { return words[a].progressive }
+
+// Noun is the form used when a change is done ("creation complete").
+func (a Action) Noun() string { return words[a].noun }
 
 // IsChange reports whether applying the action touches anything (Keep does not).
 func (a Action) IsChange() bool { return a == Create || a == Update || a == Delete || a == Adopt }

@@ -62,10 +62,10 @@ type Conflict struct {
 	Detail  string `json:"detail"`
 }
 
-// Plan is the ordered result of Compute, and the content of a saved plan file.
 // Member is a resolved cluster, as stored in plans and state.
 type Member = model.Member
 
+// Plan is the ordered result of Compute, and the content of a saved plan file.
 type Plan struct {
 	FormatVersion int    `json:"format_version"`
 	Mesh          string `json:"mesh"`

@@ -68,7 +68,7 @@ func SummaryLine(p *Plan) string {
 }
 
 func renderChange(w *bufio.Writer, c Change) {
-	fmt.Fprintf(w, "  # %s will be %s: %s\n", c.Address, pastTense(c.Action), c.Reason)
+	fmt.Fprintf(w, "  # %s will be %s: %s\n", c.Address, c.Action.Past(), c.Reason)
 	fmt.Fprintf(w, "  %s %s {\n", c.Action, c.Address)
 	var before, after []Attr
 	if c.Before != nil {
@@ -124,20 +124,6 @@ func value(a Attr) string {
 		return "<<EOT\n" + a.Value + "\nEOT"
 	}
 	return fmt.Sprintf("%q", a.Value)
-}
-
-func pastTense(a Action) string {
-	switch a {
-	case Create:
-		return "created"
-	case Update:
-		return "updated in place"
-	case Delete:
-		return "destroyed"
-	case Adopt:
-		return "adopted"
-	}
-	return "left alone"
 }
 
 // RenderJSON writes the plan for machines: the same document a saved plan holds.

@@ -273,12 +273,8 @@ func (e corefileExecutor) ExecuteAndRecord(ctx context.Context, ch plan.Change, 
 		if !rep.Changed() {
 			return nil
 		}
-		if err := corefile.Validate(out); err != nil {
-			return fmt.Errorf("the merged Corefile does not parse, nothing written: %w", err)
-		}
-		if len(out) > corefile.MaxSize {
-			return fmt.Errorf("the merged Corefile would hold %d bytes; a ConfigMap holds at most %d", len(out), corefile.MaxSize)
-		}
+		// Merge has already parsed its output again and checked its size: a Corefile that would not load
+		// never gets here.
 		if !after.DeleteBackup {
 			if err := p.saveBackup(ctx, c, text); err != nil {
 				return err
