@@ -122,8 +122,8 @@ func (p *Provider) clients(region string) *regionClients {
 	} else {
 		cfg := p.base.Copy()
 		cfg.Region = region
-		c.ec2 = ec2.NewFromConfig(cfg)
-		c.eks = eks.NewFromConfig(cfg)
+		c.ec2 = newEC2(cfg)
+		c.eks = newEKS(cfg)
 	}
 	p.regions[region] = c
 	return c

@@ -38,7 +38,7 @@ func (p *Provider) ELB(region string) ELBv2API {
 	if p.opts.ELBClients != nil {
 		c = p.opts.ELBClients(region)
 	} else {
-		c = elb.NewFromConfig(p.Config(region))
+		c = newELB(p.Config(region))
 	}
 	p.elb[region] = c
 	return c
