@@ -17,11 +17,11 @@ import (
 	"github.com/aws/smithy-go/middleware"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/meshd-io/meshd/internal/daemon"
 	"github.com/meshd-io/meshd/internal/engine"
+	"github.com/meshd-io/meshd/internal/kubeclient"
 	"github.com/meshd-io/meshd/internal/leader"
 	awsprovider "github.com/meshd-io/meshd/internal/providers/aws"
 	"github.com/meshd-io/meshd/internal/providers/kube"
@@ -137,7 +137,7 @@ func run(o options, log *zap.Logger) error {
 	if o.leaderElect && o.stateSecret == "" {
 		return fmt.Errorf("--leader-elect needs --state-secret: replicas must share one state, or a new leader would plan from a stale one")
 	}
-	var mgmt kubernetes.Interface
+	var mgmt kubeclient.Interface
 	if o.leaderElect || o.stateSecret != "" {
 		if mgmt, err = managementClient(kubeProv, o.managementContext); err != nil {
 			return err
@@ -157,7 +157,7 @@ func run(o options, log *zap.Logger) error {
 	rec := &daemon.Reconciler{
 		Engine: eng, Backend: backend, Spec: specs, Log: log, Metrics: metrics,
 		DryRun: o.dryRun, UpsertOnly: o.policy == "upsert-only", ShutdownGrace: o.grace,
-		Events: &daemon.KubeEvents{Host: identity, Client: func(cluster string) (kubernetes.Interface, error) {
+		Events: &daemon.KubeEvents{Host: identity, Client: func(cluster string) (kubeclient.Interface, error) {
 			c := specs.Current().Cluster(cluster)
 			if c == nil {
 				return nil, fmt.Errorf("no cluster %q", cluster)
@@ -276,7 +276,7 @@ func run(o options, log *zap.Logger) error {
 
 // managementClient is the client of the cluster holding the Lease and the state Secret: the named context,
 // or the in-cluster configuration when meshd runs in a pod.
-func managementClient(kubeProv *kube.Provider, kubeContext string) (kubernetes.Interface, error) {
+func managementClient(kubeProv *kube.Provider, kubeContext string) (kubeclient.Interface, error) {
 	if kubeContext != "" {
 		return kubeProv.Client(kubeContext)
 	}
@@ -284,7 +284,7 @@ func managementClient(kubeProv *kube.Provider, kubeContext string) (kubernetes.I
 	if err != nil {
 		return nil, fmt.Errorf("--management-context is required outside a Kubernetes pod: %w", err)
 	}
-	return kubernetes.NewForConfig(cfg)
+	return kubeclient.NewForConfig(cfg)
 }
 
 // kubeWatches runs the Kubernetes watch triggers for the clusters of the current spec, restarted when the

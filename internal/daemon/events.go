@@ -7,8 +7,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
+	"github.com/meshd-io/meshd/internal/kubeclient"
 	"github.com/meshd-io/meshd/internal/plan"
 )
 
@@ -17,7 +17,7 @@ import (
 // objects are in the log and the metrics (AWS has no events to attach them to).
 type KubeEvents struct {
 	// Client returns the client of a member cluster, by cluster name.
-	Client func(cluster string) (kubernetes.Interface, error)
+	Client func(cluster string) (kubeclient.Interface, error)
 	Host   string
 }
 

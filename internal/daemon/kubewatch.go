@@ -8,17 +8,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/meshd-io/meshd/internal/kubeclient"
 	"github.com/meshd-io/meshd/internal/model"
 )
 
 // WatchedCluster is a member cluster whose meshd-managed objects are watched.
 type WatchedCluster struct {
 	Name   string
-	Client kubernetes.Interface
+	Client kubeclient.Interface
 }
 
 // WatchKubernetes starts informers on the objects meshd manages in each cluster — the kube-system/coredns
@@ -27,18 +26,19 @@ type WatchedCluster struct {
 // watched (field and label selectors), which keeps the watch cheap on large clusters. It returns once the
 // caches have synced (or failed to); the informers stop when ctx is done.
 func WatchKubernetes(ctx context.Context, clusters []WatchedCluster, trigger func(why string)) error {
-	var factories []informers.SharedInformerFactory
+	var informers []cache.SharedIndexInformer
 	for _, c := range clusters {
-		cms := informers.NewSharedInformerFactoryWithOptions(c.Client, 0, informers.WithNamespace(metav1.NamespaceSystem),
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		rest := c.Client.CoreV1().RESTClient()
+		cms := cache.NewSharedIndexInformer(cache.NewFilteredListWatchFromClient(rest, "configmaps", metav1.NamespaceSystem,
+			func(o *metav1.ListOptions) {
 				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", "coredns").String()
-			}))
-		svcs := informers.NewSharedInformerFactoryWithOptions(c.Client, 0, informers.WithNamespace(metav1.NamespaceSystem),
-			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			}), &corev1.ConfigMap{}, 0, cache.Indexers{})
+		svcs := cache.NewSharedIndexInformer(cache.NewFilteredListWatchFromClient(rest, "services", metav1.NamespaceSystem,
+			func(o *metav1.ListOptions) {
 				o.LabelSelector = "app.kubernetes.io/managed-by=meshd"
-			}))
+			}), &corev1.Service{}, 0, cache.Indexers{})
 		name := c.Name
-		if _, err := cms.Core().V1().ConfigMaps().Informer().AddEventHandler(handler(func(obj any) {
+		if _, err := cms.AddEventHandler(handler(func(obj any) {
 			trigger(fmt.Sprintf("kubernetes: ConfigMap %s in %s changed", objName(obj), name))
 		}, func(old, new any) bool {
 			o, n := old.(*corev1.ConfigMap), new.(*corev1.ConfigMap)
@@ -46,7 +46,7 @@ func WatchKubernetes(ctx context.Context, clusters []WatchedCluster, trigger fun
 		})); err != nil {
 			return err
 		}
-		if _, err := svcs.Core().V1().Services().Informer().AddEventHandler(handler(func(obj any) {
+		if _, err := svcs.AddEventHandler(handler(func(obj any) {
 			trigger(fmt.Sprintf("kubernetes: Service %s in %s changed", objName(obj), name))
 		}, func(old, new any) bool {
 			o, n := old.(*corev1.Service), new.(*corev1.Service)
@@ -54,25 +54,23 @@ func WatchKubernetes(ctx context.Context, clusters []WatchedCluster, trigger fun
 		})); err != nil {
 			return err
 		}
-		cms.Start(ctx.Done())
-		svcs.Start(ctx.Done())
-		factories = append(factories, cms, svcs)
+		go cms.Run(ctx.Done())
+		go svcs.Run(ctx.Done())
+		informers = append(informers, cms, svcs)
 	}
 	// Wait for every cluster at once: one unreachable cluster must not keep the others unwatched.
-	errs := make(chan error, len(factories))
-	for _, f := range factories {
+	errs := make(chan error, len(informers))
+	for _, inf := range informers {
 		go func() {
-			for _, ok := range f.WaitForCacheSync(ctx.Done()) {
-				if !ok {
-					errs <- errors.New("a watch did not sync")
-					return
-				}
+			if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+				errs <- errors.New("a watch did not sync")
+				return
 			}
 			errs <- nil
 		}()
 	}
 	var first error
-	for range factories {
+	for range informers {
 		if err := <-errs; err != nil && first == nil {
 			first = err
 		}

@@ -8,14 +8,15 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/meshd-io/meshd/internal/kubeclient"
 )
 
 // Elector campaigns for the Lease and reports whether this replica leads.
 type Elector struct {
-	Client    kubernetes.Interface
+	Client    kubeclient.Interface
 	Namespace string
 	Name      string
 	Identity  string

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"k8s.io/client-go/kubernetes"
 
+	"github.com/meshd-io/meshd/internal/kubeclient"
 	"github.com/meshd-io/meshd/internal/testenv"
 )
 
@@ -15,7 +15,7 @@ import (
 func TestOneLeaderAndHandover(t *testing.T) {
 	etcd := testenv.StartEtcd(t)
 	srv := testenv.StartAPIServer(t, etcd.ClientURL, "mgmt")
-	client, err := kubernetes.NewForConfig(srv.RESTConfig())
+	client, err := kubeclient.NewForConfig(srv.RESTConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,11 +12,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/meshd-io/meshd/internal/apply"
 	"github.com/meshd-io/meshd/internal/corefile"
+	"github.com/meshd-io/meshd/internal/kubeclient"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
 	"github.com/meshd-io/meshd/internal/state"
@@ -75,7 +75,7 @@ func (e serviceExecutor) Execute(ctx context.Context, ch plan.Change, _ apply.Kn
 	return "", fmt.Errorf("%s: cannot %s a DNS Service", ch.Address, ch.Action.Verb())
 }
 
-func (p *Provider) services(c kubernetes.Interface) interface {
+func (p *Provider) services(c kubeclient.Interface) interface {
 	Get(context.Context, string, metav1.GetOptions) (*corev1.Service, error)
 	Create(context.Context, *corev1.Service, metav1.CreateOptions) (*corev1.Service, error)
 	Update(context.Context, *corev1.Service, metav1.UpdateOptions) (*corev1.Service, error)
@@ -103,7 +103,7 @@ func servicePorts(spec model.ServiceSpec, existing []corev1.ServicePort) []corev
 // applyService creates the Service, or updates meshd's fields of the existing one if it is meshd's. A
 // Service that is not meshd's is never changed (the plan reports it as a conflict; this is the check at the
 // moment of writing).
-func (p *Provider) applyService(ctx context.Context, c kubernetes.Interface, spec model.ServiceSpec) error {
+func (p *Provider) applyService(ctx context.Context, c kubeclient.Interface, spec model.ServiceSpec) error {
 	svcs := p.services(c)
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := svcs.Get(ctx, plan.DNSServiceName, metav1.GetOptions{})
@@ -178,7 +178,7 @@ func (p *Provider) poll(ctx context.Context, address, what string, check func(co
 }
 
 // waitHostname waits until the load balancer controller has set the Service's load balancer hostname.
-func (p *Provider) waitHostname(ctx context.Context, c kubernetes.Interface, address string) (string, error) {
+func (p *Provider) waitHostname(ctx context.Context, c kubeclient.Interface, address string) (string, error) {
 	var host string
 	err := p.poll(ctx, address, "the load balancer controller to set the Service's status.loadBalancer hostname",
 		func(ctx context.Context) (bool, error) {
@@ -192,7 +192,7 @@ func (p *Provider) waitHostname(ctx context.Context, c kubernetes.Interface, add
 	return host, err
 }
 
-func (p *Provider) deleteService(ctx context.Context, c kubernetes.Interface, address string) error {
+func (p *Provider) deleteService(ctx context.Context, c kubeclient.Interface, address string) error {
 	svcs := p.services(c)
 	cur, err := svcs.Get(ctx, plan.DNSServiceName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -301,7 +301,7 @@ func (e corefileExecutor) ExecuteAndRecord(ctx context.Context, ch plan.Change, 
 
 // saveBackup keeps the Corefile as it was before meshd's first change in kube-system/coredns-meshd-backup.
 // An existing backup is never overwritten: it holds the original.
-func (p *Provider) saveBackup(ctx context.Context, c kubernetes.Interface, original string) error {
+func (p *Provider) saveBackup(ctx context.Context, c kubeclient.Interface, original string) error {
 	cms := c.CoreV1().ConfigMaps(plan.DNSNamespace)
 	_, err := cms.Get(ctx, plan.BackupConfigMap, metav1.GetOptions{})
 	if err == nil {
@@ -322,7 +322,7 @@ func (p *Provider) saveBackup(ctx context.Context, c kubernetes.Interface, origi
 }
 
 // deleteBackup removes the backup if it is meshd's.
-func (p *Provider) deleteBackup(ctx context.Context, c kubernetes.Interface) error {
+func (p *Provider) deleteBackup(ctx context.Context, c kubeclient.Interface) error {
 	cms := c.CoreV1().ConfigMaps(plan.DNSNamespace)
 	cur, err := cms.Get(ctx, plan.BackupConfigMap, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
-	"k8s.io/client-go/kubernetes"
+	"github.com/meshd-io/meshd/internal/kubeclient"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -54,7 +54,7 @@ type Options struct {
 	// WrapTransport wraps every client's HTTP transport (the daemon counts API calls with it).
 	WrapTransport func(http.RoundTripper) http.RoundTripper
 	// NewClient replaces the kubeconfig loading (tests). It is called once per context.
-	NewClient func(kubeContext string) (kubernetes.Interface, error)
+	NewClient func(kubeContext string) (kubeclient.Interface, error)
 }
 
 // Provider is the Kubernetes side of meshd.
@@ -65,7 +65,7 @@ type Provider struct {
 	raw     *clientcmdapi.Config
 	rawErr  error
 	loaded  bool
-	clients map[string]kubernetes.Interface
+	clients map[string]kubeclient.Interface
 }
 
 // New returns a Provider. Nothing is read until a cluster is first used.
@@ -82,7 +82,7 @@ func New(opts Options) *Provider {
 	if opts.Parallelism <= 0 {
 		opts.Parallelism = 8
 	}
-	return &Provider{opts: opts, clients: map[string]kubernetes.Interface{}}
+	return &Provider{opts: opts, clients: map[string]kubeclient.Interface{}}
 }
 
 // ErrNoContext is wrapped by the error for a context the kubeconfig does not have.
@@ -108,13 +108,13 @@ func (p *Provider) Source() string {
 }
 
 // Client returns the client for a kubeconfig context.
-func (p *Provider) Client(kubeContext string) (kubernetes.Interface, error) {
+func (p *Provider) Client(kubeContext string) (kubeclient.Interface, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c, ok := p.clients[kubeContext]; ok {
 		return c, nil
 	}
-	var c kubernetes.Interface
+	var c kubeclient.Interface
 	var err error
 	if p.opts.NewClient != nil {
 		c, err = p.opts.NewClient(kubeContext)
@@ -129,7 +129,7 @@ func (p *Provider) Client(kubeContext string) (kubernetes.Interface, error) {
 }
 
 // newClient builds a client for a context of the kubeconfig. Called with p.mu held.
-func (p *Provider) newClient(kubeContext string) (kubernetes.Interface, error) {
+func (p *Provider) newClient(kubeContext string) (kubeclient.Interface, error) {
 	rules := p.loadingRules()
 	if !p.loaded {
 		p.loaded = true
@@ -164,7 +164,7 @@ func (p *Provider) newClient(kubeContext string) (kubernetes.Interface, error) {
 	if p.opts.WrapTransport != nil {
 		cfg.WrapTransport = p.opts.WrapTransport
 	}
-	return kubernetes.NewForConfig(cfg)
+	return kubeclient.NewForConfig(cfg)
 }
 
 func quoteAll(s []string) []string {

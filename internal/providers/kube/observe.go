@@ -12,8 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
+	"github.com/meshd-io/meshd/internal/kubeclient"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
 )
@@ -134,7 +134,7 @@ func ConfigMapFromAPI(cm *corev1.ConfigMap) model.ConfigMap {
 }
 
 // clientFor is Client with the cluster named in the error.
-func (p *Provider) clientFor(cluster, kubeContext string) (kubernetes.Interface, error) {
+func (p *Provider) clientFor(cluster, kubeContext string) (kubeclient.Interface, error) {
 	c, err := p.Client(kubeContext)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cluster, err)

@@ -17,8 +17,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
+	"github.com/meshd-io/meshd/internal/kubeclient"
 	"github.com/meshd-io/meshd/internal/state"
 )
 
@@ -33,7 +33,7 @@ const maxSecretBytes = 1 << 20
 // a coordination.k8s.io Lease named "<secret>-lock" whose holder is the locking process; a lease not renewed
 // for LeaseDuration is free again (its holder died).
 type Secret struct {
-	Client    kubernetes.Interface
+	Client    kubeclient.Interface
 	Namespace string
 	Name      string
 	// Identity names this process in the lease (pod name, or host and PID).
@@ -46,7 +46,7 @@ type Secret struct {
 }
 
 // NewSecret returns a Secret backend.
-func NewSecret(c kubernetes.Interface, namespace, name, identity string) *Secret {
+func NewSecret(c kubeclient.Interface, namespace, name, identity string) *Secret {
 	return &Secret{Client: c, Namespace: namespace, Name: name, Identity: identity, LeaseDuration: 15 * time.Second}
 }
 

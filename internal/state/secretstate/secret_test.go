@@ -10,18 +10,18 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
+	"github.com/meshd-io/meshd/internal/kubeclient"
 	"github.com/meshd-io/meshd/internal/state"
 	"github.com/meshd-io/meshd/internal/state/secretstate"
 	"github.com/meshd-io/meshd/internal/testenv"
 )
 
-func apiClient(t *testing.T) kubernetes.Interface {
+func apiClient(t *testing.T) kubeclient.Interface {
 	t.Helper()
 	etcd := testenv.StartEtcd(t)
 	srv := testenv.StartAPIServer(t, etcd.ClientURL, "mgmt")
-	c, err := kubernetes.NewForConfig(srv.RESTConfig())
+	c, err := kubeclient.NewForConfig(srv.RESTConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
