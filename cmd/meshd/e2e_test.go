@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -357,6 +358,37 @@ func TestDaemonCorrectsDrift(t *testing.T) {
 	if n := len(e.livePeerings()); n != 3 {
 		t.Errorf("%d live peerings after the repair, want 3", n)
 	}
+
+	// An unreachable member cluster (tidb-3's API server frozen: requests time out) does not stop the other
+	// corrections. A deleted route and tidb-1's reverted Corefile are restored meanwhile, without a block for
+	// tidb-3, whose addresses meshd cannot know then; that block comes back once tidb-3 answers again.
+	apiserver3 := e.sb.APIServers[c3.Name]
+	if err := apiserver3.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	var resumeOnce sync.Once
+	resume := func() { resumeOnce.Do(func() { _ = apiserver3.Signal(syscall.SIGCONT) }) }
+	t.Cleanup(resume) // before the sandbox's cleanup, which must be able to stop it
+	errorsBefore := m.metric(`meshd_errors_total{kind="observe"}`)
+	toC2 := e.routeTo(c1.Name, n1.PrivateTable, c2.CIDR)
+	if _, err := c.DeleteRoute(ctx, &ec2.DeleteRouteInput{RouteTableId: aws.String(n1.PrivateTable), DestinationCidrBlock: aws.String(c2.CIDR)}); err != nil {
+		t.Fatal(err)
+	}
+	e.revertCorefile(c1.Name)
+	e.waitFor(90*time.Second, "the route and tidb-1's block for tidb-2 restored while tidb-3 is unreachable", func() bool {
+		return e.routeTo(c1.Name, n1.PrivateTable, c2.CIDR) == toC2 && strings.Contains(e.corefile(c1.Name), c2.Namespace+".svc.cluster.local:53")
+	})
+	if strings.Contains(e.corefile(c1.Name), c3.Namespace+".svc") {
+		t.Error("meshd wrote a block for tidb-3 while it could not observe tidb-3")
+	}
+	if got := m.metric(`meshd_errors_total{kind="observe"}`); got <= errorsBefore {
+		t.Errorf("meshd_errors_total{kind=\"observe\"} stayed at %v while tidb-3 was unreachable", got)
+	}
+	if logText, _ := os.ReadFile(m.log); !strings.Contains(string(logText), `Cluster \"tidb-3\" could not be observed`) {
+		t.Error("the log does not say that tidb-3 could not be observed")
+	}
+	resume()
+	e.waitFor(90*time.Second, "tidb-1 resolving tidb-3 again once tidb-3 answers", func() bool { return e.resolves(c1, c3) })
 
 	// 4. A spec change on disk is applied: tidb-3 leaves the mesh, then comes back.
 	e.writeSpec([]sandbox.Cluster{c1, c2})

@@ -127,7 +127,8 @@ func run(o options, log *zap.Logger) error {
 		// A pass must not hold the state for minutes on a load balancer that is slow to come: it gives up and
 		// the next pass looks again.
 		WaitTimeout: o.waitTimeout})
-	eng := &engine.Engine{AWS: provider, Kube: kubeProv, Progress: func(msg string) { log.Debug(msg) }}
+	// PartialDNS: one member cluster that is down must not stop the corrections meshd can make elsewhere.
+	eng := &engine.Engine{AWS: provider, Kube: kubeProv, PartialDNS: true, Progress: func(msg string) { log.Debug(msg) }}
 
 	identity := os.Getenv("POD_NAME")
 	if identity == "" {

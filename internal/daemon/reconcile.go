@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -120,8 +121,19 @@ func (r *Reconciler) Pass(ctx context.Context, why string) (err error) {
 		}
 		return errors.New("the spec has errors against the observed world (see log)")
 	}
+	for _, d := range FormatDiagnostics(diags) {
+		log.Warn("diagnostic", zap.String("diagnostic", d))
+	}
 	for _, w := range p.Warnings {
 		log.Warn(w)
+	}
+	// A member cluster that could not be observed had its DNS left out of the plan: the rest is corrected
+	// below, and the pass ends as a transient failure so that it is retried soon and not counted a success.
+	var partial error
+	if len(p.Unobserved) > 0 {
+		r.Metrics.Add(MetricErrors, Labels{"kind": "observe"}, 1)
+		partial = fmt.Errorf("%w: the Kubernetes side of %s could not be observed; its DNS was left as it is",
+			ErrTransient, strings.Join(p.Unobserved, ", "))
 	}
 	for _, c := range p.Conflicts {
 		r.Metrics.Add(MetricErrors, Labels{"kind": "conflict"}, 1)
@@ -143,11 +155,11 @@ func (r *Reconciler) Pass(ctx context.Context, why string) (err error) {
 		r.Metrics.Set(MetricDetected, Labels{"kind": string(kind)}, float64(n))
 	}
 	if r.DryRun {
-		return nil
+		return partial
 	}
 	if len(pending) == 0 && len(p.Record)+len(p.Forget) == 0 {
 		log.Debug("no drift", zap.Duration("duration", time.Since(start)))
-		return nil
+		return partial
 	}
 
 	filter := func(ch plan.Change) bool { return !(r.UpsertOnly && ch.Action == plan.Delete) }
@@ -185,7 +197,7 @@ func (r *Reconciler) Pass(ctx context.Context, why string) (err error) {
 		}
 		return err
 	}
-	return nil
+	return partial
 }
 
 // classify marks errors worth a quick retry: throttling, timeouts, connection trouble.

@@ -25,7 +25,13 @@ type Engine struct {
 	AWS *awsprovider.Provider
 	// Kube is the Kubernetes side (DNS Services and Corefiles). Nil, or a spec with dns { enabled = false },
 	// leaves DNS alone.
-	Kube        *kube.Provider
+	Kube *kube.Provider
+	// PartialDNS plans around member clusters whose Kubernetes side cannot be observed (an API server that is
+	// down, a context missing from the kubeconfig) instead of failing: their DNS is left alone, the other
+	// Corefiles keep their blocks for them, and the diagnostics come back as warnings. meshd sets it, so that
+	// one cluster that is down does not stop the correction of AWS and of the other clusters; meshctl does not,
+	// so that a user sees the problem before anything changes.
+	PartialDNS  bool
 	Parallelism int
 	Progress    func(string)
 }
@@ -51,6 +57,18 @@ func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 	}
 	obs, diags, err := e.AWS.Observe(ctx, m, st.Members)
 	wg.Wait()
+	var unobserved map[string]bool
+	if e.PartialDNS && dnsOn {
+		unobserved = map[string]bool{}
+		for _, c := range m.Clusters {
+			if _, ok := kubeObs[c.Name]; !ok {
+				unobserved[c.Name] = true
+			}
+		}
+		for _, d := range kubeDiags {
+			d.Severity = hcl.DiagWarning
+		}
+	}
 	diags = append(diags, kubeDiags...)
 	if err != nil || diags.HasErrors() {
 		return nil, diags, err
@@ -65,7 +83,7 @@ func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 		if err := e.observeLoadBalancers(ctx, members, st.Members, kubeObs); err != nil {
 			return nil, diags, err
 		}
-		in.DNS = &plan.DNSInput{ForwardBy: m.ForwardBy, Clusters: kubeObs}
+		in.DNS = &plan.DNSInput{ForwardBy: m.ForwardBy, Clusters: kubeObs, Unobserved: unobserved}
 	}
 	p := plan.Compute(in)
 	diags = append(diags, plan.Check(m, members, obs.Observed, p)...)

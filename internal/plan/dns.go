@@ -59,6 +59,10 @@ func init() {
 type DNSInput struct {
 	ForwardBy string // spec.ForwardByNamespace ("" means the same) or spec.ForwardByClusterDomain
 	Clusters  map[string]model.DNSObserved
+	// Unobserved are members whose Kubernetes side could not be read this time (meshd, the daemon, plans
+	// without them rather than not at all). Their DNS Service and Corefile are left alone, and the other
+	// Corefiles keep their blocks for them as they are.
+	Unobserved map[string]bool
 }
 
 // DNSServiceAddress is the address of a cluster's DNS Service.
@@ -211,7 +215,7 @@ type dnsPlanner struct {
 type upstreamSource struct {
 	addresses []string // known now
 	pending   string   // else: the dns_service change that finds them
-	blocked   bool     // neither: a conflict keeps meshd from having them
+	keep      bool     // neither (a conflict on its Service, or it was not observed): blocks stay as they are
 }
 
 // dns plans the DNS Services and the Corefiles (design steps 5 and 6):
@@ -257,9 +261,20 @@ func (c *computer) dns() {
 	wanted := map[string]bool{}
 	for _, m := range d.wanted {
 		wanted[m.Name] = true
+		if d.in.Unobserved[m.Name] {
+			c.plan.Unobserved = append(c.plan.Unobserved, m.Name)
+			c.plan.Warnings = append(c.plan.Warnings, fmt.Sprintf(
+				"Cluster %q could not be observed through kube context %q: its DNS Service and Corefile are left as they are, "+
+					"and the other clusters' Corefiles keep their blocks for it unchanged.", m.Name, m.KubeContext))
+			d.sources[m.Name] = upstreamSource{keep: true}
+			continue
+		}
 		d.service(m)
 	}
 	for _, m := range d.clusters {
+		if d.in.Unobserved[m.Name] {
+			continue
+		}
 		if wanted[m.Name] {
 			d.corefile(m)
 		} else {
@@ -379,7 +394,7 @@ func (d *dnsPlanner) service(m model.Member) {
 			fmt.Sprintf("meshd wants to create its DNS Service there, but %s (%s=%s, %s=%s), so it is left alone. "+
 				"Delete or rename it yourself; meshd will then create its own.",
 				owner, model.LabelManagedBy, model.ManagedByMeshd, model.LabelMesh, d.mesh()))
-		d.sources[m.Name] = upstreamSource{blocked: true}
+		d.sources[m.Name] = upstreamSource{keep: true}
 		return
 	}
 
@@ -414,7 +429,7 @@ func (d *dnsPlanner) service(m model.Member) {
 				"refuses to write the other clusters' blocks for %s. Limit the NLB to %d subnets or fewer "+
 				"(annotation service.beta.kubernetes.io/aws-load-balancer-subnets).",
 				lb.Name, n, corefile.MaxUpstreams, DNSZone(d.in.ForwardBy, m), corefile.MaxUpstreams))
-		d.sources[m.Name] = upstreamSource{blocked: true}
+		d.sources[m.Name] = upstreamSource{keep: true}
 		return
 	}
 	d.sources[m.Name] = upstreamSource{addresses: lb.Addresses}
@@ -482,6 +497,12 @@ func (d *dnsPlanner) coreDNSText(m model.Member, o model.DNSObserved) (string, b
 func (d *dnsPlanner) corefile(m model.Member) {
 	addr := CorefileAddress(m.Name)
 	o := d.obs[m.Name]
+	text, ok := d.coreDNSText(m, o)
+	if !ok {
+		return
+	}
+	owned := d.c.in.State.CorefileZones(m.Name)
+	var current []CorefileBlock // meshd's blocks in the Corefile now, read when needed
 	var want []CorefileBlock
 	var deps []string
 	for _, b := range d.wanted {
@@ -491,9 +512,15 @@ func (d *dnsPlanner) corefile(m model.Member) {
 		src := d.sources[b.Name]
 		zone := corefile.NormalizeZone(DNSZone(d.in.ForwardBy, b))
 		switch {
-		case src.blocked:
-			// The conflict on b's Service says why; leaving this Corefile as it is keeps b's current block.
-			return
+		case src.keep:
+			// meshd does not know b's addresses now (a conflict or a warning says why): b's block stays as
+			// it is, and is not added where it is missing. The rest of this Corefile is still corrected.
+			if current == nil {
+				current = d.observedBlocks(text, owned)
+			}
+			if i := slices.IndexFunc(current, func(cur CorefileBlock) bool { return cur.Zone == zone }); i >= 0 {
+				want = append(want, current[i])
+			}
 		case src.pending != "":
 			want = append(want, CorefileBlock{Zone: zone, Pending: src.pending})
 			deps = append(deps, src.pending)
@@ -501,11 +528,6 @@ func (d *dnsPlanner) corefile(m model.Member) {
 			want = append(want, CorefileBlock{Zone: zone, Upstreams: src.addresses})
 		}
 	}
-	text, ok := d.coreDNSText(m, o)
-	if !ok {
-		return
-	}
-	owned := d.c.in.State.CorefileZones(m.Name)
 	blocks := make([]corefile.Block, len(want))
 	for i, b := range want {
 		blocks[i] = corefile.Block{Zone: b.Zone, Upstreams: b.Upstreams}

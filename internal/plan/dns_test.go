@@ -23,6 +23,8 @@ type dnsWorld struct {
 	st      *state.State
 	obs     map[string]model.DNSObserved
 	ips     map[string][]string
+	// unobserved are clusters whose Kubernetes side could not be read (meshd plans without them).
+	unobserved map[string]bool
 }
 
 func newDNSWorld() *dnsWorld {
@@ -37,6 +39,15 @@ func newDNSWorld() *dnsWorld {
 		w.obs[m.Name] = model.DNSObserved{CoreDNS: &model.ConfigMap{Data: map[string]string{"Corefile": corefile.EKSDefault}}}
 	}
 	return w
+}
+
+// tooManyAddresses are 16 NLB addresses, one more than CoreDNS's forward accepts.
+func tooManyAddresses() []string {
+	var ips []string
+	for i := range 16 {
+		ips = append(ips, fmt.Sprintf("10.2.%d.10", i))
+	}
+	return ips
 }
 
 func zone(name string) string { return "ns-" + name + ".svc.cluster.local" }
@@ -87,7 +98,25 @@ func (w *dnsWorld) setCorefile(t *testing.T, cluster, base string) {
 
 func (w *dnsWorld) plan(destroy bool) *plan.Plan {
 	return plan.Compute(plan.Input{Mesh: "tidb", Members: w.members, Observed: model.NewObserved(), State: w.st,
-		Destroy: destroy, DNS: &plan.DNSInput{ForwardBy: "namespace", Clusters: w.obs}})
+		Destroy: destroy, DNS: &plan.DNSInput{ForwardBy: "namespace", Clusters: w.obs, Unobserved: w.unobserved}})
+}
+
+// unobserve makes a cluster unreadable, as an unreachable API server does: no observation at all.
+func (w *dnsWorld) unobserve(cluster string) *dnsWorld {
+	delete(w.obs, cluster)
+	if w.unobserved == nil {
+		w.unobserved = map[string]bool{}
+	}
+	w.unobserved[cluster] = true
+	return w
+}
+
+// revert puts EKS's default Corefile back in a cluster, as an add-on update does.
+func (w *dnsWorld) revert(cluster string) *dnsWorld {
+	o := w.obs[cluster]
+	o.CoreDNS = &model.ConfigMap{Data: map[string]string{"Corefile": corefile.EKSDefault}}
+	w.obs[cluster] = o
+	return w
 }
 
 // dnsLines renders the DNS changes as "<action> <address>: <reason> [<- dependencies]", conflicts as
@@ -204,7 +233,7 @@ func TestComputeDNS(t *testing.T) {
 			},
 		},
 		"service not owned": {
-			reason: "A Service of that name without meshd's labels is a conflict; nothing is planned for b's zone.",
+			reason: "A Service of that name without meshd's labels is a conflict; nothing is planned for b's zone, the other blocks are.",
 			world: func(t *testing.T) *dnsWorld {
 				w := newDNSWorld()
 				spec := plan.DesiredDNSService("tidb")
@@ -215,7 +244,9 @@ func TestComputeDNS(t *testing.T) {
 			want: []string{
 				"+ dns_service[a]: DNS Service missing",
 				"+ dns_service[c]: DNS Service missing",
+				"~ corefile[a]: add blocks for ns-c.svc.cluster.local <- dns_service[c]",
 				"~ corefile[b]: add blocks for ns-a.svc.cluster.local, ns-c.svc.cluster.local <- dns_service[a], dns_service[c]",
+				"~ corefile[c]: add blocks for ns-a.svc.cluster.local <- dns_service[a]",
 				"! dns_service[b]: Cluster b already has a Service kube-system/across-cluster-dns-tcp that meshd does not own",
 			},
 		},
@@ -253,21 +284,50 @@ func TestComputeDNS(t *testing.T) {
 			want: []string{`warning: The Corefile of cluster b is managed by the EKS CoreDNS add-on (field manager "eks"): an add-on update may revert it, removing meshd's blocks. meshd (the daemon) restores them on its next run; meshctl apply does the same.`},
 		},
 		"more than 15 addresses": {
-			reason: "An NLB with more addresses than CoreDNS's forward accepts is refused, and no Corefile gets its block.",
+			reason: "An NLB with more addresses than CoreDNS's forward accepts is refused, and no Corefile gets its block; the other blocks are planned.",
 			world: func(t *testing.T) *dnsWorld {
 				w := newDNSWorld()
-				var ips []string
-				for i := range 16 {
-					ips = append(ips, fmt.Sprintf("10.2.%d.10", i))
-				}
-				w.setService("b", plan.DesiredDNSService("tidb"), ips)
+				w.setService("b", plan.DesiredDNSService("tidb"), tooManyAddresses())
 				return w
 			},
 			want: []string{
 				"+ dns_service[a]: DNS Service missing",
 				"+ dns_service[c]: DNS Service missing",
+				"~ corefile[a]: add blocks for ns-c.svc.cluster.local <- dns_service[c]",
 				"~ corefile[b]: add blocks for ns-a.svc.cluster.local, ns-c.svc.cluster.local <- dns_service[a], dns_service[c]",
+				"~ corefile[c]: add blocks for ns-a.svc.cluster.local <- dns_service[a]",
 				"! dns_service[b]: The DNS load balancer of cluster b has 16 addresses; CoreDNS forwards to at most 15",
+			},
+		},
+		"conflict keeps the current block": {
+			reason: "When b's NLB is refused after the mesh converged, a's block for b keeps its addresses; a reverted Corefile gets its other blocks back.",
+			world: func(t *testing.T) *dnsWorld {
+				w := newDNSWorld().converge(t)
+				w.setService("b", plan.DesiredDNSService("tidb"), tooManyAddresses())
+				return w.revert("a")
+			},
+			want: []string{
+				"~ corefile[a]: restore blocks removed outside meshd for ns-c.svc.cluster.local",
+				"! dns_service[b]: The DNS load balancer of cluster b has 16 addresses; CoreDNS forwards to at most 15",
+			},
+		},
+		"cluster not observed": {
+			reason: "An unreachable cluster is left alone and the others keep their blocks for it; the rest is still corrected.",
+			world: func(t *testing.T) *dnsWorld {
+				return newDNSWorld().converge(t).unobserve("c").revert("a")
+			},
+			want: []string{
+				"~ corefile[a]: restore blocks removed outside meshd for ns-b.svc.cluster.local",
+				`warning: Cluster "c" could not be observed through kube context "ctx-c": its DNS Service and Corefile are left as they are, and the other clusters' Corefiles keep their blocks for it unchanged.`,
+			},
+		},
+		"cluster not observed, converged": {
+			reason: "With the rest converged, an unreachable cluster changes nothing: b's and a's blocks for c stay.",
+			world: func(t *testing.T) *dnsWorld {
+				return newDNSWorld().converge(t).unobserve("c")
+			},
+			want: []string{
+				`warning: Cluster "c" could not be observed through kube context "ctx-c": its DNS Service and Corefile are left as they are, and the other clusters' Corefiles keep their blocks for it unchanged.`,
 			},
 		},
 	}
@@ -284,6 +344,15 @@ func TestComputeDNS(t *testing.T) {
 			p := w.plan(tc.destroy)
 			if diff := cmp.Diff(tc.want, dnsLines(p)); diff != "" {
 				t.Errorf("%s\nplan (-want +got):\n%s", tc.reason, diff)
+			}
+			var unobserved []string
+			for _, m := range w.members {
+				if w.unobserved[m.Name] {
+					unobserved = append(unobserved, m.Name)
+				}
+			}
+			if !slices.Equal(p.Unobserved, unobserved) {
+				t.Errorf("plan.Unobserved = %v, want %v", p.Unobserved, unobserved)
 			}
 		})
 	}

@@ -80,6 +80,9 @@ type Plan struct {
 	Changes   []Change   `json:"changes"`
 	Conflicts []Conflict `json:"conflicts,omitempty"`
 	Warnings  []string   `json:"warnings,omitempty"`
+	// Unobserved are the member clusters whose Kubernetes side could not be read (DNSInput.Unobserved):
+	// the plan leaves their DNS alone, so it is not the whole correction.
+	Unobserved []string `json:"unobserved,omitempty"`
 
 	// Members are the clusters as resolved for this plan; apply stores them in the state.
 	Members map[string]model.Member `json:"members"`
