@@ -442,6 +442,13 @@ func (d *dnsPlanner) serviceDelete(m model.Member) {
 	if o.Service == nil || !model.OwnedBy(o.Service.Spec.Labels, d.mesh()) {
 		return
 	}
+	if holders := d.stillForwardingTo(m); len(holders) > 0 {
+		d.c.plan.Warnings = append(d.c.plan.Warnings, fmt.Sprintf(
+			"The DNS Service of cluster %s is kept: the Corefile of %s may still forward to it and is not corrected in this plan "+
+				"(see the conflicts and warnings). It is deleted once no Corefile forwards to it.",
+			m.Name, strings.Join(holders, ", ")))
+		return
+	}
 	var deps []string
 	for cluster, addr := range d.corefileChanges {
 		if cluster != m.Name {
@@ -451,6 +458,47 @@ func (d *dnsPlanner) serviceDelete(m model.Member) {
 	sort.Strings(deps)
 	d.c.add(Change{Action: Delete, Address: DNSServiceAddress(m.Name), Kind: KindDNSService, Reason: d.goneReason(),
 		Before: d.observedService(m, o), DependsOn: deps})
+}
+
+// stillForwardingTo lists the other clusters whose Corefile keeps a block of meshd's for m after this plan:
+// the ones not observed (their blocks are left as they are) and the observed ones with such a block and no
+// Corefile change (a conflict held it back). Deleting m's Service then would leave them forwarding to a
+// load balancer that is gone.
+func (d *dnsPlanner) stillForwardingTo(m model.Member) []string {
+	zone := corefile.NormalizeZone(DNSZone(d.in.ForwardBy, m))
+	var out []string
+	for _, name := range d.dnsMembers() {
+		if name == m.Name || d.corefileChanges[name] != "" {
+			continue
+		}
+		o, observed := d.obs[name]
+		if !observed {
+			out = append(out, name)
+			continue
+		}
+		if o.CoreDNS == nil {
+			continue
+		}
+		blocks := d.observedBlocks(o.CoreDNS.Data[CorefileKey], d.c.in.State.CorefileZones(name))
+		if slices.ContainsFunc(blocks, func(b CorefileBlock) bool { return b.Zone == zone }) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// dnsMembers are the names of the members and former members that have a Kubernetes side, sorted.
+func (d *dnsPlanner) dnsMembers() []string {
+	names := map[string]bool{}
+	for _, m := range d.c.in.Members {
+		names[m.Name] = true
+	}
+	for name, m := range d.c.in.State.Members {
+		if m.KubeContext != "" {
+			names[name] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(names))
 }
 
 func (d *dnsPlanner) goneReason() string {
@@ -537,7 +585,7 @@ func (d *dnsPlanner) corefile(m model.Member) {
 	}
 	merged, rep, err := corefile.Merge(text, d.mesh(), owned, blocks)
 	if err != nil {
-		d.conflict(addr, fmt.Sprintf("Cannot add meshd's blocks to the Corefile of cluster %s", m.Name),
+		d.conflict(addr, fmt.Sprintf("Cannot update meshd's blocks in the Corefile of cluster %s", m.Name),
 			fmt.Sprintf("%v. meshd writes a Corefile only when the result parses; nothing is changed.", err))
 		return
 	}

@@ -274,6 +274,35 @@ func TestComputeDNS(t *testing.T) {
 				"- dns_service[c]: cluster left the mesh <- corefile[a], corefile[b]",
 			},
 		},
+		"cluster left the mesh while another is unreachable": {
+			reason: "The Service of a cluster that left stays while an unobserved Corefile may still forward to it.",
+			world:  func(t *testing.T) *dnsWorld { return newDNSWorld().converge(t).unobserve("b") },
+			remove: "c",
+			want: []string{
+				"~ corefile[a]: remove blocks for ns-c.svc.cluster.local",
+				"~ corefile[c]: cluster left the mesh: remove meshd's blocks and the backup",
+				`warning: Cluster "b" could not be observed through kube context "ctx-b": its DNS Service and Corefile are left as they are, and the other clusters' Corefiles keep their blocks for it unchanged.`,
+				"warning: The DNS Service of cluster c is kept: the Corefile of b may still forward to it and is not corrected in this plan (see the conflicts and warnings). It is deleted once no Corefile forwards to it.",
+			},
+		},
+		"cluster left the mesh, a Corefile held back": {
+			reason: "The Service of a cluster that left stays while a Corefile that cannot be corrected still forwards to it.",
+			world: func(t *testing.T) *dnsWorld {
+				w := newDNSWorld().converge(t)
+				// A user's block right after meshd's block for c, on the same line as its closing brace: cutting
+				// c's block would change how the user's text reads, so the Corefile of a is not corrected.
+				text := w.obs["a"].CoreDNS.Data["Corefile"]
+				w.obs["a"].CoreDNS.Data["Corefile"] = strings.TrimSuffix(text, "}\n") + "}#x user.example {\n}\n"
+				return w
+			},
+			remove: "c",
+			want: []string{
+				"~ corefile[b]: remove blocks for ns-c.svc.cluster.local",
+				"~ corefile[c]: cluster left the mesh: remove meshd's blocks and the backup",
+				"! corefile[a]: Cannot update meshd's blocks in the Corefile of cluster a",
+				"warning: The DNS Service of cluster c is kept: the Corefile of a may still forward to it and is not corrected in this plan (see the conflicts and warnings). It is deleted once no Corefile forwards to it.",
+			},
+		},
 		"EKS add-on manages CoreDNS": {
 			reason: "A Corefile whose managedFields show the eks manager gets a warning that an add-on update may revert it.",
 			world: func(t *testing.T) *dnsWorld {
