@@ -157,12 +157,19 @@ func (p *Provider) newClient(kubeContext string) (kubeclient.Interface, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kube context %q in %s: %w", kubeContext, p.Source(), err)
 	}
-	cfg.Timeout = p.opts.RequestTimeout
 	cfg.QPS, cfg.Burst = 50, 100
 	cfg.WarningHandler = rest.NoWarnings{}
 	cfg.UserAgent = "meshd"
-	if p.opts.WrapTransport != nil {
-		cfg.WrapTransport = p.opts.WrapTransport
+	wrap := cfg.WrapTransport // from the kubeconfig (an auth provider), if any
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		if wrap != nil {
+			rt = wrap(rt)
+		}
+		rt = withRequestTimeout(rt, p.opts.RequestTimeout)
+		if p.opts.WrapTransport != nil {
+			rt = p.opts.WrapTransport(rt)
+		}
+		return rt
 	}
 	return kubeclient.NewForConfig(cfg)
 }
