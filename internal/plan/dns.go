@@ -216,6 +216,9 @@ type upstreamSource struct {
 	addresses []string // known now
 	pending   string   // else: the dns_service change that finds them
 	keep      bool     // neither (a conflict on its Service, or it was not observed): blocks stay as they are
+	// lastKnown, for a member that was not observed, are the upstreams every other Corefile's block for it
+	// agrees on: a Corefile that lost its block gets it back with them.
+	lastKnown []string
 }
 
 // dns plans the DNS Services and the Corefiles (design steps 5 and 6):
@@ -266,7 +269,7 @@ func (c *computer) dns() {
 			c.plan.Warnings = append(c.plan.Warnings, fmt.Sprintf(
 				"Cluster %q could not be observed through kube context %q: its DNS Service and Corefile are left as they are, "+
 					"and the other clusters' Corefiles keep their blocks for it unchanged.", m.Name, m.KubeContext))
-			d.sources[m.Name] = upstreamSource{keep: true}
+			d.sources[m.Name] = upstreamSource{keep: true, lastKnown: d.agreedUpstreams(m)}
 			continue
 		}
 		d.service(m)
@@ -460,6 +463,31 @@ func (d *dnsPlanner) serviceDelete(m model.Member) {
 		Before: d.observedService(m, o), DependsOn: deps})
 }
 
+// agreedUpstreams returns the upstreams of meshd's blocks for m in the other observed Corefiles, when there
+// is at least one such block and they all agree; else nil. They are the addresses of m's load balancer as
+// meshd last wrote them, the best meshd knows while m cannot be observed.
+func (d *dnsPlanner) agreedUpstreams(m model.Member) []string {
+	zone := corefile.NormalizeZone(DNSZone(d.in.ForwardBy, m))
+	var agreed []string
+	for _, other := range d.clusters {
+		o := d.obs[other.Name]
+		if other.Name == m.Name || o.CoreDNS == nil {
+			continue
+		}
+		for _, b := range d.observedBlocks(o.CoreDNS.Data[CorefileKey], d.c.in.State.CorefileZones(other.Name)) {
+			if b.Zone != zone {
+				continue
+			}
+			ups := slices.Sorted(slices.Values(b.Upstreams))
+			if agreed != nil && !slices.Equal(agreed, ups) {
+				return nil
+			}
+			agreed = ups
+		}
+	}
+	return agreed
+}
+
 // stillForwardingTo lists the other clusters whose Corefile keeps a block of meshd's for m after this plan:
 // the ones not observed (their blocks are left as they are) and the observed ones with such a block and no
 // Corefile change (a conflict held it back). Deleting m's Service then would leave them forwarding to a
@@ -562,12 +590,15 @@ func (d *dnsPlanner) corefile(m model.Member) {
 		switch {
 		case src.keep:
 			// meshd does not know b's addresses now (a conflict or a warning says why): b's block stays as
-			// it is, and is not added where it is missing. The rest of this Corefile is still corrected.
+			// it is. Where it is missing, it is added back only with addresses the other Corefiles agree on.
+			// The rest of this Corefile is still corrected.
 			if current == nil {
 				current = d.observedBlocks(text, owned)
 			}
 			if i := slices.IndexFunc(current, func(cur CorefileBlock) bool { return cur.Zone == zone }); i >= 0 {
 				want = append(want, current[i])
+			} else if src.lastKnown != nil {
+				want = append(want, CorefileBlock{Zone: zone, Upstreams: src.lastKnown})
 			}
 		case src.pending != "":
 			want = append(want, CorefileBlock{Zone: zone, Pending: src.pending})

@@ -341,12 +341,28 @@ func TestComputeDNS(t *testing.T) {
 			},
 		},
 		"cluster not observed": {
-			reason: "An unreachable cluster is left alone and the others keep their blocks for it; the rest is still corrected.",
+			reason: "An unreachable cluster is left alone and the others keep their blocks for it; a's lost block for it comes back with the addresses b's block has.",
 			world: func(t *testing.T) *dnsWorld {
 				return newDNSWorld().converge(t).unobserve("c").revert("a")
 			},
 			want: []string{
+				"~ corefile[a]: restore blocks removed outside meshd for ns-b.svc.cluster.local, ns-c.svc.cluster.local",
+				`warning: Cluster "c" could not be observed through kube context "ctx-c": its DNS Service and Corefile are left as they are, and the other clusters' Corefiles keep their blocks for it unchanged.`,
+			},
+		},
+		"cluster not observed, its blocks disagree": {
+			reason: "A block for an unobserved cluster is added back only with addresses the other Corefiles agree on.",
+			world: func(t *testing.T) *dnsWorld {
+				w := newDNSWorld().converge(t).unobserve("c").revert("a")
+				// A second copy of meshd's block for c in b's Corefile, forwarding elsewhere.
+				text := w.obs["b"].CoreDNS.Data["Corefile"]
+				w.obs["b"].CoreDNS.Data["Corefile"] = text + "\n" + corefile.Marker("tidb") + "\n" +
+					zone("c") + ":53 {\n    forward . 10.3.9.9\n}\n"
+				return w
+			},
+			want: []string{
 				"~ corefile[a]: restore blocks removed outside meshd for ns-b.svc.cluster.local",
+				"~ corefile[b]: rewrite meshd's blocks",
 				`warning: Cluster "c" could not be observed through kube context "ctx-c": its DNS Service and Corefile are left as they are, and the other clusters' Corefiles keep their blocks for it unchanged.`,
 			},
 		},
