@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,12 +35,16 @@ type worldEngine struct {
 	world   *plantest.World
 	members []model.Member
 	applies int
+	// unobserved are clusters whose Kubernetes side "could not be observed" (the real engine's PartialDNS).
+	unobserved []string
 }
 
 func (e *worldEngine) Plan(_ context.Context, m *spec.Mesh, st *state.State, destroy bool) (*plan.Plan, hcl.Diagnostics, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return plan.Compute(plan.Input{Mesh: m.Name, Members: e.members, Observed: e.world.Observed, State: st, Destroy: destroy}), nil, nil
+	p := plan.Compute(plan.Input{Mesh: m.Name, Members: e.members, Observed: e.world.Observed, State: st, Destroy: destroy})
+	p.Unobserved = e.unobserved
+	return p, nil, nil
 }
 
 func (e *worldEngine) Apply(ctx context.Context, p *plan.Plan, st *state.State, filter func(plan.Change) bool) *apply.Result {
@@ -111,6 +116,87 @@ func TestPassCorrectsDriftAndCountsIt(t *testing.T) {
 	}
 	if r.Metrics.Value(MetricLastSuccess, nil) == 0 || r.Metrics.Value(MetricPasses, Labels{"result": "ok"}) != 3 {
 		t.Errorf("pass metrics not recorded")
+	}
+}
+
+// TestPartialPassCorrectsTheRest: with a member cluster that could not be observed, the pass still applies
+// the AWS corrections, and ends as a transient error so that it is retried soon and not counted a success.
+func TestPartialPassCorrectsTheRest(t *testing.T) {
+	r, eng := newReconciler(t)
+	eng.unobserved = []string{"c002"}
+	err := r.Pass(context.Background(), "test")
+	if !errors.Is(err, ErrTransient) || !strings.Contains(err.Error(), "c002") {
+		t.Fatalf("pass with c002 unobserved: err %v, want a transient error naming c002", err)
+	}
+	if got := r.Metrics.Sum(MetricCorrected); got != 5 {
+		t.Errorf("corrections in the partial pass: %v, want 5 (the whole AWS side)", got)
+	}
+	if got := r.Metrics.Value(MetricErrors, Labels{"kind": "observe"}); got != 1 {
+		t.Errorf("observe errors: %v, want 1", got)
+	}
+	if r.Metrics.Value(MetricLastSuccess, nil) != 0 {
+		t.Error("a partial pass was recorded as the last success")
+	}
+	eng.unobserved = nil
+	if err := r.Pass(context.Background(), "test"); err != nil || r.Metrics.Value(MetricLastSuccess, nil) == 0 {
+		t.Errorf("the pass after the cluster answers again: err %v, last success %v", err, r.Metrics.Value(MetricLastSuccess, nil))
+	}
+}
+
+// TestRepeatedDriftIsReported: a route deleted again and again is corrected every time, and reported once
+// as drift that keeps coming back.
+func TestRepeatedDriftIsReported(t *testing.T) {
+	r, eng := newReconciler(t)
+	ctx := context.Background()
+	if err := r.Pass(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < repeatLimit+1; i++ {
+		eng.world.DeleteRoute(eng.members[0].RouteTableIDs[0], eng.members[1].CIDRs[0])
+		if err := r.Pass(ctx, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 2 routes from empty, then the same one repaired repeatLimit+1 times.
+	if got := r.Metrics.Value(MetricCorrected, Labels{"kind": "route", "action": "create"}); got != 2+repeatLimit+1 {
+		t.Errorf("route creations: %v, want %d", got, 2+repeatLimit+1)
+	}
+	if got := r.Metrics.Value(MetricRepeatedDrift, Labels{"kind": "route"}); got != 1 {
+		t.Errorf("repeated drift reported %v times, want once", got)
+	}
+}
+
+func TestRepeatsWindow(t *testing.T) {
+	var r repeats
+	t0 := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+	step := func(addr string, at time.Duration) bool {
+		_, report := r.corrected(addr, t0.Add(at))
+		return report
+	}
+	var got []bool
+	for _, at := range []time.Duration{0, time.Minute, 2 * time.Minute, 3 * time.Minute} {
+		got = append(got, step("corefile[a]", at))
+	}
+	if want := []bool{false, false, true, false}; !slices.Equal(got, want) {
+		t.Errorf("reports for 4 corrections a minute apart: %v, want %v", got, want)
+	}
+	// Still going every minute: quiet until a window after the report, then reported again.
+	for m := 4; m < 12; m++ {
+		if step("corefile[a]", time.Duration(m)*time.Minute) {
+			t.Errorf("reported again at minute %d, within the window of the first report", m)
+		}
+	}
+	if !step("corefile[a]", 12*time.Minute) {
+		t.Error("not reported again a window after the first report, while the corrections go on")
+	}
+	// Corrections further apart than the window are never a repeat.
+	for i := 0; i < 5; i++ {
+		if step("route[x]", time.Duration(i)*11*time.Minute) {
+			t.Errorf("correction %d, 11 minutes after the last, reported as repeated", i)
+		}
+	}
+	if len(r.times) > 2 {
+		t.Errorf("%d addresses remembered, want quiet ones forgotten", len(r.times))
 	}
 }
 

@@ -61,6 +61,8 @@ const (
 	MetricLastSuccess  = "meshd_last_success_timestamp_seconds"
 	MetricLeader       = "meshd_leader"
 	MetricSpecReloads  = "meshd_spec_reloads_total"
+	// MetricRepeatedDrift counts objects corrected repeatLimit times within repeatWindow (once per window).
+	MetricRepeatedDrift = "meshd_drift_repeated_total"
 )
 
 // NewMetrics returns a registry with meshd's families declared.
@@ -75,6 +77,7 @@ func NewMetrics() *Metrics {
 	m.declare(MetricLastSuccess, "gauge", "Unix time of the last pass that completed without errors.")
 	m.declare(MetricLeader, "gauge", "1 while this replica is the leader (or leader election is off), else 0.")
 	m.declare(MetricSpecReloads, "counter", "Spec reloads from disk by result (ok, invalid).")
+	m.declare(MetricRepeatedDrift, "counter", "Objects corrected 3 times within 10 minutes (someone else keeps changing them), by kind; once per object and window.")
 	return m
 }
 

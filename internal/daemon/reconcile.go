@@ -49,6 +49,8 @@ type Reconciler struct {
 	ShutdownGrace time.Duration
 	// Abandon, when done, cancels the pass under way at once, without grace (leadership was lost).
 	Abandon context.Context
+
+	repeats repeats
 }
 
 // Pass runs one reconcile pass.
@@ -181,6 +183,12 @@ func (r *Reconciler) Pass(ctx context.Context, why string) (err error) {
 		if applied[ch.Address] {
 			r.Metrics.Add(MetricCorrected, Labels{"kind": string(ch.Kind), "action": ch.Action.Verb()}, 1)
 			log.Info("corrected", zap.String("address", ch.Address), zap.String("action", ch.Action.Verb()), zap.String("reason", ch.Reason))
+			if n, report := r.repeats.corrected(ch.Address, time.Now()); report {
+				r.Metrics.Add(MetricRepeatedDrift, Labels{"kind": string(ch.Kind)}, 1)
+				log.Warn("drift keeps coming back: something else is changing this object, and meshd keeps correcting it",
+					zap.String("address", ch.Address), zap.Int("corrections", n), zap.Duration("within", repeatWindow),
+					zap.String("hint", repeatHint(ch.Kind)))
+			}
 		} else if cerr != nil {
 			r.Metrics.Add(MetricErrors, Labels{"kind": "apply"}, 1)
 			log.Warn("correction failed", zap.String("address", ch.Address), zap.Error(cerr))
@@ -198,6 +206,16 @@ func (r *Reconciler) Pass(ctx context.Context, why string) (err error) {
 		return err
 	}
 	return partial
+}
+
+// repeatHint says where to look for the other writer.
+func repeatHint(kind plan.Kind) string {
+	switch kind {
+	case plan.KindCorefile, plan.KindDNSService:
+		return "the object's managedFields name the last writer: kubectl get -o yaml --show-managed-fields"
+	default:
+		return "AWS CloudTrail names who deleted or changed it"
+	}
 }
 
 // classify marks errors worth a quick retry: throttling, timeouts, connection trouble.
