@@ -1,0 +1,166 @@
+package kube
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/meshd-io/meshd/internal/corefile"
+	"github.com/meshd-io/meshd/internal/kubeclient"
+	"github.com/meshd-io/meshd/internal/model"
+	"github.com/meshd-io/meshd/internal/plan"
+)
+
+// These tests run the executors against client-go's in-memory clientset, for the checks made at the moment
+// of writing: what changed between plan and apply. The whole flow runs against real API servers in
+// internal/cli and cmd/meshd.
+
+type fixedLB struct{ addrs []string }
+
+func (f fixedLB) WaitLoadBalancer(context.Context, string, string, string) (model.LoadBalancer, error) {
+	return model.LoadBalancer{Name: "k8s-dns", State: model.LoadBalancerActive, Addresses: f.addrs}, nil
+}
+
+func fakeProvider(objects ...runtime.Object) (*Provider, *fake.Clientset) {
+	cs := fake.NewClientset(objects...)
+	p := New(Options{Mesh: "tidb", LoadBalancers: fixedLB{[]string{"10.1.0.10", "10.1.1.10"}},
+		NewClient: func(string) (kubeclient.Interface, error) { return cs, nil }})
+	return p, cs
+}
+
+func serviceChange(action plan.Action) plan.Change {
+	s := plan.DNSService{Cluster: "a", Region: "us-west-1", KubeContext: "ctx-a", Spec: plan.DesiredDNSService("tidb")}
+	ch := plan.Change{Action: action, Address: plan.DNSServiceAddress("a"), Kind: plan.KindDNSService}
+	if action == plan.Delete {
+		ch.Before = s
+	} else {
+		ch.After = s
+	}
+	return ch
+}
+
+func getService(t *testing.T, cs *fake.Clientset) *corev1.Service {
+	t.Helper()
+	svc, err := cs.CoreV1().Services(plan.DNSNamespace).Get(context.Background(), plan.DNSServiceName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+func TestServiceNotMeshdsIsLeftAlone(t *testing.T) {
+	foreign := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: plan.DNSServiceName, Namespace: plan.DNSNamespace, Labels: map[string]string{"app": "mine"}},
+		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, Selector: map[string]string{"app": "mine"}},
+	}
+	for _, action := range []plan.Action{plan.Update, plan.Delete} {
+		p, cs := fakeProvider(foreign.DeepCopy())
+		_, err := serviceExecutor{p}.Execute(context.Background(), serviceChange(action), nil)
+		if err == nil || !strings.Contains(err.Error(), "not meshd's") {
+			t.Errorf("%s of a Service that became someone else's after the plan: err %v, want a refusal", action.Verb(), err)
+		}
+		got := getService(t, cs)
+		if got.Labels["app"] != "mine" || got.Spec.Type != corev1.ServiceTypeClusterIP || len(got.Labels) != 1 {
+			t.Errorf("%s changed the foreign Service: %+v", action.Verb(), got.ObjectMeta.Labels)
+		}
+	}
+}
+
+func TestServiceUpdateKeepsServerFields(t *testing.T) {
+	want := plan.DesiredDNSService("tidb")
+	cur := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: plan.DNSServiceName, Namespace: plan.DNSNamespace,
+			Labels:      map[string]string{model.LabelManagedBy: model.ManagedByMeshd, model.LabelMesh: "tidb", "team": "dns"},
+			Annotations: map[string]string{"example.com/owner": "platform"}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, // drifted: meshd wants LoadBalancer
+			Ports: []corev1.ServicePort{{Name: want.Ports[0].Name, Protocol: corev1.Protocol(want.Ports[0].Protocol), Port: want.Ports[0].Port, NodePort: 31553}}},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{Hostname: "k8s-dns.elb.us-west-1.amazonaws.com"}}}},
+	}
+	p, cs := fakeProvider(cur)
+	id, err := serviceExecutor{p}.Execute(context.Background(), serviceChange(plan.Update), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id != "10.1.0.10,10.1.1.10" {
+		t.Errorf("change ID %q, want the NLB's addresses", id)
+	}
+	got := getService(t, cs)
+	if got.Spec.Type != corev1.ServiceType(want.Type) {
+		t.Errorf("type %s, want %s", got.Spec.Type, want.Type)
+	}
+	if got.Labels["team"] != "dns" || got.Annotations["example.com/owner"] != "platform" {
+		t.Errorf("others' labels or annotations lost: %v %v", got.Labels, got.Annotations)
+	}
+	for k, v := range want.Annotations {
+		if got.Annotations[k] != v {
+			t.Errorf("annotation %s = %q, want %q", k, got.Annotations[k], v)
+		}
+	}
+	if got.Spec.Ports[0].NodePort != 31553 {
+		t.Errorf("node port %d, want the allocated 31553 kept", got.Spec.Ports[0].NodePort)
+	}
+}
+
+func coreDNS(text string) *corev1.ConfigMap {
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: plan.CoreDNSConfigMap, Namespace: plan.DNSNamespace},
+		Data: map[string]string{plan.CorefileKey: text}}
+}
+
+func corefileChange(blocks ...plan.CorefileBlock) plan.Change {
+	return plan.Change{Action: plan.Update, Address: plan.CorefileAddress("a"), Kind: plan.KindCorefile,
+		After: plan.Corefile{Cluster: "a", KubeContext: "ctx-a", Blocks: blocks, Backup: true}}
+}
+
+func getConfigMap(t *testing.T, cs *fake.Clientset, name string) *corev1.ConfigMap {
+	t.Helper()
+	cm, err := cs.CoreV1().ConfigMaps(plan.DNSNamespace).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	return cm
+}
+
+func TestCorefileChangedSincePlanIsNotOverwritten(t *testing.T) {
+	// After the plan, someone added their own block for the zone meshd is about to write.
+	user := corefile.EKSDefault + "\nns-b.svc.cluster.local:53 {\n    forward . 10.9.9.9\n}\n"
+	p, cs := fakeProvider(coreDNS(user))
+	_, err := corefileExecutor{p}.Execute(context.Background(),
+		corefileChange(plan.CorefileBlock{Zone: "ns-b.svc.cluster.local", Upstreams: []string{"10.2.0.10"}}), nil)
+	if err == nil || !strings.Contains(err.Error(), "changed since the plan") {
+		t.Fatalf("err %v, want the Corefile reported as changed since the plan", err)
+	}
+	if got := getConfigMap(t, cs, plan.CoreDNSConfigMap).Data[plan.CorefileKey]; got != user {
+		t.Errorf("the Corefile was rewritten:\n%s", got)
+	}
+	if getConfigMap(t, cs, plan.BackupConfigMap) != nil {
+		t.Error("a backup was made although nothing was written")
+	}
+}
+
+func TestCorefileBackupHoldsTheOriginal(t *testing.T) {
+	p, cs := fakeProvider(coreDNS(corefile.EKSDefault))
+	ctx := context.Background()
+	ch := corefileChange(plan.CorefileBlock{Zone: "ns-b.svc.cluster.local", Upstreams: []string{"10.2.0.10"}})
+	if _, err := (corefileExecutor{p}).Execute(ctx, ch, nil); err != nil {
+		t.Fatal(err)
+	}
+	written := getConfigMap(t, cs, plan.CoreDNSConfigMap).Data[plan.CorefileKey]
+	if !strings.Contains(written, "forward . 10.2.0.10") || !strings.HasPrefix(written, corefile.EKSDefault) {
+		t.Errorf("merged Corefile:\n%s", written)
+	}
+	// A later change (another block) must not replace the backup with meshd's own output.
+	ch = corefileChange(plan.CorefileBlock{Zone: "ns-b.svc.cluster.local", Upstreams: []string{"10.2.0.10"}},
+		plan.CorefileBlock{Zone: "ns-c.svc.cluster.local", Upstreams: []string{"10.3.0.10"}})
+	if _, err := (corefileExecutor{p}).Execute(ctx, ch, nil); err != nil {
+		t.Fatal(err)
+	}
+	backup := getConfigMap(t, cs, plan.BackupConfigMap)
+	if backup == nil || backup.Data[plan.CorefileKey] != corefile.EKSDefault || !model.OwnedBy(backup.Labels, "tidb") {
+		t.Fatalf("backup %+v, want the original Corefile with meshd's labels", backup)
+	}
+}
