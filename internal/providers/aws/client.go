@@ -56,6 +56,8 @@ type Options struct {
 	PollInterval time.Duration
 	// WaitTimeout bounds one wait. Default 10 minutes.
 	WaitTimeout time.Duration
+	// ProgressEvery is how often a long wait reports that it is still waiting. Default ProgressEvery.
+	ProgressEvery time.Duration
 	// Progress receives a line now and then during long waits; nil discards them.
 	Progress func(msg string)
 	// Clients replaces the SDK clients (for tests with stubs). Nil uses the SDK's default chain.
@@ -87,6 +89,9 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 	}
 	if opts.WaitTimeout == 0 {
 		opts.WaitTimeout = 10 * time.Minute
+	}
+	if opts.ProgressEvery == 0 {
+		opts.ProgressEvery = ProgressEvery
 	}
 	p := &Provider{opts: opts, regions: map[string]*regionClients{}}
 	if opts.Clients != nil {

@@ -20,7 +20,7 @@ type ELBv2API interface {
 	DescribeLoadBalancers(context.Context, *elb.DescribeLoadBalancersInput, ...func(*elb.Options)) (*elb.DescribeLoadBalancersOutput, error)
 }
 
-// ProgressEvery is how often a long wait reports that it is still waiting.
+// ProgressEvery is how often a long wait reports that it is still waiting, by default.
 const ProgressEvery = 10 * time.Second
 
 // ELB returns the ELBv2 client for a region, built from Config(region) (so AWS_ENDPOINT_URL and the
@@ -131,7 +131,7 @@ func (p *Provider) LoadBalancers(ctx context.Context, region string, hostnames [
 }
 
 // WaitLoadBalancer waits until the load balancer whose DNS name is hostname exists, is active and has
-// network interfaces, and returns it. It reports progress every ProgressEvery, prefixed with address (the
+// network interfaces, and returns it. It reports progress every Options.ProgressEvery, prefixed with address (the
 // change waiting), and gives up after the provider's WaitTimeout.
 func (p *Provider) WaitLoadBalancer(ctx context.Context, region, hostname, address string) (model.LoadBalancer, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.WaitTimeout)
@@ -153,7 +153,7 @@ func (p *Provider) WaitLoadBalancer(ctx context.Context, region, hostname, addre
 		case found:
 			status = fmt.Sprintf("NLB %s is %s", lb.Name, orUnknownState(lb.State))
 		}
-		if time.Since(lastReport) >= ProgressEvery {
+		if time.Since(lastReport) >= p.opts.ProgressEvery {
 			lastReport = time.Now()
 			p.progress("%s: still waiting for the load balancer %s: %s [%s elapsed]", address, hostname, status,
 				time.Since(start).Round(time.Second))

@@ -111,7 +111,7 @@ func (p *Provider) acceptAndWait(ctx context.Context, address, id, accepterRegio
 	return err
 }
 
-// waitPeering polls the peering until done(status) holds, reporting progress every 10 seconds. An end state
+// waitPeering polls the peering until done(status) holds, reporting progress every ProgressEvery. An end state
 // (rejected, failed, ...) stops the wait with an error that carries AWS's status message.
 func (p *Provider) waitPeering(ctx context.Context, address string, c EC2API, id string, done func(string) bool) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.WaitTimeout)
@@ -138,7 +138,7 @@ func (p *Provider) waitPeering(ctx context.Context, address string, c EC2API, id
 		if (model.Peering{Status: status}).Gone() {
 			return status, fmt.Errorf("peering %s is %s: %s", id, status, message)
 		}
-		if time.Since(lastReport) >= 10*time.Second {
+		if time.Since(lastReport) >= p.opts.ProgressEvery {
 			p.progress("%s: still %s [%s elapsed]", address, orDash(status), time.Since(start).Round(time.Second))
 			lastReport = time.Now()
 		}

@@ -22,7 +22,7 @@ import (
 	"github.com/meshd-io/meshd/internal/state"
 )
 
-// ProgressEvery is how often a long wait reports that it is still waiting.
+// ProgressEvery is how often a long wait reports that it is still waiting, by default.
 const ProgressEvery = 10 * time.Second
 
 // Executors returns the apply executors for the Kubernetes resource kinds.
@@ -154,7 +154,7 @@ func (p *Provider) applyService(ctx context.Context, c kubeclient.Interface, spe
 }
 
 // poll calls check every PollInterval until it reports done, an error, or WaitTimeout passes, and reports
-// what it waits for every ProgressEvery.
+// what it waits for every Options.ProgressEvery.
 func (p *Provider) poll(ctx context.Context, address, what string, check func(context.Context) (bool, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.WaitTimeout)
 	defer cancel()
@@ -165,7 +165,7 @@ func (p *Provider) poll(ctx context.Context, address, what string, check func(co
 		if err != nil || done {
 			return err
 		}
-		if time.Since(last) >= ProgressEvery {
+		if time.Since(last) >= p.opts.ProgressEvery {
 			last = time.Now()
 			p.progress("%s: still waiting for %s [%s elapsed]", address, what, time.Since(start).Round(time.Second))
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -162,5 +163,28 @@ func TestCorefileBackupHoldsTheOriginal(t *testing.T) {
 	backup := getConfigMap(t, cs, plan.BackupConfigMap)
 	if backup == nil || backup.Data[plan.CorefileKey] != corefile.EKSDefault || !model.OwnedBy(backup.Labels, "tidb") {
 		t.Fatalf("backup %+v, want the original Corefile with meshd's labels", backup)
+	}
+}
+
+// TestLongWaitReportsProgress: while the load balancer controller has not set the Service's hostname, the
+// wait says so every ProgressEvery, naming the change, and gives up after WaitTimeout.
+func TestLongWaitReportsProgress(t *testing.T) {
+	var lines []string
+	cs := fake.NewClientset()
+	p := New(Options{Mesh: "tidb", LoadBalancers: fixedLB{}, PollInterval: 5 * time.Millisecond,
+		ProgressEvery: 40 * time.Millisecond, WaitTimeout: 300 * time.Millisecond,
+		Progress:  func(msg string) { lines = append(lines, msg) },
+		NewClient: func(string) (kubeclient.Interface, error) { return cs, nil }})
+	_, err := serviceExecutor{p}.Execute(context.Background(), serviceChange(plan.Create), nil)
+	if err == nil || !strings.Contains(err.Error(), "gave up waiting for the load balancer controller") {
+		t.Fatalf("err %v, want the wait given up", err)
+	}
+	if len(lines) < 3 {
+		t.Fatalf("%d progress lines over a 300ms wait reported every 40ms, want at least 3: %q", len(lines), lines)
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "dns_service[a]: still waiting for the load balancer controller") || !strings.HasSuffix(l, "elapsed]") {
+			t.Errorf("progress line %q", l)
+		}
 	}
 }

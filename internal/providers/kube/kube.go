@@ -45,6 +45,8 @@ type Options struct {
 	PollInterval time.Duration
 	// WaitTimeout bounds one wait (a load balancer hostname, a Service's deletion). Default 10 minutes.
 	WaitTimeout time.Duration
+	// ProgressEvery is how often a long wait reports that it is still waiting. Default ProgressEvery.
+	ProgressEvery time.Duration
 	// RequestTimeout bounds one API request. Default 15s: an unreachable cluster fails the plan quickly.
 	RequestTimeout time.Duration
 	// Parallelism bounds the clusters observed at once. Default 8.
@@ -78,6 +80,9 @@ func New(opts Options) *Provider {
 	}
 	if opts.RequestTimeout == 0 {
 		opts.RequestTimeout = 15 * time.Second
+	}
+	if opts.ProgressEvery == 0 {
+		opts.ProgressEvery = ProgressEvery
 	}
 	if opts.Parallelism <= 0 {
 		opts.Parallelism = 8
