@@ -15,6 +15,19 @@ import (
 
 // The waits for a load balancer and for a peering report progress, so that a long apply is not silent.
 
+// checkProgress checks the lines of a 300ms wait that reports every 40ms.
+func checkProgress(t *testing.T, lines []string, prefix string) {
+	t.Helper()
+	if len(lines) < 3 {
+		t.Fatalf("%d progress lines over a 300ms wait reported every 40ms, want at least 3: %q", len(lines), lines)
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, prefix) {
+			t.Errorf("progress line %q, want it to start with %q", l, prefix)
+		}
+	}
+}
+
 // provisioningELB answers that the load balancer exists but is still provisioning.
 type provisioningELB struct{}
 
@@ -40,14 +53,7 @@ func TestWaitLoadBalancerReportsProgress(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "NLB k8s-dns is provisioning") {
 		t.Fatalf("err %v, want the wait given up with the NLB's state", err)
 	}
-	if len(lines) < 3 {
-		t.Fatalf("%d progress lines over a 300ms wait reported every 40ms, want at least 3: %q", len(lines), lines)
-	}
-	for _, l := range lines {
-		if !strings.HasPrefix(l, "dns_service[a]: still waiting for the load balancer k8s-dns.elb.us-west-1.amazonaws.com: NLB k8s-dns is provisioning [") {
-			t.Errorf("progress line %q", l)
-		}
-	}
+	checkProgress(t, lines, "dns_service[a]: still waiting for the load balancer k8s-dns.elb.us-west-1.amazonaws.com: NLB k8s-dns is provisioning [")
 }
 
 // pendingPeering answers that the peering waits for its accepter. The other EC2 calls are not made.
@@ -71,12 +77,5 @@ func TestWaitPeeringReportsProgress(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "pcx-1 still pending-acceptance") {
 		t.Fatalf("err %v, want the wait given up with the peering's status", err)
 	}
-	if len(lines) < 3 {
-		t.Fatalf("%d progress lines over a 300ms wait reported every 40ms, want at least 3: %q", len(lines), lines)
-	}
-	for _, l := range lines {
-		if !strings.HasPrefix(l, "peering[a:b]: still pending-acceptance [") {
-			t.Errorf("progress line %q", l)
-		}
-	}
+	checkProgress(t, lines, "peering[a:b]: still pending-acceptance [")
 }
