@@ -143,6 +143,30 @@ func TestPartialPassCorrectsTheRest(t *testing.T) {
 	}
 }
 
+// lostLock is a state backend whose lock has been lost (as the Secret backend reports when another process
+// took its Lease).
+type lostLock struct{ state.Backend }
+
+func (lostLock) Lost() <-chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}
+
+// TestLostStateLockStopsThePass: with the state lock lost, the pass applies nothing (another replica may be
+// acting) and is retried soon.
+func TestLostStateLockStopsThePass(t *testing.T) {
+	r, eng := newReconciler(t)
+	r.Backend = lostLock{r.Backend}
+	err := r.Pass(context.Background(), "test")
+	if !errors.Is(err, ErrTransient) || !strings.Contains(err.Error(), "lock was lost") {
+		t.Fatalf("pass with a lost lock: err %v, want a transient lost-lock error", err)
+	}
+	if eng.applies != 0 || len(eng.world.Observed.Peerings) != 0 {
+		t.Errorf("applied with a lost lock: %d applies, %d peerings", eng.applies, len(eng.world.Observed.Peerings))
+	}
+}
+
 // TestRepeatedDriftIsReported: a route deleted again and again is corrected every time, and reported once
 // as drift that keeps coming back.
 func TestRepeatedDriftIsReported(t *testing.T) {

@@ -101,6 +101,20 @@ func (r *Reconciler) Pass(ctx context.Context, why string) (err error) {
 		return fmt.Errorf("%w: %v", ErrTransient, err)
 	}
 	defer unlock()
+	// A lock that can be lost while held (the Secret's Lease, not renewed in time): another replica may
+	// take it and act, so this pass stops at once, as when leadership is lost.
+	var lockLost <-chan struct{}
+	if l, ok := r.Backend.(state.LosableLock); ok {
+		lockLost = l.Lost()
+		go func() {
+			select {
+			case <-lockLost:
+				log.Warn("the state lock was lost: abandoning the pass")
+				cancel()
+			case <-passCtx.Done():
+			}
+		}()
+	}
 	st, err := r.Backend.Read(passCtx)
 	if err != nil {
 		r.Metrics.Add(MetricErrors, Labels{"kind": "state"}, 1)
@@ -164,6 +178,12 @@ func (r *Reconciler) Pass(ctx context.Context, why string) (err error) {
 		return partial
 	}
 
+	select {
+	case <-lockLost:
+		r.Metrics.Add(MetricErrors, Labels{"kind": "state"}, 1)
+		return fmt.Errorf("%w: the state lock was lost before applying; nothing changed", ErrTransient)
+	default:
+	}
 	filter := func(ch plan.Change) bool { return !(r.UpsertOnly && ch.Action == plan.Delete) }
 	res := r.Engine.Apply(passCtx, p, st, filter)
 	// The state is written whatever happened, with a context of its own: what succeeded must be remembered.

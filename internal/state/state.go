@@ -49,6 +49,13 @@ func New(mesh string) *State {
 var ErrLocked = errors.New("state is locked")
 
 // Backend stores one State. Implementations: a local file (default) and, for the daemon, a Kubernetes Secret.
+// LosableLock is implemented by backends whose lock can be lost while it is held (the Secret backend's
+// Lease, when it could not be renewed in time and another process may take it). Lost is closed once the lock
+// taken by the last Lock is no longer this process's; whoever acts under the lock should stop then.
+type LosableLock interface {
+	Lost() <-chan struct{}
+}
+
 type Backend interface {
 	// Lock takes the exclusive lock for a read-modify-write cycle; the returned func releases it.
 	Lock(ctx context.Context) (unlock func() error, err error)

@@ -42,8 +42,13 @@ type Secret struct {
 	// while it holds the lock, so a long pass keeps it and a holder that dies frees it quickly. Default 15s.
 	LeaseDuration time.Duration
 
-	resourceVersion string // of the Secret as last read, for an optimistic update
+	resourceVersion string        // of the Secret as last read, for an optimistic update
+	lost            chan struct{} // of the lock taken last; closed when it is lost
 }
+
+// Lost is closed when the lock taken by the last Lock is lost: its Lease now names another holder, or it
+// could not be renewed for LeaseDuration, after which another process may take it (state.LosableLock).
+func (s *Secret) Lost() <-chan struct{} { return s.lost }
 
 // NewSecret returns a Secret backend.
 func NewSecret(c kubeclient.Interface, namespace, name, identity string) *Secret {
@@ -116,20 +121,33 @@ func (s *Secret) Lock(ctx context.Context) (func() error, error) {
 	}
 }
 
-// hold renews the Lease until the returned unlock is called, then releases it.
+// hold renews the Lease until the returned unlock is called, then releases it. When the lock is lost it
+// closes s.lost and stops renewing.
 func (s *Secret) hold(name string) func() error {
 	stop := make(chan struct{})
 	done := make(chan struct{})
+	lost := make(chan struct{})
+	s.lost = lost
 	go func() {
 		defer close(done)
 		t := time.NewTicker(s.LeaseDuration / 3)
 		defer t.Stop()
+		renewed := time.Now()
 		for {
 			select {
 			case <-stop:
 				return
 			case <-t.C:
-				s.renew(name)
+				switch ours, err := s.renew(name); {
+				case !ours:
+					close(lost)
+					return
+				case err == nil:
+					renewed = time.Now()
+				case time.Since(renewed) >= s.LeaseDuration:
+					close(lost) // expired for the others: one of them may hold it now
+					return
+				}
 			}
 		}
 	}()
@@ -146,20 +164,26 @@ func (s *Secret) hold(name string) func() error {
 	}
 }
 
-// renew moves the Lease's renew time forward if this process still holds it. A failed renewal is retried
-// at the next tick; if the Lease expires meanwhile, another process may take it, and this one's next
-// optimistic write of the Secret fails instead of overwriting.
-func (s *Secret) renew(name string) {
+// renew moves the Lease's renew time forward if this process still holds it, and reports whether it does
+// (true when that cannot be told: an error). A failed renewal is retried at the next tick; past
+// LeaseDuration the lock counts as lost. Should a write come anyway, it is optimistic and fails rather
+// than overwrite.
+func (s *Secret) renew(name string) (ours bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.LeaseDuration/3)
 	defer cancel()
 	leases := s.Client.CoordinationV1().Leases(s.Namespace)
 	lease, err := leases.Get(ctx, name, metav1.GetOptions{})
-	if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != s.Identity {
-		return
+	if err != nil {
+		return !apierrors.IsNotFound(err), err
+	}
+	if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != s.Identity {
+		return false, nil
 	}
 	now := metav1.NewMicroTime(time.Now())
 	lease.Spec.RenewTime = &now
-	_, _ = leases.Update(ctx, lease, metav1.UpdateOptions{})
+	// A conflict (the Lease changed meanwhile) is read again at the next tick, like any other error.
+	_, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
+	return true, err
 }
 
 func (s *Secret) unlock(name string) func() error {

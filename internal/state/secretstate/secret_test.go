@@ -111,6 +111,11 @@ func TestSecretBackend(t *testing.T) {
 	if !errors.Is(err, state.ErrLocked) {
 		t.Errorf("took a lock its holder keeps renewing: %v", err)
 	}
+	select {
+	case <-live.Lost():
+		t.Error("a lock renewed all along was reported lost")
+	default:
+	}
 	if err := unlockLive(); err != nil {
 		t.Fatal(err)
 	}
@@ -136,4 +141,40 @@ func TestSecretBackend(t *testing.T) {
 		t.Errorf("took a live lease after %s", d)
 	}
 
+}
+
+// TestLockLostWhenTakenOver: when the Lease names another holder (it took the lock after this holder's
+// renewals failed), Lost is closed, so the pass under way stops; releasing afterwards leaves the new
+// holder's lock alone.
+func TestLockLostWhenTakenOver(t *testing.T) {
+	c := apiClient(t)
+	ctx := context.Background()
+	b := secretstate.NewSecret(c, "kube-system", "meshd-state", "replica-a")
+	b.LeaseDuration = 3 * time.Second
+	unlock, err := b.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leases := c.CoordinationV1().Leases("kube-system")
+	l, err := leases.Get(ctx, "meshd-state-lock", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	intruder := "replica-b"
+	l.Spec.HolderIdentity = &intruder
+	if _, err := leases.Update(ctx, l, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Lost not closed 5s after another process took the lock (renewal every 1s)")
+	}
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+	l, err = leases.Get(ctx, "meshd-state-lock", metav1.GetOptions{})
+	if err != nil || l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != intruder {
+		t.Errorf("after releasing a lost lock the Lease is held by %v (err %v), want %s", l.Spec.HolderIdentity, err, intruder)
+	}
 }
