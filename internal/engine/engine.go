@@ -57,6 +57,8 @@ func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 	}
 	obs, diags, err := e.AWS.Observe(ctx, m, st.Members)
 	wg.Wait()
+	// With PartialDNS a cluster missing from the observation is planned around (see the field), and what
+	// kept it out is a warning rather than an error.
 	var unobserved map[string]bool
 	if e.PartialDNS && dnsOn {
 		unobserved = map[string]bool{}
