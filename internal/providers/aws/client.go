@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/eks"
@@ -58,6 +59,10 @@ type Options struct {
 	WaitTimeout time.Duration
 	// ProgressEvery is how often a long wait reports that it is still waiting. Default ProgressEvery.
 	ProgressEvery time.Duration
+	// RequestTimeout bounds one HTTP request to AWS, retries apart. Default 30s: an endpoint that accepts
+	// connections but never answers (a black-holed network path) must not hang a pass, and with it the
+	// daemon's other corrections; a timeout is retried like any transient error.
+	RequestTimeout time.Duration
 	// Progress receives a line now and then during long waits; nil discards them.
 	Progress func(msg string)
 	// Clients replaces the SDK clients (for tests with stubs). Nil uses the SDK's default chain.
@@ -93,11 +98,15 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 	if opts.ProgressEvery == 0 {
 		opts.ProgressEvery = ProgressEvery
 	}
+	if opts.RequestTimeout == 0 {
+		opts.RequestTimeout = 30 * time.Second
+	}
 	p := &Provider{opts: opts, regions: map[string]*regionClients{}}
 	if opts.Clients != nil {
 		return p, nil
 	}
 	cfg, err := config.LoadDefaultConfig(ctx,
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(opts.RequestTimeout)),
 		// The standard retryer backs off on throttling (RequestLimitExceeded) and transient errors; the EC2
 		// token buckets refill slowly (5 mutations a second), so allow more attempts and longer backoff.
 		config.WithRetryer(func() aws.Retryer {
