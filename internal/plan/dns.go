@@ -210,6 +210,8 @@ type dnsPlanner struct {
 	sources map[string]upstreamSource
 	// corefileChanges are the addresses of planned corefile changes by cluster.
 	corefileChanges map[string]string
+	// blocks are meshd's blocks in each observed Corefile, parsed once (see blocksIn).
+	blocks map[string][]CorefileBlock
 }
 
 type upstreamSource struct {
@@ -237,7 +239,7 @@ func (c *computer) dns() {
 		return
 	}
 	d := &dnsPlanner{c: c, in: c.in.DNS, obs: c.in.DNS.Clusters, wanted: c.members,
-		sources: map[string]upstreamSource{}, corefileChanges: map[string]string{}}
+		sources: map[string]upstreamSource{}, corefileChanges: map[string]string{}, blocks: map[string][]CorefileBlock{}}
 	if d.obs == nil {
 		d.obs = map[string]model.DNSObserved{}
 	}
@@ -470,11 +472,10 @@ func (d *dnsPlanner) agreedUpstreams(m model.Member) []string {
 	zone := corefile.NormalizeZone(DNSZone(d.in.ForwardBy, m))
 	var agreed []string
 	for _, other := range d.clusters {
-		o := d.obs[other.Name]
-		if other.Name == m.Name || o.CoreDNS == nil {
+		if other.Name == m.Name {
 			continue
 		}
-		for _, b := range d.observedBlocks(o.CoreDNS.Data[CorefileKey], d.c.in.State.CorefileZones(other.Name)) {
+		for _, b := range d.blocksIn(other.Name) {
 			if b.Zone != zone {
 				continue
 			}
@@ -499,16 +500,8 @@ func (d *dnsPlanner) stillForwardingTo(m model.Member) []string {
 		if name == m.Name || d.corefileChanges[name] != "" {
 			continue
 		}
-		o, observed := d.obs[name]
-		if !observed {
-			out = append(out, name)
-			continue
-		}
-		if o.CoreDNS == nil {
-			continue
-		}
-		blocks := d.observedBlocks(o.CoreDNS.Data[CorefileKey], d.c.in.State.CorefileZones(name))
-		if slices.ContainsFunc(blocks, func(b CorefileBlock) bool { return b.Zone == zone }) {
+		if _, observed := d.obs[name]; !observed ||
+			slices.ContainsFunc(d.blocksIn(name), func(b CorefileBlock) bool { return b.Zone == zone }) {
 			out = append(out, name)
 		}
 	}
@@ -540,18 +533,26 @@ func (d *dnsPlanner) goneReason() string {
 // conflicts (TEST-NET-1, never a real upstream).
 const placeholderUpstream = "192.0.2.1"
 
-// observedBlocks lists meshd's blocks in a Corefile, with what they forward to now.
-func (d *dnsPlanner) observedBlocks(text string, owned []string) []CorefileBlock {
-	blocks, err := corefile.Blocks(text)
-	if err != nil {
-		return nil
+// blocksIn lists meshd's blocks in a cluster's observed Corefile, with what they forward to now. Several
+// steps read them (the cluster's own change, and the others' when a member cannot be observed), so each
+// Corefile is parsed once.
+func (d *dnsPlanner) blocksIn(cluster string) []CorefileBlock {
+	if out, ok := d.blocks[cluster]; ok {
+		return out
 	}
 	var out []CorefileBlock
-	for _, b := range blocks {
-		if b.OwnedBy(d.mesh(), owned) {
-			out = append(out, CorefileBlock{Zone: b.Zones[0], Upstreams: corefile.ForwardUpstreams(text, b)})
+	if o := d.obs[cluster]; o.CoreDNS != nil {
+		text := o.CoreDNS.Data[CorefileKey]
+		owned := d.c.in.State.CorefileZones(cluster)
+		if blocks, err := corefile.Blocks(text); err == nil {
+			for _, b := range blocks {
+				if b.OwnedBy(d.mesh(), owned) {
+					out = append(out, CorefileBlock{Zone: b.Zones[0], Upstreams: corefile.ForwardUpstreams(text, b)})
+				}
+			}
 		}
 	}
+	d.blocks[cluster] = out
 	return out
 }
 
@@ -578,7 +579,6 @@ func (d *dnsPlanner) corefile(m model.Member) {
 		return
 	}
 	owned := d.c.in.State.CorefileZones(m.Name)
-	var current []CorefileBlock // meshd's blocks in the Corefile now, read when needed
 	var want []CorefileBlock
 	var deps []string
 	for _, b := range d.wanted {
@@ -592,9 +592,7 @@ func (d *dnsPlanner) corefile(m model.Member) {
 			// meshd does not know b's addresses now (a conflict or a warning says why): b's block stays as
 			// it is. Where it is missing, it is added back only with addresses the other Corefiles agree on.
 			// The rest of this Corefile is still corrected.
-			if current == nil {
-				current = d.observedBlocks(text, owned)
-			}
+			current := d.blocksIn(m.Name)
 			if i := slices.IndexFunc(current, func(cur CorefileBlock) bool { return cur.Zone == zone }); i >= 0 {
 				want = append(want, current[i])
 			} else if src.lastKnown != nil {
@@ -646,7 +644,7 @@ func (d *dnsPlanner) corefile(m model.Member) {
 		return
 	}
 
-	before := Corefile{Cluster: m.Name, KubeContext: m.KubeContext, Blocks: d.observedBlocks(text, owned), Owned: owned,
+	before := Corefile{Cluster: m.Name, KubeContext: m.KubeContext, Blocks: d.blocksIn(m.Name), Owned: owned,
 		Text: text, Backup: o.Backup != nil}
 	after := Corefile{Cluster: m.Name, KubeContext: m.KubeContext, Blocks: want, Owned: owned, Backup: true}
 	if len(deps) == 0 {
@@ -722,7 +720,7 @@ func (d *dnsPlanner) corefileRemove(m model.Member) {
 	if !rep.Changed() && !backup {
 		return
 	}
-	before := Corefile{Cluster: m.Name, KubeContext: m.KubeContext, Blocks: d.observedBlocks(text, owned), Owned: owned,
+	before := Corefile{Cluster: m.Name, KubeContext: m.KubeContext, Blocks: d.blocksIn(m.Name), Owned: owned,
 		Text: text, Backup: o.Backup != nil}
 	after := Corefile{Cluster: m.Name, KubeContext: m.KubeContext, Owned: owned, Removed: rep.Removed, Text: out,
 		DeleteBackup: backup}

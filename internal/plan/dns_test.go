@@ -50,6 +50,12 @@ func tooManyAddresses() []string {
 	return ips
 }
 
+// unobservedWarning is the plan's warning for a cluster that could not be observed.
+func unobservedWarning(cluster string) string {
+	return fmt.Sprintf(`warning: Cluster %q could not be observed through kube context "ctx-%s": its DNS Service and Corefile `+
+		`are left as they are, and the other clusters' Corefiles keep their blocks for it unchanged.`, cluster, cluster)
+}
+
 func zone(name string) string { return "ns-" + name + ".svc.cluster.local" }
 
 // converge puts the world in the state a full apply leaves: every Service ready, every Corefile with the
@@ -281,7 +287,7 @@ func TestComputeDNS(t *testing.T) {
 			want: []string{
 				"~ corefile[a]: remove blocks for ns-c.svc.cluster.local",
 				"~ corefile[c]: cluster left the mesh: remove meshd's blocks and the backup",
-				`warning: Cluster "b" could not be observed through kube context "ctx-b": its DNS Service and Corefile are left as they are, and the other clusters' Corefiles keep their blocks for it unchanged.`,
+				unobservedWarning("b"),
 				"warning: The DNS Service of cluster c is kept: the Corefile of b may still forward to it and is not corrected in this plan (see the conflicts and warnings). It is deleted once no Corefile forwards to it.",
 			},
 		},
@@ -347,7 +353,7 @@ func TestComputeDNS(t *testing.T) {
 			},
 			want: []string{
 				"~ corefile[a]: restore blocks removed outside meshd for ns-b.svc.cluster.local, ns-c.svc.cluster.local",
-				`warning: Cluster "c" could not be observed through kube context "ctx-c": its DNS Service and Corefile are left as they are, and the other clusters' Corefiles keep their blocks for it unchanged.`,
+				unobservedWarning("c"),
 			},
 		},
 		"cluster not observed, its blocks disagree": {
@@ -363,7 +369,7 @@ func TestComputeDNS(t *testing.T) {
 			want: []string{
 				"~ corefile[a]: restore blocks removed outside meshd for ns-b.svc.cluster.local",
 				"~ corefile[b]: rewrite meshd's blocks",
-				`warning: Cluster "c" could not be observed through kube context "ctx-c": its DNS Service and Corefile are left as they are, and the other clusters' Corefiles keep their blocks for it unchanged.`,
+				unobservedWarning("c"),
 			},
 		},
 		"cluster not observed, converged": {
@@ -372,7 +378,7 @@ func TestComputeDNS(t *testing.T) {
 				return newDNSWorld().converge(t).unobserve("c")
 			},
 			want: []string{
-				`warning: Cluster "c" could not be observed through kube context "ctx-c": its DNS Service and Corefile are left as they are, and the other clusters' Corefiles keep their blocks for it unchanged.`,
+				unobservedWarning("c"),
 			},
 		},
 	}
