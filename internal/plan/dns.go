@@ -233,7 +233,10 @@ type upstreamSource struct {
 //	            | the state records (user blocks: conflict)  |                  |                                |   backup deleted
 //
 // A Corefile block for a member whose NLB addresses are known only after apply waits for that member's
-// dns_service change.
+// dns_service change. A member whose addresses meshd cannot know (its Service is a conflict, or, with
+// DNSInput.Unobserved, it could not be read) keeps its blocks as they are in the other Corefiles; a member
+// that was not observed is not planned at all, and a Service of a cluster that left waits while a Corefile
+// that is not corrected may still forward to it.
 func (c *computer) dns() {
 	if c.in.DNS == nil {
 		return
