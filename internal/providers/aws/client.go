@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/eks"
 	"github.com/aws/smithy-go/middleware"
+
+	"github.com/meshd-io/meshd/internal/poll"
 )
 
 // EC2API is the part of the EC2 client meshd uses.
@@ -154,6 +156,11 @@ func (p *Provider) Config(region string) aws.Config {
 	cfg := p.base.Copy()
 	cfg.Region = region
 	return cfg
+}
+
+// waitOptions time the provider's waits (a peering, a load balancer).
+func (p *Provider) waitOptions() poll.Options {
+	return poll.Options{Interval: p.opts.PollInterval, Timeout: p.opts.WaitTimeout, ProgressEvery: p.opts.ProgressEvery}
 }
 
 func (p *Provider) progress(format string, args ...any) {

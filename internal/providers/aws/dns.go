@@ -2,6 +2,7 @@ package aws
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 
 	"github.com/meshd-io/meshd/internal/model"
+	"github.com/meshd-io/meshd/internal/poll"
 )
 
 // ELBv2API is the part of the ELBv2 client meshd uses: finding the NLB behind a DNS Service.
@@ -134,37 +136,36 @@ func (p *Provider) LoadBalancers(ctx context.Context, region string, hostnames [
 // network interfaces, and returns it. It reports progress every Options.ProgressEvery, prefixed with address (the
 // change waiting), and gives up after the provider's WaitTimeout.
 func (p *Provider) WaitLoadBalancer(ctx context.Context, region, hostname, address string) (model.LoadBalancer, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.opts.WaitTimeout)
-	defer cancel()
-	start := time.Now()
-	lastReport := start
-	for {
+	var lb model.LoadBalancer
+	var status string
+	err := poll.Until(ctx, p.waitOptions(), func(ctx context.Context) (bool, error) {
 		lbs, err := p.LoadBalancers(ctx, region, []string{hostname})
 		if err != nil {
-			return model.LoadBalancer{}, err
+			return false, err
 		}
-		lb, found := lbs[hostname]
-		status := "no load balancer has that DNS name yet"
+		var found bool
+		lb, found = lbs[hostname]
+		status = "no load balancer has that DNS name yet"
 		switch {
 		case found && lb.State == model.LoadBalancerActive && len(lb.Addresses) > 0:
-			return lb, nil
+			return true, nil
 		case found && lb.State == model.LoadBalancerActive:
 			status = fmt.Sprintf("NLB %s is active but has no network interfaces yet", lb.Name)
 		case found:
 			status = fmt.Sprintf("NLB %s is %s", lb.Name, orUnknownState(lb.State))
 		}
-		if time.Since(lastReport) >= p.opts.ProgressEvery {
-			lastReport = time.Now()
-			p.progress("%s: still waiting for the load balancer %s: %s [%s elapsed]", address, hostname, status,
-				time.Since(start).Round(time.Second))
-		}
-		select {
-		case <-ctx.Done():
-			return model.LoadBalancer{}, fmt.Errorf("waiting for the load balancer %s in %s: %s after %s: %w",
-				hostname, region, status, time.Since(start).Round(time.Second), ctx.Err())
-		case <-time.After(p.opts.PollInterval):
-		}
+		return false, nil
+	}, func(waited time.Duration) {
+		p.progress("%s: still waiting for the load balancer %s: %s [%s elapsed]", address, hostname, status, waited)
+	})
+	if ended, ok := errors.AsType[*poll.Ended](err); ok {
+		return model.LoadBalancer{}, fmt.Errorf("waiting for the load balancer %s in %s: %s after %s: %w",
+			hostname, region, status, ended.Waited, ended.Err)
 	}
+	if err != nil {
+		return model.LoadBalancer{}, err
+	}
+	return lb, nil
 }
 
 func orUnknownState(s string) string {

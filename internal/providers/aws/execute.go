@@ -13,6 +13,7 @@ import (
 	"github.com/meshd-io/meshd/internal/apply"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/poll"
 )
 
 // Executors returns the apply executors for the AWS resource kinds.
@@ -114,12 +115,11 @@ func (p *Provider) acceptAndWait(ctx context.Context, address, id, accepterRegio
 // waitPeering polls the peering until done(status) holds, reporting progress every ProgressEvery. An end state
 // (rejected, failed, ...) stops the wait with an error that carries AWS's status message.
 func (p *Provider) waitPeering(ctx context.Context, address string, c EC2API, id string, done func(string) bool) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, p.opts.WaitTimeout)
-	defer cancel()
-	start, lastReport := time.Now(), time.Now()
-	for {
+	var status string
+	err := poll.Until(ctx, p.waitOptions(), func(ctx context.Context) (bool, error) {
 		out, err := c.DescribeVpcPeeringConnections(ctx, &ec2.DescribeVpcPeeringConnectionsInput{VpcPeeringConnectionIds: []string{id}})
-		status, message := "", ""
+		var message string
+		status = ""
 		switch {
 		case err == nil:
 			for _, pc := range out.VpcPeeringConnections {
@@ -130,27 +130,23 @@ func (p *Provider) waitPeering(ctx context.Context, address string, c EC2API, id
 		case HasCode(err, codePeeringNotFound, codePeeringIDNotFound):
 			// A new cross-region peering takes a moment to appear in the accepter's region.
 		default:
-			return "", fmt.Errorf("describing %s: %w", id, err)
+			return false, fmt.Errorf("describing %s: %w", id, err)
 		}
 		if done(status) {
-			return status, nil
+			return true, nil
 		}
 		if (model.Peering{Status: status}).Gone() {
-			return status, fmt.Errorf("peering %s is %s: %s", id, status, message)
+			return false, fmt.Errorf("peering %s is %s: %s", id, status, message)
 		}
-		if time.Since(lastReport) >= p.opts.ProgressEvery {
-			p.progress("%s: still %s [%s elapsed]", address, orDash(status), time.Since(start).Round(time.Second))
-			lastReport = time.Now()
+		return false, nil
+	}, func(waited time.Duration) { p.progress("%s: still %s [%s elapsed]", address, orDash(status), waited) })
+	if ended, ok := errors.AsType[*poll.Ended](err); ok {
+		if errors.Is(ended.Err, context.DeadlineExceeded) {
+			return status, fmt.Errorf("peering %s still %s after %s", id, orDash(status), p.opts.WaitTimeout)
 		}
-		select {
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return status, fmt.Errorf("peering %s still %s after %s", id, orDash(status), p.opts.WaitTimeout)
-			}
-			return status, ctx.Err()
-		case <-time.After(p.opts.PollInterval):
-		}
+		return status, ended.Err
 	}
+	return status, err
 }
 
 func orDash(s string) string {

@@ -19,6 +19,7 @@ import (
 	"github.com/meshd-io/meshd/internal/kubeclient"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/poll"
 	"github.com/meshd-io/meshd/internal/state"
 )
 
@@ -156,25 +157,12 @@ func (p *Provider) applyService(ctx context.Context, c kubeclient.Interface, spe
 // poll calls check every PollInterval until it reports done, an error, or WaitTimeout passes, and reports
 // what it waits for every Options.ProgressEvery.
 func (p *Provider) poll(ctx context.Context, address, what string, check func(context.Context) (bool, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, p.opts.WaitTimeout)
-	defer cancel()
-	start := time.Now()
-	last := start
-	for {
-		done, err := check(ctx)
-		if err != nil || done {
-			return err
-		}
-		if time.Since(last) >= p.opts.ProgressEvery {
-			last = time.Now()
-			p.progress("%s: still waiting for %s [%s elapsed]", address, what, time.Since(start).Round(time.Second))
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("gave up waiting for %s after %s: %w", what, time.Since(start).Round(time.Second), ctx.Err())
-		case <-time.After(p.opts.PollInterval):
-		}
+	err := poll.Until(ctx, poll.Options{Interval: p.opts.PollInterval, Timeout: p.opts.WaitTimeout, ProgressEvery: p.opts.ProgressEvery},
+		check, func(waited time.Duration) { p.progress("%s: still waiting for %s [%s elapsed]", address, what, waited) })
+	if ended, ok := errors.AsType[*poll.Ended](err); ok {
+		return fmt.Errorf("gave up waiting for %s after %s: %w", what, ended.Waited, ended.Err)
 	}
+	return err
 }
 
 // waitHostname waits until the load balancer controller has set the Service's load balancer hostname.
