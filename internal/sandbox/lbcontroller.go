@@ -186,17 +186,12 @@ func (c *LBController) reconcile(ctx context.Context, cl LBCluster, store cache.
 		lb = &out.LoadBalancers[0]
 		c.logf("lb %s: %s: created NLB %s (%s)", cl.Name, key, name, aws.ToString(lb.DNSName))
 	}
-	desc, err := eniDescription(aws.ToString(lb.LoadBalancerArn))
-	if err != nil {
-		return err
-	}
-	enis, err := ec2c.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{
-		Filters: []ec2types.Filter{{Name: aws.String("description"), Values: []string{desc}}}})
+	desc, enis, err := lbENIs(ctx, ec2c, lb)
 	if err != nil {
 		return err
 	}
 	for i, subnet := range cl.SubnetIDs {
-		if slices.ContainsFunc(enis.NetworkInterfaces, func(n ec2types.NetworkInterface) bool {
+		if slices.ContainsFunc(enis, func(n ec2types.NetworkInterface) bool {
 			return aws.ToString(n.SubnetId) == subnet && aws.ToString(n.Description) == desc
 		}) {
 			continue
@@ -219,6 +214,20 @@ func (c *LBController) reconcile(ctx context.Context, cl LBCluster, store cache.
 	return nil
 }
 
+// lbENIs returns the description AWS gives an NLB's network interfaces and the interfaces that have it.
+func lbENIs(ctx context.Context, ec2c *ec2.Client, lb *elbtypes.LoadBalancer) (string, []ec2types.NetworkInterface, error) {
+	desc, err := eniDescription(aws.ToString(lb.LoadBalancerArn))
+	if err != nil {
+		return "", nil, err
+	}
+	out, err := ec2c.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{
+		Filters: []ec2types.Filter{{Name: aws.String("description"), Values: []string{desc}}}})
+	if err != nil {
+		return "", nil, err
+	}
+	return desc, out.NetworkInterfaces, nil
+}
+
 func describeLB(ctx context.Context, lbs *elbv2.Client, name string) (*elbtypes.LoadBalancer, error) {
 	out, err := lbs.DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{Names: []string{name}})
 	var nf *elbtypes.LoadBalancerNotFoundException
@@ -239,16 +248,11 @@ func deleteLB(ctx context.Context, lbs *elbv2.Client, ec2c *ec2.Client, name str
 	if err != nil || lb == nil {
 		return err
 	}
-	desc, err := eniDescription(aws.ToString(lb.LoadBalancerArn))
+	_, enis, err := lbENIs(ctx, ec2c, lb)
 	if err != nil {
 		return err
 	}
-	enis, err := ec2c.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{
-		Filters: []ec2types.Filter{{Name: aws.String("description"), Values: []string{desc}}}})
-	if err != nil {
-		return err
-	}
-	for _, n := range enis.NetworkInterfaces {
+	for _, n := range enis {
 		if _, err := ec2c.DeleteNetworkInterface(ctx, &ec2.DeleteNetworkInterfaceInput{NetworkInterfaceId: n.NetworkInterfaceId}); err != nil {
 			return err
 		}

@@ -3,9 +3,7 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -87,46 +85,8 @@ func (s *DNSServer) Reload() error { return s.Signal(syscall.SIGUSR1) }
 // dnsPing sends a message without a question, which a DNS server answers (FORMERR or SERVFAIL) without
 // consulting any plugin or upstream; any answer with the right id means the server is serving.
 func dnsPing(ctx context.Context, addr string, tcp bool) error {
-	network := "udp"
-	if tcp {
-		network = "tcp"
-	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	var idb [2]byte
-	_, _ = rand.Read(idb[:])
 	msg := make([]byte, dnsHeaderLen)
-	copy(msg, idb[:])
-	if tcp {
-		msg = append([]byte{0, dnsHeaderLen}, msg...)
-	}
-	if _, err := conn.Write(msg); err != nil {
-		return err
-	}
-	buf := make([]byte, 512)
-	if tcp {
-		if _, err := io.ReadFull(conn, buf[:2]); err != nil {
-			return err
-		}
-		n := int(binary.BigEndian.Uint16(buf))
-		if n < 2 || n > len(buf) {
-			return fmt.Errorf("dns ping %s: bad length %d", addr, n)
-		}
-		if _, err := io.ReadFull(conn, buf[:n]); err != nil {
-			return err
-		}
-	} else if _, err := conn.Read(buf); err != nil {
-		return err
-	}
-	if buf[0] != idb[0] || buf[1] != idb[1] {
-		return fmt.Errorf("dns ping %s over %s: answer with another id", addr, network)
-	}
-	return nil
+	_, _ = rand.Read(msg[:2])
+	_, err := exchange(ctx, addr, tcp, msg)
+	return err
 }

@@ -69,6 +69,17 @@ func LookupAContext(ctx context.Context, addr, name string, tcp bool) ([]netip.A
 	if err != nil {
 		return nil, err
 	}
+	resp, err := exchange(ctx, addr, tcp, query)
+	if err != nil {
+		return nil, err
+	}
+	return parseAResponse(id, name, resp)
+}
+
+// exchange sends one DNS message (its first two bytes are the id) over UDP or TCP and returns the answer
+// with the same id, bounded by ctx. Over UDP a stray datagram (a late answer to an earlier query) is skipped;
+// over TCP, where answers come in order, an answer with another id is an error.
+func exchange(ctx context.Context, addr string, tcp bool, msg []byte) ([]byte, error) {
 	network := "udp"
 	if tcp {
 		network = "tcp"
@@ -82,22 +93,9 @@ func LookupAContext(ctx context.Context, addr, name string, tcp bool) ([]netip.A
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
-	var resp []byte
-	if tcp {
-		msg := binary.BigEndian.AppendUint16(nil, uint16(len(query)))
-		if _, err := conn.Write(append(msg, query...)); err != nil {
-			return nil, fmt.Errorf("dns: %w", err)
-		}
-		var l [2]byte
-		if _, err := io.ReadFull(conn, l[:]); err != nil {
-			return nil, fmt.Errorf("dns: read from %s: %w", addr, err)
-		}
-		resp = make([]byte, binary.BigEndian.Uint16(l[:]))
-		if _, err := io.ReadFull(conn, resp); err != nil {
-			return nil, fmt.Errorf("dns: read from %s: %w", addr, err)
-		}
-	} else {
-		if _, err := conn.Write(query); err != nil {
+	id := binary.BigEndian.Uint16(msg)
+	if !tcp {
+		if _, err := conn.Write(msg); err != nil {
 			return nil, fmt.Errorf("dns: %w", err)
 		}
 		buf := make([]byte, 65535)
@@ -107,13 +105,26 @@ func LookupAContext(ctx context.Context, addr, name string, tcp bool) ([]netip.A
 				return nil, fmt.Errorf("dns: read from %s: %w", addr, err)
 			}
 			if n >= 2 && binary.BigEndian.Uint16(buf) == id {
-				resp = buf[:n]
-				break
+				return buf[:n], nil
 			}
-			// A stray datagram (e.g. a late answer to an earlier query): keep waiting.
 		}
 	}
-	return parseAResponse(id, name, resp)
+	framed := binary.BigEndian.AppendUint16(nil, uint16(len(msg)))
+	if _, err := conn.Write(append(framed, msg...)); err != nil {
+		return nil, fmt.Errorf("dns: %w", err)
+	}
+	var l [2]byte
+	if _, err := io.ReadFull(conn, l[:]); err != nil {
+		return nil, fmt.Errorf("dns: read from %s: %w", addr, err)
+	}
+	resp := make([]byte, binary.BigEndian.Uint16(l[:]))
+	if _, err := io.ReadFull(conn, resp); err != nil {
+		return nil, fmt.Errorf("dns: read from %s: %w", addr, err)
+	}
+	if len(resp) < 2 || binary.BigEndian.Uint16(resp) != id {
+		return nil, fmt.Errorf("dns: answer from %s over tcp with another id", addr)
+	}
+	return resp, nil
 }
 
 func buildQuery(id uint16, name string, qtype uint16) ([]byte, error) {
