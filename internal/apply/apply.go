@@ -1,6 +1,7 @@
 // Package apply executes a plan: changes run in dependency order, independent ones in parallel (bounded),
 // values known only after apply (a new peering's ID) are handed to the changes that wait for them, and the
-// state records what meshd now owns.
+// state records what meshd now owns. It knows no kind: what a change records in the state is its
+// executor's to say (Outcome.Record).
 //
 // A failed change does not stop the others: what depends on it is skipped, everything else still runs, so one
 // broken route table cannot keep the rest of the mesh from converging. The caller writes the state afterwards,
@@ -24,18 +25,23 @@ import (
 // address.
 type Known func(address string) (string, bool)
 
-// Executor carries out changes of the kinds it registers for. It returns the ID of the object it created or
-// adopted, when there is one, for the changes that depend on it.
+// Executor carries out changes of the kinds it is registered for.
 type Executor interface {
-	Execute(ctx context.Context, ch plan.Change, known Known) (id string, err error)
+	Execute(ctx context.Context, ch plan.Change, known Known) (Outcome, error)
 }
 
-// StateRecorder is an Executor whose changes leave facts in the state that cannot be observed later (the
-// Corefile zones meshd owns). Run calls it instead of Execute, and calls the returned record function, if
-// any, with the state under its lock once the change has succeeded.
-type StateRecorder interface {
-	ExecuteAndRecord(ctx context.Context, ch plan.Change, known Known) (id string, record func(*state.State), err error)
+// Outcome is what a change that succeeded leaves behind.
+type Outcome struct {
+	// ID is the object's ID (a new peering's, a load balancer's addresses), for the changes that wait on it.
+	ID string
+	// Record, when set, writes into the state what cannot be observed later (a route meshd made, the
+	// Corefile zones it owns). Run calls it under its lock, so it needs no locking of its own.
+	Record func(*state.State)
 }
+
+// WithID is the Outcome of a change that records nothing in the state: an executor's Execute can end with
+// return apply.WithID(id, err).
+func WithID(id string, err error) (Outcome, error) { return Outcome{ID: id}, err }
 
 // Options configure Run.
 type Options struct {
@@ -80,19 +86,13 @@ func Run(ctx context.Context, p *plan.Plan, st *state.State, opts Options) *Resu
 	r := &run{
 		opts:    opts,
 		st:      st,
-		routes:  st.RouteSet(),
 		known:   map[string]string{},
 		done:    map[string]chan struct{}{},
 		outcome: map[string]error{},
 		result:  &Result{Failed: map[string]error{}, Skipped: map[string]string{}},
 		sem:     make(chan struct{}, opts.Parallelism),
 	}
-	for _, rec := range p.Forget {
-		delete(r.routes, rec.Key())
-	}
-	for _, rec := range p.Record {
-		r.routes[rec.Key()] = rec
-	}
+	p.FixState(st)
 
 	var changes []plan.Change
 	for _, ch := range p.Changes {
@@ -128,7 +128,6 @@ type run struct {
 	filtered int // changes the filter left out
 
 	mu      sync.Mutex
-	routes  map[string]state.RouteRecord
 	known   map[string]string
 	done    map[string]chan struct{}
 	outcome map[string]error
@@ -175,56 +174,28 @@ func (r *run) runOne(ctx context.Context, ch plan.Change) {
 	}
 	r.progress("%s: %s...", ch.Address, ch.Action.Progressive())
 	start := time.Now()
-	var id string
-	var record func(*state.State)
-	var err error
-	if rec, ok := exec.(StateRecorder); ok {
-		id, record, err = rec.ExecuteAndRecord(ctx, ch, r.lookup)
-	} else {
-		id, err = exec.Execute(ctx, ch, r.lookup)
-	}
+	out, err := exec.Execute(ctx, ch, r.lookup)
 	if err != nil {
 		r.progress("%s: %s failed after %s: %v", ch.Address, ch.Action.Verb(), since(start), err)
 		r.fail(ch, err)
 		return
 	}
 	suffix := ""
-	if id != "" {
-		suffix = fmt.Sprintf(" [id=%s]", id)
+	if out.ID != "" {
+		suffix = fmt.Sprintf(" [id=%s]", out.ID)
 	}
 	r.progress("%s: %s complete after %s%s", ch.Address, ch.Action.Noun(), since(start), suffix)
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if id != "" {
-		r.known[ch.Address] = id
+	if out.ID != "" {
+		r.known[ch.Address] = out.ID
 	}
 	r.outcome[ch.Address] = nil
 	r.result.Applied = append(r.result.Applied, ch.Address)
-	r.recordRoute(ch)
-	if record != nil {
-		record(r.st)
+	if out.Record != nil {
+		out.Record(r.st)
 	}
-}
-
-// recordRoute keeps the state's route records in step with a route change that succeeded. Called with r.mu.
-func (r *run) recordRoute(ch plan.Change) {
-	if ch.Kind != plan.KindRoute {
-		return
-	}
-	if ch.Action == plan.Delete {
-		before := ch.Before.(plan.Route)
-		delete(r.routes, state.RouteRecord{RouteTableID: before.RouteTableID, DestinationCIDR: before.DestinationCIDR}.Key())
-		return
-	}
-	after := ch.After.(plan.Route)
-	id := after.PeeringID
-	if id == "" {
-		id = r.known[after.PeeringAddress]
-	}
-	rec := state.RouteRecord{Region: after.Region, VPCID: after.VPCID, RouteTableID: after.RouteTableID,
-		DestinationCIDR: after.DestinationCIDR, PeeringID: id}
-	r.routes[rec.Key()] = rec
 }
 
 func (r *run) lookup(address string) (string, bool) {
@@ -248,19 +219,11 @@ func (r *run) skip(ch plan.Change, why string) {
 	r.result.Skipped[ch.Address] = why
 }
 
-// finish writes the route records back and remembers the members, so that the next plan can clean up after
-// a cluster that leaves the spec. While anything failed, former members are kept as well: their objects may
-// still be there.
+// finish remembers the members, so that the next plan can clean up after a cluster that leaves the spec.
+// While anything failed, former members are kept as well: their objects may still be there.
 func (r *run) finish(p *plan.Plan) {
 	r.st.Mesh = p.Mesh
-	r.st.Routes = make([]state.RouteRecord, 0, len(r.routes))
-	for _, rec := range r.routes {
-		r.st.Routes = append(r.st.Routes, rec)
-	}
 	r.st.SortRoutes()
-	if len(r.st.Routes) == 0 {
-		r.st.Routes = nil
-	}
 	// Changes left out by the filter (upsert-only) are not done either: the former members they belong to
 	// must stay known, or their objects would never be observed again.
 	clean := len(r.result.Failed) == 0 && len(r.result.Skipped) == 0 && r.filtered == 0

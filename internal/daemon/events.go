@@ -52,18 +52,12 @@ func (k *KubeEvents) Corrected(ctx context.Context, ch plan.Change, err error) {
 	_, _ = c.CoreV1().Events(ref.Namespace).Create(ctx, ev, metav1.CreateOptions{})
 }
 
-// KubeTarget names the Kubernetes object a change touched: the DNS Service or the coredns ConfigMap of a
-// cluster. AWS changes touch no Kubernetes object.
+// KubeTarget names the Kubernetes object a change touched, as its kind's registration says (plan.Touched).
+// AWS changes touch no Kubernetes object.
 func KubeTarget(ch plan.Change) (cluster string, ref corev1.ObjectReference, ok bool) {
-	res := ch.After
-	if res == nil {
-		res = ch.Before
+	obj, ok := plan.Touched(ch)
+	if !ok {
+		return "", corev1.ObjectReference{}, false
 	}
-	switch r := res.(type) {
-	case plan.DNSService:
-		return r.Cluster, corev1.ObjectReference{Kind: "Service", APIVersion: "v1", Namespace: plan.DNSNamespace, Name: plan.DNSServiceName}, true
-	case plan.Corefile:
-		return r.Cluster, corev1.ObjectReference{Kind: "ConfigMap", APIVersion: "v1", Namespace: plan.DNSNamespace, Name: plan.CoreDNSConfigMap}, true
-	}
-	return "", corev1.ObjectReference{}, false
+	return obj.Cluster, corev1.ObjectReference{Kind: obj.Kind, APIVersion: obj.APIVersion, Namespace: obj.Namespace, Name: obj.Name}, true
 }

@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/meshd-io/meshd/internal/kubeclient"
 	"github.com/meshd-io/meshd/internal/model"
+	"github.com/meshd-io/meshd/internal/plan"
 )
 
 // WatchedCluster is a member cluster whose meshd-managed objects are watched.
@@ -20,43 +23,32 @@ type WatchedCluster struct {
 	Client kubeclient.Interface
 }
 
-// WatchKubernetes starts informers on the objects meshd manages in each cluster — the kube-system/coredns
-// ConfigMap and meshd's own Services — and calls trigger when one changes after the initial listing, so a
-// reverted Corefile is corrected without waiting for the AWS interval. Only those objects are listed and
-// watched (field and label selectors), which keeps the watch cheap on large clusters. It returns once the
-// caches have synced (or failed to); the informers stop when ctx is done.
+// watchedTypes are the API types of the resources the registered kinds watch (plan.KindInfo.Watch).
+var watchedTypes = map[string]func() runtime.Object{
+	"v1/configmaps": func() runtime.Object { return &corev1.ConfigMap{} },
+	"v1/services":   func() runtime.Object { return &corev1.Service{} },
+}
+
+// WatchKubernetes starts informers on the objects meshd manages in each cluster — what each registered
+// kind's Watch names: the kube-system/coredns ConfigMap and meshd's own Services — and calls trigger when one
+// changes after the initial listing (and not by meshd's own write), so a reverted Corefile is corrected
+// without waiting for the AWS interval. Only those objects are listed and watched (field and label
+// selectors), which keeps the watch cheap on large clusters. It returns once the caches have synced (or
+// failed to); the informers stop when ctx is done.
 func WatchKubernetes(ctx context.Context, clusters []WatchedCluster, trigger func(why string)) error {
 	var informers []cache.SharedIndexInformer
 	for _, c := range clusters {
-		rest := c.Client.CoreV1().RESTClient()
-		cms := cache.NewSharedIndexInformer(cache.NewFilteredListWatchFromClient(rest, "configmaps", metav1.NamespaceSystem,
-			func(o *metav1.ListOptions) {
-				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", "coredns").String()
-			}), &corev1.ConfigMap{}, 0, cache.Indexers{})
-		svcs := cache.NewSharedIndexInformer(cache.NewFilteredListWatchFromClient(rest, "services", metav1.NamespaceSystem,
-			func(o *metav1.ListOptions) {
-				o.LabelSelector = "app.kubernetes.io/managed-by=meshd"
-			}), &corev1.Service{}, 0, cache.Indexers{})
-		name := c.Name
-		if _, err := cms.AddEventHandler(handler(func(obj any) {
-			trigger(fmt.Sprintf("kubernetes: ConfigMap %s in %s changed", objName(obj), name))
-		}, func(old, new any) bool {
-			o, n := old.(*corev1.ConfigMap), new.(*corev1.ConfigMap)
-			return o.Data["Corefile"] != n.Data["Corefile"] && !writtenByMeshd(n)
-		})); err != nil {
-			return err
+		for _, k := range plan.Kinds() {
+			if k.Watch == nil {
+				continue
+			}
+			inf, err := watch(c, *k.Watch, trigger)
+			if err != nil {
+				return fmt.Errorf("%s: %w", k.Kind, err)
+			}
+			go inf.Run(ctx.Done())
+			informers = append(informers, inf)
 		}
-		if _, err := svcs.AddEventHandler(handler(func(obj any) {
-			trigger(fmt.Sprintf("kubernetes: Service %s in %s changed", objName(obj), name))
-		}, func(old, new any) bool {
-			o, n := old.(*corev1.Service), new.(*corev1.Service)
-			return o.ResourceVersion != n.ResourceVersion && !writtenByMeshd(n)
-		})); err != nil {
-			return err
-		}
-		go cms.Run(ctx.Done())
-		go svcs.Run(ctx.Done())
-		informers = append(informers, cms, svcs)
 	}
 	// Wait for every cluster at once: one unreachable cluster must not keep the others unwatched.
 	errs := make(chan error, len(informers))
@@ -76,6 +68,42 @@ func WatchKubernetes(ctx context.Context, clusters []WatchedCluster, trigger fun
 		}
 	}
 	return first
+}
+
+// watch makes the informer for one kind's objects in one cluster.
+func watch(c WatchedCluster, w plan.Watch, trigger func(why string)) (cache.SharedIndexInformer, error) {
+	newObject, ok := watchedTypes[w.APIVersion+"/"+w.Resource]
+	if !ok {
+		return nil, fmt.Errorf("no informer type for %s %s", w.APIVersion, w.Resource)
+	}
+	lw := cache.NewFilteredListWatchFromClient(c.Client.CoreV1().RESTClient(), w.Resource, w.Namespace,
+		func(o *metav1.ListOptions) {
+			if w.Name != "" {
+				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", w.Name).String()
+			}
+			if w.OwnedOnly {
+				o.LabelSelector = model.LabelManagedBy + "=" + model.ManagedByMeshd
+			}
+		})
+	inf := cache.NewSharedIndexInformer(lw, newObject(), 0, cache.Indexers{})
+	_, err := inf.AddEventHandler(handler(func(obj any) {
+		trigger(fmt.Sprintf("kubernetes: %s %s in %s changed", kindOf(obj), objName(obj), c.Name))
+	}, func(old, new any) bool {
+		o, n := old.(metav1.Object), new.(metav1.Object)
+		return o.GetResourceVersion() != n.GetResourceVersion() && !writtenByMeshd(n)
+	}))
+	return inf, err
+}
+
+// kindOf names an object's type for the trigger message ("ConfigMap").
+func kindOf(obj any) string {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	if o, ok := obj.(runtime.Object); ok {
+		return reflect.TypeOf(o).Elem().Name()
+	}
+	return "object"
 }
 
 // writtenByMeshd reports whether meshd made the object's latest change (by its managedFields), so that meshd's

@@ -207,7 +207,7 @@ func (r *Reconciler) Pass(ctx context.Context, why string) (err error) {
 				r.Metrics.Add(MetricRepeatedDrift, Labels{"kind": string(ch.Kind)}, 1)
 				log.Warn("drift keeps coming back: something else is changing this object, and meshd keeps correcting it",
 					zap.String("address", ch.Address), zap.Int("corrections", n), zap.Duration("within", repeatWindow),
-					zap.String("hint", repeatHint(ch.Kind)))
+					zap.String("hint", plan.RepeatHint(ch.Kind)))
 			}
 		} else if cerr != nil {
 			r.Metrics.Add(MetricErrors, Labels{"kind": "apply"}, 1)
@@ -226,16 +226,6 @@ func (r *Reconciler) Pass(ctx context.Context, why string) (err error) {
 		return err
 	}
 	return partial
-}
-
-// repeatHint says where to look for the other writer.
-func repeatHint(kind plan.Kind) string {
-	switch kind {
-	case plan.KindCorefile, plan.KindDNSService:
-		return "the object's managedFields name the last writer: kubectl get -o yaml --show-managed-fields"
-	default:
-		return "AWS CloudTrail names who deleted or changed it"
-	}
 }
 
 // classify marks errors worth a quick retry: throttling, timeouts, connection trouble.

@@ -171,12 +171,25 @@ func (e *Engine) observeLoadBalancers(ctx context.Context, members []model.Membe
 	return nil
 }
 
+// Executors returns the executor of every registered kind, from the provider its registration names. A kind
+// whose provider is not configured (no Kubernetes side) has none, and its changes fail.
+func (e *Engine) Executors() map[plan.Kind]apply.Executor {
+	byProvider := map[plan.Provider]map[plan.Kind]apply.Executor{plan.ProviderAWS: e.AWS.Executors()}
+	if e.Kube != nil {
+		byProvider[plan.ProviderKube] = e.Kube.Executors()
+	}
+	out := map[plan.Kind]apply.Executor{}
+	for _, k := range plan.Kinds() {
+		if ex, ok := byProvider[k.Provider][k.Kind]; ok {
+			out[k.Kind] = ex
+		}
+	}
+	return out
+}
+
 // Apply executes p against the world and records the outcome in st (in memory: the caller writes it).
 func (e *Engine) Apply(ctx context.Context, p *plan.Plan, st *state.State, filter func(plan.Change) bool) *apply.Result {
-	executors := e.AWS.Executors()
-	if e.Kube != nil {
-		maps.Copy(executors, e.Kube.Executors())
-	}
+	executors := e.Executors()
 	return apply.Run(ctx, p, st, apply.Options{
 		Executors:   executors,
 		Parallelism: e.Parallelism,

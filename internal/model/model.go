@@ -70,8 +70,9 @@ const (
 	PeeringFailed     = "failed"
 )
 
-// Peering is an observed VPC peering connection.
-type Peering struct {
+// ObservedPeering is a VPC peering connection as AWS describes it (plan.Peering is the resource a change
+// shows).
+type ObservedPeering struct {
 	ID              string            `json:"id"`
 	RequesterVPC    string            `json:"requester_vpc"`
 	RequesterRegion string            `json:"requester_region"`
@@ -83,7 +84,7 @@ type Peering struct {
 
 // Gone reports whether the peering no longer carries traffic and never will again: AWS keeps such
 // peerings listed for a while (and moto forever), so they are treated as absent.
-func (p Peering) Gone() bool {
+func (p ObservedPeering) Gone() bool {
 	switch p.Status {
 	case PeeringRejected, PeeringDeleted, PeeringDeleting, PeeringExpired, PeeringFailed:
 		return true
@@ -92,7 +93,7 @@ func (p Peering) Gone() bool {
 }
 
 // Connects reports whether the peering joins the two VPCs, in either direction.
-func (p Peering) Connects(vpcA, vpcB string) bool {
+func (p ObservedPeering) Connects(vpcA, vpcB string) bool {
 	return (p.RequesterVPC == vpcA && p.AccepterVPC == vpcB) || (p.RequesterVPC == vpcB && p.AccepterVPC == vpcA)
 }
 
@@ -112,7 +113,7 @@ type SecurityGroupRule struct {
 type Observed struct {
 	VPCs        map[string]VPC                 // by VPC ID
 	RouteTables map[string]*RouteTable         // by route table ID
-	Peerings    map[string]Peering             // by peering ID, rejected/deleted ones included
+	Peerings    map[string]ObservedPeering     // by peering ID, rejected/deleted ones included
 	Rules       map[string][]SecurityGroupRule // ingress rules by security group ID
 }
 
@@ -121,7 +122,7 @@ func NewObserved() *Observed {
 	return &Observed{
 		VPCs:        map[string]VPC{},
 		RouteTables: map[string]*RouteTable{},
-		Peerings:    map[string]Peering{},
+		Peerings:    map[string]ObservedPeering{},
 		Rules:       map[string][]SecurityGroupRule{},
 	}
 }
@@ -187,7 +188,15 @@ type ConfigMap struct {
 	Managers []string `json:"managers,omitempty"`
 }
 
-// OwnedBy reports whether labels mark an object as meshd's for mesh.
+// TaggedBy reports whether an AWS object's tags mark it as meshd's for mesh: the one ownership check for
+// every kind that takes tags.
+func TaggedBy(tags map[string]string, mesh string) bool { return tags[TagMesh] == mesh }
+
+// MeshOf is the mesh an object's tags give it to, or "" when it carries no meshd tag.
+func MeshOf(tags map[string]string) string { return tags[TagMesh] }
+
+// OwnedBy reports whether labels mark a Kubernetes object as meshd's for mesh: the one ownership check for
+// every Kubernetes kind.
 func OwnedBy(labels map[string]string, mesh string) bool {
 	return labels[LabelManagedBy] == ManagedByMeshd && labels[LabelMesh] == mesh
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/meshd-io/meshd/internal/state"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/plan")
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden")
 
 // fixture: three clusters in three regions; a has two route tables, c has a secondary CIDR block.
 func fixture() (*plantest.World, []model.Member) {
@@ -72,7 +72,7 @@ func lines(p *plan.Plan) []string {
 }
 
 func TestCompute(t *testing.T) {
-	peeringOf := func(e *env, a, b int) model.Peering {
+	peeringOf := func(e *env, a, b int) model.ObservedPeering {
 		p, ok := e.world.PeeringBetween(e.members[a].VPCID, e.members[b].VPCID)
 		if !ok {
 			t.Fatalf("no peering between %s and %s", e.members[a].Name, e.members[b].Name)
@@ -401,7 +401,7 @@ func golden(t *testing.T, name string, p *plan.Plan) {
 		t.Fatal(err)
 	}
 	for ext, got := range map[string][]byte{".txt": human.Bytes(), ".json": js.Bytes()} {
-		path := filepath.Join("..", "..", "testdata", "plan", name+ext)
+		path := filepath.Join("testdata", "golden", name+ext)
 		if *update {
 			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 				t.Fatal(err)

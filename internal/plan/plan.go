@@ -134,3 +134,14 @@ func (p *Plan) Find(address string) *Change {
 	}
 	return nil
 }
+
+// FixState applies Record and Forget to st: the state fixes that need no change in AWS. Apply calls it
+// before any change runs, so that the changes' own records win.
+func (p *Plan) FixState(st *state.State) {
+	for _, rec := range p.Forget {
+		st.RemoveRoute(rec.RouteTableID, rec.DestinationCIDR)
+	}
+	for _, rec := range p.Record {
+		st.AddRoute(rec)
+	}
+}

@@ -15,30 +15,37 @@ func (s *State) RouteSet() map[string]RouteRecord {
 	return m
 }
 
-// AddRoute records r, replacing a record with the same key (route table and destination).
-func (s *State) AddRoute(r RouteRecord) {
-	for i := range s.Routes {
-		if s.Routes[i].Key() == r.Key() {
-			s.Routes[i] = r
-			s.SortRoutes()
-			return
-		}
-	}
-	s.Routes = append(s.Routes, r)
-	s.SortRoutes()
-}
+// AddRoute records r. A record with the same key (route table and destination) is replaced: the later one
+// wins, in RouteSet at once and in Routes at the next SortRoutes, which drops the earlier one. Appending
+// keeps an apply of thousands of routes linear.
+func (s *State) AddRoute(r RouteRecord) { s.Routes = append(s.Routes, r) }
 
 // RemoveRoute forgets the route to cidr in routeTableID; it is a no-op when no such route is recorded.
 func (s *State) RemoveRoute(routeTableID, cidr string) {
-	key := RouteRecord{RouteTableID: routeTableID, DestinationCIDR: cidr}.Key()
-	s.Routes = slices.DeleteFunc(s.Routes, func(r RouteRecord) bool { return r.Key() == key })
+	s.Routes = slices.DeleteFunc(s.Routes, func(r RouteRecord) bool {
+		return r.RouteTableID == routeTableID && r.DestinationCIDR == cidr
+	})
 	if len(s.Routes) == 0 {
 		s.Routes = nil
 	}
 }
 
-// SortRoutes orders Routes by (region, route table, destination), the order the state file is written in.
+// SortRoutes orders Routes by (region, route table, destination), the order the state file is written in,
+// and keeps only the last added record of each key (see AddRoute).
 func (s *State) SortRoutes() {
+	last := make(map[string]int, len(s.Routes))
+	for i, r := range s.Routes {
+		last[r.Key()] = i
+	}
+	if len(last) < len(s.Routes) {
+		kept := s.Routes[:0]
+		for i, r := range s.Routes {
+			if last[r.Key()] == i {
+				kept = append(kept, r)
+			}
+		}
+		s.Routes = kept
+	}
 	sort.SliceStable(s.Routes, func(i, j int) bool { return routeLess(s.Routes[i], s.Routes[j]) })
 }
 

@@ -14,14 +14,19 @@ func TestRouteHelpers(t *testing.T) {
 	s.AddRoute(r1)
 	s.AddRoute(r2)
 	s.AddRoute(r3)
+	s.SortRoutes()
 	if diff := cmp.Diff([]RouteRecord{r3, r2, r1}, s.Routes); diff != "" {
 		t.Fatalf("routes not sorted (-want +got):\n%s", diff)
 	}
-	// Same key replaces.
+	// Same key replaces: at once in RouteSet, in Routes once sorted.
 	r2b := r2
 	r2b.PeeringID = "pcx-9"
 	s.AddRoute(r2b)
-	if len(s.Routes) != 3 || s.RouteSet()[r2.Key()].PeeringID != "pcx-9" {
+	if s.RouteSet()[r2.Key()].PeeringID != "pcx-9" {
+		t.Fatalf("RouteSet after AddRoute of the same key: %+v", s.RouteSet())
+	}
+	s.SortRoutes()
+	if len(s.Routes) != 3 || s.Routes[1].PeeringID != "pcx-9" {
 		t.Fatalf("AddRoute did not replace: %+v", s.Routes)
 	}
 	set := s.RouteSet()

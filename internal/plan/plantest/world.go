@@ -14,6 +14,7 @@ import (
 	"github.com/meshd-io/meshd/internal/apply"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/state"
 )
 
 // World is a fake AWS account holding a mesh's network objects.
@@ -84,7 +85,27 @@ func (w *World) Executors() map[plan.Kind]apply.Executor {
 
 type executor struct{ w *World }
 
-func (e executor) Execute(_ context.Context, ch plan.Change, known apply.Known) (string, error) {
+// Execute applies the change to the world and, for routes, records it in the state as the AWS provider's
+// executor does.
+func (e executor) Execute(ctx context.Context, ch plan.Change, known apply.Known) (apply.Outcome, error) {
+	id, err := e.run(ctx, ch, known)
+	if err != nil || ch.Kind != plan.KindRoute {
+		return apply.WithID(id, err)
+	}
+	if ch.Action == plan.Delete {
+		r := ch.Before.(plan.Route)
+		return apply.Outcome{Record: func(st *state.State) { st.RemoveRoute(r.RouteTableID, r.DestinationCIDR) }}, nil
+	}
+	r := ch.After.(plan.Route)
+	peering := r.PeeringID
+	if peering == "" {
+		peering, _ = known(r.PeeringAddress)
+	}
+	rec := state.RouteRecord{Region: r.Region, VPCID: r.VPCID, RouteTableID: r.RouteTableID, DestinationCIDR: r.DestinationCIDR, PeeringID: peering}
+	return apply.Outcome{Record: func(st *state.State) { st.AddRoute(rec) }}, nil
+}
+
+func (e executor) run(_ context.Context, ch plan.Change, known apply.Known) (string, error) {
 	w := e.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -95,7 +116,7 @@ func (e executor) Execute(_ context.Context, ch plan.Change, known apply.Known) 
 		switch ch.Action {
 		case plan.Create:
 			id := w.id("pcx", ch.Address)
-			obs.Peerings[id] = model.Peering{ID: id, RequesterVPC: r.Requester.VPCID, RequesterRegion: r.Requester.Region,
+			obs.Peerings[id] = model.ObservedPeering{ID: id, RequesterVPC: r.Requester.VPCID, RequesterRegion: r.Requester.Region,
 				AccepterVPC: r.Accepter.VPCID, AccepterRegion: r.Accepter.Region, Status: model.PeeringActive, Tags: tags}
 			return id, nil
 		case plan.Update, plan.Adopt:
@@ -198,7 +219,7 @@ func (w *World) AddRoute(routeTable string, r model.Route) {
 }
 
 // PeeringBetween returns the live peering joining two VPCs, if any.
-func (w *World) PeeringBetween(vpcA, vpcB string) (model.Peering, bool) {
+func (w *World) PeeringBetween(vpcA, vpcB string) (model.ObservedPeering, bool) {
 	ids := make([]string, 0, len(w.Observed.Peerings))
 	for id := range w.Observed.Peerings {
 		ids = append(ids, id)
@@ -210,5 +231,5 @@ func (w *World) PeeringBetween(vpcA, vpcB string) (model.Peering, bool) {
 			return p, true
 		}
 	}
-	return model.Peering{}, false
+	return model.ObservedPeering{}, false
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
 	"github.com/meshd-io/meshd/internal/poll"
+	"github.com/meshd-io/meshd/internal/state"
 )
 
 // Executors returns the apply executors for the AWS resource kinds.
@@ -36,7 +37,11 @@ func (p *Provider) tags(address, name string) []ec2types.Tag {
 
 type peeringExecutor struct{ p *Provider }
 
-func (e peeringExecutor) Execute(ctx context.Context, ch plan.Change, _ apply.Known) (string, error) {
+func (e peeringExecutor) Execute(ctx context.Context, ch plan.Change, known apply.Known) (apply.Outcome, error) {
+	return apply.WithID(e.run(ctx, ch))
+}
+
+func (e peeringExecutor) run(ctx context.Context, ch plan.Change) (string, error) {
 	p := e.p
 	switch ch.Action {
 	case plan.Create:
@@ -135,7 +140,7 @@ func (p *Provider) waitPeering(ctx context.Context, address string, c EC2API, id
 		if done(status) {
 			return true, nil
 		}
-		if (model.Peering{Status: status}).Gone() {
+		if (model.ObservedPeering{Status: status}).Gone() {
 			return false, fmt.Errorf("peering %s is %s: %s", id, status, message)
 		}
 		return false, nil
@@ -158,21 +163,45 @@ func orDash(s string) string {
 
 type routeExecutor struct{ p *Provider }
 
-func (e routeExecutor) Execute(ctx context.Context, ch plan.Change, known apply.Known) (string, error) {
+// Execute makes the route change and records it in the state: routes take no tags, so the state's record
+// is what makes a route meshd's (for adoption, it is all there is to do).
+func (e routeExecutor) Execute(ctx context.Context, ch plan.Change, known apply.Known) (apply.Outcome, error) {
+	peering, err := e.run(ctx, ch, known)
+	if err != nil {
+		return apply.Outcome{}, err
+	}
+	if ch.Action == plan.Delete {
+		before := ch.Before.(plan.Route)
+		return apply.Outcome{Record: func(st *state.State) { st.RemoveRoute(before.RouteTableID, before.DestinationCIDR) }}, nil
+	}
+	after := ch.After.(plan.Route)
+	rec := state.RouteRecord{Region: after.Region, VPCID: after.VPCID, RouteTableID: after.RouteTableID,
+		DestinationCIDR: after.DestinationCIDR, PeeringID: peering}
+	return apply.Outcome{Record: func(st *state.State) { st.AddRoute(rec) }}, nil
+}
+
+// peeringOf is the peering a route goes through: planned, or created earlier in this apply.
+func peeringOf(r plan.Route, known apply.Known) (string, error) {
+	if r.PeeringID != "" {
+		return r.PeeringID, nil
+	}
+	if id, ok := known(r.PeeringAddress); ok {
+		return id, nil
+	}
+	return "", fmt.Errorf("the ID of %s is not known: it was not created in this apply", r.PeeringAddress)
+}
+
+// run makes the change and returns the peering the route now goes through.
+func (e routeExecutor) run(ctx context.Context, ch plan.Change, known apply.Known) (string, error) {
 	p := e.p
 	switch ch.Action {
 	case plan.Create, plan.Update:
 		want := ch.After.(plan.Route)
-		peering := want.PeeringID
-		if peering == "" {
-			id, ok := known(want.PeeringAddress)
-			if !ok {
-				return "", fmt.Errorf("the ID of %s is not known: it was not created in this apply", want.PeeringAddress)
-			}
-			peering = id
+		peering, err := peeringOf(want, known)
+		if err != nil {
+			return "", err
 		}
 		c := p.EC2(want.Region)
-		var err error
 		if ch.Action == plan.Create {
 			_, err = c.CreateRoute(ctx, &ec2.CreateRouteInput{RouteTableId: aws.String(want.RouteTableID),
 				DestinationCidrBlock: aws.String(want.DestinationCIDR), VpcPeeringConnectionId: aws.String(peering)})
@@ -189,9 +218,9 @@ func (e routeExecutor) Execute(ctx context.Context, ch plan.Change, known apply.
 		if err != nil {
 			return "", fmt.Errorf("route to %s in %s: %w", want.DestinationCIDR, want.RouteTableID, err)
 		}
-		return "", nil
+		return peering, nil
 	case plan.Adopt:
-		return "", nil // routes take no tags: adopting one is recording it in the state, which apply does
+		return ch.After.(plan.Route).PeeringID, nil // routes take no tags: adopting one is recording it
 	case plan.Delete:
 		before := ch.Before.(plan.Route)
 		c := p.EC2(before.Region)
@@ -271,7 +300,11 @@ func (p *Provider) checkRouteUnchanged(ctx context.Context, c EC2API, before pla
 
 type ruleExecutor struct{ p *Provider }
 
-func (e ruleExecutor) Execute(ctx context.Context, ch plan.Change, _ apply.Known) (string, error) {
+func (e ruleExecutor) Execute(ctx context.Context, ch plan.Change, known apply.Known) (apply.Outcome, error) {
+	return apply.WithID(e.run(ctx, ch))
+}
+
+func (e ruleExecutor) run(ctx context.Context, ch plan.Change) (string, error) {
 	p := e.p
 	switch ch.Action {
 	case plan.Create:

@@ -373,8 +373,8 @@ func describePeerings(ctx context.Context, c EC2API, region string, vpcIDs map[s
 	return nil
 }
 
-func peeringFromAPI(pc ec2types.VpcPeeringConnection, region string) model.Peering {
-	p := model.Peering{ID: aws.ToString(pc.VpcPeeringConnectionId), Tags: tagMap(pc.Tags)}
+func peeringFromAPI(pc ec2types.VpcPeeringConnection, region string) model.ObservedPeering {
+	p := model.ObservedPeering{ID: aws.ToString(pc.VpcPeeringConnectionId), Tags: tagMap(pc.Tags)}
 	if v := pc.RequesterVpcInfo; v != nil {
 		p.RequesterVPC, p.RequesterRegion = aws.ToString(v.VpcId), aws.ToString(v.Region)
 	}
@@ -411,7 +411,7 @@ func statusRank(s string) int {
 
 // mergePeering adds p to obs, combining the views of a cross-region peering from its two regions (AWS keeps
 // tags per region: the requester's side carries meshd's).
-func mergePeering(obs *model.Observed, p model.Peering) {
+func mergePeering(obs *model.Observed, p model.ObservedPeering) {
 	old, ok := obs.Peerings[p.ID]
 	if !ok {
 		obs.Peerings[p.ID] = p

@@ -40,7 +40,11 @@ type serviceExecutor struct{ p *Provider }
 // addresses, sorted and comma-separated, which the Corefile changes that wait for it read. Delete removes
 // meshd's Service and waits until it is gone (a load balancer controller's finalizer may hold it while
 // the NLB is deleted).
-func (e serviceExecutor) Execute(ctx context.Context, ch plan.Change, _ apply.Known) (string, error) {
+func (e serviceExecutor) Execute(ctx context.Context, ch plan.Change, _ apply.Known) (apply.Outcome, error) {
+	return apply.WithID(e.run(ctx, ch))
+}
+
+func (e serviceExecutor) run(ctx context.Context, ch plan.Change) (string, error) {
 	p := e.p
 	switch ch.Action {
 	case plan.Create, plan.Update:
@@ -208,19 +212,14 @@ func (p *Provider) deleteService(ctx context.Context, c kubeclient.Interface, ad
 
 type corefileExecutor struct{ p *Provider }
 
-func (e corefileExecutor) Execute(ctx context.Context, ch plan.Change, known apply.Known) (string, error) {
-	id, _, err := e.ExecuteAndRecord(ctx, ch, known)
-	return id, err
-}
-
-// ExecuteAndRecord merges meshd's blocks into the Corefile as it is now (with the addresses the plan or
+// Execute merges meshd's blocks into the Corefile as it is now (with the addresses the plan or
 // the dns_service changes it waited for found), checks that the result parses, saves the original
 // Corefile once before the first change, and writes it with the resourceVersion it read (reading and
 // merging again when someone else wrote in between). The zones meshd then owns go into the state.
-func (e corefileExecutor) ExecuteAndRecord(ctx context.Context, ch plan.Change, known apply.Known) (string, func(*state.State), error) {
+func (e corefileExecutor) Execute(ctx context.Context, ch plan.Change, known apply.Known) (apply.Outcome, error) {
 	p := e.p
 	if ch.Action != plan.Update {
-		return "", nil, fmt.Errorf("%s: cannot %s a Corefile", ch.Address, ch.Action.Verb())
+		return apply.Outcome{}, fmt.Errorf("%s: cannot %s a Corefile", ch.Address, ch.Action.Verb())
 	}
 	after := ch.After.(plan.Corefile)
 	blocks := make([]corefile.Block, 0, len(after.Blocks))
@@ -229,7 +228,7 @@ func (e corefileExecutor) ExecuteAndRecord(ctx context.Context, ch plan.Change, 
 		if b.Pending != "" {
 			id, ok := known(b.Pending)
 			if !ok || id == "" {
-				return "", nil, fmt.Errorf("the addresses of %s are not known", b.Pending)
+				return apply.Outcome{}, fmt.Errorf("the addresses of %s are not known", b.Pending)
 			}
 			ups = strings.Split(id, ",")
 		}
@@ -237,7 +236,7 @@ func (e corefileExecutor) ExecuteAndRecord(ctx context.Context, ch plan.Change, 
 	}
 	c, err := p.clientFor(after.Cluster, after.KubeContext)
 	if err != nil {
-		return "", nil, err
+		return apply.Outcome{}, err
 	}
 	cms := c.CoreV1().ConfigMaps(plan.DNSNamespace)
 	var owned []string
@@ -276,15 +275,15 @@ func (e corefileExecutor) ExecuteAndRecord(ctx context.Context, ch plan.Change, 
 		return err
 	})
 	if err != nil {
-		return "", nil, fmt.Errorf("cluster %s: %w", after.Cluster, err)
+		return apply.Outcome{}, fmt.Errorf("cluster %s: %w", after.Cluster, err)
 	}
 	record := func(st *state.State) { st.SetCorefileZones(after.Cluster, owned) }
 	if after.DeleteBackup {
 		if err := p.deleteBackup(ctx, c); err != nil {
-			return "", record, fmt.Errorf("cluster %s: %w", after.Cluster, err)
+			return apply.Outcome{Record: record}, fmt.Errorf("cluster %s: %w", after.Cluster, err)
 		}
 	}
-	return "", record, nil
+	return apply.Outcome{Record: record}, nil
 }
 
 // saveBackup keeps the Corefile as it was before meshd's first change in kube-system/coredns-meshd-backup.

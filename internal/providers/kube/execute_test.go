@@ -83,11 +83,11 @@ func TestServiceUpdateKeepsServerFields(t *testing.T) {
 		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{Hostname: "k8s-dns.elb.us-west-1.amazonaws.com"}}}},
 	}
 	p, cs := fakeProvider(cur)
-	id, err := serviceExecutor{p}.Execute(context.Background(), serviceChange(plan.Update), nil)
+	out, err := serviceExecutor{p}.Execute(context.Background(), serviceChange(plan.Update), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id != "10.1.0.10,10.1.1.10" {
+	if id := out.ID; id != "10.1.0.10,10.1.1.10" {
 		t.Errorf("change ID %q, want the NLB's addresses", id)
 	}
 	got := getService(t, cs)

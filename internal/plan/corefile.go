@@ -1,0 +1,261 @@
+package plan
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/meshd-io/meshd/internal/corefile"
+	"github.com/meshd-io/meshd/internal/model"
+)
+
+// KindCorefile is meshd's server blocks in a member's kube-system/coredns Corefile: one per other member,
+// forwarding that member's zone to its DNS load balancer. Ownership: a marker comment in the block, or a
+// zone the state records; every other byte of the Corefile is the user's.
+const KindCorefile Kind = "corefile"
+
+func init() {
+	Register(KindInfo{
+		Kind: KindCorefile, Address: "corefile[<cluster>]", Rank: 4,
+		Provider: ProviderKube, Decode: decodeAs[Corefile], RepeatHint: hintKube,
+		Touches: func(r Resource) ObjectRef {
+			return ObjectRef{Cluster: r.(Corefile).Cluster, APIVersion: "v1", Kind: "ConfigMap",
+				Namespace: DNSNamespace, Name: CoreDNSConfigMap}
+		},
+		Watch: &Watch{APIVersion: "v1", Resource: "configmaps", Namespace: DNSNamespace, Name: CoreDNSConfigMap},
+	})
+}
+
+// CorefileAddress is the address of a cluster's Corefile.
+func CorefileAddress(cluster string) string { return fmt.Sprintf("%s[%s]", KindCorefile, cluster) }
+
+// Corefile is the data.Corefile of a cluster's kube-system/coredns ConfigMap, as far as meshd's blocks go.
+// Before holds the observed text and meshd's blocks in it; After the blocks meshd wants, and the merged
+// text when every address is known (apply merges again, into the Corefile it reads then).
+type Corefile struct {
+	Cluster     string          `json:"cluster"`
+	KubeContext string          `json:"kube_context"`
+	Blocks      []CorefileBlock `json:"blocks,omitempty"`
+	// Owned are the zones the state records as meshd's in this Corefile (After: what Merge is given).
+	Owned []string `json:"owned,omitempty"`
+	// Removed are meshd's zones that the change cuts out (After only, for display).
+	Removed []string `json:"removed,omitempty"`
+	// Text is the whole Corefile (Before: observed; After: merged, when every address is known). It is for
+	// the planner and its tests only and never leaves the process: a Corefile can hold other people's
+	// settings and credentials (route53 keys, TLS files), which have no place in plan files or --json.
+	// Apply merges again into the Corefile it reads then.
+	Text string `json:"-"`
+	// Backup reports that kube-system/coredns-meshd-backup exists (Before) or will (After): the first
+	// change saves the original Corefile there; destroy deletes it (DeleteBackup).
+	Backup       bool `json:"backup,omitempty"`
+	DeleteBackup bool `json:"delete_backup,omitempty"`
+}
+
+// CorefileBlock is one of meshd's server blocks: forward Zone to Upstreams, or, while those are not
+// known, to the addresses the dns_service change at Pending finds (its ID, comma-separated).
+type CorefileBlock struct {
+	Zone      string   `json:"zone"`
+	Upstreams []string `json:"upstreams,omitempty"`
+	Pending   string   `json:"pending,omitempty"`
+}
+
+func (Corefile) Kind() Kind { return KindCorefile }
+
+func (c Corefile) Attrs() []Attr {
+	backup := "none"
+	if c.Backup {
+		backup = DNSNamespace + "/" + BackupConfigMap
+	}
+	attrs := []Attr{{Name: "configmap", Value: DNSNamespace + "/" + CoreDNSConfigMap}, {Name: "backup", Value: backup}}
+	for _, b := range c.Blocks {
+		if b.Pending != "" {
+			attrs = append(attrs, Attr{Name: b.Zone, Value: b.Pending, Unknown: true})
+		} else {
+			attrs = append(attrs, Attr{Name: b.Zone, Value: "forward to " + strings.Join(b.Upstreams, " ")})
+		}
+	}
+	for _, z := range c.Removed {
+		attrs = append(attrs, Attr{Name: z, Value: "(removed)"})
+	}
+	return attrs
+}
+
+// corefile plans a desired member's Corefile: a block per other member.
+func (d *dnsPlanner) corefile(m model.Member) {
+	addr := CorefileAddress(m.Name)
+	o := d.obs[m.Name]
+	text, ok := d.coreDNSText(m, o)
+	if !ok {
+		return
+	}
+	owned := d.c.in.State.CorefileZones(m.Name)
+	var want []CorefileBlock
+	var deps []string
+	for _, b := range d.wanted {
+		if b.Name == m.Name {
+			continue
+		}
+		src := d.sources[b.Name]
+		zone := corefile.NormalizeZone(DNSZone(d.in.ForwardBy, b))
+		switch {
+		case src.keep:
+			// meshd does not know b's addresses now (a conflict or a warning says why): b's block stays as
+			// it is. Where it is missing, it is added back only with addresses the other Corefiles agree on.
+			// The rest of this Corefile is still corrected.
+			current := d.blocksIn(m.Name)
+			if i := slices.IndexFunc(current, func(cur CorefileBlock) bool { return cur.Zone == zone }); i >= 0 {
+				want = append(want, current[i])
+			} else if src.lastKnown != nil {
+				want = append(want, CorefileBlock{Zone: zone, Upstreams: src.lastKnown})
+			}
+		case src.pending != "":
+			want = append(want, CorefileBlock{Zone: zone, Pending: src.pending})
+			deps = append(deps, src.pending)
+		default:
+			want = append(want, CorefileBlock{Zone: zone, Upstreams: src.addresses})
+		}
+	}
+	blocks := make([]corefile.Block, len(want))
+	for i, b := range want {
+		blocks[i] = corefile.Block{Zone: b.Zone, Upstreams: b.Upstreams}
+		if b.Pending != "" {
+			blocks[i].Upstreams = []string{placeholderUpstream}
+		}
+	}
+	merged, rep, err := corefile.Merge(text, d.mesh(), owned, blocks)
+	if err != nil {
+		d.conflict(addr, fmt.Sprintf("Cannot update meshd's blocks in the Corefile of cluster %s", m.Name),
+			fmt.Sprintf("%v. meshd writes a Corefile only when the result parses; nothing is changed.", err))
+		return
+	}
+	conflicting := map[string]bool{}
+	for _, cf := range rep.Conflicts {
+		conflicting[cf.Zone] = true
+		d.conflict(addr,
+			fmt.Sprintf("The Corefile of cluster %s already serves zone %s in a block meshd did not write", m.Name, cf.Zone),
+			fmt.Sprintf("Line %d (%s) of %s/%s is not meshd's, so meshd does not add its own block for %s next to it or replace it. "+
+				"Remove that block, or let meshd own it by deleting it and planning again.",
+				cf.Line, cf.Key, DNSNamespace, CoreDNSConfigMap, cf.Zone))
+	}
+	want = slices.DeleteFunc(want, func(b CorefileBlock) bool { return conflicting[b.Zone] })
+	deps = nil
+	for _, b := range want {
+		if b.Pending != "" {
+			deps = append(deps, b.Pending)
+		}
+	}
+	if len(want) > 0 && o.CoreDNS != nil && slices.Contains(o.CoreDNS.Managers, EKSManager) {
+		d.c.plan.Warnings = append(d.c.plan.Warnings, fmt.Sprintf(
+			"The Corefile of cluster %s is managed by the EKS CoreDNS add-on (field manager %q): an add-on update may revert it, "+
+				"removing meshd's blocks. meshd (the daemon) restores them on its next run; meshctl apply does the same.",
+			m.Name, EKSManager))
+	}
+	if len(deps) == 0 && !rep.Changed() {
+		return
+	}
+
+	before := Corefile{Cluster: m.Name, KubeContext: m.KubeContext, Blocks: d.blocksIn(m.Name), Owned: owned,
+		Text: text, Backup: o.Backup != nil}
+	after := Corefile{Cluster: m.Name, KubeContext: m.KubeContext, Blocks: want, Owned: owned, Backup: true}
+	if len(deps) == 0 {
+		after.Text = merged
+	}
+	for _, z := range rep.Removed {
+		if !slices.ContainsFunc(want, func(b CorefileBlock) bool { return b.Zone == z }) {
+			after.Removed = append(after.Removed, z)
+		}
+	}
+	d.c.add(Change{Action: Update, Address: addr, Kind: KindCorefile, Before: before, After: after,
+		Reason: d.corefileReason(before, after, rep), DependsOn: uniqueSorted(deps)})
+	d.corefileChanges[m.Name] = addr
+}
+
+// corefileReason says what a Corefile change does, and whether meshd's blocks went missing outside meshd
+// (the drift the daemon exists to correct).
+func (d *dnsPlanner) corefileReason(before, after Corefile, rep corefile.Report) string {
+	present := map[string]bool{}
+	for _, b := range before.Blocks {
+		present[b.Zone] = true
+	}
+	var add, update, missing []string
+	for _, b := range after.Blocks {
+		switch {
+		case !present[b.Zone] && slices.Contains(before.Owned, b.Zone):
+			missing = append(missing, b.Zone)
+		case !present[b.Zone]:
+			add = append(add, b.Zone)
+		case b.Pending != "" || slices.Contains(rep.Updated, b.Zone):
+			update = append(update, b.Zone)
+		}
+	}
+	var parts []string
+	if len(missing) > 0 {
+		parts = append(parts, "restore blocks removed outside meshd for "+strings.Join(missing, ", "))
+	}
+	if len(add) > 0 {
+		parts = append(parts, "add blocks for "+strings.Join(add, ", "))
+	}
+	if len(update) > 0 {
+		parts = append(parts, "update blocks for "+strings.Join(update, ", "))
+	}
+	if len(after.Removed) > 0 {
+		parts = append(parts, "remove blocks for "+strings.Join(after.Removed, ", "))
+	}
+	if len(parts) == 0 {
+		return "rewrite meshd's blocks"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// corefileRemove plans the removal of meshd's blocks, and of the backup, from the Corefile of a cluster
+// that is no longer desired.
+func (d *dnsPlanner) corefileRemove(m model.Member) {
+	o := d.obs[m.Name]
+	if o.CoreDNS == nil {
+		return
+	}
+	text, ok := o.CoreDNS.Data[CorefileKey]
+	if !ok {
+		return
+	}
+	addr := CorefileAddress(m.Name)
+	owned := d.c.in.State.CorefileZones(m.Name)
+	out, rep, err := corefile.Remove(text, d.mesh(), owned)
+	if err != nil {
+		d.conflict(addr, fmt.Sprintf("Cannot remove meshd's blocks from the Corefile of cluster %s", m.Name),
+			fmt.Sprintf("%v. Nothing is changed; remove the blocks marked %q by hand.", err, corefile.Marker(d.mesh())))
+		return
+	}
+	backup := o.Backup != nil && model.OwnedBy(o.Backup.Labels, d.mesh())
+	if !rep.Changed() && !backup {
+		return
+	}
+	before := Corefile{Cluster: m.Name, KubeContext: m.KubeContext, Blocks: d.blocksIn(m.Name), Owned: owned,
+		Text: text, Backup: o.Backup != nil}
+	after := Corefile{Cluster: m.Name, KubeContext: m.KubeContext, Owned: owned, Removed: rep.Removed, Text: out,
+		DeleteBackup: backup}
+	reason := d.goneReason() + ": remove meshd's blocks and the backup"
+	if !rep.Changed() {
+		reason = d.goneReason() + ": delete the backup (meshd's blocks are already gone)"
+	}
+	d.c.add(Change{Action: Update, Address: addr, Kind: KindCorefile, Reason: reason, Before: before, After: after})
+	d.corefileChanges[m.Name] = addr
+}
+
+// placeholderUpstream stands in for addresses known only after apply when the plan merges to find
+// conflicts (TEST-NET-1, never a real upstream).
+const placeholderUpstream = "192.0.2.1"
+
+// coreDNSText returns the observed Corefile of a cluster, or reports a conflict when there is none.
+func (d *dnsPlanner) coreDNSText(m model.Member, o model.DNSObserved) (string, bool) {
+	if o.CoreDNS != nil {
+		if text, ok := o.CoreDNS.Data[CorefileKey]; ok {
+			return text, true
+		}
+	}
+	d.conflict(CorefileAddress(m.Name),
+		fmt.Sprintf("Cluster %s has no Corefile in the ConfigMap %s/%s", m.Name, DNSNamespace, CoreDNSConfigMap),
+		"meshd adds its server blocks to the cluster's CoreDNS configuration and never creates one of its own. "+
+			"Check that CoreDNS is installed in kube-system (on EKS: the CoreDNS add-on).")
+	return "", false
+}

@@ -1,0 +1,254 @@
+package plan
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/meshd-io/meshd/internal/corefile"
+	"github.com/meshd-io/meshd/internal/model"
+)
+
+// KindDNSService is a member's Service kube-system/across-cluster-dns-tcp, whose internal NLB exposes the
+// cluster's CoreDNS to the other members. Ownership: meshd's labels. Its change's ID is the NLB's addresses,
+// which the other members' Corefile changes wait for.
+const KindDNSService Kind = "dns_service"
+
+func init() {
+	Register(KindInfo{
+		Kind: KindDNSService, Address: "dns_service[<cluster>]", Rank: 3,
+		First: true, Provider: ProviderKube, Decode: decodeAs[DNSService], RepeatHint: hintKube,
+		Touches: func(r Resource) ObjectRef {
+			return ObjectRef{Cluster: r.(DNSService).Cluster, APIVersion: "v1", Kind: "Service",
+				Namespace: DNSNamespace, Name: DNSServiceName}
+		},
+		Watch: &Watch{APIVersion: "v1", Resource: "services", Namespace: DNSNamespace, OwnedOnly: true},
+	})
+}
+
+// Annotations of the DNS Service: the AWS load balancer controller (or the in-tree cloud provider) makes
+// an internal network load balancer with cross-zone balancing for it.
+const (
+	AnnotationLBType      = "service.beta.kubernetes.io/aws-load-balancer-type"
+	AnnotationLBInternal  = "service.beta.kubernetes.io/aws-load-balancer-internal"
+	AnnotationLBCrossZone = "service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled"
+)
+
+// DNSServiceAddress is the address of a cluster's DNS Service.
+func DNSServiceAddress(cluster string) string { return fmt.Sprintf("%s[%s]", KindDNSService, cluster) }
+
+// DesiredDNSService is the part of the DNS Service meshd sets (design step 5).
+func DesiredDNSService(mesh string) model.ServiceSpec {
+	return model.ServiceSpec{
+		Type: "LoadBalancer",
+		Annotations: map[string]string{
+			AnnotationLBType:      "nlb",
+			AnnotationLBInternal:  "true",
+			AnnotationLBCrossZone: "true",
+		},
+		Labels:   OwnerLabels(mesh),
+		Selector: map[string]string{"k8s-app": "kube-dns"},
+		Ports:    []model.ServicePort{{Name: "dns-tcp", Protocol: "TCP", Port: 53, TargetPort: "53"}},
+	}
+}
+
+// DNSService is a cluster's DNS Service and what its load balancer resolved to. Spec holds only what meshd
+// sets: the desired spec in After, the observed one normalised to the same fields in Before.
+type DNSService struct {
+	Cluster     string            `json:"cluster"`
+	Region      string            `json:"region"`
+	KubeContext string            `json:"kube_context"`
+	Spec        model.ServiceSpec `json:"spec"`
+	// Hostname is the load balancer's DNS name from the Service status; LoadBalancer the NLB's name;
+	// Addresses its private IPs, sorted. Empty until known.
+	Hostname     string   `json:"hostname,omitempty"`
+	LoadBalancer string   `json:"load_balancer,omitempty"`
+	Addresses    []string `json:"addresses,omitempty"`
+}
+
+func (DNSService) Kind() Kind { return KindDNSService }
+
+func (s DNSService) Attrs() []Attr {
+	var ports []string
+	for _, p := range s.Spec.Ports {
+		ports = append(ports, fmt.Sprintf("%s %d/%s -> %s", p.Name, p.Port, p.Protocol, p.TargetPort))
+	}
+	return []Attr{
+		{Name: "service", Value: DNSNamespace + "/" + DNSServiceName},
+		{Name: "type", Value: s.Spec.Type},
+		{Name: "annotations", Value: joinMap(s.Spec.Annotations)},
+		{Name: "labels", Value: joinMap(s.Spec.Labels)},
+		{Name: "selector", Value: joinMap(s.Spec.Selector)},
+		{Name: "ports", Value: strings.Join(ports, ", ")},
+		{Name: "hostname", Value: s.Hostname, Unknown: s.Hostname == ""},
+		{Name: "addresses", Value: strings.Join(s.Addresses, ", "), Unknown: len(s.Addresses) == 0},
+	}
+}
+
+// service plans the DNS Service of a desired member and records where its addresses come from.
+func (d *dnsPlanner) service(m model.Member) {
+	addr := DNSServiceAddress(m.Name)
+	o := d.obs[m.Name]
+	want := DesiredDNSService(d.mesh())
+	after := DNSService{Cluster: m.Name, Region: m.Region, KubeContext: m.KubeContext, Spec: want}
+
+	if o.Service == nil {
+		d.c.add(Change{Action: Create, Address: addr, Kind: KindDNSService, Reason: "DNS Service missing", After: after})
+		d.sources[m.Name] = upstreamSource{pending: addr}
+		return
+	}
+	labels := o.Service.Spec.Labels
+	if !model.OwnedBy(labels, d.mesh()) {
+		owner := "it does not carry meshd's labels"
+		if labels[model.LabelManagedBy] == model.ManagedByMeshd && labels[model.LabelMesh] != "" {
+			owner = fmt.Sprintf("it belongs to mesh %q", labels[model.LabelMesh])
+		}
+		d.conflict(addr,
+			fmt.Sprintf("Cluster %s already has a Service %s/%s that meshd does not own", m.Name, DNSNamespace, DNSServiceName),
+			fmt.Sprintf("meshd wants to create its DNS Service there, but %s (%s=%s, %s=%s), so it is left alone. "+
+				"Delete or rename it yourself; meshd will then create its own.",
+				owner, model.LabelManagedBy, model.ManagedByMeshd, model.LabelMesh, d.mesh()))
+		d.sources[m.Name] = upstreamSource{keep: true}
+		return
+	}
+
+	before := d.observedService(m, o)
+	lb, waiting := loadBalancer(o)
+	diff := serviceDiff(want, before.Spec)
+	after.Hostname, after.LoadBalancer, after.Addresses = before.Hostname, before.LoadBalancer, before.Addresses
+	switch {
+	case len(diff) > 0:
+		after.Hostname, after.LoadBalancer, after.Addresses = "", "", nil
+		verb := "differ"
+		if len(diff) == 1 {
+			verb = "differs"
+		}
+		d.c.add(Change{Action: Update, Address: addr, Kind: KindDNSService, Before: before, After: after,
+			Reason: fmt.Sprintf("the Service's %s %s from meshd's", strings.Join(diff, ", "), verb)})
+		if waiting != "" {
+			d.sources[m.Name] = upstreamSource{pending: addr}
+			return
+		}
+	case waiting != "":
+		d.c.add(Change{Action: Update, Address: addr, Kind: KindDNSService, Before: before, After: after, Reason: waiting})
+		d.sources[m.Name] = upstreamSource{pending: addr}
+		return
+	}
+	// The load balancer is ready: the others' Corefiles use its addresses now. (After an update that
+	// changes them, the next plan updates the Corefiles.)
+	if n := len(lb.Addresses); n > corefile.MaxUpstreams {
+		d.conflict(addr,
+			fmt.Sprintf("The DNS load balancer of cluster %s has %d addresses; CoreDNS forwards to at most %d", m.Name, n, corefile.MaxUpstreams),
+			fmt.Sprintf("NLB %s has network interfaces in %d subnets. CoreDNS's forward plugin accepts at most %d upstreams, so meshd "+
+				"refuses to write the other clusters' blocks for %s. Limit the NLB to %d subnets or fewer "+
+				"(annotation service.beta.kubernetes.io/aws-load-balancer-subnets).",
+				lb.Name, n, corefile.MaxUpstreams, DNSZone(d.in.ForwardBy, m), corefile.MaxUpstreams))
+		d.sources[m.Name] = upstreamSource{keep: true}
+		return
+	}
+	d.sources[m.Name] = upstreamSource{addresses: lb.Addresses}
+}
+
+// serviceDelete removes meshd's DNS Service of a cluster that is no longer desired, once every other
+// Corefile change (which drops the blocks forwarding to it) is done.
+func (d *dnsPlanner) serviceDelete(m model.Member) {
+	o := d.obs[m.Name]
+	if o.Service == nil || !model.OwnedBy(o.Service.Spec.Labels, d.mesh()) {
+		return
+	}
+	if holders := d.stillForwardingTo(m); len(holders) > 0 {
+		d.c.plan.Warnings = append(d.c.plan.Warnings, fmt.Sprintf(
+			"The DNS Service of cluster %s is kept: the Corefile of %s may still forward to it and is not corrected in this plan "+
+				"(see the conflicts and warnings). It is deleted once no Corefile forwards to it.",
+			m.Name, strings.Join(holders, ", ")))
+		return
+	}
+	var deps []string
+	for cluster, addr := range d.corefileChanges {
+		if cluster != m.Name {
+			deps = append(deps, addr)
+		}
+	}
+	sort.Strings(deps)
+	d.c.add(Change{Action: Delete, Address: DNSServiceAddress(m.Name), Kind: KindDNSService, Reason: d.goneReason(),
+		Before: d.observedService(m, o), DependsOn: deps})
+}
+
+// normalizeService keeps of an observed spec what meshd sets, so that server-set annotations, labels and
+// node ports never show as a difference.
+func normalizeService(want, got model.ServiceSpec) model.ServiceSpec {
+	out := model.ServiceSpec{Type: got.Type, Selector: got.Selector}
+	pick := func(w, g map[string]string) map[string]string {
+		var m map[string]string
+		for k := range w {
+			if v, ok := g[k]; ok {
+				if m == nil {
+					m = map[string]string{}
+				}
+				m[k] = v
+			}
+		}
+		return m
+	}
+	out.Annotations = pick(want.Annotations, got.Annotations)
+	out.Labels = pick(want.Labels, got.Labels)
+	out.Ports = slices.Clone(got.Ports)
+	slices.SortFunc(out.Ports, func(a, b model.ServicePort) int {
+		if a.Port != b.Port {
+			return int(a.Port) - int(b.Port)
+		}
+		return strings.Compare(a.Protocol, b.Protocol)
+	})
+	return out
+}
+
+// serviceDiff names the fields of a normalised observed spec that differ from the desired one.
+func serviceDiff(want, got model.ServiceSpec) []string {
+	var out []string
+	if want.Type != got.Type {
+		out = append(out, "type")
+	}
+	if !maps.Equal(want.Annotations, got.Annotations) {
+		out = append(out, "annotations")
+	}
+	if !maps.Equal(want.Labels, got.Labels) {
+		out = append(out, "labels")
+	}
+	if !maps.Equal(want.Selector, got.Selector) {
+		out = append(out, "selector")
+	}
+	if !slices.Equal(want.Ports, got.Ports) {
+		out = append(out, "ports")
+	}
+	return out
+}
+
+// loadBalancer returns the NLB addresses of an observed Service, or why they are not there yet.
+func loadBalancer(o model.DNSObserved) (lb model.LoadBalancer, waiting string) {
+	switch {
+	case o.Service == nil || o.Service.Hostname == "":
+		return lb, "waiting for its load balancer: the Service has no load balancer hostname yet"
+	case o.LoadBalancer == nil:
+		return lb, fmt.Sprintf("waiting for its load balancer: no NLB has the DNS name %s yet", o.Service.Hostname)
+	case o.LoadBalancer.State != model.LoadBalancerActive:
+		return *o.LoadBalancer, fmt.Sprintf("waiting for its load balancer: NLB %s is %s", o.LoadBalancer.Name, o.LoadBalancer.State)
+	case len(o.LoadBalancer.Addresses) == 0:
+		return *o.LoadBalancer, fmt.Sprintf("waiting for its load balancer: NLB %s has no network interfaces yet", o.LoadBalancer.Name)
+	}
+	lb = *o.LoadBalancer
+	lb.Addresses = slices.Sorted(slices.Values(lb.Addresses))
+	return lb, ""
+}
+
+func (d *dnsPlanner) observedService(m model.Member, o model.DNSObserved) DNSService {
+	s := DNSService{Cluster: m.Name, Region: m.Region, KubeContext: m.KubeContext,
+		Spec: normalizeService(DesiredDNSService(d.mesh()), o.Service.Spec), Hostname: o.Service.Hostname}
+	if lb, waiting := loadBalancer(o); waiting == "" {
+		s.LoadBalancer, s.Addresses = lb.Name, lb.Addresses
+	} else if lb.Name != "" {
+		s.LoadBalancer = lb.Name
+	}
+	return s
+}

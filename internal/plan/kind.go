@@ -1,0 +1,174 @@
+package plan
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+)
+
+// Kind names a resource type; it is the prefix of every address, e.g. route[tidb-1:rtb-0a1:10.2.0.0/16].
+type Kind string
+
+// Resource is the Before or After of a change: one object as meshd sees it.
+type Resource interface {
+	Kind() Kind
+	// Attrs lists the attributes the human plan shows, in display order.
+	Attrs() []Attr
+}
+
+// Attr is one displayed attribute. Unknown marks a value known only after apply; Sensitive marks a value
+// that stands for secret content (a hash and key names, never the content itself).
+type Attr struct {
+	Name      string
+	Value     string
+	Unknown   bool
+	Sensitive bool
+}
+
+// Provider names the side of meshd that carries out a kind's changes.
+type Provider string
+
+const (
+	ProviderAWS  Provider = "aws"
+	ProviderKube Provider = "kube"
+)
+
+// ObjectRef names a Kubernetes object in a member cluster: where a change's Event goes.
+type ObjectRef struct {
+	Cluster    string
+	APIVersion string
+	Kind       string
+	Namespace  string
+	Name       string
+}
+
+// Watch says which Kubernetes objects of a kind the daemon watches in every member cluster, so that their
+// drift is corrected at once rather than on the AWS interval.
+type Watch struct {
+	APIVersion string // e.g. "v1"
+	Resource   string // plural, e.g. "configmaps"
+	Namespace  string
+	// Name limits the watch to one object; else OwnedOnly limits it to the objects carrying meshd's label.
+	Name      string
+	OwnedOnly bool
+}
+
+// KindInfo is everything meshd knows about one kind of managed object, in one place. Each kind's file
+// registers one in its init; the saved-plan decoder, the plan order, the executor maps, Events, watches and
+// the repeated-drift hint are all derived from the registry, so adding a kind is adding a file (see
+// docs/architecture.md, "Adding a kind").
+type KindInfo struct {
+	Kind Kind
+	// Address documents the address format, for docs and errors, e.g. "route[<cluster>:<route table>:<cidr>]".
+	Address string
+	// Rank orders the kinds within a phase of the plan (lower first) and must be unique.
+	Rank int
+	// First kinds are created and updated before the others, because those wait on them: a peering before
+	// the routes through it, a DNS Service (and its load balancer) before the Corefiles that forward to it.
+	First bool
+	// DeletedLast kinds are deleted after every other delete, because the others use them (a peering after
+	// the routes through it).
+	DeletedLast bool
+	// Provider carries out the kind's changes: its Executors map must have the kind.
+	Provider Provider
+	// Decode reads a Before or After of the kind from a saved plan (decodeAs[T] for most kinds).
+	Decode func(json.RawMessage) (Resource, error)
+	// Touches names the Kubernetes object a change touches (for its Event); nil for AWS kinds.
+	Touches func(Resource) ObjectRef
+	// Watch, when set, is what the daemon watches for the kind's drift.
+	Watch *Watch
+	// RepeatHint says where to find the other writer when the kind's drift keeps coming back.
+	RepeatHint string
+}
+
+var registry = map[Kind]KindInfo{}
+
+// Register makes a kind known. It panics on a duplicate kind or rank: both are programming errors, found
+// by any test that loads the package.
+func Register(k KindInfo) {
+	if _, dup := registry[k.Kind]; dup {
+		panic(fmt.Sprintf("plan: kind %q registered twice", k.Kind))
+	}
+	for _, other := range registry {
+		if other.Rank == k.Rank {
+			panic(fmt.Sprintf("plan: kinds %q and %q have the same rank %d", other.Kind, k.Kind, k.Rank))
+		}
+	}
+	registry[k.Kind] = k
+}
+
+// Lookup returns a registered kind.
+func Lookup(k Kind) (KindInfo, bool) {
+	info, ok := registry[k]
+	return info, ok
+}
+
+// Kinds returns every registered kind, by rank.
+func Kinds() []KindInfo {
+	out := make([]KindInfo, 0, len(registry))
+	for _, k := range registry {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Rank < out[j].Rank })
+	return out
+}
+
+// KindsOf returns the registered kinds a provider carries out, by rank.
+func KindsOf(p Provider) []Kind {
+	var out []Kind
+	for _, k := range Kinds() {
+		if k.Provider == p {
+			out = append(out, k.Kind)
+		}
+	}
+	return out
+}
+
+// Touched names the Kubernetes object a change touches, if its kind touches one.
+func Touched(ch Change) (ObjectRef, bool) {
+	info, ok := registry[ch.Kind]
+	if !ok || info.Touches == nil {
+		return ObjectRef{}, false
+	}
+	res := ch.After
+	if res == nil {
+		res = ch.Before
+	}
+	if res == nil {
+		return ObjectRef{}, false
+	}
+	return info.Touches(res), true
+}
+
+// RepeatHint says where to look for whoever keeps undoing a kind's objects.
+func RepeatHint(k Kind) string {
+	if info, ok := registry[k]; ok {
+		return info.RepeatHint
+	}
+	return ""
+}
+
+// decodeResource turns the JSON of a saved plan back into the concrete resource named by kind.
+func decodeResource(kind Kind, raw json.RawMessage) (Resource, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	info, ok := registry[kind]
+	if !ok {
+		return nil, fmt.Errorf("unknown resource kind %q", kind)
+	}
+	return info.Decode(raw)
+}
+
+// decodeAs decodes a resource of type T.
+func decodeAs[T Resource](raw json.RawMessage) (Resource, error) {
+	var v T
+	err := json.Unmarshal(raw, &v)
+	return v, err
+}
+
+// Hints shared by the kinds.
+const (
+	hintAWS  = "AWS CloudTrail names who deleted or changed it"
+	hintKube = "the object's managedFields name the last writer: kubectl get -o yaml --show-managed-fields"
+)

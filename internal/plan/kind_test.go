@@ -1,0 +1,85 @@
+package plan
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// TestEveryKindIsComplete fails when a registered kind lacks a part that something else derives from the
+// registry: the saved-plan decoder, the plan order, the provider whose executor runs it, the Event target
+// of a Kubernetes kind, and the repeated-drift hint.
+func TestEveryKindIsComplete(t *testing.T) {
+	kinds := Kinds()
+	if len(kinds) == 0 {
+		t.Fatal("no kinds registered")
+	}
+	for _, k := range kinds {
+		t.Run(string(k.Kind), func(t *testing.T) {
+			if !strings.HasPrefix(k.Address, string(k.Kind)+"[") {
+				t.Errorf("Address %q does not document the address format (it starts with %q)", k.Address, string(k.Kind)+"[")
+			}
+			if k.Decode == nil {
+				t.Fatal("no Decode: saved plans with this kind cannot be read")
+			}
+			r, err := k.Decode(json.RawMessage(`{}`))
+			if err != nil {
+				t.Fatalf("Decode({}): %v", err)
+			}
+			if r.Kind() != k.Kind {
+				t.Errorf("Decode gives a resource of kind %q, want %q", r.Kind(), k.Kind)
+			}
+			if len(r.Attrs()) == 0 {
+				t.Error("the resource shows no attributes in the plan")
+			}
+			switch k.Provider {
+			case ProviderAWS:
+				if k.Touches != nil || k.Watch != nil {
+					t.Error("an AWS kind names a Kubernetes object to touch or watch")
+				}
+			case ProviderKube:
+				if k.Touches == nil {
+					t.Error("no Touches: corrections of this Kubernetes kind get no Event")
+				} else if ref := k.Touches(r); ref.Kind == "" || ref.APIVersion == "" || ref.Name == "" {
+					t.Errorf("Touches gives an incomplete object reference %+v", ref)
+				}
+			default:
+				t.Errorf("Provider %q is neither %q nor %q: no executor runs its changes", k.Provider, ProviderAWS, ProviderKube)
+			}
+			if k.RepeatHint == "" {
+				t.Error("no RepeatHint: repeated drift of this kind says nowhere to look")
+			}
+			if k.Watch != nil && (k.Watch.APIVersion == "" || k.Watch.Resource == "" || k.Watch.Namespace == "" && k.Watch.Name != "") {
+				t.Errorf("incomplete Watch %+v", *k.Watch)
+			}
+		})
+	}
+}
+
+// TestRegisterRefusesDuplicates: two kinds with one name or one rank would make decoding or ordering
+// depend on map order.
+func TestRegisterRefusesDuplicates(t *testing.T) {
+	for name, k := range map[string]KindInfo{
+		"same kind": {Kind: KindRoute, Rank: 99},
+		"same rank": {Kind: "another", Rank: registry[KindRoute].Rank},
+	} {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("Register(%+v) did not panic", k)
+					delete(registry, k.Kind)
+				}
+			}()
+			Register(k)
+		})
+	}
+}
+
+func TestKindsAreOrderedByRank(t *testing.T) {
+	kinds := Kinds()
+	for i := 1; i < len(kinds); i++ {
+		if kinds[i-1].Rank >= kinds[i].Rank {
+			t.Errorf("Kinds()[%d] %s (rank %d) before %s (rank %d)", i-1, kinds[i-1].Kind, kinds[i-1].Rank, kinds[i].Kind, kinds[i].Rank)
+		}
+	}
+}
