@@ -12,8 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/meshd-io/meshd/internal/apply"
+	"github.com/meshd-io/meshd/internal/errclass"
 	"github.com/meshd-io/meshd/internal/plan"
-	awsprovider "github.com/meshd-io/meshd/internal/providers/aws"
 	"github.com/meshd-io/meshd/internal/spec"
 	"github.com/meshd-io/meshd/internal/state"
 )
@@ -246,7 +246,9 @@ func classify(err error) error {
 	return err
 }
 
+// isTransient: the providers mark the API errors that are (errclass); timeouts and connection trouble are
+// recognised here, wherever they came from.
 func isTransient(err error) bool {
 	var netErr net.Error
-	return awsprovider.IsTransient(err) || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout())
+	return errclass.IsTransient(err) || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout())
 }
