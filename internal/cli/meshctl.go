@@ -331,7 +331,7 @@ func (a *App) apply(ctx context.Context, args []string, destroy bool) int {
 		}
 	}
 
-	res := eng.Apply(ctx, p, st, nil)
+	res := eng.Apply(ctx, p, st, 0)
 	// Written even after Ctrl-C (ctx cancelled): what was done must be recorded.
 	if err := backend.Write(context.WithoutCancel(ctx), st); err != nil {
 		return a.errorf("saving the state (the changes above were made): %v", err)

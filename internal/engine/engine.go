@@ -255,7 +255,8 @@ func (e *Engine) observeLoadBalancers(ctx context.Context, members []model.Membe
 }
 
 // Apply executes p against the world and records the outcome in st (in memory: the caller writes it).
-func (e *Engine) Apply(ctx context.Context, p *plan.Plan, st *state.State, filter func(plan.Change) bool) *apply.Result {
+// withheld counts the changes a policy took out of p (see apply.Options.Withheld); meshctl withholds none.
+func (e *Engine) Apply(ctx context.Context, p *plan.Plan, st *state.State, withheld int) *apply.Result {
 	executors := e.AWS.Executors()
 	if e.Kube != nil {
 		maps.Copy(executors, e.Kube.Executors())
@@ -264,6 +265,6 @@ func (e *Engine) Apply(ctx context.Context, p *plan.Plan, st *state.State, filte
 		Executors:   executors,
 		Parallelism: e.Parallelism,
 		Progress:    e.Progress,
-		Filter:      filter,
+		Withheld:    withheld,
 	})
 }

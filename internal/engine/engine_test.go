@@ -356,7 +356,7 @@ func TestEngineApplyUsesBothProviders(t *testing.T) {
 	if err != nil || diags.HasErrors() {
 		t.Fatalf("Plan: %v %v", err, diags)
 	}
-	res := e.Apply(context.Background(), p, st, nil)
+	res := e.Apply(context.Background(), p, st, 0)
 	if err := res.Err(); err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
