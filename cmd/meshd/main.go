@@ -23,8 +23,6 @@ import (
 	"github.com/meshd-io/meshd/internal/engine"
 	"github.com/meshd-io/meshd/internal/kubeclient"
 	"github.com/meshd-io/meshd/internal/leader"
-	awsprovider "github.com/meshd-io/meshd/internal/providers/aws"
-	"github.com/meshd-io/meshd/internal/providers/kube"
 	"github.com/meshd-io/meshd/internal/spec"
 	"github.com/meshd-io/meshd/internal/state"
 	"github.com/meshd-io/meshd/internal/state/secretstate"
@@ -114,21 +112,21 @@ func run(o options, log *zap.Logger) error {
 		return fmt.Errorf("the spec at %s has errors; fix it and start again", o.spec)
 	}
 
-	provider, err := awsprovider.New(ctx, awsprovider.Options{
-		Mesh:       m.Name,
-		APIOptions: []func(*middleware.Stack) error{metrics.CountAWSCalls},
-		Progress:   func(msg string) { log.Info(msg) },
+	eng, err := engine.New(ctx, engine.Options{
+		Mesh: m.Name, Kubeconfig: o.kubeconfig,
+		Progress:      func(msg string) { log.Info(msg) },
+		ApplyProgress: func(msg string) { log.Debug(msg) },
+		// PartialDNS: one member cluster that is down must not stop the corrections meshd can make elsewhere.
+		PartialDNS:        true,
+		AWSAPIOptions:     []func(*middleware.Stack) error{metrics.CountAWSCalls},
+		KubeWrapTransport: metrics.CountKubeCalls,
+		// A pass must not hold the state for minutes on a load balancer that is slow to come: it gives up and
+		// the next pass looks again.
+		KubeWaitTimeout: o.waitTimeout,
 	})
 	if err != nil {
 		return err
 	}
-	kubeProv := kube.New(kube.Options{Mesh: m.Name, Kubeconfig: o.kubeconfig, LoadBalancers: provider,
-		Progress: func(msg string) { log.Info(msg) }, WrapTransport: metrics.CountKubeCalls,
-		// A pass must not hold the state for minutes on a load balancer that is slow to come: it gives up and
-		// the next pass looks again.
-		WaitTimeout: o.waitTimeout})
-	// PartialDNS: one member cluster that is down must not stop the corrections meshd can make elsewhere.
-	eng := &engine.Engine{AWS: provider, Kube: kubeProv, PartialDNS: true, Progress: func(msg string) { log.Debug(msg) }}
 
 	identity := os.Getenv("POD_NAME")
 	if identity == "" {
@@ -140,7 +138,7 @@ func run(o options, log *zap.Logger) error {
 	}
 	var mgmt kubeclient.Interface
 	if o.leaderElect || o.stateSecret != "" {
-		if mgmt, err = managementClient(kubeProv, o.managementContext); err != nil {
+		if mgmt, err = managementClient(eng.KubeClient, o.managementContext); err != nil {
 			return err
 		}
 	}
@@ -163,7 +161,7 @@ func run(o options, log *zap.Logger) error {
 			if c == nil {
 				return nil, fmt.Errorf("no cluster %q", cluster)
 			}
-			return kubeProv.Client(c.KubeContext)
+			return eng.KubeClient(c.KubeContext)
 		}},
 	}
 	ctl := &daemon.Controller{Interval: o.interval, Jitter: 0.1, MinInterval: o.minInterval,
@@ -210,7 +208,7 @@ func run(o options, log *zap.Logger) error {
 		metrics.Set(daemon.MetricLeader, nil, 1)
 	}
 
-	watches := &kubeWatches{kube: kubeProv, log: log, trigger: ctl.Trigger}
+	watches := &kubeWatches{client: eng.KubeClient, log: log, trigger: ctl.Trigger}
 	watches.restart(ctx, specs.Current())
 
 	if err := specs.Watch(ctx, 200*time.Millisecond, func() {
@@ -275,11 +273,14 @@ func run(o options, log *zap.Logger) error {
 	return nil
 }
 
+// kubeClient returns the client of a kubeconfig context (the engine's KubeClient).
+type kubeClient func(kubeContext string) (kubeclient.Interface, error)
+
 // managementClient is the client of the cluster holding the Lease and the state Secret: the named context,
 // or the in-cluster configuration when meshd runs in a pod.
-func managementClient(kubeProv *kube.Provider, kubeContext string) (kubeclient.Interface, error) {
+func managementClient(client kubeClient, kubeContext string) (kubeclient.Interface, error) {
 	if kubeContext != "" {
-		return kubeProv.Client(kubeContext)
+		return client(kubeContext)
 	}
 	cfg, err := rest.InClusterConfig()
 	if err != nil {
@@ -291,7 +292,7 @@ func managementClient(kubeProv *kube.Provider, kubeContext string) (kubeclient.I
 // kubeWatches runs the Kubernetes watch triggers for the clusters of the current spec, restarted when the
 // spec changes.
 type kubeWatches struct {
-	kube    *kube.Provider
+	client  kubeClient
 	log     *zap.Logger
 	trigger func(string)
 
@@ -310,7 +311,7 @@ func (w *kubeWatches) restart(ctx context.Context, m *spec.Mesh) {
 	w.mu.Unlock()
 	var clusters []daemon.WatchedCluster
 	for _, c := range m.Clusters {
-		client, err := w.kube.Client(c.KubeContext)
+		client, err := w.client(c.KubeContext)
 		if err != nil {
 			w.log.Warn("cannot watch cluster; its drift is seen on the interval", zap.String("cluster", c.Name), zap.Error(err))
 			continue

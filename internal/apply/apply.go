@@ -51,8 +51,9 @@ type Options struct {
 	Parallelism int
 	// Progress receives one line per started and finished change; nil discards them.
 	Progress func(msg string)
-	// Filter, when set, leaves out changes it returns false for (the daemon's upsert-only policy).
-	Filter func(plan.Change) bool
+	// Withheld counts the changes a policy took out of the plan before it came here (the daemon's upsert-only
+	// policy withholds deletions). They are not done, so the former members they belong to stay in the state.
+	Withheld int
 }
 
 // Result says what happened to each change.
@@ -96,10 +97,6 @@ func Run(ctx context.Context, p *plan.Plan, st *state.State, opts Options) *Resu
 
 	var changes []plan.Change
 	for _, ch := range p.Changes {
-		if ch.Action.IsChange() && opts.Filter != nil && !opts.Filter(ch) {
-			r.filtered++
-			continue
-		}
 		if ch.Action.IsChange() {
 			changes = append(changes, ch)
 			r.done[ch.Address] = make(chan struct{})
@@ -124,8 +121,6 @@ type run struct {
 	opts Options
 	st   *state.State
 	sem  chan struct{}
-
-	filtered int // changes the filter left out
 
 	mu      sync.Mutex
 	known   map[string]string
@@ -224,9 +219,9 @@ func (r *run) skip(ch plan.Change, why string) {
 func (r *run) finish(p *plan.Plan) {
 	r.st.Mesh = p.Mesh
 	r.st.SortRoutes()
-	// Changes left out by the filter (upsert-only) are not done either: the former members they belong to
-	// must stay known, or their objects would never be observed again.
-	clean := len(r.result.Failed) == 0 && len(r.result.Skipped) == 0 && r.filtered == 0
+	// Changes a policy withheld (upsert-only) are not done either: the former members they belong to must
+	// stay known, or their objects would never be observed again.
+	clean := len(r.result.Failed) == 0 && len(r.result.Skipped) == 0 && r.opts.Withheld == 0
 	members := make(map[string]plan.Member, len(p.Members))
 	for name, m := range p.Members {
 		members[name] = m

@@ -142,23 +142,10 @@ func (a *App) progress(msg string) {
 	fmt.Fprintln(a.Stdout, msg)
 }
 
-// engine builds the providers. The Kubernetes one reads the kubeconfig (--kubeconfig, else $KUBECONFIG,
-// else ~/.kube/config) only when a cluster is first contacted, so a spec with dns { enabled = false } never
-// needs one.
+// engine builds the engine and its providers, with the tests' tuning. Every progress line goes to stdout.
 func (a *App) engine(ctx context.Context, mesh, kubeconfig string) (*engine.Engine, error) {
-	opts := awsprovider.Options{Mesh: mesh, APIOptions: a.AWSOptions, Progress: a.progress}
-	if a.AWSTuning != nil {
-		a.AWSTuning(&opts)
-	}
-	p, err := awsprovider.New(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	kopts := kube.Options{Mesh: mesh, Kubeconfig: kubeconfig, LoadBalancers: p, Progress: a.progress}
-	if a.KubeTuning != nil {
-		a.KubeTuning(&kopts)
-	}
-	return &engine.Engine{AWS: p, Kube: kube.New(kopts), Progress: a.progress}, nil
+	return engine.New(ctx, engine.Options{Mesh: mesh, Kubeconfig: kubeconfig, Progress: a.progress, ApplyProgress: a.progress,
+		AWSAPIOptions: a.AWSOptions, AWSTuning: a.AWSTuning, KubeTuning: a.KubeTuning})
 }
 
 // lockedState opens the backend, takes its lock and reads the state.
@@ -344,7 +331,7 @@ func (a *App) apply(ctx context.Context, args []string, destroy bool) int {
 		}
 	}
 
-	res := eng.Apply(ctx, p, st, nil)
+	res := eng.Apply(ctx, p, st, 0)
 	// Written even after Ctrl-C (ctx cancelled): what was done must be recorded.
 	if err := backend.Write(context.WithoutCancel(ctx), st); err != nil {
 		return a.errorf("saving the state (the changes above were made): %v", err)

@@ -47,11 +47,11 @@ func (e *worldEngine) Plan(_ context.Context, m *spec.Mesh, st *state.State, des
 	return p, nil, nil
 }
 
-func (e *worldEngine) Apply(ctx context.Context, p *plan.Plan, st *state.State, filter func(plan.Change) bool) *apply.Result {
+func (e *worldEngine) Apply(ctx context.Context, p *plan.Plan, st *state.State, withheld int) *apply.Result {
 	e.mu.Lock()
 	e.applies++
 	e.mu.Unlock()
-	return apply.Run(ctx, p, st, apply.Options{Executors: e.world.Executors(), Filter: filter})
+	return apply.Run(ctx, p, st, apply.Options{Executors: e.world.Executors(), Withheld: withheld})
 }
 
 const testSpec = `mesh "tidb" {}

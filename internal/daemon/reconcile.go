@@ -12,8 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/meshd-io/meshd/internal/apply"
+	"github.com/meshd-io/meshd/internal/errclass"
 	"github.com/meshd-io/meshd/internal/plan"
-	awsprovider "github.com/meshd-io/meshd/internal/providers/aws"
 	"github.com/meshd-io/meshd/internal/spec"
 	"github.com/meshd-io/meshd/internal/state"
 )
@@ -21,7 +21,8 @@ import (
 // Engine is what a pass needs from the engine: the same plan and apply meshctl runs.
 type Engine interface {
 	Plan(ctx context.Context, m *spec.Mesh, st *state.State, destroy bool) (*plan.Plan, hcl.Diagnostics, error)
-	Apply(ctx context.Context, p *plan.Plan, st *state.State, filter func(plan.Change) bool) *apply.Result
+	// Apply applies p; withheld counts the changes a policy took out of it (see apply.Options.Withheld).
+	Apply(ctx context.Context, p *plan.Plan, st *state.State, withheld int) *apply.Result
 }
 
 // EventRecorder records a correction on the object it touched (a Kubernetes Event); optional.
@@ -40,7 +41,7 @@ type Reconciler struct {
 
 	// DryRun observes and reports drift but changes nothing.
 	DryRun bool
-	// UpsertOnly creates and updates but never deletes.
+	// UpsertOnly creates and updates but never deletes (the UpsertOnly policy).
 	UpsertOnly bool
 	// IsLeader, when set, gates passes: only the leader plans and writes.
 	IsLeader func() bool
@@ -53,7 +54,7 @@ type Reconciler struct {
 	repeats repeats
 }
 
-// Pass runs one reconcile pass.
+// Pass runs one reconcile pass: take the state lock, plan and report, apply and count.
 func (r *Reconciler) Pass(ctx context.Context, why string) (err error) {
 	if r.IsLeader != nil && !r.IsLeader() {
 		r.Metrics.Add(MetricPasses, Labels{"result": "skipped"}, 1)
@@ -66,86 +67,177 @@ func (r *Reconciler) Pass(ctx context.Context, why string) (err error) {
 	}
 	start := time.Now()
 	log := r.Log.With(zap.String("trigger", why), zap.String("mesh", m.Name))
-	defer func() {
-		r.Metrics.Observe(MetricPassDuration, nil, time.Since(start).Seconds())
-		result := "ok"
-		if err != nil {
-			result = "error"
-			log.Warn("pass failed", zap.Error(err), zap.Duration("duration", time.Since(start)))
-		} else {
-			r.Metrics.Set(MetricLastSuccess, nil, float64(time.Now().Unix()))
-		}
-		r.Metrics.Add(MetricPasses, Labels{"result": result}, 1)
-	}()
+	defer func() { r.recordPass(log, start, err) }()
 
-	// A pass started before SIGTERM may finish what it is doing, for a while.
-	passCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	passCtx, cancel := r.passContext(ctx)
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() {
+	lock, err := r.lock(passCtx, cancel, log)
+	if err != nil {
+		return err
+	}
+	defer lock.unlock()
+	st, err := r.readState(passCtx, m)
+	if err != nil {
+		return r.orLockLost(lock, err)
+	}
+
+	p, err := r.plan(passCtx, log, m, st)
+	if err != nil {
+		// Losing the lock cancels the pass: say that, not "context canceled".
+		return r.orLockLost(lock, err)
+	}
+	withheld := 0
+	if r.UpsertOnly {
+		withheld = UpsertOnly(p)
+	}
+	partial := r.reportPlan(log, p)
+	pending := r.reportDrift(log, p)
+	if r.DryRun {
+		return partial
+	}
+	if len(pending) == 0 && len(p.Record)+len(p.Forget) == 0 {
+		log.Debug("no drift", zap.Duration("duration", time.Since(start)))
+		return partial
+	}
+
+	if lock.isLost() {
+		return r.orLockLost(lock, nil)
+	}
+	if err := r.applyAndCount(ctx, passCtx, log, p, st, pending, withheld); err != nil {
+		return err
+	}
+	return partial
+}
+
+// orLockLost returns the lost-lock error when the state lock was lost (which cancels whatever the pass was
+// doing), else err.
+func (r *Reconciler) orLockLost(lock heldLock, err error) error {
+	if !lock.isLost() {
+		return err
+	}
+	r.Metrics.Add(MetricErrors, Labels{"kind": "state"}, 1)
+	return fmt.Errorf("%w: the state lock was lost before applying; nothing changed", ErrTransient)
+}
+
+// recordPass counts a finished pass: its duration and result, and the time of the last success.
+func (r *Reconciler) recordPass(log *zap.Logger, start time.Time, err error) {
+	r.Metrics.Observe(MetricPassDuration, nil, time.Since(start).Seconds())
+	result := "ok"
+	if err != nil {
+		result = "error"
+		log.Warn("pass failed", zap.Error(err), zap.Duration("duration", time.Since(start)))
+	} else {
+		r.Metrics.Set(MetricLastSuccess, nil, float64(time.Now().Unix()))
+	}
+	r.Metrics.Add(MetricPasses, Labels{"result": result}, 1)
+}
+
+// passContext is the context a pass works in. A pass started before SIGTERM (ctx cancelled) may finish what
+// it is doing, for ShutdownGrace; losing leadership (Abandon) ends it at once. The returned func releases it.
+func (r *Reconciler) passContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	passCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stopGrace := context.AfterFunc(ctx, func() {
 		if r.ShutdownGrace <= 0 {
 			cancel()
 			return
 		}
 		time.AfterFunc(r.ShutdownGrace, cancel)
 	})
-	defer stop()
+	stopAbandon := func() bool { return false }
 	if r.Abandon != nil {
-		defer context.AfterFunc(r.Abandon, cancel)()
+		stopAbandon = context.AfterFunc(r.Abandon, cancel)
 	}
+	return passCtx, func() {
+		stopAbandon()
+		stopGrace()
+		cancel()
+	}
+}
 
+// heldLock is the state lock a pass holds.
+type heldLock struct {
+	unlock func() error
+	// lost is closed when the lock is no longer ours; nil for a lock that cannot be lost.
+	lost <-chan struct{}
+}
+
+func (l heldLock) isLost() bool {
+	select {
+	case <-l.lost:
+		return true
+	default:
+		return false
+	}
+}
+
+// lock takes the state lock. A lock that can be lost while held (the Secret's Lease, not renewed in time)
+// is watched: another replica may take it and act, so the pass is cancelled at once, as when leadership is
+// lost.
+func (r *Reconciler) lock(passCtx context.Context, cancel context.CancelFunc, log *zap.Logger) (heldLock, error) {
 	lockCtx, lockCancel := context.WithTimeout(passCtx, 30*time.Second)
 	unlock, err := r.Backend.Lock(lockCtx)
 	lockCancel()
 	if err != nil {
 		r.Metrics.Add(MetricErrors, Labels{"kind": "state"}, 1)
-		return fmt.Errorf("%w: %v", ErrTransient, err)
+		return heldLock{}, fmt.Errorf("%w: %v", ErrTransient, err)
 	}
-	defer unlock()
-	// A lock that can be lost while held (the Secret's Lease, not renewed in time): another replica may
-	// take it and act, so this pass stops at once, as when leadership is lost.
-	var lockLost <-chan struct{}
+	held := heldLock{unlock: unlock}
 	if l, ok := r.Backend.(state.LosableLock); ok {
-		lockLost = l.Lost()
+		held.lost = l.Lost()
 		go func() {
 			select {
-			case <-lockLost:
+			case <-held.lost:
 				log.Warn("the state lock was lost: abandoning the pass")
 				cancel()
 			case <-passCtx.Done():
 			}
 		}()
 	}
-	st, err := r.Backend.Read(passCtx)
+	return held, nil
+}
+
+// readState reads the state, refusing one that belongs to another mesh.
+func (r *Reconciler) readState(ctx context.Context, m *spec.Mesh) (*state.State, error) {
+	st, err := r.Backend.Read(ctx)
 	if err != nil {
 		r.Metrics.Add(MetricErrors, Labels{"kind": "state"}, 1)
-		return err
+		return nil, err
 	}
 	if st.Mesh != "" && st.Mesh != m.Name {
 		r.Metrics.Add(MetricErrors, Labels{"kind": "state"}, 1)
-		return fmt.Errorf("the state belongs to mesh %q, not %q", st.Mesh, m.Name)
+		return nil, fmt.Errorf("the state belongs to mesh %q, not %q", st.Mesh, m.Name)
 	}
+	return st, nil
+}
 
-	p, diags, err := r.Engine.Plan(passCtx, m, st, false)
+// plan observes and plans. Failing to observe is an error worth a quick retry when it is transient; a spec
+// that does not match the world is logged, diagnostic by diagnostic, and stops the pass.
+func (r *Reconciler) plan(ctx context.Context, log *zap.Logger, m *spec.Mesh, st *state.State) (*plan.Plan, error) {
+	p, diags, err := r.Engine.Plan(ctx, m, st, false)
 	if err != nil {
 		r.Metrics.Add(MetricErrors, Labels{"kind": "observe"}, 1)
-		return classify(err)
+		return nil, classify(err)
 	}
 	if diags.HasErrors() {
 		r.Metrics.Add(MetricErrors, Labels{"kind": "spec"}, 1)
 		for _, d := range FormatDiagnostics(diags) {
 			log.Error("spec does not match the world", zap.String("diagnostic", d))
 		}
-		return errors.New("the spec has errors against the observed world (see log)")
+		return nil, errors.New("the spec has errors against the observed world (see log)")
 	}
 	for _, d := range FormatDiagnostics(diags) {
 		log.Warn("diagnostic", zap.String("diagnostic", d))
 	}
+	return p, nil
+}
+
+// reportPlan logs the plan's warnings and conflicts. It returns the error the pass ends with when a member
+// cluster could not be observed: its DNS was left out of the plan, the rest is corrected, and the pass ends as
+// a transient failure so that it is retried soon and not counted a success.
+func (r *Reconciler) reportPlan(log *zap.Logger, p *plan.Plan) (partial error) {
 	for _, w := range p.Warnings {
 		log.Warn(w)
 	}
-	// A member cluster that could not be observed had its DNS left out of the plan: the rest is corrected
-	// below, and the pass ends as a transient failure so that it is retried soon and not counted a success.
-	var partial error
 	if len(p.Unobserved) > 0 {
 		r.Metrics.Add(MetricErrors, Labels{"kind": "observe"}, 1)
 		partial = fmt.Errorf("%w: the Kubernetes side of %s could not be observed; its DNS was left as it is",
@@ -155,11 +247,14 @@ func (r *Reconciler) Pass(ctx context.Context, why string) (err error) {
 		r.Metrics.Add(MetricErrors, Labels{"kind": "conflict"}, 1)
 		log.Warn("conflict: left alone", zap.String("address", c.Address), zap.String("summary", c.Summary))
 	}
+	return partial
+}
 
-	var pending []plan.Change
+// reportDrift logs each change the plan makes and sets the detected gauge by kind; it returns those changes.
+func (r *Reconciler) reportDrift(log *zap.Logger, p *plan.Plan) (pending []plan.Change) {
 	detected := map[plan.Kind]int{}
 	for _, ch := range p.Changes {
-		if !ch.Action.IsChange() || (r.UpsertOnly && ch.Action == plan.Delete) {
+		if !ch.Action.IsChange() {
 			continue
 		}
 		pending = append(pending, ch)
@@ -170,62 +265,75 @@ func (r *Reconciler) Pass(ctx context.Context, why string) (err error) {
 	for kind, n := range detected {
 		r.Metrics.Set(MetricDetected, Labels{"kind": string(kind)}, float64(n))
 	}
-	if r.DryRun {
-		return partial
-	}
-	if len(pending) == 0 && len(p.Record)+len(p.Forget) == 0 {
-		log.Debug("no drift", zap.Duration("duration", time.Since(start)))
-		return partial
-	}
+	return pending
+}
 
-	select {
-	case <-lockLost:
-		r.Metrics.Add(MetricErrors, Labels{"kind": "state"}, 1)
-		return fmt.Errorf("%w: the state lock was lost before applying; nothing changed", ErrTransient)
-	default:
+// applyAndCount applies the plan, writes the state whatever happened, and counts and records the outcome of
+// each pending change. Its error is apply's, transient when any failure is.
+func (r *Reconciler) applyAndCount(ctx, passCtx context.Context, log *zap.Logger, p *plan.Plan, st *state.State, pending []plan.Change, withheld int) error {
+	res := r.Engine.Apply(passCtx, p, st, withheld)
+	if err := r.writeState(ctx, st); err != nil {
+		return err
 	}
-	filter := func(ch plan.Change) bool { return !(r.UpsertOnly && ch.Action == plan.Delete) }
-	res := r.Engine.Apply(passCtx, p, st, filter)
-	// The state is written whatever happened, with a context of its own: what succeeded must be remembered.
-	writeCtx, writeCancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer writeCancel()
-	if werr := r.Backend.Write(writeCtx, st); werr != nil {
-		r.Metrics.Add(MetricErrors, Labels{"kind": "state"}, 1)
-		return fmt.Errorf("writing the state: %w", werr)
-	}
-
 	applied := map[string]bool{}
 	for _, addr := range res.Applied {
 		applied[addr] = true
 	}
 	for _, ch := range pending {
 		cerr := res.Failed[ch.Address]
-		if applied[ch.Address] {
-			r.Metrics.Add(MetricCorrected, Labels{"kind": string(ch.Kind), "action": ch.Action.Verb()}, 1)
-			log.Info("corrected", zap.String("address", ch.Address), zap.String("action", ch.Action.Verb()), zap.String("reason", ch.Reason))
-			if n, report := r.repeats.corrected(ch.Address, time.Now()); report {
-				r.Metrics.Add(MetricRepeatedDrift, Labels{"kind": string(ch.Kind)}, 1)
-				log.Warn("drift keeps coming back: something else is changing this object, and meshd keeps correcting it",
-					zap.String("address", ch.Address), zap.Int("corrections", n), zap.Duration("within", repeatWindow),
-					zap.String("hint", plan.RepeatHint(ch.Kind)))
-			}
-		} else if cerr != nil {
+		switch {
+		case applied[ch.Address]:
+			r.countCorrected(log, ch)
+		case cerr != nil:
 			r.Metrics.Add(MetricErrors, Labels{"kind": "apply"}, 1)
 			log.Warn("correction failed", zap.String("address", ch.Address), zap.Error(cerr))
+		default:
+			continue // skipped: nothing happened to record
 		}
-		if r.Events != nil && (applied[ch.Address] || cerr != nil) {
+		if r.Events != nil {
 			r.Events.Corrected(passCtx, ch, cerr)
 		}
 	}
-	if err := res.Err(); err != nil {
-		for _, ferr := range res.Failed {
-			if isTransient(ferr) {
-				return fmt.Errorf("%w: %v", ErrTransient, err)
-			}
-		}
-		return err
+	return applyError(res)
+}
+
+// writeState writes the state with a context of its own, even after SIGTERM: what succeeded must be
+// remembered.
+func (r *Reconciler) writeState(ctx context.Context, st *state.State) error {
+	writeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := r.Backend.Write(writeCtx, st); err != nil {
+		r.Metrics.Add(MetricErrors, Labels{"kind": "state"}, 1)
+		return fmt.Errorf("writing the state: %w", err)
 	}
-	return partial
+	return nil
+}
+
+// countCorrected counts and logs a correction, and says so when the same object keeps drifting back.
+func (r *Reconciler) countCorrected(log *zap.Logger, ch plan.Change) {
+	r.Metrics.Add(MetricCorrected, Labels{"kind": string(ch.Kind), "action": ch.Action.Verb()}, 1)
+	log.Info("corrected", zap.String("address", ch.Address), zap.String("action", ch.Action.Verb()), zap.String("reason", ch.Reason))
+	if n, report := r.repeats.corrected(ch.Address, time.Now()); report {
+		r.Metrics.Add(MetricRepeatedDrift, Labels{"kind": string(ch.Kind)}, 1)
+		log.Warn("drift keeps coming back: something else is changing this object, and meshd keeps correcting it",
+			zap.String("address", ch.Address), zap.Int("corrections", n), zap.Duration("within", repeatWindow),
+			zap.String("hint", plan.RepeatHint(ch.Kind)))
+	}
+}
+
+// applyError is the pass's error for apply's failures: transient when any of them is, so that the pass is
+// retried soon rather than at the next interval.
+func applyError(res *apply.Result) error {
+	err := res.Err()
+	if err == nil {
+		return nil
+	}
+	for _, ferr := range res.Failed {
+		if isTransient(ferr) {
+			return fmt.Errorf("%w: %v", ErrTransient, err)
+		}
+	}
+	return err
 }
 
 // classify marks errors worth a quick retry: throttling, timeouts, connection trouble.
@@ -236,7 +344,9 @@ func classify(err error) error {
 	return err
 }
 
+// isTransient: the providers mark the API errors that are (errclass); timeouts and connection trouble are
+// recognised here, wherever they came from.
 func isTransient(err error) bool {
 	var netErr net.Error
-	return awsprovider.IsTransient(err) || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout())
+	return errclass.IsTransient(err) || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout())
 }

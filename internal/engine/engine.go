@@ -4,14 +4,19 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"sync"
+	"time"
 
+	"github.com/aws/smithy-go/middleware"
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/meshd-io/meshd/internal/apply"
+	"github.com/meshd-io/meshd/internal/kubeclient"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
 	awsprovider "github.com/meshd-io/meshd/internal/providers/aws"
@@ -20,12 +25,31 @@ import (
 	"github.com/meshd-io/meshd/internal/state"
 )
 
+// AWS is what the engine needs from the AWS side (the AWS provider; a stub in tests).
+type AWS interface {
+	Observe(ctx context.Context, m *spec.Mesh, former map[string]model.Member) (*awsprovider.Observation, hcl.Diagnostics, error)
+	// LoadBalancers finds the NLBs of a region behind the DNS Services' hostnames.
+	LoadBalancers(ctx context.Context, region string, hostnames []string) (map[string]model.LoadBalancer, error)
+	Executors() map[plan.Kind]apply.Executor
+}
+
+// Kube is what the engine needs from the Kubernetes side (the kube provider; a stub in tests).
+type Kube interface {
+	Observe(ctx context.Context, targets []kube.Target) (map[string]model.DNSObserved, hcl.Diagnostics)
+	Executors() map[plan.Kind]apply.Executor
+}
+
+// kubeClients hands out the Kubernetes clients the Kube side works with (the kube provider).
+type kubeClients interface {
+	Client(kubeContext string) (kubeclient.Interface, error)
+}
+
 // Engine plans and applies one mesh.
 type Engine struct {
-	AWS *awsprovider.Provider
+	AWS AWS
 	// Kube is the Kubernetes side (DNS Services and Corefiles). Nil, or a spec with dns { enabled = false },
 	// leaves DNS alone.
-	Kube *kube.Provider
+	Kube Kube
 	// PartialDNS plans around member clusters whose Kubernetes side cannot be observed (an API server that is
 	// down, a context missing from the kubeconfig) instead of failing: their DNS is left alone, the other
 	// Corefiles keep their blocks for them, and the diagnostics come back as warnings. meshd sets it, so that
@@ -34,6 +58,65 @@ type Engine struct {
 	PartialDNS  bool
 	Parallelism int
 	Progress    func(string)
+
+	clients kubeClients
+}
+
+// Options configure New: what meshctl and meshd each pass, in one place.
+type Options struct {
+	// Mesh is the mesh name, which both providers tag and label what they create with.
+	Mesh string
+	// Kubeconfig is the kubeconfig file (--kubeconfig). Empty: $KUBECONFIG, else ~/.kube/config. It is read
+	// only when a cluster is first contacted, so a spec with dns { enabled = false } never needs one.
+	Kubeconfig string
+	// Progress receives the providers' lines during long waits (a peering, a load balancer); nil discards them.
+	Progress func(string)
+	// ApplyProgress receives one line per started and finished change; nil discards them.
+	ApplyProgress func(string)
+	// PartialDNS and Parallelism are the Engine's fields.
+	PartialDNS  bool
+	Parallelism int
+
+	// AWSAPIOptions are added to every AWS client's middleware stack (call counting, fault injection).
+	AWSAPIOptions []func(*middleware.Stack) error
+	// KubeWrapTransport wraps every Kubernetes client's HTTP transport (call counting).
+	KubeWrapTransport func(http.RoundTripper) http.RoundTripper
+	// KubeWaitTimeout bounds one wait of the Kubernetes side (a DNS Service's load balancer). Zero: the
+	// provider's default.
+	KubeWaitTimeout time.Duration
+	// AWSTuning and KubeTuning adjust the providers' options last (poll intervals in tests).
+	AWSTuning  func(*awsprovider.Options)
+	KubeTuning func(*kube.Options)
+}
+
+// New builds the AWS and Kubernetes providers and the engine over them. The Kubernetes provider waits for
+// its DNS Services' load balancers through the AWS one.
+func New(ctx context.Context, opts Options) (*Engine, error) {
+	awsOpts := awsprovider.Options{Mesh: opts.Mesh, APIOptions: opts.AWSAPIOptions, Progress: opts.Progress}
+	if opts.AWSTuning != nil {
+		opts.AWSTuning(&awsOpts)
+	}
+	awsSide, err := awsprovider.New(ctx, awsOpts)
+	if err != nil {
+		return nil, err
+	}
+	kubeOpts := kube.Options{Mesh: opts.Mesh, Kubeconfig: opts.Kubeconfig, LoadBalancers: awsSide,
+		Progress: opts.Progress, WrapTransport: opts.KubeWrapTransport, WaitTimeout: opts.KubeWaitTimeout}
+	if opts.KubeTuning != nil {
+		opts.KubeTuning(&kubeOpts)
+	}
+	kubeSide := kube.New(kubeOpts)
+	return &Engine{AWS: awsSide, Kube: kubeSide, clients: kubeSide, PartialDNS: opts.PartialDNS,
+		Parallelism: opts.Parallelism, Progress: opts.ApplyProgress}, nil
+}
+
+// KubeClient returns the client of a kubeconfig context: the one the engine itself uses, so that meshd's
+// watches, Events and state Secret share its connections and its reading of the kubeconfig.
+func (e *Engine) KubeClient(kubeContext string) (kubeclient.Interface, error) {
+	if e.clients == nil {
+		return nil, errors.New("this engine has no Kubernetes provider")
+	}
+	return e.clients.Client(kubeContext)
 }
 
 // Plan observes AWS and Kubernetes for the spec's clusters (and the state's former members) and computes
@@ -188,12 +271,13 @@ func (e *Engine) Executors() map[plan.Kind]apply.Executor {
 }
 
 // Apply executes p against the world and records the outcome in st (in memory: the caller writes it).
-func (e *Engine) Apply(ctx context.Context, p *plan.Plan, st *state.State, filter func(plan.Change) bool) *apply.Result {
+// withheld counts the changes a policy took out of p (see apply.Options.Withheld); meshctl withholds none.
+func (e *Engine) Apply(ctx context.Context, p *plan.Plan, st *state.State, withheld int) *apply.Result {
 	executors := e.Executors()
 	return apply.Run(ctx, p, st, apply.Options{
 		Executors:   executors,
 		Parallelism: e.Parallelism,
 		Progress:    e.Progress,
-		Filter:      filter,
+		Withheld:    withheld,
 	})
 }

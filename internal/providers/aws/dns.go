@@ -76,7 +76,7 @@ func (p *Provider) LoadBalancers(ctx context.Context, region string, hostnames [
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("listing load balancers in %s: %w", region, err)
+			return nil, fmt.Errorf("listing load balancers in %s: %w", region, classified(err))
 		}
 		for _, lb := range page.LoadBalancers {
 			dns := aws.ToString(lb.DNSName)
@@ -104,7 +104,7 @@ func (p *Provider) LoadBalancers(ctx context.Context, region string, hostnames [
 		for enis.HasMorePages() {
 			page, err := enis.NextPage(ctx)
 			if err != nil {
-				return nil, fmt.Errorf("listing the network interfaces of load balancers in %s: %w", region, err)
+				return nil, fmt.Errorf("listing the network interfaces of load balancers in %s: %w", region, classified(err))
 			}
 			for _, eni := range page.NetworkInterfaces {
 				host, ok := byDescription[aws.ToString(eni.Description)]

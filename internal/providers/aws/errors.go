@@ -1,9 +1,14 @@
 package aws
 
 import (
+	"context"
 	"errors"
 
 	"github.com/aws/smithy-go"
+
+	"github.com/meshd-io/meshd/internal/apply"
+	"github.com/meshd-io/meshd/internal/errclass"
+	"github.com/meshd-io/meshd/internal/plan"
 )
 
 // ErrorCode returns the AWS error code of err ("RouteAlreadyExists"), or "" when err is not an API error.
@@ -49,3 +54,29 @@ var transientCodes = []string{"RequestLimitExceeded", "Throttling", "ThrottlingE
 
 // IsTransient reports whether err is throttling or a passing AWS fault.
 func IsTransient(err error) bool { return HasCode(err, transientCodes...) }
+
+// classified marks err with its class (errclass.Transient) when AWS says it is throttling or a passing
+// fault, so that callers outside the provider can tell without knowing AWS error codes. The provider calls it
+// on every error it returns: from Observe, LoadBalancers and the executors.
+func classified(err error) error {
+	if IsTransient(err) {
+		return errclass.Transient(err)
+	}
+	return err
+}
+
+// classifying is an executor whose errors are classified.
+type classifying struct{ next apply.Executor }
+
+func (c classifying) Execute(ctx context.Context, ch plan.Change, known apply.Known) (apply.Outcome, error) {
+	out, err := c.next.Execute(ctx, ch, known)
+	return out, classified(err)
+}
+
+// classifyingAll wraps every executor of the map.
+func classifyingAll(executors map[plan.Kind]apply.Executor) map[plan.Kind]apply.Executor {
+	for kind, e := range executors {
+		executors[kind] = classifying{e}
+	}
+	return executors
+}

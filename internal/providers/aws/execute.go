@@ -19,11 +19,11 @@ import (
 
 // Executors returns the apply executors for the AWS resource kinds.
 func (p *Provider) Executors() map[plan.Kind]apply.Executor {
-	return map[plan.Kind]apply.Executor{
+	return classifyingAll(map[plan.Kind]apply.Executor{
 		plan.KindPeering: peeringExecutor{p},
 		plan.KindRoute:   routeExecutor{p},
 		plan.KindSGRule:  ruleExecutor{p},
-	}
+	})
 }
 
 // tags are the ownership tags of an object at address, plus a Name for the console.

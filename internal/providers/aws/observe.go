@@ -90,7 +90,7 @@ func (p *Provider) Observe(ctx context.Context, m *spec.Mesh, former map[string]
 	for _, region := range sortedKeys(results) {
 		r := results[region]
 		if r.err != nil {
-			return nil, diags, fmt.Errorf("observing %s: %w", region, r.err)
+			return nil, diags, fmt.Errorf("observing %s: %w", region, classified(r.err))
 		}
 		diags = append(diags, r.diags...)
 		for k, v := range r.members {
