@@ -20,6 +20,7 @@ var (
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "mesh", LabelNames: []string{"name"}},
 			{Type: "cluster", LabelNames: []string{"name"}},
+			{Type: "replicate", LabelNames: []string{"name"}},
 		},
 	}
 	meshSchema = &hcl.BodySchema{
@@ -101,6 +102,8 @@ func (d *decoder) decode(files []*hcl.File) {
 				d.decodeMesh(b)
 			case "cluster":
 				d.decodeCluster(b)
+			case "replicate":
+				d.decodeReplicate(b)
 			}
 		}
 	}
@@ -394,13 +397,18 @@ func (d *decoder) value(a *hcl.Attribute, ty cty.Type) (cty.Value, valueStatus) 
 // str decodes a string attribute of a cluster. The attribute is recorded in c.Attrs whenever it is written
 // (even with a wrong value), so that checks about which attributes go together do not pile onto a type error.
 func (d *decoder) str(c *Cluster, attrs hcl.Attributes, name string) (string, hcl.Range, bool) {
+	return d.strIn(c.Attrs, attrs, name)
+}
+
+// strIn is str for any block: the attribute's range goes into set under name.
+func (d *decoder) strIn(set map[string]hcl.Range, attrs hcl.Attributes, name string) (string, hcl.Range, bool) {
 	a := attrs[name]
 	if a == nil {
 		return "", hcl.Range{}, false
 	}
 	v, st := d.value(a, cty.String)
 	if st != valNull {
-		c.Attrs[name] = a.Expr.Range()
+		set[name] = a.Expr.Range()
 	}
 	if st != valOK {
 		return "", hcl.Range{}, false
@@ -411,13 +419,18 @@ func (d *decoder) str(c *Cluster, attrs hcl.Attributes, name string) (string, hc
 // strList decodes a list-of-strings attribute of a cluster, with the range of each element when the list is
 // written as a literal.
 func (d *decoder) strList(c *Cluster, attrs hcl.Attributes, name string) ([]string, []hcl.Range, bool) {
+	return d.strListIn(c.Attrs, c.Elems, attrs, name)
+}
+
+// strListIn is strList for any block: ranges go into set and elems under name.
+func (d *decoder) strListIn(set map[string]hcl.Range, elems map[string][]hcl.Range, attrs hcl.Attributes, name string) ([]string, []hcl.Range, bool) {
 	a := attrs[name]
 	if a == nil {
 		return nil, nil, false
 	}
 	v, st := d.value(a, cty.List(cty.String))
 	if st != valNull {
-		c.Attrs[name] = a.Expr.Range()
+		set[name] = a.Expr.Range()
 	}
 	if st != valOK {
 		return nil, nil, false
@@ -428,7 +441,7 @@ func (d *decoder) strList(c *Cluster, attrs hcl.Attributes, name string) ([]stri
 		for _, e := range exprs {
 			rs = append(rs, e.Range())
 		}
-		c.Elems[name] = rs
+		elems[name] = rs
 	}
 	var out []string
 	for i, ev := range v.AsValueSlice() {
@@ -441,7 +454,7 @@ func (d *decoder) strList(c *Cluster, attrs hcl.Attributes, name string) ([]stri
 		out = append(out, ev.AsString())
 	}
 	if !ok {
-		delete(c.Elems, name)
+		delete(elems, name)
 		return nil, nil, false
 	}
 	return out, rs, true

@@ -27,6 +27,8 @@ type Mesh struct {
 	DNSDisabled bool
 	Quotas      Quotas
 	Clusters    []*Cluster
+	// Replicates are the replicate blocks, in declaration order.
+	Replicates []*Replicate
 
 	// Files are the sources the spec was read from, by name, for diagnostics and for the plan's spec hash.
 	Files map[string][]byte
