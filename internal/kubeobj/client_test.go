@@ -2,7 +2,15 @@ package kubeobj_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"slices"
 	"strings"
 	"testing"
@@ -140,8 +148,12 @@ func (cl *cluster) labelAsSomeoneElse(t *testing.T, o kubeobj.Object) {
 	}
 }
 
+// assertNoSecret fails if s holds any of values, raw or base64.
 func assertNoSecret(t *testing.T, what, s string, values ...string) {
 	t.Helper()
+	for _, v := range values {
+		values = append(values, base64.StdEncoding.EncodeToString([]byte(v)))
+	}
 	for _, v := range values {
 		if strings.Contains(s, v) {
 			t.Errorf("%s contains a Secret value or token: %s", what, s)
@@ -149,14 +161,16 @@ func assertNoSecret(t *testing.T, what, s string, values ...string) {
 	}
 }
 
-// The test API server carries the admin token in every request; a TLS Secret's data is checked for the
-// required keys only, so the key and certificate need not be real.
+// testSecret: a kubernetes.io/tls Secret with a real (self-signed) certificate and key, and a recognisable
+// extra value that no message may show.
 func (cl *cluster) testSecret(t *testing.T) {
-	tls := func(key string) map[string]any {
+	certPEM, keyPEM := selfSigned(t)
+	tls := func(extra string) map[string]any {
 		return map[string]any{"type": "kubernetes.io/tls", "data": kubeobj.SecretData(map[string][]byte{
-			"ca.crt":  []byte("-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n"),
-			"tls.crt": []byte("-----BEGIN CERTIFICATE-----\ncrt\n-----END CERTIFICATE-----\n"),
-			"tls.key": []byte("-----BEGIN PRIVATE KEY-----\n" + key + "\n-----END PRIVATE KEY-----\n"),
+			"ca.crt":  certPEM,
+			"tls.crt": certPEM,
+			"tls.key": keyPEM,
+			"extra":   []byte(extra),
 		})}
 	}
 	want := object(t, "Secret", ns, "meshd-tls", tls(secretValue))
@@ -176,17 +190,17 @@ func (cl *cluster) testSecret(t *testing.T) {
 	if _, err = cl.c.Update(ctx, opaque); err == nil {
 		t.Errorf("Update changed a Secret's type")
 	} else {
-		assertNoSecret(t, "the type-change error", err.Error(), secretValue)
+		assertNoSecret(t, "the type-change error", err.Error(), secretValue, string(keyPEM))
 	}
 	if _, err = cl.c.Create(ctx, want); !apierrors.IsAlreadyExists(err) {
 		t.Errorf("Create twice: %v, want AlreadyExists", err)
 	} else {
-		assertNoSecret(t, "the AlreadyExists error", err.Error(), secretValue)
+		assertNoSecret(t, "the AlreadyExists error", err.Error(), secretValue, string(keyPEM))
 	}
-	if s := kubeobj.Summary(created); !strings.Contains(s, "keys [ca.crt tls.crt tls.key]") {
+	if s := kubeobj.Summary(created); !strings.Contains(s, "keys [ca.crt extra tls.crt tls.key]") {
 		t.Errorf("Summary = %q, want the key names", s)
 	}
-	assertNoSecret(t, "Summary", kubeobj.Summary(created), secretValue)
+	assertNoSecret(t, "Summary", kubeobj.Summary(created), secretValue, string(keyPEM))
 
 	// A TLS Secret without tls.key is refused by the API server's validation; its answer must not quote
 	// the certificate data we sent (it does not, and redaction would cut it if it did).
@@ -201,6 +215,26 @@ func (cl *cluster) testSecret(t *testing.T) {
 	if err := cl.c.Delete(ctx, created); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// selfSigned returns a PEM certificate and its PEM private key.
+func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "meshd-test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 }
 
 func (cl *cluster) testConfigMap(t *testing.T) {
