@@ -10,7 +10,8 @@ import (
 )
 
 // ContentHash is the SHA-256 (hex) of the content as canonical JSON (normalised values, map keys sorted,
-// empty fields dropped): equal content hashes equal however it was built. Safe to show for a Secret.
+// empty fields dropped): equal content hashes equal however it was built. Safe to show for a Secret whose
+// values are keys, certificates or tokens; an unsalted hash of a short password could be guessed offline.
 func ContentHash(o Object) string {
 	content, err := normalize(o.Content)
 	if err != nil {
