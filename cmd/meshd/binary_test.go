@@ -31,3 +31,33 @@ func TestBinaryKeepsOnlyUsedSDKOperations(t *testing.T) {
 		}
 	}
 }
+
+// TestBinaryKeepsOnlyTwoTypedKubeGroups guards the same idle memory on the Kubernetes side: meshd links
+// client-go's typed clients for core/v1 and coordination/v1 only (internal/kubeclient); every other kind
+// (RBAC, custom resources) goes through the dynamic client. A typed client of another group in the binary
+// means a kubernetes.Clientset (or a typed group) is stored in an interface somewhere.
+func TestBinaryKeepsOnlyTwoTypedKubeGroups(t *testing.T) {
+	bin := buildMeshd(t)
+	out, err := exec.Command("go", "tool", "nm", bin).Output()
+	if err != nil {
+		t.Fatalf("go tool nm: %v", err)
+	}
+	const typed = "k8s.io/client-go/kubernetes/typed/"
+	groups := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if i := strings.Index(line, typed); i >= 0 {
+			rest := line[i+len(typed):]
+			if parts := strings.SplitN(rest, "/", 3); len(parts) >= 2 {
+				groups[parts[0]+"/"+strings.SplitN(parts[1], ".", 2)[0]] = true
+			}
+		}
+	}
+	if !groups["core/v1"] {
+		t.Fatalf("no typed core/v1 client in the binary: the check below would prove nothing")
+	}
+	for g := range groups {
+		if g != "core/v1" && g != "coordination/v1" {
+			t.Errorf("the meshd binary links client-go's typed %s client: use kubeclient.Interface's Resource (dynamic) instead", g)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/meshd-io/meshd/internal/corefile"
@@ -30,8 +31,14 @@ func (f fixedLB) WaitLoadBalancer(context.Context, string, string, string) (mode
 func fakeProvider(objects ...runtime.Object) (*Provider, *fake.Clientset) {
 	cs := fake.NewClientset(objects...)
 	p := New(Options{Mesh: "tidb", LoadBalancers: fixedLB{[]string{"10.1.0.10", "10.1.1.10"}},
-		NewClient: func(string) (kubeclient.Interface, error) { return cs, nil }})
+		NewClient: func(string) (kubeclient.Interface, error) { return fakeClient(cs), nil }})
 	return p, cs
+}
+
+// fakeClient pairs the fake clientset with an empty fake dynamic client: the executors here use only the
+// typed core/v1 client.
+func fakeClient(cs *fake.Clientset) kubeclient.Interface {
+	return kubeclient.Join(cs, dynamicfake.NewSimpleDynamicClient(runtime.NewScheme()))
 }
 
 func serviceChange(action plan.Action) plan.Change {
@@ -174,7 +181,7 @@ func TestLongWaitReportsProgress(t *testing.T) {
 	p := New(Options{Mesh: "tidb", LoadBalancers: fixedLB{}, PollInterval: 5 * time.Millisecond,
 		ProgressEvery: 40 * time.Millisecond, WaitTimeout: 300 * time.Millisecond,
 		Progress:  func(msg string) { lines = append(lines, msg) },
-		NewClient: func(string) (kubeclient.Interface, error) { return cs, nil }})
+		NewClient: func(string) (kubeclient.Interface, error) { return fakeClient(cs), nil }})
 	_, err := serviceExecutor{p}.Execute(context.Background(), serviceChange(plan.Create), nil)
 	if err == nil || !strings.Contains(err.Error(), "gave up waiting for the load balancer controller") {
 		t.Fatalf("err %v, want the wait given up", err)
