@@ -36,6 +36,8 @@ type AWS interface {
 // Kube is what the engine needs from the Kubernetes side (the kube provider; a stub in tests).
 type Kube interface {
 	Observe(ctx context.Context, targets []kube.Target) (map[string]model.DNSObserved, hcl.Diagnostics)
+	// ObserveObjects reads owned objects of any kind (the replicated objects and their copies).
+	ObserveObjects(ctx context.Context, queries []kube.ObjectQuery) map[kube.ObjectQuery]kube.ObjectResult
 	Executors() map[plan.Kind]apply.Executor
 }
 
@@ -129,13 +131,21 @@ func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 
 	// The two sides are observed at the same time: neither needs the other until the load balancers.
 	var kubeObs map[string]model.DNSObserved
-	var kubeDiags hcl.Diagnostics
+	var kubeDiags, replicaDiags hcl.Diagnostics
+	var replicas *plan.ReplicaInput
 	var wg sync.WaitGroup
 	if dnsOn {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			kubeObs, kubeDiags = e.Kube.Observe(ctx, kubeTargets(m, st))
+		}()
+	}
+	if e.replicasOn(m, st) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			replicas, replicaDiags = e.observeReplicas(ctx, m, st, destroy)
 		}()
 	}
 	obs, diags, err := e.AWS.Observe(ctx, m, st.Members)
@@ -155,6 +165,7 @@ func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 		}
 	}
 	diags = append(diags, kubeDiags...)
+	diags = append(diags, replicaDiags...)
 	if err != nil || diags.HasErrors() {
 		return nil, diags, err
 	}
@@ -162,7 +173,7 @@ func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 
 	in := plan.Input{
 		Mesh: m.Name, SpecHash: m.Hash(), Adopt: m.Adopt, Members: members,
-		Observed: obs.Observed, State: st, Destroy: destroy,
+		Observed: obs.Observed, State: st, Destroy: destroy, Replicas: replicas,
 	}
 	if dnsOn {
 		if err := e.observeLoadBalancers(ctx, members, st.Members, kubeObs); err != nil {

@@ -104,6 +104,10 @@ func (s *stubKube) Observe(_ context.Context, targets []kube.Target) (map[string
 	return out, diags
 }
 
+func (s *stubKube) ObserveObjects(context.Context, []kube.ObjectQuery) map[kube.ObjectQuery]kube.ObjectResult {
+	return nil
+}
+
 func (s *stubKube) Executors() map[plan.Kind]apply.Executor {
 	return map[plan.Kind]apply.Executor{plan.KindCorefile: s, plan.KindDNSService: s}
 }

@@ -93,6 +93,20 @@ func (c *Client) Create(ctx context.Context, want Object) (Object, error) {
 // server's fields, then writes it with the resourceVersion it read: a conflict (someone wrote in between)
 // reads again and retries. It returns the object as written.
 func (c *Client) Update(ctx context.Context, want Object) (Object, error) {
+	return c.update(ctx, want, "")
+}
+
+// Adopt takes over an object meshd did not create (adopt = true): as Update, but instead of refusing an
+// object that is not meshd's it refuses one that is not the object the plan observed (its UID), so that
+// only what the user saw in the plan becomes meshd's.
+func (c *Client) Adopt(ctx context.Context, want Object, observedUID string) (Object, error) {
+	if observedUID == "" {
+		return Object{}, fmt.Errorf("adopting %s: no UID: only an observed object can be adopted", want.Ref())
+	}
+	return c.update(ctx, want, observedUID)
+}
+
+func (c *Client) update(ctx context.Context, want Object, adoptUID string) (Object, error) {
 	want = Own(want, c.mesh)
 	k, err := want.kind()
 	if err != nil {
@@ -113,7 +127,10 @@ func (c *Client) Update(ctx context.Context, want Object) (Object, error) {
 		if current, err = FromUnstructured(cur); err != nil {
 			return err
 		}
-		if !model.OwnedBy(cur.GetLabels(), c.mesh) {
+		switch {
+		case adoptUID != "" && string(cur.GetUID()) != adoptUID:
+			return fmt.Errorf("%w: UID %s, observed %s", ErrReplaced, cur.GetUID(), adoptUID)
+		case adoptUID == "" && !model.OwnedBy(cur.GetLabels(), c.mesh):
 			return fmt.Errorf("%w: it lacks the labels %s=%s and %s=%s, so meshd leaves it alone", ErrNotOwned,
 				model.LabelManagedBy, model.ManagedByMeshd, model.LabelMesh, c.mesh)
 		}

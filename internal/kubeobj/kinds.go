@@ -51,6 +51,8 @@ var kinds = map[string]Kind{
 	"ConfigMap": {Name: "ConfigMap", GVR: core.WithResource("configmaps"), Namespaced: true,
 		Content: []string{"data", "binaryData", "immutable"}, Exact: []string{"data", "binaryData"},
 		Immutable: true},
+	// Namespace is read only (meshd checks that a copy's namespace exists; it never creates one).
+	"Namespace":      {Name: "Namespace", GVR: core.WithResource("namespaces")},
 	"ServiceAccount": {Name: "ServiceAccount", GVR: core.WithResource("serviceaccounts"), Namespaced: true},
 	"ClusterRole": {Name: "ClusterRole", GVR: rbac.WithResource("clusterroles"),
 		Content: []string{"rules", "aggregationRule"}},

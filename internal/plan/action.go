@@ -12,6 +12,9 @@ const (
 	Update Action = "~"
 	// Delete removes an object meshd owns. Before is what was observed, After is nil.
 	Delete Action = "-"
+	// Replace deletes an object meshd owns and creates it again, for a change the API refuses in place (a
+	// Secret's type, an immutable Secret's data). Before is what was observed, After the new object.
+	Replace Action = "-/+"
 	// Adopt takes over an object meshd did not create but that already does what the spec asks (a peering or
 	// route made by hand): apply tags it and records it in the state; nothing else changes. Before and After
 	// are the same object.
@@ -23,11 +26,12 @@ const (
 
 // words are every form of an action's name meshd prints, kept together so the wording is decided here only.
 var words = map[Action]struct{ verb, past, progressive, noun string }{
-	Create: {"create", "created", "creating", "creation"},
-	Update: {"update", "updated in place", "modifying", "modification"},
-	Delete: {"destroy", "destroyed", "destroying", "destruction"},
-	Adopt:  {"adopt", "adopted", "adopting", "adoption"},
-	Keep:   {"leave alone", "left alone", "leaving alone", "leaving alone"},
+	Create:  {"create", "created", "creating", "creation"},
+	Update:  {"update", "updated in place", "modifying", "modification"},
+	Delete:  {"destroy", "destroyed", "destroying", "destruction"},
+	Adopt:   {"adopt", "adopted", "adopting", "adoption"},
+	Replace: {"replace", "replaced", "replacing", "replacement"},
+	Keep:    {"leave alone", "left alone", "leaving alone", "leaving alone"},
 }
 
 // Verb is the word used in summaries and logs ("create").
@@ -43,4 +47,6 @@ func (a Action) Progressive() string { return words[a].progressive }
 func (a Action) Noun() string { return words[a].noun }
 
 // IsChange reports whether applying the action touches anything (Keep does not).
-func (a Action) IsChange() bool { return a == Create || a == Update || a == Delete || a == Adopt }
+func (a Action) IsChange() bool {
+	return a == Create || a == Update || a == Delete || a == Adopt || a == Replace
+}

@@ -21,6 +21,8 @@ type Input struct {
 	Destroy bool
 	// DNS, when set, plans the DNS Services and Corefiles as well (see dns.go); nil leaves DNS alone.
 	DNS *DNSInput
+	// Replicas, when set, plans the copies of replicated objects (see replica.go); nil leaves them alone.
+	Replicas *ReplicaInput
 }
 
 // Compute diffs the desired mesh against the observed world. Ownership decides what may be touched:
@@ -41,6 +43,7 @@ func Compute(in Input) *Plan {
 	c.rules()
 	c.orphanPeerings()
 	c.dns()
+	c.replicas()
 	return c.finish()
 }
 

@@ -90,6 +90,8 @@ type Plan struct {
 	// not recorded (an apply interrupted after CreateRoute), and records of routes that no longer exist.
 	Record []state.RouteRecord `json:"record,omitempty"`
 	Forget []state.RouteRecord `json:"forget,omitempty"`
+	// ForgetReplicas are addresses of recorded copies that are gone and no longer wanted.
+	ForgetReplicas []string `json:"forget_replicas,omitempty"`
 }
 
 // Summary counts changes by action.
@@ -110,6 +112,9 @@ func (p *Plan) Summary() Summary {
 			s.Destroy++
 		case Adopt:
 			s.Adopt++
+		case Replace:
+			s.Add++
+			s.Destroy++
 		}
 	}
 	return s
@@ -143,5 +148,8 @@ func (p *Plan) FixState(st *state.State) {
 	}
 	for _, rec := range p.Record {
 		st.AddRoute(rec)
+	}
+	for _, addr := range p.ForgetReplicas {
+		st.RemoveReplica(addr)
 	}
 }

@@ -8,13 +8,34 @@ import (
 	"strings"
 )
 
-// legend explains the symbols once, at the top of a plan with changes (as terraform plan does).
-const legend = `meshd uses these symbols:
-  + create
-  ~ update in place
-  - destroy
-  > adopt (tag and record an existing object as meshd's)
-`
+// legendLines explain the symbols, in this order; a plan's legend lists the ones it uses (as terraform
+// plan does), and always the first four, which every reader of a meshd plan learns together.
+var legendLines = []struct {
+	action Action
+	always bool
+	text   string
+}{
+	{Create, true, "  + create"},
+	{Update, true, "  ~ update in place"},
+	{Delete, true, "  - destroy"},
+	{Adopt, true, "  > adopt (tag and record an existing object as meshd's)"},
+	{Replace, false, "-/+ destroy and then create replacement"},
+}
+
+func legend(changes []Change) string {
+	used := map[Action]bool{}
+	for _, c := range changes {
+		used[c.Action] = true
+	}
+	var b strings.Builder
+	b.WriteString("meshd uses these symbols:\n")
+	for _, l := range legendLines {
+		if l.always || used[l.action] {
+			b.WriteString(l.text + "\n")
+		}
+	}
+	return b.String()
+}
 
 // RenderHuman writes the plan as a person reads it: the legend, every change with its reason and
 // attributes, what is left alone and why, conflicts, and a summary line.
@@ -29,7 +50,7 @@ func RenderHuman(w io.Writer, p *Plan) error {
 		}
 	}
 	if len(changes) > 0 {
-		fmt.Fprintf(bw, "%s\nmeshd will perform the following actions:\n\n", legend)
+		fmt.Fprintf(bw, "%s\nmeshd will perform the following actions:\n\n", legend(changes))
 		for _, c := range changes {
 			renderChange(bw, c)
 		}
@@ -116,6 +137,8 @@ func renderChange(w *bufio.Writer, c Change) {
 
 func value(a Attr) string {
 	switch {
+	case a.Sensitive:
+		return fmt.Sprintf("(sensitive: %s)", a.Value)
 	case a.Unknown && a.Value != "":
 		return fmt.Sprintf("%s.id (known after apply)", a.Value)
 	case a.Unknown:

@@ -83,3 +83,19 @@ func (s *State) SetCorefileZones(cluster string, zones []string) {
 
 // CorefileZones returns the zones meshd owns in cluster's Corefile.
 func (s *State) CorefileZones(cluster string) []string { return s.Corefiles[cluster] }
+
+// SetReplica records the copy at address.
+func (s *State) SetReplica(address string, r ReplicaRecord) {
+	if s.Replicas == nil {
+		s.Replicas = map[string]ReplicaRecord{}
+	}
+	s.Replicas[address] = r
+}
+
+// RemoveReplica forgets the copy at address.
+func (s *State) RemoveReplica(address string) {
+	delete(s.Replicas, address)
+	if len(s.Replicas) == 0 {
+		s.Replicas = nil
+	}
+}

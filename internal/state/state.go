@@ -26,6 +26,18 @@ type State struct {
 	Routes []RouteRecord `json:"routes,omitempty"`
 	// Corefiles are the Corefile zones meshd owns, by cluster name.
 	Corefiles map[string][]string `json:"corefiles,omitempty"`
+	// Replicas are the copies meshd made of replicated objects, by plan address (replica[<name>:<cluster>]):
+	// where they are, so that a copy whose replicate block or target is gone can still be deleted.
+	Replicas map[string]ReplicaRecord `json:"replicas,omitempty"`
+}
+
+// ReplicaRecord locates one copy meshd made.
+type ReplicaRecord struct {
+	Cluster     string `json:"cluster"`
+	KubeContext string `json:"kube_context"`
+	Kind        string `json:"kind"`
+	Namespace   string `json:"namespace,omitempty"`
+	Name        string `json:"name"`
 }
 
 // RouteRecord identifies one route meshd owns.

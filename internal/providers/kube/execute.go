@@ -31,6 +31,7 @@ func (p *Provider) Executors() map[plan.Kind]apply.Executor {
 	return map[plan.Kind]apply.Executor{
 		plan.KindDNSService: serviceExecutor{p},
 		plan.KindCorefile:   corefileExecutor{p},
+		plan.KindReplica:    replicaExecutor{p},
 	}
 }
 

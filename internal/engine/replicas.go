@@ -1,0 +1,146 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/meshd-io/meshd/internal/kubeobj"
+	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/providers/kube"
+	"github.com/meshd-io/meshd/internal/spec"
+	"github.com/meshd-io/meshd/internal/state"
+)
+
+// replicasOn reports whether the plan needs the replica part: replicate blocks to enforce, or copies the
+// state records (a block removed, a destroy).
+func (e *Engine) replicasOn(m *spec.Mesh, st *state.State) bool {
+	return e.Kube != nil && (len(m.Replicates) > 0 || len(st.Replicas) > 0)
+}
+
+// observeReplicas reads, in one batch, every replicate block's source, its copies, the namespaces the
+// copies go in, and the recorded copies no block wants any more. What it finds wrong comes back as
+// diagnostics at the block: a target namespace that does not exist is an error (nothing may be created
+// there); a missing source a warning (its copies are kept); a cluster that cannot be read an error, or with
+// PartialDNS a warning that leaves that block's copies there alone.
+func (e *Engine) observeReplicas(ctx context.Context, m *spec.Mesh, st *state.State, destroy bool) (*plan.ReplicaInput, hcl.Diagnostics) {
+	contextOf := func(cluster string) string {
+		if c := m.Cluster(cluster); c != nil {
+			return c.KubeContext
+		}
+		return ""
+	}
+	var queries []kube.ObjectQuery
+	type block struct {
+		r      *spec.Replicate
+		source kube.ObjectQuery
+		copies []kube.ObjectQuery
+		nss    []kube.ObjectQuery
+	}
+	var blocks []block
+	if !destroy {
+		for _, r := range m.Replicates {
+			b := block{r: r, source: kube.ObjectQuery{Cluster: r.FromCluster, KubeContext: contextOf(r.FromCluster),
+				Kind: r.FromKind, Namespace: r.FromNamespace, Name: r.FromName}}
+			queries = append(queries, b.source)
+			for _, t := range r.Targets(m) {
+				cp := kube.ObjectQuery{Cluster: t, KubeContext: contextOf(t), Kind: r.FromKind, Namespace: r.TargetNamespace(), Name: r.FromName}
+				b.copies = append(b.copies, cp)
+				queries = append(queries, cp)
+				if r.Namespaced() {
+					ns := kube.ObjectQuery{Cluster: t, KubeContext: cp.KubeContext, Kind: "Namespace", Name: r.TargetNamespace()}
+					b.nss = append(b.nss, ns)
+					queries = append(queries, ns)
+				}
+			}
+			blocks = append(blocks, b)
+		}
+	}
+	wanted := map[string]bool{}
+	for _, b := range blocks {
+		for _, cp := range b.copies {
+			wanted[plan.ReplicaAddress(b.r.Name, cp.Cluster)] = true
+		}
+	}
+	orphans := map[string]kube.ObjectQuery{}
+	for _, addr := range slices.Sorted(maps.Keys(st.Replicas)) {
+		if wanted[addr] {
+			continue
+		}
+		rec := st.Replicas[addr]
+		q := kube.ObjectQuery{Cluster: rec.Cluster, KubeContext: rec.KubeContext, Kind: rec.Kind, Namespace: rec.Namespace, Name: rec.Name}
+		orphans[addr] = q
+		queries = append(queries, q)
+	}
+	results := e.Kube.ObserveObjects(ctx, queries)
+
+	in := &plan.ReplicaInput{Orphans: map[string]*kubeobj.Object{}}
+	var diags hcl.Diagnostics
+	unreadable := func(r *spec.Replicate, q kube.ObjectQuery, err error) {
+		sev := hcl.DiagError
+		if e.PartialDNS {
+			sev = hcl.DiagWarning
+		}
+		rg := r.DeclRange
+		diags = append(diags, &hcl.Diagnostic{Severity: sev, Summary: "Cannot read a replicated object",
+			Detail: fmt.Sprintf("Replicate %q: reading %s %s in cluster %q: %v. Its copy there is left as it is.",
+				r.Name, q.Kind, objectPath(q.Namespace, q.Name), q.Cluster, err), Subject: &rg})
+	}
+	for _, b := range blocks {
+		r := b.r
+		src := plan.ReplicaSource{Replicate: r.Name, Cluster: r.FromCluster, KubeContext: b.source.KubeContext,
+			Kind: r.FromKind, Namespace: r.FromNamespace, Name: r.FromName}
+		switch res := results[b.source]; {
+		case res.Err != nil:
+			unreadable(r, b.source, res.Err)
+		case res.Object == nil:
+			src.Missing = true
+			rg := r.FromDeclRange
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Replicated object missing",
+				Detail: fmt.Sprintf("Replicate %q copies %s %s from cluster %q, which has no such object. Its copies are kept as they are (a CA must not vanish because its source did) until it is back.",
+					r.Name, r.FromKind, objectPath(r.FromNamespace, r.FromName), r.FromCluster), Subject: &rg})
+		default:
+			src.Object = res.Object
+		}
+		for i, cp := range b.copies {
+			if r.Namespaced() {
+				ns := results[b.nss[i]]
+				if ns.Err == nil && ns.Object == nil {
+					rg := r.AttrRange("namespace")
+					if _, set := r.Attrs["namespace"]; !set {
+						rg = r.AttrRange("from.namespace")
+					}
+					diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Target namespace missing",
+						Detail: fmt.Sprintf("Replicate %q copies %s %s into namespace %q of cluster %q, which has no such namespace. meshd does not create namespaces: create it, or set namespace to one that exists.",
+							r.Name, r.FromKind, r.FromName, cp.Namespace, cp.Cluster), Subject: &rg})
+					continue
+				}
+			}
+			res := results[cp]
+			if res.Err != nil {
+				unreadable(r, cp, res.Err)
+				continue
+			}
+			src.Targets = append(src.Targets, plan.ReplicaTarget{Cluster: cp.Cluster, KubeContext: cp.KubeContext,
+				Namespace: cp.Namespace, Copy: res.Object})
+		}
+		in.Sources = append(in.Sources, src)
+	}
+	for addr, q := range orphans {
+		if res := results[q]; res.Err == nil {
+			in.Orphans[addr] = res.Object
+		}
+		// A recorded copy that cannot be read is left alone (and its record kept) until it can.
+	}
+	return in, diags
+}
+
+func objectPath(namespace, name string) string {
+	if namespace == "" {
+		return name
+	}
+	return namespace + "/" + name
+}
