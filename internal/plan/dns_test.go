@@ -2,6 +2,7 @@ package plan_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,35 +11,33 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/meshd-io/meshd/internal/apply"
 	"github.com/meshd-io/meshd/internal/corefile"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/plan/plantest"
 	"github.com/meshd-io/meshd/internal/state"
 )
 
-// dnsWorld is the Kubernetes side of the fixture's three clusters: a, b and c with namespaces ns-a, ns-b and
-// ns-c, and the addresses of each cluster's NLB.
+// dnsWorld is the fixture's three clusters a, b and c with namespaces ns-a, ns-b and ns-c, on both sides: the
+// AWS world and each cluster's DNS objects (world.DNS, also obs), where the load balancer of a cluster's DNS
+// Service gets the addresses in ips (world.LoadBalancerAddresses).
 type dnsWorld struct {
+	world   *plantest.World
 	members []model.Member
 	st      *state.State
 	obs     map[string]model.DNSObserved
 	ips     map[string][]string
-	// unobserved are clusters whose Kubernetes side could not be read (meshd plans without them).
-	unobserved map[string]bool
 }
 
 func newDNSWorld() *dnsWorld {
-	_, members := fixture()
+	world, members := fixture()
 	for i := range members {
 		members[i].KubeContext = "ctx-" + members[i].Name
 		members[i].Namespace = "ns-" + members[i].Name
 	}
-	w := &dnsWorld{members: members, st: state.New("tidb"), obs: map[string]model.DNSObserved{},
-		ips: map[string][]string{"a": {"10.1.0.10", "10.1.1.10"}, "b": {"10.2.0.10", "10.2.1.10"}, "c": {"10.3.0.10"}}}
-	for _, m := range members {
-		w.obs[m.Name] = model.DNSObserved{CoreDNS: &model.ConfigMap{Data: map[string]string{"Corefile": corefile.EKSDefault}}}
-	}
-	return w
+	world.LoadBalancerAddresses = map[string][]string{"a": {"10.1.0.10", "10.1.1.10"}, "b": {"10.2.0.10", "10.2.1.10"}, "c": {"10.3.0.10"}}
+	return &dnsWorld{world: world, members: members, st: state.New("tidb"), obs: world.DNS, ips: world.LoadBalancerAddresses}
 }
 
 // tooManyAddresses are 16 NLB addresses, one more than CoreDNS's forward accepts.
@@ -58,25 +57,34 @@ func unobservedWarning(cluster string) string {
 
 func zone(name string) string { return "ns-" + name + ".svc.cluster.local" }
 
-// converge puts the world in the state a full apply leaves: every Service ready, every Corefile with the
-// other clusters' blocks, backups saved, zones recorded.
+// converge applies a full plan, so that every Service is ready, every Corefile has the other clusters'
+// blocks, the backups are saved and the zones recorded (and the AWS side is meshed), and checks that the
+// next plan has nothing left to do.
 func (w *dnsWorld) converge(t *testing.T) *dnsWorld {
 	t.Helper()
-	for _, m := range w.members {
-		w.setService(m.Name, plan.DesiredDNSService("tidb"), w.ips[m.Name])
+	if res := w.apply(w.plan(false)); res.Err() != nil {
+		t.Fatalf("apply: %v", res.Err())
 	}
-	for _, m := range w.members {
-		w.setCorefile(t, m.Name, corefile.EKSDefault)
-		o := w.obs[m.Name]
-		o.Backup = &model.ConfigMap{Labels: plan.OwnerLabels("tidb"), Data: map[string]string{"Corefile": corefile.EKSDefault}}
-		w.obs[m.Name] = o
+	if p := w.plan(false); p.HasChanges() || len(p.Conflicts) > 0 {
+		t.Fatalf("the plan after a full apply is not empty:\n%s", strings.Join(dnsLines(p), "\n"))
 	}
 	return w
 }
 
+// apply applies a plan to the world (its changes, as the daemon does; conflicts are left alone).
+func (w *dnsWorld) apply(p *plan.Plan) *apply.Result {
+	return apply.Run(context.Background(), p, w.st, apply.Options{Executors: w.world.Executors()})
+}
+
 // setService makes cluster's Service ready with the given spec and NLB addresses.
 func (w *dnsWorld) setService(cluster string, spec model.ServiceSpec, ips []string) {
-	host := fmt.Sprintf("k8s-kubesyst-acrossc-%s.elb.us-west-1.amazonaws.com", cluster)
+	region := ""
+	for _, m := range w.members {
+		if m.Name == cluster {
+			region = m.Region
+		}
+	}
+	host := fmt.Sprintf("k8s-kubesyst-acrossc-%s.elb.%s.amazonaws.com", cluster, region)
 	o := w.obs[cluster]
 	o.Service = &model.Service{Spec: spec, Hostname: host}
 	o.LoadBalancer = &model.LoadBalancer{Name: "k8s-" + cluster, DNSName: host, State: model.LoadBalancerActive, Addresses: ips}
@@ -103,25 +111,22 @@ func (w *dnsWorld) setCorefile(t *testing.T, cluster, base string) {
 }
 
 func (w *dnsWorld) plan(destroy bool) *plan.Plan {
-	return plan.Compute(plan.Input{Mesh: "tidb", Members: w.members, Observed: model.NewObserved(), State: w.st,
-		Destroy: destroy, DNS: &plan.DNSInput{ForwardBy: "namespace", Clusters: w.obs, Unobserved: w.unobserved}})
+	return plan.Compute(plan.Input{Mesh: "tidb", Members: w.members, Observed: w.world.Observed, State: w.st,
+		Destroy: destroy, DNS: w.world.DNSInput("namespace")})
 }
 
 // unobserve makes a cluster unreadable, as an unreachable API server does: no observation at all.
 func (w *dnsWorld) unobserve(cluster string) *dnsWorld {
-	delete(w.obs, cluster)
-	if w.unobserved == nil {
-		w.unobserved = map[string]bool{}
+	if w.world.Unobserved == nil {
+		w.world.Unobserved = map[string]bool{}
 	}
-	w.unobserved[cluster] = true
+	w.world.Unobserved[cluster] = true
 	return w
 }
 
 // revert puts EKS's default Corefile back in a cluster, as an add-on update does.
 func (w *dnsWorld) revert(cluster string) *dnsWorld {
-	o := w.obs[cluster]
-	o.CoreDNS = &model.ConfigMap{Data: map[string]string{"Corefile": corefile.EKSDefault}}
-	w.obs[cluster] = o
+	w.world.RevertCorefile(cluster)
 	return w
 }
 
@@ -398,7 +403,7 @@ func TestComputeDNS(t *testing.T) {
 			}
 			var unobserved []string
 			for _, m := range w.members {
-				if w.unobserved[m.Name] {
+				if w.world.Unobserved[m.Name] {
 					unobserved = append(unobserved, m.Name)
 				}
 			}

@@ -59,8 +59,9 @@ func (w *World) Corefile(cluster string) string {
 // OriginalCorefile is the Corefile a cluster had when the world was made.
 func (w *World) OriginalCorefile(cluster string) string { return w.originalCorefile[cluster] }
 
-// RevertCorefile puts a cluster's original Corefile back, as an update of the EKS CoreDNS add-on does:
-// meshd's blocks are gone, and the add-on is the Corefile's last writer.
+// RevertCorefile puts a cluster's original Corefile text back, as an update of the EKS CoreDNS add-on does:
+// meshd's blocks are gone. The ConfigMap's field managers stay as they are (a test that wants the planner's
+// warning about the add-on sets them).
 func (w *World) RevertCorefile(cluster string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -70,9 +71,6 @@ func (w *World) RevertCorefile(cluster string) {
 		cm = &model.ConfigMap{}
 	}
 	cm.Data = map[string]string{plan.CorefileKey: w.originalCorefile[cluster]}
-	if !slices.Contains(cm.Managers, plan.EKSManager) {
-		cm.Managers = append(cm.Managers, plan.EKSManager)
-	}
 	o.CoreDNS = cm
 	w.DNS[cluster] = o
 }
