@@ -453,7 +453,7 @@ func TestComputeDNS(t *testing.T) {
 			}
 			p := w.plan(tc.destroy)
 			if diff := cmp.Diff(tc.want, dnsLines(p)); diff != "" {
-				t.Errorf("%s\nplan (-want +got):\n%s", tc.reason, diff)
+				t.Errorf("%s\nplan (-want, +got):\n%s", tc.reason, diff)
 			}
 			var unobserved []string
 			for _, m := range w.members {
@@ -595,11 +595,11 @@ func TestComputeDNSContent(t *testing.T) {
 	want := plan.Corefile{Cluster: "a", KubeContext: "ctx-a", Backup: true, Blocks: []plan.CorefileBlock{
 		{Zone: zone("b"), Pending: "dns_service[b]"}, {Zone: zone("c"), Pending: "dns_service[c]"}}}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("corefile[a] from empty (-want +got):\n%s", diff)
+		t.Errorf("corefile[a] from empty (-want, +got):\n%s", diff)
 	}
 	svc := p.Find("dns_service[b]").After.(plan.DNSService)
 	if diff := cmp.Diff(plan.DNSService{Cluster: "b", Region: "us-west-2", KubeContext: "ctx-b", Spec: plan.DesiredDNSService("tidb")}, svc); diff != "" {
-		t.Errorf("dns_service[b] (-want +got):\n%s", diff)
+		t.Errorf("dns_service[b] (-want, +got):\n%s", diff)
 	}
 
 	// Addresses changed: the update writes exactly what an apply from empty would have written.
@@ -617,7 +617,7 @@ func TestComputeDNSContent(t *testing.T) {
 	before := p.Find("corefile[a]").Before.(plan.Corefile)
 	if diff := cmp.Diff([]plan.CorefileBlock{{Zone: zone("b"), Upstreams: []string{"10.2.0.10", "10.2.1.10"}},
 		{Zone: zone("c"), Upstreams: []string{"10.3.0.10"}}}, before.Blocks); diff != "" {
-		t.Errorf("observed blocks (-want +got):\n%s", diff)
+		t.Errorf("observed blocks (-want, +got):\n%s", diff)
 	}
 
 	// Destroy leaves the Corefile as it was before meshd.
@@ -648,7 +648,7 @@ func TestDNSPlanRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		if diff := cmp.Diff(p, got, cmpopts.IgnoreFields(plan.Corefile{}, "Text")); diff != "" {
-			t.Errorf("destroy=%v: round trip (-want +got):\n%s", destroy, diff)
+			t.Errorf("destroy=%v: round trip (-want, +got):\n%s", destroy, diff)
 		}
 		var human bytes.Buffer
 		if err := plan.RenderHuman(&human, got); err != nil {
