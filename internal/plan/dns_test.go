@@ -225,6 +225,19 @@ func TestComputeDNS(t *testing.T) {
 				"~ corefile[b]: update blocks for ns-c.svc.cluster.local <- dns_service[c]",
 			},
 		},
+		"service deleted out of band": {
+			reason: "A DNS Service someone deleted is created again, and the others' blocks for it wait for its new load balancer.",
+			world: func(t *testing.T) *dnsWorld {
+				w := newDNSWorld().converge(t)
+				w.world.DeleteService("b")
+				return w
+			},
+			want: []string{
+				"+ dns_service[b]: DNS Service missing",
+				"~ corefile[a]: update blocks for ns-b.svc.cluster.local <- dns_service[b]",
+				"~ corefile[c]: update blocks for ns-b.svc.cluster.local <- dns_service[b]",
+			},
+		},
 		"load balancer never comes": {
 			reason: "A load balancer that never becomes ready fails its Service's change, the Corefiles waiting for it are skipped, and the next plan waits again.",
 			world: func(t *testing.T) *dnsWorld {
