@@ -83,14 +83,14 @@ func TestCheck(t *testing.T) {
 		overlap                 bool
 		want                    []diagLine
 	}{
-		"WithinQuotas": {
+		"within quotas": {
 			reason: "A three-cluster mesh fits AWS's default quotas.", peerings: 50, routes: 50, rules: 60,
 		},
-		"PeeringQuota": {
+		"peering quota": {
 			reason: "Each VPC needs two peerings; a quota of one is exceeded for every member, at its vpc_id.", peerings: 1, routes: 50, rules: 60,
 			want: []diagLine{{"VPC peering quota exceeded", 12}, {"VPC peering quota exceeded", 19}, {"VPC peering quota exceeded", 26}},
 		},
-		"RouteQuota": {
+		"route quota": {
 			reason: "Each route table gets two mesh routes (the local route does not count); a quota of one is exceeded in all six tables.", peerings: 50, routes: 1, rules: 60,
 			want: []diagLine{
 				{"Route table quota exceeded", 12}, {"Route table quota exceeded", 12},
@@ -98,11 +98,11 @@ func TestCheck(t *testing.T) {
 				{"Route table quota exceeded", 26}, {"Route table quota exceeded", 26},
 			},
 		},
-		"RuleQuota": {
+		"rule quota": {
 			reason: "Two inbound rules per group exceed a quota of one.", peerings: 50, routes: 50, rules: 1,
 			want: []diagLine{{"Security group rule quota exceeded", 12}, {"Security group rule quota exceeded", 19}, {"Security group rule quota exceeded", 26}},
 		},
-		"Overlap": {
+		"overlap": {
 			reason: "A member whose 10.0.0.0/8 covers the others' blocks is reported at its own vpc_id, once per overlap.", peerings: 50, routes: 50, rules: 60, overlap: true,
 			want: []diagLine{{"Overlapping CIDR blocks", 26}, {"Overlapping CIDR blocks", 26}},
 		},
@@ -111,7 +111,7 @@ func TestCheck(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			got := checkDiags(t, loadCheckSpec(t, tc.peerings, tc.routes, tc.rules), tc.overlap)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("%s\n-want +got:\n%s", tc.reason, diff)
+				t.Errorf("%s\ndiagnostics (-want, +got):\n%s", tc.reason, diff)
 			}
 		})
 	}

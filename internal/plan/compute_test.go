@@ -87,11 +87,11 @@ func TestCompute(t *testing.T) {
 		record  int
 		forget  int
 	}{
-		"Converged": {
+		"converged": {
 			reason: "A mesh that matches the spec plans nothing.",
 			setup:  converged,
 		},
-		"RouteDeletedOutOfBand": {
+		"route deleted out of band": {
 			reason: "A route someone deleted is one create, with a reason that says so.",
 			setup: func(t *testing.T) *env {
 				e := converged(t)
@@ -100,7 +100,7 @@ func TestCompute(t *testing.T) {
 			},
 			want: []string{"+ route[a:rtb-000100:10.2.0.0/16]: route was deleted outside meshd"},
 		},
-		"RuleRevokedOutOfBand": {
+		"rule revoked out of band": {
 			reason: "A revoked ingress rule is created again.",
 			setup: func(t *testing.T) *env {
 				e := converged(t)
@@ -113,7 +113,7 @@ func TestCompute(t *testing.T) {
 			},
 			want: []string{"+ sg_rule[b:sg-0002:10.1.0.0/16]: ingress rule missing"},
 		},
-		"PeeringPendingAcceptance": {
+		"peering pending acceptance": {
 			reason: "A peering of ours that was never accepted is accepted, in the accepter's region.",
 			setup: func(t *testing.T) *env {
 				e := converged(t)
@@ -124,7 +124,7 @@ func TestCompute(t *testing.T) {
 			},
 			want: []string{"~ peering[a:b]: peering is pending-acceptance: accept it in us-west-2"},
 		},
-		"PeeringDeletedOutOfBand": {
+		"peering deleted out of band": {
 			reason: "A deleted peering is requested again and the routes through it are moved to the new one.",
 			setup: func(t *testing.T) *env {
 				e := converged(t)
@@ -142,7 +142,7 @@ func TestCompute(t *testing.T) {
 				"~ route[c:rtb-000300:10.1.0.0/16]: route targets pcx-1c7bb60b, which was deleted outside meshd",
 			},
 		},
-		"ConflictingRoute": {
+		"conflicting route": {
 			reason: "A route to a member's CIDR through someone else's target is reported, never replaced.",
 			setup: func(t *testing.T) *env {
 				e := converged(t)
@@ -153,7 +153,7 @@ func TestCompute(t *testing.T) {
 			want:   []string{"! route[a:rtb-000100:10.2.0.0/16]: Route table rtb-000100 (cluster a) already routes 10.2.0.0/16 to igw-1"},
 			forget: 1,
 		},
-		"ForeignRouteThroughMeshPeering": {
+		"foreign route through a mesh peering": {
 			reason: "Someone routes their own destination through meshd's peering: it is theirs, never deleted.",
 			setup: func(t *testing.T) *env {
 				e := converged(t)
@@ -162,7 +162,7 @@ func TestCompute(t *testing.T) {
 				return e
 			},
 		},
-		"BroaderForeignRule": {
+		"broader foreign rule": {
 			reason: "Someone's rule allowing 10.0.0.0/8 already lets every member in: meshd adds no copies.",
 			setup: func(t *testing.T) *env {
 				w, members := fixture()
@@ -177,7 +177,7 @@ func TestCompute(t *testing.T) {
 				"= sg_rule[a:sg-0001:10.30.0.0/16]: already allowed by sgr-user (not meshd's): left alone",
 			},
 		},
-		"InterruptedAfterCreateRoute": {
+		"interrupted after create route": {
 			reason: "Routes through meshd's peering that the state lost are recorded again, without a change.",
 			setup: func(t *testing.T) *env {
 				e := converged(t)
@@ -186,7 +186,7 @@ func TestCompute(t *testing.T) {
 			},
 			record: 11,
 		},
-		"StaleRecord": {
+		"stale record": {
 			reason: "A record of a route whose table is gone is forgotten.",
 			setup: func(t *testing.T) *env {
 				e := converged(t)
@@ -195,7 +195,7 @@ func TestCompute(t *testing.T) {
 			},
 			forget: 1,
 		},
-		"ClusterLeavesSpec": {
+		"cluster leaves the spec": {
 			reason: "Removing a cluster removes what meshd made for it, routes and rules before the peerings.",
 			setup: func(t *testing.T) *env {
 				e := converged(t)
@@ -227,7 +227,7 @@ func TestCompute(t *testing.T) {
 			e := tc.setup(t)
 			p := e.plan(tc.destroy)
 			if diff := cmp.Diff(tc.want, lines(p)); diff != "" {
-				t.Errorf("%s\nchanges: -want +got:\n%s", tc.reason, diff)
+				t.Errorf("%s\nchanges (-want, +got):\n%s", tc.reason, diff)
 			}
 			if len(p.Record) != tc.record || len(p.Forget) != tc.forget {
 				t.Errorf("%s\nrecord %d forget %d, want %d and %d", tc.reason, len(p.Record), len(p.Forget), tc.record, tc.forget)
@@ -249,7 +249,7 @@ func TestEmptyWorldPlan(t *testing.T) {
 	p := e.plan(false)
 	want := plan.Summary{Add: 3 + 11 + 8}
 	if diff := cmp.Diff(want, p.Summary()); diff != "" {
-		t.Errorf("summary -want +got:\n%s", diff)
+		t.Errorf("summary (-want, +got):\n%s", diff)
 	}
 	// Every route waits for the peering it goes through; peerings come first in the list.
 	for i, c := range p.Changes {
@@ -309,10 +309,10 @@ func TestDestroy(t *testing.T) {
 	}
 	rt := e.world.Observed.RouteTables["rtb-000100"]
 	if diff := cmp.Diff([]model.Route{{DestinationCIDR: "10.1.0.0/16", Target: "local", State: "active"}, userRoute}, rt.Routes); diff != "" {
-		t.Errorf("routes left in rtb-000100 -want +got:\n%s", diff)
+		t.Errorf("routes left in rtb-000100 (-want, +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]model.SecurityGroupRule{userRule}, e.world.Observed.Rules["sg-0001"]); diff != "" {
-		t.Errorf("rules left on sg-0001 -want +got:\n%s", diff)
+		t.Errorf("rules left on sg-0001 (-want, +got):\n%s", diff)
 	}
 }
 
@@ -387,7 +387,7 @@ func TestSavedPlanRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(p, got); diff != "" {
-		t.Errorf("decoded plan -want +got:\n%s", diff)
+		t.Errorf("decoded plan (-want, +got):\n%s", diff)
 	}
 }
 
@@ -416,7 +416,7 @@ func golden(t *testing.T, name string, p *plan.Plan) {
 			t.Fatalf("%v (run go test ./internal/plan -update to create it)", err)
 		}
 		if diff := cmp.Diff(string(want), string(got)); diff != "" {
-			t.Errorf("%s: -want +got:\n%s", path, diff)
+			t.Errorf("%s (-want, +got):\n%s", path, diff)
 		}
 	}
 }

@@ -59,18 +59,22 @@ func TestEveryKindIsComplete(t *testing.T) {
 // TestRegisterRefusesDuplicates: two kinds with one name or one rank would make decoding or ordering
 // depend on map order.
 func TestRegisterRefusesDuplicates(t *testing.T) {
-	for name, k := range map[string]KindInfo{
-		"same kind": {Kind: KindRoute, Rank: 99},
-		"same rank": {Kind: "another", Rank: registry[KindRoute].Rank},
-	} {
+	cases := map[string]struct {
+		reason string
+		kind   KindInfo
+	}{
+		"same kind": {reason: "A second descriptor for a registered kind is refused.", kind: KindInfo{Kind: KindRoute, Rank: 99}},
+		"same rank": {reason: "A new kind with a rank already taken is refused.", kind: KindInfo{Kind: "another", Rank: registry[KindRoute].Rank}},
+	}
+	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			defer func() {
 				if recover() == nil {
-					t.Errorf("Register(%+v) did not panic", k)
-					delete(registry, k.Kind)
+					t.Errorf("%s\nRegister(%+v) did not panic", tc.reason, tc.kind)
+					delete(registry, tc.kind.Kind)
 				}
 			}()
-			Register(k)
+			Register(tc.kind)
 		})
 	}
 }

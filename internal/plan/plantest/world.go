@@ -1,7 +1,8 @@
-// Package plantest provides an in-memory AWS world for planner tests and benchmarks: members with their
-// VPCs, route tables and security groups, and executors that apply plan changes to the world the way AWS
-// would. It lets a test run plan -> apply -> plan without a network, so "a converged mesh plans no changes"
-// is derived from the code, never written down by hand.
+// Package plantest provides an in-memory world for planner tests and benchmarks: members with their VPCs,
+// route tables and security groups, the DNS objects of their Kubernetes clusters (see dns.go), and
+// executors that apply plan changes to the world the way AWS and Kubernetes would. It lets a test run
+// plan -> apply -> plan without a network, so "a converged mesh plans no changes" is derived from the code,
+// never written down by hand.
 package plantest
 
 import (
@@ -12,18 +13,31 @@ import (
 	"sync"
 
 	"github.com/meshd-io/meshd/internal/apply"
+	"github.com/meshd-io/meshd/internal/corefile"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
 	"github.com/meshd-io/meshd/internal/state"
 )
 
-// World is a fake AWS account holding a mesh's network objects.
+// World is a fake AWS account holding a mesh's network objects, and the fake Kubernetes clusters of its
+// members.
 type World struct {
 	Mesh     string
 	Observed *model.Observed
+	// DNS is what each cluster holds for DNS, by cluster name: meshd's Service and its load balancer, the
+	// CoreDNS ConfigMap and the backup. Tests may change it between plans.
+	DNS map[string]model.DNSObserved
+	// Unobserved clusters cannot be read (an unreachable API server): DNSInput leaves them out.
+	Unobserved map[string]bool
+	// LoadBalancerAddresses, by cluster, are the addresses a new load balancer of its DNS Service gets.
+	LoadBalancerAddresses map[string][]string
+	// StuckLoadBalancers never get a load balancer: creating or updating their Service fails waiting.
+	StuckLoadBalancers map[string]bool
 
-	mu      sync.Mutex
-	created map[string]int // objects created per address, so IDs do not depend on goroutine order
+	mu               sync.Mutex
+	created          map[string]int // objects created per address, so IDs do not depend on goroutine order
+	originalCorefile map[string]string
+	cidrs            map[string]string // first CIDR block by cluster
 }
 
 // Cluster describes one member to create in the world.
@@ -31,14 +45,24 @@ type Cluster struct {
 	Name, Region string
 	CIDRs        []string
 	RouteTables  int
+	// Corefile is the cluster's Corefile before meshd; "" is the EKS CoreDNS add-on's default.
+	Corefile string
 }
 
-// NewWorld creates a VPC, route tables and a node security group for each cluster and returns the world and
-// the resolved members, in the given order.
+// NewWorld creates a VPC, route tables and a node security group for each cluster, and a CoreDNS ConfigMap
+// in its Kubernetes cluster, and returns the world and the resolved members, in the given order.
 func NewWorld(mesh string, clusters []Cluster) (*World, []model.Member) {
-	w := &World{Mesh: mesh, Observed: model.NewObserved()}
+	w := &World{Mesh: mesh, Observed: model.NewObserved(), DNS: map[string]model.DNSObserved{},
+		originalCorefile: map[string]string{}, cidrs: map[string]string{}}
 	var members []model.Member
 	for i, c := range clusters {
+		text := c.Corefile
+		if text == "" {
+			text = corefile.EKSDefault
+		}
+		w.originalCorefile[c.Name] = text
+		w.DNS[c.Name] = model.DNSObserved{CoreDNS: &model.ConfigMap{Data: map[string]string{plan.CorefileKey: text}}}
+		w.cidrs[c.Name] = c.CIDRs[0]
 		vpc := fmt.Sprintf("vpc-%04x", i+1)
 		m := model.Member{Name: c.Name, Region: c.Region, VPCID: vpc, CIDRs: c.CIDRs,
 			SecurityGroupID: fmt.Sprintf("sg-%04x", i+1), OwnerID: "123456789012"}
@@ -80,12 +104,13 @@ func (w *World) id(prefix, address string) string {
 // Executors returns apply executors that change the world.
 func (w *World) Executors() map[plan.Kind]apply.Executor {
 	e := executor{w}
-	return map[plan.Kind]apply.Executor{plan.KindPeering: e, plan.KindRoute: e, plan.KindSGRule: e}
+	return map[plan.Kind]apply.Executor{plan.KindPeering: e, plan.KindRoute: e, plan.KindSGRule: e,
+		plan.KindDNSService: serviceExecutor{w}, plan.KindCorefile: corefileExecutor{w}}
 }
 
 type executor struct{ w *World }
 
-// Execute applies the change to the world and, for routes, records it in the state as the AWS provider's
+// Execute applies an AWS change to the world and, for routes, records it in the state as the AWS provider's
 // executor does.
 func (e executor) Execute(ctx context.Context, ch plan.Change, known apply.Known) (apply.Outcome, error) {
 	id, err := e.run(ctx, ch, known)

@@ -1,0 +1,256 @@
+package plantest
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/meshd-io/meshd/internal/apply"
+	"github.com/meshd-io/meshd/internal/corefile"
+	"github.com/meshd-io/meshd/internal/model"
+	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/state"
+)
+
+// The Kubernetes side of the world: per cluster, what meshd observes for DNS (World.DNS), and executors
+// for dns_service and corefile changes that do to it what the kube provider's executors do to a cluster.
+//
+// A Service that is created or updated gets its load balancer at once: active, named k8s-<cluster>, with
+// the addresses World.LoadBalancerAddresses gives for the cluster (else one derived from its first CIDR
+// block, its network address + 10). A cluster in World.StuckLoadBalancers never gets one: the change sets
+// the Service and then fails, as the kube provider's executor gives up waiting.
+
+// DNSInput returns what the next plan observes of the Kubernetes side: a copy of every cluster's DNS
+// objects, except for the clusters in Unobserved, which are listed as unobserved instead.
+func (w *World) DNSInput(forwardBy string) *plan.DNSInput {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	in := &plan.DNSInput{ForwardBy: forwardBy, Clusters: map[string]model.DNSObserved{}}
+	for name, o := range w.DNS {
+		if w.Unobserved[name] {
+			continue
+		}
+		in.Clusters[name] = cloneDNS(o)
+	}
+	for name, unobserved := range w.Unobserved {
+		if unobserved {
+			if in.Unobserved == nil {
+				in.Unobserved = map[string]bool{}
+			}
+			in.Unobserved[name] = true
+		}
+	}
+	return in
+}
+
+// Corefile returns a cluster's Corefile text as it is now ("" without one).
+func (w *World) Corefile(cluster string) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if cm := w.DNS[cluster].CoreDNS; cm != nil {
+		return cm.Data[plan.CorefileKey]
+	}
+	return ""
+}
+
+// OriginalCorefile is the Corefile a cluster had when the world was made.
+func (w *World) OriginalCorefile(cluster string) string { return w.originalCorefile[cluster] }
+
+// RevertCorefile puts a cluster's original Corefile text back, as an update of the EKS CoreDNS add-on does:
+// meshd's blocks are gone. The ConfigMap's field managers stay as they are (a test that wants the planner's
+// warning about the add-on sets them).
+func (w *World) RevertCorefile(cluster string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	o := w.DNS[cluster]
+	cm := cloneConfigMap(o.CoreDNS)
+	if cm == nil {
+		cm = &model.ConfigMap{}
+	}
+	cm.Data = map[string]string{plan.CorefileKey: w.originalCorefile[cluster]}
+	o.CoreDNS = cm
+	w.DNS[cluster] = o
+}
+
+// DeleteService deletes a cluster's DNS Service, as kubectl delete does; its load balancer goes with it.
+func (w *World) DeleteService(cluster string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	o := w.DNS[cluster]
+	o.Service, o.LoadBalancer = nil, nil
+	w.DNS[cluster] = o
+}
+
+// lbAddresses are the addresses a new load balancer of cluster's DNS Service gets, sorted.
+func (w *World) lbAddresses(cluster string) []string {
+	if ips, ok := w.LoadBalancerAddresses[cluster]; ok {
+		return slices.Sorted(slices.Values(ips))
+	}
+	if p, err := netip.ParsePrefix(w.cidrs[cluster]); err == nil && p.Addr().Is4() {
+		a := p.Masked().Addr().As4()
+		a[3] += 10
+		return []string{netip.AddrFrom4(a).String()}
+	}
+	return []string{"192.0.2.10"}
+}
+
+type serviceExecutor struct{ w *World }
+
+// Execute creates, updates or deletes meshd's DNS Service as the kube provider's executor does; a create
+// or update returns the load balancer's addresses, sorted and comma-separated.
+func (e serviceExecutor) Execute(_ context.Context, ch plan.Change, _ apply.Known) (apply.Outcome, error) {
+	w := e.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch ch.Action {
+	case plan.Create, plan.Update:
+		want := ch.After.(plan.DNSService)
+		o, ok := w.DNS[want.Cluster]
+		if !ok {
+			return apply.Outcome{}, fmt.Errorf("no cluster %s", want.Cluster)
+		}
+		svc := &model.Service{Spec: cloneSpec(want.Spec)}
+		if o.Service != nil {
+			if !model.OwnedBy(o.Service.Spec.Labels, w.Mesh) {
+				return apply.Outcome{}, fmt.Errorf("cluster %s: Service %s/%s exists and is not meshd's: left alone; plan again",
+					want.Cluster, plan.DNSNamespace, plan.DNSServiceName)
+			}
+			// meshd's labels and annotations are added to the Service's own; type, selector and ports are meshd's.
+			svc = &model.Service{Spec: cloneSpec(o.Service.Spec), Hostname: o.Service.Hostname}
+			maps.Copy(svc.Spec.Labels, want.Spec.Labels)
+			maps.Copy(svc.Spec.Annotations, want.Spec.Annotations)
+			svc.Spec.Type, svc.Spec.Selector = want.Spec.Type, maps.Clone(want.Spec.Selector)
+			svc.Spec.Ports = slices.Clone(want.Spec.Ports)
+		}
+		host := fmt.Sprintf("k8s-kubesyst-acrossc-%s.elb.%s.amazonaws.com", want.Cluster, want.Region)
+		svc.Hostname = host
+		o.Service = svc
+		if w.StuckLoadBalancers[want.Cluster] {
+			o.LoadBalancer = &model.LoadBalancer{Name: "k8s-" + want.Cluster, DNSName: host, State: "provisioning"}
+			w.DNS[want.Cluster] = o
+			return apply.Outcome{}, fmt.Errorf("cluster %s: gave up waiting for NLB k8s-%s to become active", want.Cluster, want.Cluster)
+		}
+		// A load balancer that serves the Service already stays as it is; else one is made now.
+		lb := o.LoadBalancer
+		if lb == nil || lb.DNSName != host || lb.State != model.LoadBalancerActive || len(lb.Addresses) == 0 {
+			lb = &model.LoadBalancer{Name: "k8s-" + want.Cluster, DNSName: host, State: model.LoadBalancerActive,
+				Addresses: w.lbAddresses(want.Cluster)}
+		}
+		o.LoadBalancer = lb
+		w.DNS[want.Cluster] = o
+		return apply.WithID(strings.Join(slices.Sorted(slices.Values(lb.Addresses)), ","), nil)
+
+	case plan.Delete:
+		before := ch.Before.(plan.DNSService)
+		o := w.DNS[before.Cluster]
+		if o.Service == nil {
+			return apply.Outcome{}, nil
+		}
+		if !model.OwnedBy(o.Service.Spec.Labels, w.Mesh) {
+			return apply.Outcome{}, fmt.Errorf("Service %s/%s is not meshd's (labels changed since the plan): left alone",
+				plan.DNSNamespace, plan.DNSServiceName)
+		}
+		o.Service, o.LoadBalancer = nil, nil
+		w.DNS[before.Cluster] = o
+		return apply.Outcome{}, nil
+	}
+	return apply.Outcome{}, fmt.Errorf("%s: cannot %s a DNS Service", ch.Address, ch.Action.Verb())
+}
+
+type corefileExecutor struct{ w *World }
+
+// Execute merges meshd's blocks into the Corefile as it is now, exactly as the kube provider's executor
+// does: Pending blocks take the addresses their dns_service change found, a Corefile whose merge reports a
+// conflict is not written, the original is saved to the backup once before the first write (unless the
+// change deletes the backup), the backup is deleted when the change says so, and the zones meshd then owns
+// are recorded in the state.
+func (e corefileExecutor) Execute(_ context.Context, ch plan.Change, known apply.Known) (apply.Outcome, error) {
+	w := e.w
+	if ch.Action != plan.Update {
+		return apply.Outcome{}, fmt.Errorf("%s: cannot %s a Corefile", ch.Address, ch.Action.Verb())
+	}
+	after := ch.After.(plan.Corefile)
+	blocks := make([]corefile.Block, 0, len(after.Blocks))
+	for _, b := range after.Blocks {
+		ups := b.Upstreams
+		if b.Pending != "" {
+			id, ok := known(b.Pending)
+			if !ok || id == "" {
+				return apply.Outcome{}, fmt.Errorf("the addresses of %s are not known", b.Pending)
+			}
+			ups = strings.Split(id, ",")
+		}
+		blocks = append(blocks, corefile.Block{Zone: b.Zone, Upstreams: ups})
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	o, ok := w.DNS[after.Cluster]
+	if !ok || o.CoreDNS == nil {
+		return apply.Outcome{}, fmt.Errorf("cluster %s: reading ConfigMap %s/%s: not found", after.Cluster, plan.DNSNamespace, plan.CoreDNSConfigMap)
+	}
+	text, ok := o.CoreDNS.Data[plan.CorefileKey]
+	if !ok {
+		return apply.Outcome{}, fmt.Errorf("cluster %s: ConfigMap %s/%s has no %s", after.Cluster, plan.DNSNamespace, plan.CoreDNSConfigMap, plan.CorefileKey)
+	}
+	out, rep, err := corefile.Merge(text, w.Mesh, after.Owned, blocks)
+	if err != nil {
+		return apply.Outcome{}, fmt.Errorf("cluster %s: merging meshd's blocks: %w", after.Cluster, err)
+	}
+	if len(rep.Conflicts) > 0 {
+		return apply.Outcome{}, fmt.Errorf("cluster %s: the Corefile changed since the plan: %s; nothing written, plan again", after.Cluster, rep.Conflicts[0])
+	}
+	if rep.Changed() {
+		if !after.DeleteBackup && o.Backup == nil {
+			o.Backup = &model.ConfigMap{Labels: plan.OwnerLabels(w.Mesh), Data: map[string]string{plan.CorefileKey: text},
+				Managers: []string{model.FieldManager}}
+		}
+		cm := cloneConfigMap(o.CoreDNS)
+		cm.Data[plan.CorefileKey] = out
+		if !slices.Contains(cm.Managers, model.FieldManager) {
+			cm.Managers = append(cm.Managers, model.FieldManager)
+		}
+		o.CoreDNS = cm
+	}
+	if after.DeleteBackup && o.Backup != nil && model.OwnedBy(o.Backup.Labels, w.Mesh) {
+		o.Backup = nil
+	}
+	w.DNS[after.Cluster] = o
+	owned := rep.Owned
+	return apply.Outcome{Record: func(st *state.State) { st.SetCorefileZones(after.Cluster, owned) }}, nil
+}
+
+func cloneDNS(o model.DNSObserved) model.DNSObserved {
+	out := model.DNSObserved{CoreDNS: cloneConfigMap(o.CoreDNS), Backup: cloneConfigMap(o.Backup)}
+	if o.Service != nil {
+		out.Service = &model.Service{Spec: cloneSpec(o.Service.Spec), Hostname: o.Service.Hostname}
+	}
+	if o.LoadBalancer != nil {
+		lb := *o.LoadBalancer
+		lb.Addresses = slices.Clone(lb.Addresses)
+		out.LoadBalancer = &lb
+	}
+	return out
+}
+
+func cloneConfigMap(cm *model.ConfigMap) *model.ConfigMap {
+	if cm == nil {
+		return nil
+	}
+	return &model.ConfigMap{Labels: maps.Clone(cm.Labels), Data: maps.Clone(cm.Data), Managers: slices.Clone(cm.Managers)}
+}
+
+// cloneSpec copies a Service spec; its label and annotation maps are never nil, so that they can be added to.
+func cloneSpec(s model.ServiceSpec) model.ServiceSpec {
+	out := model.ServiceSpec{Type: s.Type, Annotations: maps.Clone(s.Annotations), Labels: maps.Clone(s.Labels),
+		Selector: maps.Clone(s.Selector), Ports: slices.Clone(s.Ports)}
+	if out.Annotations == nil {
+		out.Annotations = map[string]string{}
+	}
+	if out.Labels == nil {
+		out.Labels = map[string]string{}
+	}
+	return out
+}
