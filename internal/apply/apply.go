@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -226,11 +227,9 @@ func (r *run) finish(p *plan.Plan) {
 	for name, m := range p.Members {
 		members[name] = m
 	}
-	if !clean {
-		for name, m := range r.st.Members {
-			if _, ok := members[name]; !ok {
-				members[name] = m
-			}
+	for name, m := range r.st.Members {
+		if _, ok := members[name]; !ok && (!clean || slices.Contains(p.Retain, name)) {
+			members[name] = m
 		}
 	}
 	r.st.Members = members

@@ -159,6 +159,7 @@ func (d *dnsPlanner) serviceDelete(m model.Member) {
 		return
 	}
 	if holders := d.stillForwardingTo(m); len(holders) > 0 {
+		d.c.plan.Retain = append(d.c.plan.Retain, m.Name)
 		d.c.plan.Warnings = append(d.c.plan.Warnings, fmt.Sprintf(
 			"The DNS Service of cluster %s is kept: the Corefile of %s may still forward to it and is not corrected in this plan "+
 				"(see the conflicts and warnings). It is deleted once no Corefile forwards to it.",

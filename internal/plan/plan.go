@@ -90,6 +90,10 @@ type Plan struct {
 	// not recorded (an apply interrupted after CreateRoute), and records of routes that no longer exist.
 	Record []state.RouteRecord `json:"record,omitempty"`
 	Forget []state.RouteRecord `json:"forget,omitempty"`
+	// Retain are former members the state must keep although this plan may succeed: objects of theirs that
+	// it holds back (a DNS Service another Corefile may still forward to) are deleted by a later plan,
+	// which finds them through the state's record of the member.
+	Retain []string `json:"retain,omitempty"`
 	// ForgetReplicas are addresses of recorded copies that are gone and no longer wanted.
 	ForgetReplicas []string `json:"forget_replicas,omitempty"`
 }
