@@ -302,7 +302,7 @@ type kubeWatches struct {
 
 func (w *kubeWatches) restart(ctx context.Context, m *spec.Mesh) {
 	w.stop()
-	if m == nil || m.DNSDisabled {
+	if m == nil {
 		return
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -319,7 +319,7 @@ func (w *kubeWatches) restart(ctx context.Context, m *spec.Mesh) {
 		clusters = append(clusters, daemon.WatchedCluster{Name: c.Name, Client: client})
 	}
 	go func() {
-		if err := daemon.WatchKubernetes(ctx, clusters, w.trigger); err != nil && ctx.Err() == nil {
+		if err := daemon.WatchKubernetes(ctx, m, clusters, w.trigger); err != nil && ctx.Err() == nil {
 			w.log.Warn("Kubernetes watches failed; drift is seen on the interval", zap.Error(err))
 		}
 	}()

@@ -4,17 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	watchapi "k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/meshd-io/meshd/internal/kubeclient"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/spec"
 )
 
 // WatchedCluster is a member cluster whose meshd-managed objects are watched.
@@ -23,28 +26,21 @@ type WatchedCluster struct {
 	Client kubeclient.Interface
 }
 
-// watchedTypes are the API types of the resources the registered kinds watch (plan.KindInfo.Watch).
-var watchedTypes = map[string]func() runtime.Object{
-	"v1/configmaps": func() runtime.Object { return &corev1.ConfigMap{} },
-	"v1/services":   func() runtime.Object { return &corev1.Service{} },
-}
-
-// WatchKubernetes starts informers on the objects meshd manages in each cluster — what each registered
-// kind's Watch names: the kube-system/coredns ConfigMap and meshd's own Services — and calls trigger when one
-// changes after the initial listing (and not by meshd's own write), so a reverted Corefile is corrected
+// WatchKubernetes starts informers on the objects meshd manages in each cluster — what the registered
+// kinds watch (plan.WatchesOf): the kube-system/coredns ConfigMap and meshd's own Services in every member,
+// and the spec's replicated objects and their copies — and calls trigger when one changes after the initial
+// listing (and not by meshd's own write), so a reverted Corefile, a renewed CA or an edited copy is corrected
 // without waiting for the AWS interval. Only those objects are listed and watched (field and label
-// selectors), which keeps the watch cheap on large clusters. It returns once the caches have synced (or
-// failed to); the informers stop when ctx is done.
-func WatchKubernetes(ctx context.Context, clusters []WatchedCluster, trigger func(why string)) error {
+// selectors), which keeps the watch cheap on large clusters. Every watch goes through the dynamic client, so
+// a kind of any API group is watched the same way. It returns once the caches have synced (or failed to);
+// the informers stop when ctx is done.
+func WatchKubernetes(ctx context.Context, m *spec.Mesh, clusters []WatchedCluster, trigger func(why string)) error {
 	var informers []cache.SharedIndexInformer
 	for _, c := range clusters {
-		for _, k := range plan.Kinds() {
-			if k.Watch == nil {
-				continue
-			}
-			inf, err := watch(c, *k.Watch, trigger)
+		for _, w := range plan.WatchesOf(m, c.Name) {
+			inf, err := watch(ctx, c, w, trigger)
 			if err != nil {
-				return fmt.Errorf("%s: %w", k.Kind, err)
+				return err
 			}
 			go inf.Run(ctx.Done())
 			informers = append(informers, inf)
@@ -70,23 +66,37 @@ func WatchKubernetes(ctx context.Context, clusters []WatchedCluster, trigger fun
 	return first
 }
 
-// watch makes the informer for one kind's objects in one cluster.
-func watch(c WatchedCluster, w plan.Watch, trigger func(why string)) (cache.SharedIndexInformer, error) {
-	newObject, ok := watchedTypes[w.APIVersion+"/"+w.Resource]
-	if !ok {
-		return nil, fmt.Errorf("no informer type for %s %s", w.APIVersion, w.Resource)
+// watch makes the informer for one watch in one cluster.
+func watch(ctx context.Context, c WatchedCluster, w plan.Watch, trigger func(why string)) (cache.SharedIndexInformer, error) {
+	gv, err := schema.ParseGroupVersion(w.APIVersion)
+	if err != nil {
+		return nil, fmt.Errorf("watch of %s: %w", w.Resource, err)
 	}
-	lw := cache.NewFilteredListWatchFromClient(c.Client.CoreV1().RESTClient(), w.Resource, w.Namespace,
-		func(o *metav1.ListOptions) {
-			if w.Name != "" {
-				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", w.Name).String()
-			}
-			if w.OwnedOnly {
-				o.LabelSelector = model.LabelManagedBy + "=" + model.ManagedByMeshd
-			}
-		})
-	inf := cache.NewSharedIndexInformer(lw, newObject(), 0, cache.Indexers{})
-	_, err := inf.AddEventHandler(handler(func(obj any) {
+	res := c.Client.Resource(gv.WithResource(w.Resource))
+	var client dynamic.ResourceInterface = res
+	if w.Namespace != "" {
+		client = res.Namespace(w.Namespace)
+	}
+	selectors := func(o *metav1.ListOptions) {
+		if w.Name != "" {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", w.Name).String()
+		}
+		if w.OwnedOnly {
+			o.LabelSelector = model.LabelManagedBy + "=" + model.ManagedByMeshd
+		}
+	}
+	lw := &cache.ListWatch{
+		ListFunc: func(o metav1.ListOptions) (runtime.Object, error) {
+			selectors(&o)
+			return client.List(ctx, o)
+		},
+		WatchFunc: func(o metav1.ListOptions) (watchapi.Interface, error) {
+			selectors(&o)
+			return client.Watch(ctx, o)
+		},
+	}
+	inf := cache.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 0, cache.Indexers{})
+	_, err = inf.AddEventHandler(handler(func(obj any) {
 		trigger(fmt.Sprintf("kubernetes: %s %s in %s changed", kindOf(obj), objName(obj), c.Name))
 	}, func(old, new any) bool {
 		o, n := old.(metav1.Object), new.(metav1.Object)
@@ -95,13 +105,13 @@ func watch(c WatchedCluster, w plan.Watch, trigger func(why string)) (cache.Shar
 	return inf, err
 }
 
-// kindOf names an object's type for the trigger message ("ConfigMap").
+// kindOf names an object's kind for the trigger message ("ConfigMap").
 func kindOf(obj any) string {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
-	if o, ok := obj.(runtime.Object); ok {
-		return reflect.TypeOf(o).Elem().Name()
+	if u, ok := obj.(*unstructured.Unstructured); ok && u.GetKind() != "" {
+		return u.GetKind()
 	}
 	return "object"
 }

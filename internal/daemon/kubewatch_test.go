@@ -3,17 +3,42 @@ package daemon
 import (
 	"testing"
 
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
 	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/spec"
 )
 
-// TestEveryWatchHasAnInformerType: a kind that asks to be watched gets an informer, or meshd would fail at
-// start-up.
-func TestEveryWatchHasAnInformerType(t *testing.T) {
-	for _, k := range plan.Kinds() {
-		if w := k.Watch; w != nil {
-			if _, ok := watchedTypes[w.APIVersion+"/"+w.Resource]; !ok {
-				t.Errorf("%s watches %s %s, which has no informer type in watchedTypes", k.Kind, w.APIVersion, w.Resource)
+// TestEveryWatchCanBeStarted: what the kinds ask to watch, for a spec using every kind, names an API
+// version and resource the dynamic informer can list, in the right clusters.
+func TestEveryWatchCanBeStarted(t *testing.T) {
+	m := &spec.Mesh{Name: "m", Clusters: []*spec.Cluster{{Name: "a"}, {Name: "b"}}}
+	for kind, namespaced := range spec.ReplicableKinds {
+		r := &spec.Replicate{Name: "r-" + kind, FromCluster: "a", FromKind: kind, FromName: "x"}
+		if namespaced {
+			r.FromNamespace = "ns"
+		}
+		m.Replicates = append(m.Replicates, r)
+	}
+	counts := map[string]int{}
+	for _, cluster := range []string{"a", "b"} {
+		for _, w := range plan.WatchesOf(m, cluster) {
+			counts[cluster]++
+			if w.Cluster != cluster {
+				t.Errorf("WatchesOf(%q) gave a watch in %q", cluster, w.Cluster)
+			}
+			if _, err := schema.ParseGroupVersion(w.APIVersion); err != nil || w.Resource == "" {
+				t.Errorf("watch %+v: apiVersion %v, resource %q", w, err, w.Resource)
 			}
 		}
+	}
+	// Each cluster: its DNS Service and Corefile, and one watch per replicated object (source in a, copy in b).
+	want := 2 + len(spec.ReplicableKinds)
+	if counts["a"] != want || counts["b"] != want {
+		t.Errorf("watches per cluster %v, want %d each", counts, want)
+	}
+	m.DNSDisabled = true
+	if got := len(plan.WatchesOf(m, "b")); got != len(spec.ReplicableKinds) {
+		t.Errorf("with DNS off, %d watches in b, want only the %d copies", got, len(spec.ReplicableKinds))
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/meshd-io/meshd/internal/corefile"
 	"github.com/meshd-io/meshd/internal/model"
+	"github.com/meshd-io/meshd/internal/spec"
 )
 
 // KindCorefile is meshd's server blocks in a member's kube-system/coredns Corefile: one per other member,
@@ -22,7 +23,9 @@ func init() {
 			return ObjectRef{Cluster: r.(Corefile).Cluster, APIVersion: "v1", Kind: "ConfigMap",
 				Namespace: DNSNamespace, Name: CoreDNSConfigMap}
 		},
-		Watch: &Watch{APIVersion: "v1", Resource: "configmaps", Namespace: DNSNamespace, Name: CoreDNSConfigMap},
+		Watches: func(m *spec.Mesh) []Watch {
+			return everyMember(m, Watch{APIVersion: "v1", Resource: "configmaps", Namespace: DNSNamespace, Name: CoreDNSConfigMap})
+		},
 	})
 }
 

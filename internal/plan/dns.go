@@ -253,3 +253,16 @@ func (d *dnsPlanner) blocksIn(cluster string) []CorefileBlock {
 	d.blocks[cluster] = out
 	return out
 }
+
+// everyMember is w in each member cluster, or nothing when the spec turns DNS off (dns { enabled = false }).
+func everyMember(m *spec.Mesh, w Watch) []Watch {
+	if m.DNSDisabled {
+		return nil
+	}
+	out := make([]Watch, 0, len(m.Clusters))
+	for _, c := range m.Clusters {
+		w.Cluster = c.Name
+		out = append(out, w)
+	}
+	return out
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/meshd-io/meshd/internal/corefile"
 	"github.com/meshd-io/meshd/internal/model"
+	"github.com/meshd-io/meshd/internal/spec"
 )
 
 // KindDNSService is a member's Service kube-system/across-cluster-dns-tcp, whose internal NLB exposes the
@@ -24,7 +25,9 @@ func init() {
 			return ObjectRef{Cluster: r.(DNSService).Cluster, APIVersion: "v1", Kind: "Service",
 				Namespace: DNSNamespace, Name: DNSServiceName}
 		},
-		Watch: &Watch{APIVersion: "v1", Resource: "services", Namespace: DNSNamespace, OwnedOnly: true},
+		Watches: func(m *spec.Mesh) []Watch {
+			return everyMember(m, Watch{APIVersion: "v1", Resource: "services", Namespace: DNSNamespace, OwnedOnly: true})
+		},
 	})
 }
 

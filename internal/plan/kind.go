@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+
+	"github.com/meshd-io/meshd/internal/spec"
 )
 
 // Kind names a resource type; it is the prefix of every address, e.g. route[tidb-1:rtb-0a1:10.2.0.0/16].
@@ -42,9 +44,10 @@ type ObjectRef struct {
 	Name       string
 }
 
-// Watch says which Kubernetes objects of a kind the daemon watches in every member cluster, so that their
-// drift is corrected at once rather than on the AWS interval.
+// Watch says which Kubernetes objects of a kind the daemon watches, so that their drift is corrected at
+// once rather than on the AWS interval.
 type Watch struct {
+	Cluster    string // the member it is in
 	APIVersion string // e.g. "v1"
 	Resource   string // plural, e.g. "configmaps"
 	Namespace  string
@@ -75,8 +78,8 @@ type KindInfo struct {
 	Decode func(json.RawMessage) (Resource, error)
 	// Touches names the Kubernetes object a change touches (for its Event); nil for AWS kinds.
 	Touches func(Resource) ObjectRef
-	// Watch, when set, is what the daemon watches for the kind's drift.
-	Watch *Watch
+	// Watches, when set, lists what the daemon watches for the kind's drift under the spec m.
+	Watches func(m *spec.Mesh) []Watch
 	// RepeatHint says where to find the other writer when the kind's drift keeps coming back.
 	RepeatHint string
 }
@@ -138,6 +141,21 @@ func Touched(ch Change) (ObjectRef, bool) {
 		return ObjectRef{}, false
 	}
 	return info.Touches(res), true
+}
+
+// WatchesOf lists what the daemon watches in one member cluster for the spec m, over every kind.
+func WatchesOf(m *spec.Mesh, cluster string) []Watch {
+	var out []Watch
+	for _, k := range Kinds() {
+		if k.Watches != nil {
+			for _, w := range k.Watches(m) {
+				if w.Cluster == cluster {
+					out = append(out, w)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // RepeatHint says where to look for whoever keeps undoing a kind's objects.

@@ -34,7 +34,7 @@ func TestEveryKindIsComplete(t *testing.T) {
 			}
 			switch k.Provider {
 			case ProviderAWS:
-				if k.Touches != nil || k.Watch != nil {
+				if k.Touches != nil || k.Watches != nil {
 					t.Error("an AWS kind names a Kubernetes object to touch or watch")
 				}
 			case ProviderKube:
@@ -49,8 +49,8 @@ func TestEveryKindIsComplete(t *testing.T) {
 			if k.RepeatHint == "" {
 				t.Error("no RepeatHint: repeated drift of this kind says nowhere to look")
 			}
-			if k.Watch != nil && (k.Watch.APIVersion == "" || k.Watch.Resource == "" || k.Watch.Namespace == "" && k.Watch.Name != "") {
-				t.Errorf("incomplete Watch %+v", *k.Watch)
+			if k.Provider == ProviderKube && k.Watches == nil {
+				t.Error("no Watches: drift of this Kubernetes kind waits for the interval")
 			}
 		})
 	}

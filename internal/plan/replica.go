@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshd-io/meshd/internal/kubeobj"
 	"github.com/meshd-io/meshd/internal/model"
+	"github.com/meshd-io/meshd/internal/spec"
 	"github.com/meshd-io/meshd/internal/state"
 )
 
@@ -24,7 +25,30 @@ func init() {
 			c := r.(Replica)
 			return ObjectRef{Cluster: c.Cluster, APIVersion: c.APIVersion, Kind: c.ObjectKind, Namespace: c.Namespace, Name: c.Name}
 		},
+		Watches: replicaWatches,
 	})
+}
+
+// replicaWatches are the sources, so that a renewed CA reaches its copies at once, and the copies, so that
+// one edited or deleted by someone is restored at once.
+func replicaWatches(m *spec.Mesh) []Watch {
+	var out []Watch
+	for _, r := range m.Replicates {
+		k, err := kubeobj.Lookup(r.FromKind)
+		if err != nil {
+			continue // the spec check reports it
+		}
+		w := Watch{APIVersion: k.APIVersion(), Resource: k.GVR.Resource, Name: r.FromName}
+		src := w
+		src.Cluster, src.Namespace = r.FromCluster, r.FromNamespace
+		out = append(out, src)
+		for _, t := range r.Targets(m) {
+			cp := w
+			cp.Cluster, cp.Namespace = t, r.TargetNamespace()
+			out = append(out, cp)
+		}
+	}
+	return out
 }
 
 // Annotations meshd puts on a copy: where it comes from, and the hash of the content it was given.
