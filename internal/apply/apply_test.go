@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -157,22 +158,36 @@ func errText(err error) string {
 }
 
 // runAsync runs Run in a goroutine; the returned func waits for its result (failing the test rather than
-// hanging when it never comes).
-func runAsync(t *testing.T, ctx context.Context, p *plan.Plan, st *state.State, opts apply.Options) func() *apply.Result {
+// hanging when it never comes). release is called, and Run waited for, when the test ends, so that a test
+// that failed early leaves no goroutine behind for the next one.
+func runAsync(t *testing.T, ctx context.Context, p *plan.Plan, st *state.State, opts apply.Options, release func()) func() *apply.Result {
 	t.Helper()
 	done := make(chan *apply.Result, 1)
 	go func() { done <- apply.Run(ctx, p, st, opts) }()
-	return func() *apply.Result {
-		t.Helper()
+	wait := sync.OnceValue(func() *apply.Result {
 		select {
 		case r := <-done:
 			return r
 		case <-time.After(time.Minute):
-			t.Fatal("Run did not return")
 			return nil
 		}
+	})
+	t.Cleanup(func() {
+		release()
+		wait()
+	})
+	return func() *apply.Result {
+		t.Helper()
+		r := wait()
+		if r == nil {
+			t.Fatal("Run did not return")
+		}
+		return r
 	}
 }
+
+// closer returns a func that closes ch, and does nothing when called again.
+func closer(ch chan struct{}) func() { return sync.OnceFunc(func() { close(ch) }) }
 
 // receive waits for n addresses on started, failing the test rather than hanging.
 func receive(t *testing.T, started <-chan string, n int) []string {
@@ -372,11 +387,12 @@ func TestRunInterrupted(t *testing.T) {
 			f := &fake{hold: make(chan struct{}), started: make(chan string, len(tc.changes))}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
+			release := closer(f.hold)
 			wait := runAsync(t, ctx, &plan.Plan{Mesh: "m", Changes: tc.changes}, state.New("m"),
-				apply.Options{Executors: allKinds(f), Parallelism: tc.parallelism})
+				apply.Options{Executors: allKinds(f), Parallelism: tc.parallelism}, release)
 			started := receive(t, f.started, tc.inFlight)
 			cancel()
-			close(f.hold)
+			release()
 			res := wait()
 
 			want := outcome{Applied: started, Skipped: map[string]string{}}
@@ -458,19 +474,24 @@ func TestRunKnown(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f := &fake{ids: tc.ids, lookup: tc.lookup, gate: map[string]chan struct{}{},
 				started: make(chan string, len(tc.changes))}
+			var releases []func()
 			for _, addr := range tc.hold {
 				f.gate[addr] = make(chan struct{})
+				releases = append(releases, closer(f.gate[addr]))
+			}
+			release := func() {
+				for _, r := range releases {
+					r()
+				}
 			}
 			wait := runAsync(t, context.Background(), &plan.Plan{Mesh: "m", Changes: tc.changes}, state.New("m"),
-				apply.Options{Executors: allKinds(f)})
+				apply.Options{Executors: allKinds(f)}, release)
 			// Hold the creations until they are seen to run: nothing that waits on them may start meanwhile,
 			// which the order of the events below shows.
 			for range tc.hold {
 				receive(t, f.started, 1)
 			}
-			for _, addr := range tc.hold {
-				close(f.gate[addr])
-			}
+			release()
 			res := wait()
 			if err := res.Err(); err != nil {
 				t.Fatalf("%s\nRun(...): %v", tc.reason, err)
@@ -543,12 +564,15 @@ func TestRunParallelism(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			f := &fake{hold: make(chan struct{}), started: make(chan string, len(tc.changes))}
+			release := closer(f.hold)
 			wait := runAsync(t, context.Background(), &plan.Plan{Mesh: "m", Changes: tc.changes}, state.New("m"),
-				apply.Options{Executors: allKinds(f), Parallelism: tc.parallelism})
-			// All held: once want changes have started, that many are in flight together. Any more that the
-			// bound let through would be held as well and counted in maxRunning.
+				apply.Options{Executors: allKinds(f), Parallelism: tc.parallelism}, release)
+			// All held: once want changes have started, that many are in flight together. The bound is shown
+			// by the others waiting for a slot (not merely slow to start): any the bound let through would be
+			// held in Execute instead.
 			receive(t, f.started, tc.want)
-			close(f.hold)
+			waitParked(t, len(tc.changes)-tc.want)
+			release()
 			res := wait()
 			if err := res.Err(); err != nil {
 				t.Fatalf("%s\nRun(...): %v", tc.reason, err)
@@ -562,6 +586,30 @@ func TestRunParallelism(t *testing.T) {
 				t.Errorf("%s\nmost changes in flight at once: -want, +got:\n%s", tc.reason, diff)
 			}
 		})
+	}
+}
+
+// waitParked polls the goroutines until n of Run's are waiting in runOne (for a slot) outside any Execute, and
+// fails the test when that does not happen within a generous deadline.
+func waitParked(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	buf := make([]byte, 1<<20)
+	for {
+		got := 0
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, "apply.(*run).runOne(") && !strings.Contains(g, "(*fake).Execute(") &&
+				strings.Contains(g, "[select") {
+				got++
+			}
+		}
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d changes are waiting for a slot, want %d", got, n)
+		}
+		runtime.Gosched()
 	}
 }
 
