@@ -173,6 +173,16 @@ func merged(theirs, ours map[string]string) map[string]string {
 // an error when it is already gone. The delete carries the UID and resourceVersion just read as
 // preconditions, so a recreation or relabelling in between is never deleted: it is read again instead.
 func (c *Client) Delete(ctx context.Context, observed Object) error {
+	return c.delete(ctx, observed, true)
+}
+
+// DeleteAdopted deletes an object meshd is adopting (adopt = true) to create it anew, for content the API
+// refuses to change in place: it need not be meshd's yet, but it must still be the object observed (UID).
+func (c *Client) DeleteAdopted(ctx context.Context, observed Object) error {
+	return c.delete(ctx, observed, false)
+}
+
+func (c *Client) delete(ctx context.Context, observed Object, mustOwn bool) error {
 	k, err := observed.kind()
 	if err != nil {
 		return err
@@ -193,7 +203,7 @@ func (c *Client) Delete(ctx context.Context, observed Object) error {
 		if current.UID != observed.UID {
 			return fmt.Errorf("%w: UID %s, observed %s", ErrReplaced, current.UID, observed.UID)
 		}
-		if !model.OwnedBy(current.Labels, c.mesh) {
+		if mustOwn && !model.OwnedBy(current.Labels, c.mesh) {
 			return fmt.Errorf("%w: it lacks the labels %s=%s and %s=%s", ErrNotOwned,
 				model.LabelManagedBy, model.ManagedByMeshd, model.LabelMesh, c.mesh)
 		}

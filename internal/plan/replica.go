@@ -91,6 +91,8 @@ type Replica struct {
 	Flattened bool `json:"flattened,omitempty"`
 	// UID is the observed copy's (Before): a delete or an adoption is refused if the object was replaced.
 	UID string `json:"uid,omitempty"`
+	// Adopting (After): the object there is not meshd's yet and adopt = true takes it over.
+	Adopting bool `json:"adopting,omitempty"`
 }
 
 func (Replica) Kind() Kind { return KindReplica }
@@ -321,10 +323,16 @@ func (rp *replicaPlanner) target(src ReplicaSource, t ReplicaTarget) {
 	before.SourceCluster, before.SourceContext, before.SourceNamespace = after.SourceCluster, after.SourceContext, after.SourceNamespace
 	after.UID = t.Copy.UID
 
+	owned := kubeobj.Own(want, c.in.Mesh)
 	if !model.OwnedBy(t.Copy.Labels, c.in.Mesh) {
 		if c.in.Adopt {
-			c.add(Change{Action: Adopt, Address: addr, Kind: KindReplica, Before: before, After: after,
-				Reason: "exists, not owned: adopt (label as meshd's) and make it the source's copy" + reasonSuffix})
+			after.Adopting = true
+			action, reason := Adopt, "exists, not owned: adopt (label as meshd's) and make it the source's copy"
+			if kubeobj.NeedsReplace(owned, *t.Copy) {
+				action, reason = Replace, "exists, not owned: adopt by replacing it with the source's copy (its "+
+					strings.Join(kubeobj.Diff(owned, *t.Copy), ", ")+" cannot change in place)"
+			}
+			c.add(Change{Action: action, Address: addr, Kind: KindReplica, Before: before, After: after, Reason: reason + reasonSuffix})
 			return
 		}
 		c.plan.Conflicts = append(c.plan.Conflicts, Conflict{Address: addr,
@@ -334,7 +342,6 @@ func (rp *replicaPlanner) target(src ReplicaSource, t ReplicaTarget) {
 				after.Source(), src.Replicate, model.LabelManagedBy, model.ManagedByMeshd, model.LabelMesh, c.in.Mesh)})
 		return
 	}
-	owned := kubeobj.Own(want, c.in.Mesh)
 	diff := kubeobj.Diff(owned, *t.Copy)
 	if len(diff) == 0 {
 		return

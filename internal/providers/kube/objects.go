@@ -103,8 +103,13 @@ func (e replicaExecutor) Execute(ctx context.Context, ch plan.Change, _ apply.Kn
 	case plan.Adopt:
 		_, err = objs.Adopt(ctx, want, after.UID)
 	case plan.Replace:
-		before := ch.Before.(plan.Replica)
-		if err = objs.Delete(ctx, observedCopy(before)); err == nil {
+		before := observedCopy(ch.Before.(plan.Replica))
+		if after.Adopting {
+			err = objs.DeleteAdopted(ctx, before)
+		} else {
+			err = objs.Delete(ctx, before)
+		}
+		if err == nil {
 			_, err = objs.Create(ctx, want)
 		}
 	default:
