@@ -316,7 +316,7 @@ func newDNSHarness(t *testing.T, corefiles map[string]string) (*harness, *kubeWo
 	return h, kw, startLBController(t, h, kw)
 }
 
-// meshdBlock is the block meshd appends for a zone (after a blank line), as design step 6 shows it, with
+// meshdBlock is the block meshd appends for a zone (after a blank line), as docs/dns.md shows it, with
 // the addresses in numeric order.
 func meshdBlock(zone string, ips []string) string {
 	ips = slices.Clone(ips)
@@ -351,7 +351,7 @@ func (h *harness) assertDNSConverged(kw *kubeWorld, lc *lbController, originals 
 			svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.Spec.Selector["k8s-app"] != "kube-dns" || len(svc.Spec.Selector) != 1 ||
 			len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 53 || svc.Spec.Ports[0].Protocol != corev1.ProtocolTCP ||
 			svc.Spec.Ports[0].Name != "dns-tcp" || svc.Spec.Ports[0].TargetPort.IntValue() != 53 {
-			t.Errorf("%s: DNS Service is not as design step 5 says: labels %v annotations %v spec %+v", name, svc.Labels, svc.Annotations, svc.Spec)
+			t.Errorf("%s: DNS Service is not as docs/dns.md describes it: labels %v annotations %v spec %+v", name, svc.Labels, svc.Annotations, svc.Spec)
 		}
 		if got, want := kw.corefile(t, name), wantCorefile(lc, name, originals[name]); got != want {
 			t.Errorf("%s: Corefile:\n%s\nwant:\n%s", name, got, want)

@@ -1,6 +1,6 @@
-// Package corefile edits a CoreDNS Corefile the way meshd needs (design step 6): it adds, updates and
-// removes one server block per remote cluster and keeps every other byte exactly as it was. It is pure:
-// text in, text out, no I/O.
+// Package corefile edits a CoreDNS Corefile the way meshd needs for cross-cluster forwarding: it adds,
+// updates and removes one server block per remote cluster and keeps every other byte exactly as it was. It
+// is pure: text in, text out, no I/O.
 //
 // Blocks are found with CoreDNS's own parser, github.com/coredns/caddy/caddyfile. Because that parser
 // reports tokens by line only, this package re-reads the text with the same rules while keeping byte

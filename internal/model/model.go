@@ -134,8 +134,8 @@ const (
 	LabelMesh      = TagMesh // meshd.io/mesh=<mesh name>
 )
 
-// DNSObserved is what meshd read for one cluster's DNS (design steps 5 and 6): its DNS Service, the NLB
-// behind it, and the CoreDNS ConfigMaps. Nil pointers are objects that do not exist (or, for the load
+// DNSObserved is what meshd read for one cluster's DNS, for the dns_service and corefile kinds: its DNS
+// Service, the NLB behind it, and the CoreDNS ConfigMaps. Nil pointers are objects that do not exist (or, for the load
 // balancer, that were not found).
 type DNSObserved struct {
 	Service      *Service

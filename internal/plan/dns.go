@@ -88,7 +88,7 @@ type upstreamSource struct {
 	lastKnown []string
 }
 
-// dns plans the DNS Services and the Corefiles (design steps 5 and 6):
+// dns plans the DNS Services and the Corefiles:
 //
 //	object      | meshd's when                               | desired, missing | desired, differs               | not desired
 //	------------+--------------------------------------------+------------------+--------------------------------+------------------------------

@@ -42,7 +42,8 @@ const (
 // DNSServiceAddress is the address of a cluster's DNS Service.
 func DNSServiceAddress(cluster string) string { return fmt.Sprintf("%s[%s]", KindDNSService, cluster) }
 
-// DesiredDNSService is the part of the DNS Service meshd sets (design step 5).
+// DesiredDNSService is the part of the DNS Service meshd sets: labels, the internal-NLB annotations, type
+// LoadBalancer, the CoreDNS selector and port 53/TCP.
 func DesiredDNSService(mesh string) model.ServiceSpec {
 	return model.ServiceSpec{
 		Type: "LoadBalancer",

@@ -26,7 +26,7 @@ type Cluster struct {
 	// cluster's "kube-dns" address, the one queries are sent to; the NLB stand-in gives its ENIs these
 	// addresses, one per subnet (wrapping around), so that forwarding to the NLB's IPs reaches this CoreDNS.
 	DNS []string
-	// SampleIP is the address of the verification Pod (design step 7).
+	// SampleIP is the address of the verification Pod, which the other clusters' CoreDNS must resolve.
 	SampleIP string
 }
 
@@ -38,7 +38,8 @@ func (c Cluster) SampleName() string {
 	return fmt.Sprintf("%s.%s.%s.svc.cluster.local", SampleHostname, SampleService, c.Namespace)
 }
 
-// The verification objects of design step 7.
+// The verification objects: a headless Service and a Pod endpoint whose name every other cluster resolves
+// through its Corefile blocks.
 const (
 	SampleService  = "sample-nginx-peer"
 	SampleHostname = "sample-nginx"
@@ -99,7 +100,7 @@ func CheckBind(addrs ...string) error {
 const DefaultEKSCorefile = corefile.EKSDefault
 
 // Seed creates what a new EKS cluster holds that meshd reads (namespace kube-system, the coredns ConfigMap
-// with EKS's default Corefile) plus the cluster's namespace and the verification objects of design step 7:
+// with EKS's default Corefile) plus the cluster's namespace and the verification objects:
 // a headless Service sample-nginx-peer and an EndpointSlice with one ready endpoint, hostname sample-nginx.
 // Objects that exist are left as they are.
 func Seed(ctx context.Context, kc kubernetes.Interface, c Cluster) error {

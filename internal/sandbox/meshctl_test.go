@@ -18,7 +18,7 @@ import (
 )
 
 // TestMeshctlOnSandbox: meshctl apply on the sandbox makes every cluster's real CoreDNS resolve every other
-// cluster's headless-service Pod name (design step 7, all ordered pairs), and destroy takes it back, leaving
+// cluster's headless-service Pod name (all ordered pairs), and destroy takes it back, leaving
 // each Corefile byte-identical to EKS's default.
 func TestMeshctlOnSandbox(t *testing.T) {
 	s := startSandbox(t)

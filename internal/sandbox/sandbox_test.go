@@ -92,8 +92,8 @@ func TestSandboxResolvesAcrossClusters(t *testing.T) {
 		t.Errorf("after a broken Corefile: %v, %v", ips, err)
 	}
 
-	// The load-balancer stand-in: the DNS Service of design step 5 in cluster 3 gets an NLB and ENIs whose
-	// addresses are cluster 3's CoreDNS.
+	// The load-balancer stand-in: the DNS Service meshd makes in cluster 3 (kube-system/across-cluster-dns-tcp)
+	// gets an NLB and ENIs whose addresses are cluster 3's CoreDNS.
 	svcs := s.Clients[c3.Name].CoreV1().Services("kube-system")
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "across-cluster-dns-tcp", Namespace: "kube-system", Annotations: map[string]string{
