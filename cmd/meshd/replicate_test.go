@@ -26,7 +26,7 @@ import (
 // tidb-1, shaped as cert-manager makes it, and KubeBlocks' aggregated ClusterRole.
 type replicateEnv struct {
 	*e2e
-	t       *testing.T
+	t       testing.TB
 	secrets [][]byte // the Secret's values, searched for in every output
 }
 
@@ -36,7 +36,7 @@ const (
 	kbRole      = "kubeblocks-cluster-pod-role"
 )
 
-func newReplicateEnv(t *testing.T) *replicateEnv {
+func newReplicateEnv(t testing.TB) *replicateEnv {
 	e := newE2E(t)
 	r := &replicateEnv{e2e: e, t: t}
 	for _, kv := range e.sb.Env() { // meshctl runs in this process
