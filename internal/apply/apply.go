@@ -232,13 +232,7 @@ func (r *run) finish(p *plan.Plan) {
 			members[name] = m
 		}
 	}
-	r.st.Members = members
-	// Corefile records of clusters that are no longer members go with them (after a clean destroy: all).
-	for name := range r.st.Corefiles {
-		if _, ok := members[name]; !ok {
-			delete(r.st.Corefiles, name)
-		}
-	}
+	r.st.SetMembers(members)
 }
 
 func (r *run) progress(format string, args ...any) {

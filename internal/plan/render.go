@@ -165,5 +165,48 @@ func Decode(r io.Reader) (*Plan, error) {
 	if p.FormatVersion != FormatVersion {
 		return nil, fmt.Errorf("plan format version %d is not supported by this meshd (it reads version %d)", p.FormatVersion, FormatVersion)
 	}
+	if err := p.checkGraph(); err != nil {
+		return nil, fmt.Errorf("not a valid meshd plan: %w", err)
+	}
 	return &p, nil
+}
+
+// checkGraph refuses what Compute never makes but an edited plan file could hold, and apply could not run:
+// two changes at one address, and dependencies that wait for each other.
+func (p *Plan) checkGraph() error {
+	deps := map[string][]string{}
+	for _, c := range p.Changes {
+		if _, dup := deps[c.Address]; dup {
+			return fmt.Errorf("two changes at %s", c.Address)
+		}
+		deps[c.Address] = c.DependsOn
+	}
+	const (
+		visiting = 1
+		done     = 2
+	)
+	mark := map[string]int{}
+	var visit func(addr string) error
+	visit = func(addr string) error {
+		switch mark[addr] {
+		case visiting:
+			return fmt.Errorf("%s depends on itself through its dependencies", addr)
+		case done:
+			return nil
+		}
+		mark[addr] = visiting
+		for _, d := range deps[addr] {
+			if err := visit(d); err != nil {
+				return err
+			}
+		}
+		mark[addr] = done
+		return nil
+	}
+	for _, c := range p.Changes {
+		if err := visit(c.Address); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/meshd-io/meshd/internal/model"
 )
 
 // RouteSet returns the recorded routes keyed by RouteRecord.Key().
@@ -97,5 +99,17 @@ func (s *State) RemoveReplica(address string) {
 	delete(s.Replicas, address)
 	if len(s.Replicas) == 0 {
 		s.Replicas = nil
+	}
+}
+
+// SetMembers records the members of the last apply. The per-cluster records of clusters that are no longer
+// members go with them (after a clean destroy: all): their Corefile zones. Copies of replicated objects
+// are recorded by address and stay until a plan deletes them.
+func (s *State) SetMembers(members map[string]model.Member) {
+	s.Members = members
+	for name := range s.Corefiles {
+		if _, ok := members[name]; !ok {
+			delete(s.Corefiles, name)
+		}
 	}
 }
