@@ -377,14 +377,29 @@ func TestReplicateOnSandbox(t *testing.T) {
 	}
 	r.noSecrets("Events", events.String())
 
+	// A block removed and a target removed from to: those copies go, the others stay.
+	r.spec(false, strings.Replace(caBlock, `to = ["tidb-2", "tidb-3"]`, `to = ["tidb-2"]`, 1))
+	human, _ = r.meshctl(2, "plan", "--detailed-exitcode")
+	for _, want := range []string{"- replica[tidb-ca:tidb-3]", "- replica[kubeblocks-pod-role:tidb-2]", "- replica[kubeblocks-pod-role:tidb-3]"} {
+		if !strings.Contains(human, want) {
+			t.Errorf("after removing a target and a block the plan does not show %q:\n%s", want, human)
+		}
+	}
+	r.meshctl(0, "apply", "--auto-approve")
+	if r.copyOf(c3) != nil || !r.sameAsSource(c2) {
+		t.Errorf("after removing tidb-3 from to: tidb-3 copy %v, tidb-2 copy current %v", r.copyOf(c3) != nil, r.sameAsSource(c2))
+	}
+	for _, c := range []string{c2, c3} {
+		if _, err := r.client(c).RbacV1().ClusterRoles().Get(ctx, kbRole, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("%s's role copy after its block was removed: %v", c, err)
+		}
+	}
+
 	// Destroy removes exactly the copies: the sources stay.
 	r.meshctl(0, "destroy", "--auto-approve")
 	for _, c := range []string{c2, c3} {
 		if r.copyOf(c) != nil {
 			t.Errorf("%s's copy survived destroy", c)
-		}
-		if _, err := r.client(c).RbacV1().ClusterRoles().Get(ctx, kbRole, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			t.Errorf("%s's role copy after destroy: %v", c, err)
 		}
 	}
 	if r.source() == nil {
