@@ -271,7 +271,13 @@ func describe(r *Replica, o kubeobj.Object) {
 	r.Sensitive = k.Sensitive
 	r.ContentHash = kubeobj.ContentHash(o)
 	r.Labels = o.Labels
-	r.Annotations = o.Annotations
+	// An observed copy may carry kubectl's last-applied configuration (someone applied it, or the object
+	// meshd adopts was applied): it holds the whole object, a Secret's data included, so it never reaches
+	// the plan.
+	r.Annotations = maps.Clone(o.Annotations)
+	for _, k := range strippedAnnotations {
+		delete(r.Annotations, k)
+	}
 	if data, ok := o.Content["data"].(map[string]any); ok {
 		r.Keys = slices.Sorted(maps.Keys(data))
 	}
