@@ -271,7 +271,13 @@ func describe(r *Replica, o kubeobj.Object) {
 	r.Sensitive = k.Sensitive
 	r.ContentHash = kubeobj.ContentHash(o)
 	r.Labels = o.Labels
-	r.Annotations = o.Annotations
+	// An observed copy may carry kubectl's last-applied configuration (someone applied it, or the object
+	// meshd adopts was applied): it holds the whole object, a Secret's data included, so it never reaches
+	// the plan.
+	r.Annotations = maps.Clone(o.Annotations)
+	for _, k := range strippedAnnotations {
+		delete(r.Annotations, k)
+	}
 	if data, ok := o.Content["data"].(map[string]any); ok {
 		r.Keys = slices.Sorted(maps.Keys(data))
 	}
@@ -330,7 +336,7 @@ func (rp *replicaPlanner) target(src ReplicaSource, t ReplicaTarget) {
 			action, reason := Adopt, "exists, not owned: adopt (label as meshd's) and make it the source's copy"
 			if kubeobj.NeedsReplace(owned, *t.Copy) {
 				action, reason = Replace, "exists, not owned: adopt by replacing it with the source's copy (its "+
-					strings.Join(kubeobj.Diff(owned, *t.Copy), ", ")+" cannot change in place)"
+					strings.Join(contentDiffs(kubeobj.Diff(owned, *t.Copy)), ", ")+" cannot change in place)"
 			}
 			c.add(Change{Action: action, Address: addr, Kind: KindReplica, Before: before, After: after, Reason: reason + reasonSuffix})
 			return
@@ -348,7 +354,15 @@ func (rp *replicaPlanner) target(src ReplicaSource, t ReplicaTarget) {
 	}
 	action, reason := Update, "the copy's "+strings.Join(diff, ", ")+" differ from the source"
 	if kubeobj.NeedsReplace(owned, *t.Copy) {
-		action, reason = Replace, "the copy's "+strings.Join(diff, ", ")+" cannot change in place"
+		action, reason = Replace, "the copy's "+strings.Join(contentDiffs(diff), ", ")+" cannot change in place"
 	}
 	c.add(Change{Action: action, Address: addr, Kind: KindReplica, Before: before, After: after, Reason: reason + reasonSuffix})
+}
+
+// contentDiffs are the content fields of a Diff: a replacement's reason names what cannot change in place,
+// and labels and annotations always can.
+func contentDiffs(diff []string) []string {
+	return slices.DeleteFunc(slices.Clone(diff), func(d string) bool {
+		return strings.HasPrefix(d, "labels[") || strings.HasPrefix(d, "annotations[")
+	})
 }

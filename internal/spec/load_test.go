@@ -238,6 +238,23 @@ func TestLoadValid(t *testing.T) {
 				},
 			},
 		},
+		"replicate.hcl": {
+			reason: "Replicate blocks keep their source, to and namespace as written, in declaration order.",
+			want: &Mesh{
+				Name:      "tidb",
+				ForwardBy: ForwardByNamespace,
+				Quotas:    DefaultQuotas,
+				Clusters: []*Cluster{
+					{Name: "tidb-1", Region: "us-west-1", KubeContext: "a", EKSCluster: "tidb-1", Namespace: "pingcap-1", ClusterDomain: DefaultClusterDomain},
+					{Name: "tidb-2", Region: "us-west-2", KubeContext: "b", EKSCluster: "tidb-2", Namespace: "pingcap-2", ClusterDomain: DefaultClusterDomain},
+					{Name: "tidb-3", Region: "us-east-1", KubeContext: "c", EKSCluster: "tidb-3", Namespace: "pingcap-3", ClusterDomain: DefaultClusterDomain},
+				},
+				Replicates: []*Replicate{
+					{Name: "tidb-ca", FromCluster: "tidb-1", FromKind: "Secret", FromNamespace: "pingcap-1", FromName: "cluster1-ca-secret", Namespace: "pingcap"},
+					{Name: "kubeblocks-pod-role", FromCluster: "tidb-1", FromKind: "ClusterRole", FromName: "kubeblocks-cluster-pod-role", To: []string{"tidb-3"}},
+				},
+			},
+		},
 		"multi-file": {
 			reason: "A directory's *.hcl files form one spec, clusters in file-name order; other files are ignored.",
 			want: &Mesh{
@@ -266,6 +283,7 @@ func TestLoadValid(t *testing.T) {
 	ignore := gocmp.Options{
 		cmpopts.IgnoreFields(Mesh{}, "Files", "DeclRange", "Attrs"),
 		cmpopts.IgnoreFields(Cluster{}, "DeclRange", "Attrs", "Elems"),
+		cmpopts.IgnoreFields(Replicate{}, "DeclRange", "FromDeclRange", "Attrs", "Elems"),
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -342,5 +360,37 @@ func TestExampleSpec(t *testing.T) {
 	}
 	if diff := gocmp.Diff(want, got); diff != "" {
 		t.Errorf("clusters (-want +got):\n%s", diff)
+	}
+}
+
+// TestReplicateTargets checks where the copies of the valid example's replicate blocks go: every member
+// but the source when to is left out, in the block's namespace if set, and no namespace for a cluster-scoped
+// kind; and the ranges a plan-time diagnostic points at.
+func TestReplicateTargets(t *testing.T) {
+	file := filepath.Join(validDir, "replicate.hcl")
+	m, diags := Load(file)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	type where struct {
+		Targets         []string
+		Namespace       string
+		Header          string
+		NamespaceAt     string
+		FromNamespaceAt string
+	}
+	got := map[string]where{}
+	for _, r := range m.Replicates {
+		got[r.Name] = where{Targets: r.Targets(m), Namespace: r.TargetNamespace(), Header: r.DeclRange.String(),
+			NamespaceAt: r.AttrRange("namespace").String(), FromNamespaceAt: r.AttrRange("from.namespace").String()}
+	}
+	want := map[string]where{
+		"tidb-ca": {Targets: []string{"tidb-2", "tidb-3"}, Namespace: "pingcap", Header: file + ":25,1-20",
+			NamespaceAt: file + ":32,15-24", FromNamespaceAt: file + ":29,17-28"},
+		"kubeblocks-pod-role": {Targets: []string{"tidb-3"}, Header: file + ":35,1-32",
+			NamespaceAt: file + ":35,1-32", FromNamespaceAt: file + ":36,3-7"},
+	}
+	if diff := gocmp.Diff(want, got); diff != "" {
+		t.Errorf("replicate targets (-want +got):\n%s", diff)
 	}
 }

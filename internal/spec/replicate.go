@@ -210,6 +210,9 @@ func (d *decoder) validateReplicates() {
 		for _, t := range r.Targets(m) {
 			k := copyKey{t, r.FromKind, r.TargetNamespace(), r.FromName}
 			if prev := copies[k]; prev != nil {
+				if prev == r {
+					continue // a cluster listed twice in to: reported above
+				}
 				d.errorf(r.DeclRange, "Two copies of one object",
 					"Replicate %q and replicate %q (%s) both write %s %s in cluster %q. Each copy has one source: remove one, or copy to another namespace.",
 					r.Name, prev.Name, pos(prev.DeclRange), r.FromKind, objectName(k.namespace, k.name), t)
