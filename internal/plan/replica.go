@@ -271,7 +271,12 @@ func describe(r *Replica, o kubeobj.Object) {
 	r.Sensitive = k.Sensitive
 	r.ContentHash = kubeobj.ContentHash(o)
 	r.Labels = o.Labels
-	r.Annotations = o.Annotations
+	// kubectl's last-applied configuration holds the whole object as applied, a Secret's data included: an
+	// observed copy or a foreign object created with kubectl apply must not carry it into a plan.
+	r.Annotations = maps.Clone(o.Annotations)
+	for _, k := range strippedAnnotations {
+		delete(r.Annotations, k)
+	}
 	if data, ok := o.Content["data"].(map[string]any); ok {
 		r.Keys = slices.Sorted(maps.Keys(data))
 	}
