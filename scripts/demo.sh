@@ -2,7 +2,8 @@
 # make demo: meshd's main job on a local sandbox of three simulated EKS clusters (moto for AWS, a real
 # kube-apiserver and a real CoreDNS per cluster; see cmd/sandbox). It starts the sandbox (or reuses a
 # healthy one), runs `meshctl plan` and `meshctl apply` on specs/sandbox, asks each cluster's CoreDNS for the
-# other clusters' Pods, then starts the meshd daemon, breaks the mesh (a reverted Corefile, a deleted
+# other clusters' Pods and checks that the TiDB CA Secret of tidb-1 was copied into tidb-2 and tidb-3 (the
+# replicate block of specs/sandbox/replicate.hcl), then starts the meshd daemon, breaks the mesh (a reverted Corefile, a deleted
 # route) and shows meshd repairing it.
 #
 #   scripts/demo.sh          # = make demo (idempotent: a second run reuses the sandbox and converges)
@@ -60,6 +61,9 @@ step "starting the sandbox: 3 clusters (tidb-1 us-west-1, tidb-2 us-west-2, tidb
 source .sandbox/env
 "$bin/sandbox" status
 
+step "seeding the replicated object: namespace pingcap in every cluster, cert-manager's CA Secret in tidb-1"
+"$bin/sandbox" seed-ca
+
 step "meshctl plan --spec $spec"
 code=0
 "$meshctl" plan --spec "$spec" --state "$state" --detailed-exitcode || code=$?
@@ -93,6 +97,22 @@ step "DNS: tidb-1's CoreDNS (127.0.0.11) asked for the Pods of tidb-2 and tidb-3
 for n in 2 3; do
   "$bin/sandbox" lookup tidb-1 "sample-nginx.sample-nginx-peer.pingcap-$n.svc.cluster.local" --tcp || true
 done
+
+step "replication: the TiDB CA Secret of tidb-1, copied into tidb-2 and tidb-3 (key names and hashes, never values)"
+src=$("$bin/sandbox" secret tidb-1 pingcap cluster1-ca-secret)
+echo "$src"
+content_hash() { sed -n 's/.* content_hash=\(sha256:[0-9a-f]*\).*/\1/p' <<<"$1"; }
+want=$(content_hash "$src")
+for c in tidb-2 tidb-3; do
+  if ! cp=$("$bin/sandbox" secret "$c" pingcap cluster1-ca-secret); then
+    fail "$c has no copy of the CA Secret"; exit 1
+  fi
+  echo "$cp"
+  if [ -z "$want" ] || [ "$(content_hash "$cp")" != "$want" ]; then
+    fail "$c's copy does not have the source's content hash $want"; exit 1
+  fi
+done
+ok "tidb-2 and tidb-3 hold copies of tidb-1's CA Secret with the same content hash ($want)"
 
 metrics=127.0.0.1:19090
 metric() { # metric SERIES: its value on meshd's /metrics (0 when absent)

@@ -9,6 +9,8 @@
 //	sandbox verify [--wait D]     every cluster's CoreDNS resolves every cluster's sample Pod name
 //	sandbox corefile CLUSTER [--reset]   print the coredns ConfigMap's Corefile, or reset it to EKS's default
 //	sandbox delete-route CLUSTER  delete one route to another cluster's CIDR (drift for meshd to repair)
+//	sandbox seed-ca               namespace pingcap everywhere, the TiDB CA Secret in the first cluster
+//	sandbox secret CLUSTER NAMESPACE NAME   a Secret's type, key names and content hash, never a value
 //	sandbox spawn NAME -- CMD...  run CMD in the background as part of the sandbox (down stops it)
 package main
 
@@ -34,6 +36,10 @@ Commands:
   verify [--wait DURATION]     check that each cluster's CoreDNS resolves each cluster's sample Pod
   corefile CLUSTER [--reset]   print CLUSTER's coredns ConfigMap Corefile (--reset: EKS's default)
   delete-route CLUSTER         delete a route from CLUSTER to another cluster's CIDR
+  seed-ca                      create namespace pingcap in every cluster and, in the first, the TiDB CA
+                               Secret pingcap/cluster1-ca-secret (kubernetes.io/tls) that the spec replicates
+  secret CLUSTER NAMESPACE NAME
+                               print a Secret's type, key names and content hash (never a value)
   spawn NAME -- CMD [ARG...]   run CMD in the background, logged and stopped with the sandbox
   env                          print the environment file (AWS_ENDPOINT_URL, KUBECONFIG, ...)
 
@@ -86,6 +92,10 @@ func run(args []string) int {
 		err = d.Corefile(ctx, rest)
 	case "delete-route":
 		err = d.DeleteRoute(ctx, rest)
+	case "seed-ca":
+		err = d.SeedCA(ctx, rest)
+	case "secret":
+		err = d.Secret(ctx, rest)
 	case "spawn":
 		err = d.Spawn(rest)
 	case "env":

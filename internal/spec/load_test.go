@@ -394,3 +394,23 @@ func TestReplicateTargets(t *testing.T) {
 		t.Errorf("replicate targets (-want +got):\n%s", diff)
 	}
 }
+
+func TestExampleSpecs(t *testing.T) {
+	for _, path := range []string{"../../specs/tidb-tls.hcl", "../../specs/sandbox"} {
+		m, diags := Load(path)
+		if len(diags) > 0 {
+			var out bytes.Buffer
+			_ = PrintDiagnostics(&out, m.Files, diags, false)
+			t.Fatalf("%s: unexpected diagnostics:\n%s", path, out.String())
+		}
+		r := m.Replicate("tidb-ca")
+		if r == nil {
+			t.Fatalf("%s: no replicate \"tidb-ca\"", path)
+		}
+		got := []string{r.FromCluster, r.FromKind, r.FromNamespace, r.FromName, r.TargetNamespace(), strings.Join(r.Targets(m), ",")}
+		want := []string{"tidb-1", "Secret", "pingcap", "cluster1-ca-secret", "pingcap", "tidb-2,tidb-3"}
+		if diff := gocmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: replicate tidb-ca (-want +got):\n%s", path, diff)
+		}
+	}
+}
