@@ -64,6 +64,24 @@ type CorefileBlock struct {
 
 func (Corefile) Kind() Kind { return KindCorefile }
 
+// Resolved returns the blocks to merge, with the addresses of each Pending block taken from the ID its
+// dns_service change produced in this apply (known, as apply.Known looks it up).
+func (c Corefile) Resolved(known func(address string) (string, bool)) ([]corefile.Block, error) {
+	blocks := make([]corefile.Block, 0, len(c.Blocks))
+	for _, b := range c.Blocks {
+		ups := b.Upstreams
+		if b.Pending != "" {
+			id, ok := known(b.Pending)
+			if !ok || id == "" {
+				return nil, fmt.Errorf("the addresses of %s are not known", b.Pending)
+			}
+			ups = strings.Split(id, ",")
+		}
+		blocks = append(blocks, corefile.Block{Zone: b.Zone, Upstreams: ups})
+	}
+	return blocks, nil
+}
+
 func (c Corefile) Attrs() []Attr {
 	backup := "none"
 	if c.Backup {

@@ -173,17 +173,9 @@ func (e corefileExecutor) Execute(_ context.Context, ch plan.Change, known apply
 		return apply.Outcome{}, fmt.Errorf("%s: cannot %s a Corefile", ch.Address, ch.Action.Verb())
 	}
 	after := ch.After.(plan.Corefile)
-	blocks := make([]corefile.Block, 0, len(after.Blocks))
-	for _, b := range after.Blocks {
-		ups := b.Upstreams
-		if b.Pending != "" {
-			id, ok := known(b.Pending)
-			if !ok || id == "" {
-				return apply.Outcome{}, fmt.Errorf("the addresses of %s are not known", b.Pending)
-			}
-			ups = strings.Split(id, ",")
-		}
-		blocks = append(blocks, corefile.Block{Zone: b.Zone, Upstreams: ups})
+	blocks, err := after.Resolved(known)
+	if err != nil {
+		return apply.Outcome{}, err
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
