@@ -50,7 +50,8 @@ type Options struct {
 	Executors map[plan.Kind]Executor
 	// Parallelism bounds the changes in flight. Default 10 (as terraform apply).
 	Parallelism int
-	// Progress receives one line per started and finished change; nil discards them.
+	// Progress receives one line per started and finished change (from several goroutines at once: it must
+	// be safe for concurrent use); nil discards them.
 	Progress func(msg string)
 	// Withheld counts the changes a policy took out of the plan before it came here (the daemon's upsert-only
 	// policy withholds deletions). They are not done, so the former members they belong to stay in the state.
@@ -165,7 +166,9 @@ func (r *run) runOne(ctx context.Context, ch plan.Change) {
 
 	exec, ok := r.opts.Executors[ch.Kind]
 	if !ok {
-		r.fail(ch, fmt.Errorf("no executor for %s changes", ch.Kind))
+		err := fmt.Errorf("no executor for %s changes", ch.Kind)
+		r.progress("%s: %s failed: %v", ch.Address, ch.Action.Verb(), err)
+		r.fail(ch, err)
 		return
 	}
 	r.progress("%s: %s...", ch.Address, ch.Action.Progressive())
