@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -49,5 +51,20 @@ func TestDeployManifestArgs(t *testing.T) {
 	}
 	if !o.leaderElect || o.stateSecret == "" || o.spec == "" {
 		t.Errorf("the Deployment should run with --leader-elect, --state-secret and --spec: %q", args)
+	}
+	// POST /trigger is unauthenticated: never on a pod address.
+	if host, _, err := net.SplitHostPort(o.triggerAddr); o.triggerAddr != "" && (err != nil || !net.ParseIP(host).IsLoopback()) {
+		t.Errorf("--trigger-addr %q: want a loopback address or empty", o.triggerAddr)
+	}
+	// The probes and the scrape annotation go to the metrics listener, which must listen beyond loopback.
+	c := dep.Spec.Template.Spec.Containers[0]
+	if host, port, err := net.SplitHostPort(o.metricsAddr); err != nil || (host != "" && net.ParseIP(host).IsLoopback()) ||
+		len(c.Ports) == 0 || fmt.Sprint(c.Ports[0].ContainerPort) != port {
+		t.Errorf("--metrics-addr %q: want all interfaces on the container port %v", o.metricsAddr, c.Ports)
+	}
+	for name, probe := range map[string]string{"liveness": c.LivenessProbe.HTTPGet.Path, "readiness": c.ReadinessProbe.HTTPGet.Path} {
+		if probe != "/healthz" && probe != "/readyz" {
+			t.Errorf("%s probe %q: the metrics listener serves /healthz and /readyz", name, probe)
+		}
 	}
 }

@@ -40,6 +40,7 @@ type e2e struct {
 type meshdProc struct {
 	cmd     *exec.Cmd
 	metrics string // http://127.0.0.1:port
+	trig    string // http://127.0.0.1:port of --trigger-addr
 	log     string
 	done    chan struct{}
 }
@@ -101,9 +102,14 @@ func (e *e2e) start(args ...string) *meshdProc {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	m := &meshdProc{metrics: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan struct{}),
-		log: filepath.Join(e.dir, fmt.Sprintf("meshd-%d.log", len(e.meshds)))}
+	tport, err := testenv.FreePort("127.0.0.1")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	m := &meshdProc{metrics: fmt.Sprintf("http://127.0.0.1:%d", port), trig: fmt.Sprintf("http://127.0.0.1:%d", tport),
+		done: make(chan struct{}), log: filepath.Join(e.dir, fmt.Sprintf("meshd-%d.log", len(e.meshds)))}
 	base := []string{"--spec", e.spec, "--kubeconfig", e.sb.Kubeconfig, "--metrics-addr", fmt.Sprintf("127.0.0.1:%d", port),
+		"--trigger-addr", fmt.Sprintf("127.0.0.1:%d", tport),
 		"--min-interval", "200ms", "--log-level", "debug"}
 	m.cmd = exec.Command(e.bin, append(base, args...)...)
 	m.cmd.Env = append(os.Environ(), e.sb.Env()...)
@@ -186,7 +192,7 @@ func (m *meshdProc) metricSum(match func(series string) bool) float64 {
 }
 
 func (m *meshdProc) trigger() {
-	resp, err := http.Post(m.metrics+"/trigger", "text/plain", nil)
+	resp, err := http.Post(m.trig+"/trigger", "text/plain", nil)
 	if err == nil {
 		resp.Body.Close()
 	}

@@ -29,9 +29,9 @@ import (
 )
 
 type options struct {
-	spec, statePath, kubeconfig, metricsAddr, policy, logLevel string
-	interval, minInterval, grace, waitTimeout                  time.Duration
-	dryRun                                                     bool
+	spec, statePath, kubeconfig, metricsAddr, triggerAddr, policy, logLevel string
+	interval, minInterval, grace, waitTimeout                               time.Duration
+	dryRun                                                                  bool
 
 	// The management cluster holds the leader Lease and, with --state-secret, the state.
 	managementContext, stateSecret            string
@@ -47,7 +47,8 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.interval, "interval", 30*time.Second, "period of the full pass (AWS is observed on this timer), ±10% jitter")
 	fs.DurationVar(&o.minInterval, "min-interval", time.Second, "least time between two passes, whatever triggers them (a pass makes 6 EC2 Describe calls per region)")
 	fs.DurationVar(&o.grace, "shutdown-grace", 20*time.Second, "on SIGTERM, how long the pass under way may go on before it is abandoned")
-	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9090", "address for /metrics, /healthz, /readyz and POST /trigger (empty: off)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9090", "address for /metrics, /healthz and /readyz (empty: off); /healthz fails after three intervals without a successful pass")
+	fs.StringVar(&o.triggerAddr, "trigger-addr", "127.0.0.1:9091", "address for POST /trigger, which asks for a pass; it answers loopback clients only, whatever the address (empty: off)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "observe and report drift, change nothing")
 	fs.StringVar(&o.policy, "policy", "sync", "sync (create, update, delete) or upsert-only (never delete)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -253,17 +254,26 @@ func run(o options, log *zap.Logger) error {
 		}
 	}()
 
+	// /healthz fails when no pass has succeeded for three intervals (a follower's skipped passes count): the
+	// kubelet then restarts a meshd that is stuck.
+	srv := &daemon.Server{Metrics: metrics, Trigger: ctl.Trigger, Ready: func() bool { return specs.Current() != nil },
+		StaleAfter: 3 * o.interval, LastSuccess: rec.LastSuccess, Started: time.Now()}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
 	if o.metricsAddr != "" {
-		srv := &daemon.Server{Metrics: metrics, Trigger: ctl.Trigger, Ready: func() bool { return specs.Current() != nil }}
 		if err := srv.Start(o.metricsAddr); err != nil {
 			return err
 		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		}()
 		log.Info("serving metrics", zap.String("addr", srv.Addr()))
+	}
+	if o.triggerAddr != "" {
+		if err := srv.StartTrigger(o.triggerAddr); err != nil {
+			return fmt.Errorf("--trigger-addr: %w", err)
+		}
+		log.Info("serving POST /trigger (loopback clients only)", zap.String("addr", srv.TriggerAddr()))
 	}
 	log.Info("meshd started", zap.String("mesh", m.Name), zap.String("spec", o.spec), zap.Duration("interval", o.interval),
 		zap.Bool("dry_run", o.dryRun), zap.String("policy", o.policy))

@@ -59,6 +59,9 @@ Commands:
   plan       show what apply would change
   apply      make the mesh match the spec (or apply a saved plan: meshctl apply FILE)
   destroy    remove everything meshd created, in reverse order
+  show       print a saved plan: meshctl show [--json] FILE
+  state      print what the state records: meshctl state list, meshctl state show ADDRESS
+  version    print meshctl's version and the plan and state format versions
 
 Run 'meshctl <command> -h' for a command's flags.
 `
@@ -78,6 +81,12 @@ func (a *App) Main(ctx context.Context, args []string) int {
 		return a.apply(ctx, args[1:], false)
 	case "destroy":
 		return a.apply(ctx, args[1:], true)
+	case "show":
+		return a.show(args[1:])
+	case "state":
+		return a.stateCmd(ctx, args[1:])
+	case "version", "-version", "--version":
+		return a.version(args[1:])
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(a.Stdout, usage)
 		return ExitOK

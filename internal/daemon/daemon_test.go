@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -413,13 +414,123 @@ func TestServer(t *testing.T) {
 	if got := get("/healthz"); got != "ok\n" {
 		t.Errorf("/healthz: %q", got)
 	}
+	// POST /trigger is not on the metrics listener, only on its own, loopback one.
 	resp, err := client.Post("http://"+srv.Addr()+"/trigger", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("POST /trigger on the metrics listener: status %d, want 404", resp.StatusCode)
+	}
+	if err := srv.StartTrigger("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = client.Post("http://"+srv.TriggerAddr()+"/trigger", "text/plain", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if why := <-triggered; why != "http" || resp.StatusCode != http.StatusAccepted {
 		t.Errorf("trigger: %q, status %d", why, resp.StatusCode)
+	}
+}
+
+// TestTriggerLoopbackOnly: POST /trigger is unauthenticated, so a request from any address but loopback is
+// refused, whatever address the trigger listener binds.
+func TestTriggerLoopbackOnly(t *testing.T) {
+	var triggered []string
+	srv := &Server{Metrics: NewMetrics(), Trigger: func(why string) { triggered = append(triggered, why) }}
+	h := srv.TriggerHandler()
+	for remote, want := range map[string]int{
+		"127.0.0.1:40000":       http.StatusAccepted,
+		"[::1]:40000":           http.StatusAccepted,
+		"10.0.3.7:40000":        http.StatusForbidden,
+		"192.168.1.10:5555":     http.StatusForbidden,
+		"[fd00::1]:40000":       http.StatusForbidden,
+		"0.0.0.0:1":             http.StatusForbidden,
+		"not an address at all": http.StatusForbidden,
+	} {
+		triggered = nil
+		req := httptest.NewRequest(http.MethodPost, "/trigger", nil)
+		req.RemoteAddr = remote
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("from %s: status %d, want %d (%s)", remote, rec.Code, want, rec.Body)
+		}
+		if fired := len(triggered) == 1; fired != (want == http.StatusAccepted) {
+			t.Errorf("from %s: triggered %v", remote, triggered)
+		}
+		if want == http.StatusForbidden && !strings.Contains(rec.Body.String(), "loopback only") {
+			t.Errorf("from %s: body %q does not say why", remote, rec.Body)
+		}
+	}
+}
+
+// TestHealthzStale: /healthz fails with 503 and a one-line reason once no pass has succeeded for
+// StaleAfter, counting from the start when none has yet.
+func TestHealthzStale(t *testing.T) {
+	start := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	now := start
+	var last time.Time
+	srv := &Server{Metrics: NewMetrics(), StaleAfter: 90 * time.Second, Started: start,
+		Now: func() time.Time { return now }, LastSuccess: func() time.Time { return last }}
+	healthz := func() (int, string) {
+		rec := httptest.NewRecorder()
+		srv.handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+		return rec.Code, rec.Body.String()
+	}
+	check := func(what string, wantCode int, wantIn string) {
+		t.Helper()
+		code, body := healthz()
+		if code != wantCode || !strings.Contains(body, wantIn) || strings.Count(body, "\n") != 1 {
+			t.Errorf("%s: %d %q, want %d with %q on one line", what, code, body, wantCode, wantIn)
+		}
+	}
+	now = start.Add(80 * time.Second)
+	check("no pass yet, within three intervals of the start", http.StatusOK, "ok")
+	now = start.Add(91 * time.Second)
+	check("no pass since the start", http.StatusServiceUnavailable, "no pass has completed successfully since the start 1m31s ago")
+	last = start.Add(60 * time.Second)
+	now = start.Add(140 * time.Second)
+	check("a success 80s ago", http.StatusOK, "ok")
+	now = start.Add(151 * time.Second)
+	check("a success 91s ago", http.StatusServiceUnavailable, "no pass has completed successfully for 1m31s (last at 2025-01-02T03:05:05Z")
+
+	// Without LastSuccess, MetricLastSuccess is read.
+	srv.LastSuccess = nil
+	srv.Metrics.Set(MetricLastSuccess, nil, float64(start.Add(100*time.Second).Unix()))
+	check("metric: a success 51s ago", http.StatusOK, "ok")
+	now = start.Add(200 * time.Second)
+	check("metric: a success 100s ago", http.StatusServiceUnavailable, "for 1m40s")
+
+	// StaleAfter 0 (not configured): always ok.
+	srv.StaleAfter = 0
+	check("no limit", http.StatusOK, "ok")
+}
+
+// TestReconcilerLastSuccess: a successful pass and a follower's skipped pass count for /healthz; a failed
+// pass does not.
+func TestReconcilerLastSuccess(t *testing.T) {
+	leader := false
+	r := &Reconciler{Metrics: NewMetrics(), Log: zap.NewNop(), Spec: &SpecSource{}, IsLeader: func() bool { return leader }}
+	if !r.LastSuccess().IsZero() {
+		t.Fatal("LastSuccess before any pass")
+	}
+	if err := r.Pass(context.Background(), "test"); err != nil || r.LastSuccess().IsZero() {
+		t.Fatalf("a follower's skipped pass: err %v, last success %v", err, r.LastSuccess())
+	}
+	if r.Metrics.Value(MetricLastSuccess, nil) != 0 {
+		t.Error("a skipped pass set meshd_last_success_timestamp_seconds")
+	}
+	leader = true
+	before := r.LastSuccess()
+	if err := r.Pass(context.Background(), "test"); err == nil {
+		t.Fatal("a pass without a spec succeeded")
+	}
+	if got := r.LastSuccess(); !got.Equal(before) {
+		t.Errorf("a failed pass moved LastSuccess from %v to %v", before, got)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -52,12 +53,25 @@ type Reconciler struct {
 	Abandon context.Context
 
 	repeats repeats
+	// lastOK is when the last pass completed successfully, or was skipped by a replica that is not the
+	// leader (standing by is its job), in Unix nanoseconds; 0: none yet.
+	lastOK atomic.Int64
+}
+
+// LastSuccess is when the last pass completed successfully, or was skipped because this replica is not the
+// leader; zero when none has yet. /healthz fails when it is too long ago (Server.StaleAfter).
+func (r *Reconciler) LastSuccess() time.Time {
+	if n := r.lastOK.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // Pass runs one reconcile pass: take the state lock, plan and report, apply and count.
 func (r *Reconciler) Pass(ctx context.Context, why string) (err error) {
 	if r.IsLeader != nil && !r.IsLeader() {
 		r.Metrics.Add(MetricPasses, Labels{"result": "skipped"}, 1)
+		r.lastOK.Store(time.Now().UnixNano())
 		return nil
 	}
 	m := r.Spec.Current()
@@ -127,7 +141,9 @@ func (r *Reconciler) recordPass(log *zap.Logger, start time.Time, err error) {
 		result = "error"
 		log.Warn("pass failed", zap.Error(err), zap.Duration("duration", time.Since(start)))
 	} else {
-		r.Metrics.Set(MetricLastSuccess, nil, float64(time.Now().Unix()))
+		now := time.Now()
+		r.Metrics.Set(MetricLastSuccess, nil, float64(now.Unix()))
+		r.lastOK.Store(now.UnixNano())
 	}
 	r.Metrics.Add(MetricPasses, Labels{"result": result}, 1)
 }
