@@ -260,9 +260,16 @@ func (lc *lbController) reconcile(ctx context.Context, n sandbox.Network) error 
 	lc.mu.Unlock()
 
 	cfg := lc.h.moto.AWSConfig(n.Region)
+	lbName := fmt.Sprintf("k8s-kubesyst-acrossc-%04d", seq)
 	out, err := elbv2.NewFromConfig(cfg).CreateLoadBalancer(ctx, &elbv2.CreateLoadBalancerInput{
-		Name: aws.String(fmt.Sprintf("k8s-kubesyst-acrossc-%04d", seq)), Subnets: n.SubnetIDs,
+		Name: aws.String(lbName), Subnets: n.SubnetIDs,
 		Scheme: elbtypes.LoadBalancerSchemeEnumInternal, Type: elbtypes.LoadBalancerTypeEnumNetwork})
+	if sandbox.Retried(err, "DuplicateLoadBalancerName") {
+		// The SDK retried a create moto had done (see sandbox.Retried): the NLB of this name is ours.
+		if out2, derr := elbv2.NewFromConfig(cfg).DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{Names: []string{lbName}}); derr == nil && len(out2.LoadBalancers) == 1 {
+			out, err = &elbv2.CreateLoadBalancerOutput{LoadBalancers: out2.LoadBalancers}, nil
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("creating the NLB: %w", err)
 	}
@@ -274,7 +281,8 @@ func (lc *lbController) reconcile(ctx context.Context, n sandbox.Network) error 
 	for j, subnet := range n.SubnetIDs {
 		ip := fmt.Sprintf("%s.%d.%d", prefix, j, 100+seq)
 		if _, err := ec2.NewFromConfig(cfg).CreateNetworkInterface(ctx, &ec2.CreateNetworkInterfaceInput{
-			SubnetId: aws.String(subnet), Description: aws.String(desc), PrivateIpAddress: aws.String(ip)}); err != nil {
+			SubnetId: aws.String(subnet), Description: aws.String(desc), PrivateIpAddress: aws.String(ip)}); err != nil &&
+			!sandbox.Retried(err, "InvalidIPAddress.InUse") {
 			return fmt.Errorf("creating the NLB's network interface: %w", err)
 		}
 		ips = append(ips, ip)

@@ -347,9 +347,10 @@ func TestRouteDeletedOutOfBandIsRestored(t *testing.T) {
 }
 
 // sentTwice forgives a test's own create that the SDK retried after a dropped connection although moto had
-// done it (seen once in CI: RouteAlreadyExists on the retry). meshd handles the same case in its executor.
+// done it (seen once in CI: RouteAlreadyExists on the retry; see sandbox.Retried). meshd handles the same
+// case in its executor.
 func sentTwice(err error, duplicateCode string) error {
-	if awsprovider.HasCode(err, duplicateCode) {
+	if sandbox.Retried(err, duplicateCode) {
 		return nil
 	}
 	return err

@@ -3,7 +3,6 @@ package corefile
 import (
 	"context"
 	"fmt"
-	"math/rand"
 	"net"
 	"os"
 	"path/filepath"
@@ -17,22 +16,22 @@ import (
 
 // TestRealCoreDNS runs a Corefile Merge wrote in CoreDNS itself: CoreDNS must load it (the forward
 // plugin accepts 15 upstreams, IPv6 upstreams and force_tcp) and resolve a remote cluster's name through
-// meshd's block, over TCP, from a second CoreDNS playing the remote cluster on port 53.
+// meshd's block, over TCP, from a second CoreDNS playing the remote cluster. The remote listens on a free
+// high port of a loopback address, so that the test runs without root: meshd's upstreams have no port
+// (forward's default, 53), and only the running copy of the block for it gets that port.
 func TestRealCoreDNS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts CoreDNS")
 	}
 	testenv.Require(t, testenv.BinCoreDNS)
-	if os.Geteuid() != 0 {
-		t.Skip("the remote CoreDNS must listen on port 53, as forward upstreams have no port")
-	}
-	remote := freePort53(t)
+	remoteAddr := testenv.FreeDNSAddr(t, "127.0.0.12")
+	remote, remotePort, _ := net.SplitHostPort(remoteAddr)
 	dir := t.TempDir()
 
 	// The remote cluster's DNS, reachable over TCP only as far as meshd's block is concerned.
 	remoteCorefile := filepath.Join(dir, "remote")
-	writeFile(t, remoteCorefile, fmt.Sprintf("pingcap-2.svc.cluster.local:53 {\n    bind %s\n    hosts {\n        10.9.8.7 web.pingcap-2.svc.cluster.local\n    }\n}\n", remote))
-	testenv.StartCoreDNS(t, remoteCorefile, net.JoinHostPort(remote, "53"))
+	writeFile(t, remoteCorefile, fmt.Sprintf("pingcap-2.svc.cluster.local:%s {\n    bind %s\n    hosts {\n        10.9.8.7 web.pingcap-2.svc.cluster.local\n    }\n}\n", remotePort, remote))
+	testenv.StartCoreDNS(t, remoteCorefile, remoteAddr)
 
 	local := testenv.FreeDNSAddr(t, "127.0.0.11")
 	host, port, _ := net.SplitHostPort(local)
@@ -51,9 +50,15 @@ func TestRealCoreDNS(t *testing.T) {
 	if len(r.Added) != 2 || !strings.HasPrefix(out, user) {
 		t.Fatalf("report %+v\n%s", r, out)
 	}
-	// Only the listener changes for the test: meshd's blocks serve port 53 on every address, which a
-	// test cannot take. Everything the forward plugin reads is as Merge wrote it.
+	// Only the listeners change for the test: meshd's blocks serve port 53 on every address, which a
+	// test cannot take, and forward to port 53 of the remote, which here listens on remotePort. Everything
+	// else the forward plugin reads (15 upstreams, an IPv6 one, force_tcp) is as Merge wrote it.
 	run := strings.ReplaceAll(out, ".svc.cluster.local:53 {\n", fmt.Sprintf(".svc.cluster.local:%s {\n    bind %s\n", port, host))
+	upstream := "    forward . " + remote + " {\n"
+	if strings.Count(run, upstream) != 1 {
+		t.Fatalf("no %q in the merged Corefile:\n%s", upstream, run)
+	}
+	run = strings.Replace(run, upstream, "    forward . "+remoteAddr+" {\n", 1)
 	localCorefile := filepath.Join(dir, "local")
 	writeFile(t, localCorefile, run)
 	testenv.StartCoreDNS(t, localCorefile, local)
@@ -68,26 +73,6 @@ func TestRealCoreDNS(t *testing.T) {
 	if err != nil || !slices.Equal(addrs, []string{"10.9.8.7"}) {
 		t.Fatalf("lookup through meshd's block: %v %v", addrs, err)
 	}
-}
-
-// freePort53 returns an address in 127.0.0.0/8 whose port 53 is free for TCP and UDP.
-func freePort53(t *testing.T) string {
-	t.Helper()
-	for range 20 {
-		ip := fmt.Sprintf("127.%d.%d.%d", 100+rand.Intn(100), rand.Intn(256), 1+rand.Intn(254))
-		l, err := net.Listen("tcp", net.JoinHostPort(ip, "53"))
-		if err != nil {
-			continue
-		}
-		pc, err := net.ListenPacket("udp", net.JoinHostPort(ip, "53"))
-		l.Close()
-		if err == nil {
-			pc.Close()
-			return ip
-		}
-	}
-	t.Skip("no address in 127.0.0.0/8 with port 53 free")
-	return ""
 }
 
 func writeFile(t *testing.T, path, content string) {

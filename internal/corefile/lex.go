@@ -132,15 +132,15 @@ func checkTokens(src string, toks []token) error {
 	n := 0
 	for d.Next() {
 		if n >= len(toks) {
-			return fmt.Errorf("corefile: internal error: lexer disagrees with caddyfile at line %d (extra token %q)", d.Line(), d.Val())
+			return fmt.Errorf("corefile: internal error: lexer disagrees with caddyfile at line %d (an extra token)", d.Line())
 		}
 		if t := toks[n]; t.Text != d.Val() || t.Line != d.Line() {
-			return fmt.Errorf("corefile: internal error: lexer disagrees with caddyfile at line %d: %q (line %d) vs %q", d.Line(), t.Text, t.Line, d.Val())
+			return fmt.Errorf("corefile: internal error: lexer disagrees with caddyfile at line %d (a token at line %d)", d.Line(), t.Line)
 		}
 		n++
 	}
 	if n != len(toks) {
-		return fmt.Errorf("corefile: internal error: lexer disagrees with caddyfile at line %d (missing token %q)", toks[n].Line, toks[n].Text)
+		return fmt.Errorf("corefile: internal error: lexer disagrees with caddyfile at line %d (a missing token)", toks[n].Line)
 	}
 	return nil
 }

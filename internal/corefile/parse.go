@@ -2,8 +2,6 @@ package corefile
 
 import (
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/coredns/caddy/caddyfile"
@@ -119,8 +117,15 @@ func (p *parser) nextArg() bool {
 	return false
 }
 
+// errf is a parse error at the cursor's line. Its text must quote no token of the Corefile (see
+// SyntaxError); parseText adds the directive.
 func (p *parser) errf(format string, args ...any) error {
-	return fmt.Errorf("Corefile:%d - Error during parsing: %s", p.line(), fmt.Sprintf(format, args...))
+	return &SyntaxError{Line: p.line(), Problem: "Error during parsing: " + fmt.Sprintf(format, args...)}
+}
+
+// unexpected is caddyfile's SyntaxErr without the token.
+func (p *parser) unexpected(want string) error {
+	return &SyntaxError{Line: p.line(), Problem: fmt.Sprintf("Syntax error: Unexpected token, expecting '%s'", want)}
 }
 
 func (p *parser) parseAll() ([]pblock, error) {
@@ -164,7 +169,7 @@ func (p *parser) begin() error {
 			p.snippets = map[string][]ptok{}
 		}
 		if _, found := p.snippets[name]; found {
-			return p.errf("redeclaration of previously declared snippet %s", name)
+			return p.errf("redeclaration of a previously declared snippet")
 		}
 		toks, err := p.snippetTokens()
 		if err != nil {
@@ -198,7 +203,7 @@ func (p *parser) addresses() error {
 		}
 		if tkn == "{" {
 			if expectingAnother {
-				return p.errf("Expected another address but had '%s' - check for extra comma", tkn)
+				return p.errf("Expected another address - check for extra comma")
 			}
 			break
 		}
@@ -246,7 +251,7 @@ func (p *parser) blockContents() error {
 	}
 	if braces {
 		if p.val() != "}" {
-			return fmt.Errorf("Corefile:%d - Syntax error: Unexpected token '%s', expecting '}'", p.line(), p.val())
+			return p.unexpected("}")
 		}
 		t := p.toks[p.cursor]
 		p.block.close = &t
@@ -310,7 +315,7 @@ func (p *parser) doImport() error {
 		if p.val() == "{" {
 			return p.errf("Unexpected token '{', expecting argument")
 		}
-		return p.errf("Wrong argument count or unexpected line ending after '%s'", p.val())
+		return p.errf("Wrong argument count or unexpected line ending")
 	}
 	arg := p.toks[p.cursor]
 	if arg.Text == "" {
@@ -338,7 +343,7 @@ func (p *parser) doImport() error {
 		if strings.Contains(arg.Text, "\n") {
 			// The stub that replaces the argument for caddyfile.Parse could not keep the line
 			// arithmetic of a multi-line argument; no real file name has a line break.
-			return p.errf("import argument %q spans lines", arg.Text)
+			return p.errf("an import argument spans lines")
 		}
 		if p.fileImports == nil {
 			p.fileImports = map[int]bool{}
@@ -368,7 +373,7 @@ func (p *parser) isSnippet() (bool, string) {
 
 func (p *parser) snippetTokens() ([]ptok, error) {
 	if p.val() != "{" {
-		return nil, fmt.Errorf("Corefile:%d - Syntax error: Unexpected token '%s', expecting '{'", p.line(), p.val())
+		return nil, p.unexpected("{")
 	}
 	count := 1
 	toks := []ptok{}
@@ -385,7 +390,7 @@ func (p *parser) snippetTokens() ([]ptok, error) {
 		toks = append(toks, p.toks[p.cursor])
 	}
 	if count != 0 {
-		return nil, fmt.Errorf("Corefile:%d - Syntax error: Unexpected token '%s', expecting '}'", p.line(), p.val())
+		return nil, p.unexpected("}")
 	}
 	return toks, nil
 }
@@ -425,22 +430,6 @@ func stubImports(src string, toks []token, fileImports map[int]bool) (string, bo
 	return b.String(), true
 }
 
-// errLine matches the "Corefile:<line> - " that starts caddyfile's parse errors.
-var errLine = regexp.MustCompile(`^Corefile:(\d+) - `)
-
-// unstubError moves the line number in a caddyfile error on the stubbed text back to the user's line.
-func unstubError(err error) error {
-	m := errLine.FindStringSubmatch(err.Error())
-	if m == nil {
-		return err
-	}
-	n, _ := strconv.Atoi(m[1])
-	if n <= stubLines {
-		return err
-	}
-	return fmt.Errorf("Corefile:%d - %s", n-stubLines, strings.TrimPrefix(err.Error(), m[0]))
-}
-
 // parsed is a source with its tokens and server blocks.
 type parsed struct {
 	src       string
@@ -454,7 +443,8 @@ type parsed struct {
 }
 
 // parseText lexes and parses src, checks the result against the caddyfile package, and returns the
-// structure. Its errors are caddyfile's when caddyfile rejects the text.
+// structure. Its errors name lines, never the Corefile's text (see SyntaxError): a *SyntaxError when
+// caddyfile rejects the text.
 func parseText(src string) (*parsed, error) {
 	if len(src) > MaxSize {
 		return nil, fmt.Errorf("corefile: %d bytes is more than a ConfigMap holds (%d)", len(src), MaxSize)
@@ -472,17 +462,17 @@ func parseText(src string) (*parsed, error) {
 		if p.snippetImports[i] && perr == nil {
 			// A snippet replayed before and after the snippet it imports is defined: the stub
 			// could not show caddyfile both meanings of the one argument.
-			perr = fmt.Errorf("Corefile:%d - import %q names a file at one place and a snippet at another", lx.tokens[i].Line, lx.tokens[i].Text)
+			perr = &SyntaxError{Line: lx.tokens[i].Line, Problem: "an import names a file at one place and a snippet at another"}
 		}
 	}
 
 	stubbed, withStub := stubImports(src, lx.tokens, p.fileImports)
 	cblocks, cerr := caddyfile.Parse("Corefile", strings.NewReader(literalEnv(stubbed)), nil)
 	if cerr != nil {
-		if withStub {
-			cerr = unstubError(cerr)
-		}
-		return nil, cerr
+		return nil, fromCaddy(cerr, lx.tokens, withStub)
+	}
+	if se, ok := perr.(*SyntaxError); ok && se.Directive == "" {
+		se.Directive = directiveAt(lx.tokens, se.Line)
 	}
 	if perr != nil {
 		return nil, fmt.Errorf("corefile: cannot follow the Corefile's structure: %w", perr)
@@ -497,7 +487,7 @@ func parseText(src string) (*parsed, error) {
 		}
 		for j, k := range b.keys {
 			if literalEnv(k.Text) != cblocks[i].Keys[j] {
-				return nil, fmt.Errorf("corefile: cannot follow the Corefile's structure at line %d: key %q, caddyfile reads %q", k.Line, k.Text, cblocks[i].Keys[j])
+				return nil, fmt.Errorf("corefile: cannot follow the Corefile's structure at line %d: caddyfile reads another key", k.Line)
 			}
 		}
 	}

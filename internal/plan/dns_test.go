@@ -679,3 +679,68 @@ func TestDNSPlanRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestCorefileSecretsStayOut: a Corefile that holds credentials (route53 keys, a tsig secret) and does not
+// parse, or parses with a user's block for a desired zone, is a conflict whose details name the line and
+// never a token of the Corefile: not in the plan's text, its JSON, or a saved plan read back and rendered,
+// for a plan and for destroy.
+func TestCorefileSecretsStayOut(t *testing.T) {
+	secrets := []string{"AKIAEXAMPLESECRET", "wJalrXUtnFEMI/K7MDENG", "c2VjcmV0VFNJR1NFQ1JFVA=="}
+	creds := "    route53 example.org. {\n        aws_access_key AKIAEXAMPLESECRET wJalrXUtnFEMI/K7MDENG\n    }\n" +
+		"    tsig {\n        secret example.key. c2VjcmV0VFNJR1NFQ1JFVA==\n    }\n"
+	for name, tc := range map[string]struct {
+		text    string
+		detail  string // in the conflict's details
+		destroy bool
+	}{
+		"unclosed block": {text: corefile.EKSDefault + "\nexample.org:53 {\n" + creds + "    credentials wJalrXUtnFEMI/K7MDENG\n",
+			detail: "Corefile:"},
+		"unclosed route53 block": {text: corefile.EKSDefault + "\nexample.org:53 {\n    errors\n    route53 example.org. {\n        aws_access_key AKIAEXAMPLESECRET wJalrXUtnFEMI/K7MDENG\n",
+			detail: "(in the route53 directive)"},
+		"unclosed tsig block, destroy": {text: corefile.EKSDefault + "\nexample.org:53 {\n    tsig {\n        secret example.key. c2VjcmV0VFNJR1NFQ1JFVA==\n",
+			detail: "(in the tsig directive)", destroy: true},
+		"user's block for a desired zone": {text: corefile.EKSDefault + "\n" + zone("b") + ":53 {\n" + creds + "    forward . 10.9.9.9\n}\n",
+			detail: "Line "},
+	} {
+		t.Run(name, func(t *testing.T) {
+			w := newDNSWorld()
+			if tc.destroy {
+				w.converge(t)
+			}
+			w.obs["a"].CoreDNS.Data["Corefile"] = tc.text
+			p := w.plan(tc.destroy)
+			i := slices.IndexFunc(p.Conflicts, func(c plan.Conflict) bool { return c.Address == "corefile[a]" })
+			if i < 0 {
+				t.Fatalf("no conflict for corefile[a]:\n%s", strings.Join(dnsLines(p), "\n"))
+			}
+			if d := p.Conflicts[i].Detail; !strings.Contains(d, tc.detail) {
+				t.Errorf("conflict details %q do not hold %q", d, tc.detail)
+			}
+			var human, js bytes.Buffer
+			if err := plan.RenderHuman(&human, p); err != nil {
+				t.Fatal(err)
+			}
+			if err := plan.RenderJSON(&js, p); err != nil {
+				t.Fatal(err)
+			}
+			saved, err := plan.Decode(bytes.NewReader(js.Bytes()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var again bytes.Buffer
+			if err := plan.RenderHuman(&again, saved); err != nil {
+				t.Fatal(err)
+			}
+			for what, out := range map[string]string{"RenderHuman": human.String(), "RenderJSON": js.String(), "the saved plan": again.String()} {
+				if !strings.Contains(out, "corefile[a]") {
+					t.Errorf("%s does not show the conflict:\n%s", what, out)
+				}
+				for _, s := range secrets {
+					if strings.Contains(out, s) {
+						t.Errorf("%s holds %q:\n%s", what, s, out)
+					}
+				}
+			}
+		})
+	}
+}

@@ -180,6 +180,12 @@ func (c *LBController) reconcile(ctx context.Context, cl LBCluster, store cache.
 				{Key: aws.String("service.k8s.aws/resource"), Value: aws.String("LoadBalancer")},
 			},
 		})
+		if Retried(err, "DuplicateLoadBalancerName") {
+			// A retried create (see Retried): the first attempt made it.
+			if found, derr := describeLB(ctx, lbs, name); derr == nil && found != nil {
+				out, err = &elbv2.CreateLoadBalancerOutput{LoadBalancers: []elbtypes.LoadBalancer{*found}}, nil
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("creating NLB %s: %w", name, err)
 		}
@@ -198,7 +204,8 @@ func (c *LBController) reconcile(ctx context.Context, cl LBCluster, store cache.
 		}
 		ip := cl.IPs[i%len(cl.IPs)]
 		if _, err := ec2c.CreateNetworkInterface(ctx, &ec2.CreateNetworkInterfaceInput{
-			SubnetId: aws.String(subnet), Description: aws.String(desc), PrivateIpAddress: aws.String(ip)}); err != nil {
+			SubnetId: aws.String(subnet), Description: aws.String(desc), PrivateIpAddress: aws.String(ip)}); err != nil &&
+			!Retried(err, "InvalidIPAddress.InUse") {
 			return fmt.Errorf("creating ENI %q in %s: %w", desc, subnet, err)
 		}
 		c.logf("lb %s: %s: ENI %q %s in %s", cl.Name, key, desc, ip, subnet)

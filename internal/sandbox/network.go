@@ -42,7 +42,9 @@ type Network struct {
 func (n Network) RouteTables() []string { return []string{n.MainRouteTable, n.PrivateTable} }
 
 // CreateNetwork makes a VPC with two subnets (one using the main route table, one with its own), an internet
-// gateway route in the main table, and a node security group, as eksctl does for a cluster.
+// gateway route in the main table, and a node security group, as eksctl does for a cluster. Each step
+// survives the SDK's retry of a call moto had already done (see Retried). A retried CreateVpc,
+// CreateRouteTable or CreateInternetGateway makes a second, unused object and no error.
 func CreateNetwork(ctx context.Context, cfg aws.Config, c ClusterNet) (Network, error) {
 	client := ec2.NewFromConfig(cfg)
 	n := Network{ClusterNet: c}
@@ -63,8 +65,17 @@ func CreateNetwork(ctx context.Context, cfg aws.Config, c ClusterNet) (Network, 
 
 	prefix := c.CIDR[:len(c.CIDR)-len(".0.0/16")]
 	for i, az := range []string{"a", "b"} {
+		cidr := fmt.Sprintf("%s.%d.0/24", prefix, i)
 		s, err := client.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: aws.String(n.VPCID),
-			CidrBlock: aws.String(fmt.Sprintf("%s.%d.0/24", prefix, i)), AvailabilityZone: aws.String(c.Region + az)})
+			CidrBlock: aws.String(cidr), AvailabilityZone: aws.String(c.Region + az)})
+		if Retried(err, "InvalidSubnet.Conflict") {
+			// A retried create: the subnet with this block in this new VPC is the one the first attempt made.
+			found, derr := client.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{Filters: []ec2types.Filter{
+				{Name: aws.String("vpc-id"), Values: []string{n.VPCID}}, {Name: aws.String("cidr-block"), Values: []string{cidr}}}})
+			if derr == nil && len(found.Subnets) == 1 {
+				s, err = &ec2.CreateSubnetOutput{Subnet: &found.Subnets[0]}, nil
+			}
+		}
 		if err != nil {
 			return n, fmt.Errorf("creating subnet for %s: %w", c.Name, err)
 		}
@@ -76,7 +87,7 @@ func CreateNetwork(ctx context.Context, cfg aws.Config, c ClusterNet) (Network, 
 	}
 	n.PrivateTable = aws.ToString(rt.RouteTable.RouteTableId)
 	if _, err := client.AssociateRouteTable(ctx, &ec2.AssociateRouteTableInput{
-		RouteTableId: aws.String(n.PrivateTable), SubnetId: aws.String(n.SubnetIDs[1])}); err != nil {
+		RouteTableId: aws.String(n.PrivateTable), SubnetId: aws.String(n.SubnetIDs[1])}); err != nil && !Retried(err, "Resource.AlreadyAssociated") {
 		return n, err
 	}
 	igw, err := client.CreateInternetGateway(ctx, &ec2.CreateInternetGatewayInput{})
@@ -85,11 +96,11 @@ func CreateNetwork(ctx context.Context, cfg aws.Config, c ClusterNet) (Network, 
 	}
 	n.InternetGateway = aws.ToString(igw.InternetGateway.InternetGatewayId)
 	if _, err := client.AttachInternetGateway(ctx, &ec2.AttachInternetGatewayInput{
-		InternetGatewayId: aws.String(n.InternetGateway), VpcId: aws.String(n.VPCID)}); err != nil {
+		InternetGatewayId: aws.String(n.InternetGateway), VpcId: aws.String(n.VPCID)}); err != nil && !Retried(err, "Resource.AlreadyAssociated") {
 		return n, err
 	}
 	if _, err := client.CreateRoute(ctx, &ec2.CreateRouteInput{RouteTableId: aws.String(n.MainRouteTable),
-		DestinationCidrBlock: aws.String("0.0.0.0/0"), GatewayId: aws.String(n.InternetGateway)}); err != nil {
+		DestinationCidrBlock: aws.String("0.0.0.0/0"), GatewayId: aws.String(n.InternetGateway)}); err != nil && !Retried(err, "RouteAlreadyExists") {
 		return n, err
 	}
 
@@ -102,6 +113,13 @@ func CreateNetwork(ctx context.Context, cfg aws.Config, c ClusterNet) (Network, 
 		}}}
 	}
 	sg, err := client.CreateSecurityGroup(ctx, sgIn)
+	if Retried(err, "InvalidGroup.Duplicate") {
+		found, derr := client.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
+			{Name: aws.String("vpc-id"), Values: []string{n.VPCID}}, {Name: aws.String("group-name"), Values: []string{aws.ToString(sgIn.GroupName)}}}})
+		if derr == nil && len(found.SecurityGroups) == 1 {
+			sg, err = &ec2.CreateSecurityGroupOutput{GroupId: found.SecurityGroups[0].GroupId}, nil
+		}
+	}
 	if err != nil {
 		return n, fmt.Errorf("creating node security group for %s: %w", c.Name, err)
 	}
