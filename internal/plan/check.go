@@ -125,17 +125,23 @@ func checkQuotas(m *spec.Mesh, members []model.Member, obs *model.Observed, p *P
 			peerings[pc.AccepterVPC]++
 		}
 	}
+	// Routes per table: every route but the local one and those a gateway propagated (AWS's quota is of
+	// non-propagated routes).
 	routes := map[string]int{}
 	for id, rt := range obs.RouteTables {
 		for _, r := range rt.Routes {
-			if r.Target != "local" {
+			if r.Target != "local" && !r.Propagated {
 				routes[id]++
 			}
 		}
 	}
+	// Inbound rules per group: CIDR rules and the rules referencing a group or a prefix list alike.
 	rules := map[string]int{}
 	for g, rs := range obs.Rules {
 		rules[g] = len(rs)
+	}
+	for g, n := range obs.ReferencingRules {
+		rules[g] += n
 	}
 	for _, ch := range p.Changes {
 		delta := 0

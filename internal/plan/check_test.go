@@ -120,6 +120,28 @@ func TestCheck(t *testing.T) {
 			reason: "Two inbound rules per group exceed a quota of one.", peerings: 50, routes: 50, rules: 1,
 			want: []diagLine{{"Security group rule quota exceeded", 12}, {"Security group rule quota exceeded", 19}, {"Security group rule quota exceeded", 26}},
 		},
+		"rule quota counts rules referencing a group or a prefix list": {
+			reason: "c001's group already has two rules whose source is a group or a prefix list; with meshd's two it " +
+				"would have four, over a quota of three. The other groups have two.",
+			peerings: 50, routes: 50, rules: 3,
+			setup: func(w *plantest.World, members []model.Member) {
+				w.Observed.ReferencingRules[members[0].SecurityGroupID] = 2
+			},
+			want: []diagLine{{"Security group rule quota exceeded", 12}},
+		},
+		"propagated routes do not count": {
+			reason: "Three routes a VPN gateway propagated into c001's first table do not count toward a quota of two " +
+				"(meshd adds two routes per table); one static route in its second table does.",
+			peerings: 50, routes: 2, rules: 60,
+			setup: func(w *plantest.World, members []model.Member) {
+				first, second := w.Observed.RouteTables[members[0].RouteTableIDs[0]], w.Observed.RouteTables[members[0].RouteTableIDs[1]]
+				for _, cidr := range []string{"192.168.0.0/24", "192.168.1.0/24", "192.168.2.0/24"} {
+					first.Routes = append(first.Routes, model.Route{DestinationCIDR: cidr, Target: "vgw-0001", State: "active", Propagated: true})
+				}
+				second.Routes = append(second.Routes, model.Route{DestinationCIDR: "0.0.0.0/0", Target: "igw-0001", State: "active"})
+			},
+			want: []diagLine{{"Route table quota exceeded", 12}},
+		},
 		"overlap": {
 			reason: "A member whose 10.0.0.0/8 covers the others' blocks is reported at its own vpc_id, once per overlap.", peerings: 50, routes: 50, rules: 60,
 			setup: withVPCBlocks(2, []string{"10.0.0.0/8"}, []string{"10.0.0.0/8"}),
