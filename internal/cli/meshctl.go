@@ -350,7 +350,7 @@ func (a *App) apply(ctx context.Context, args []string, destroy bool) int {
 		return a.errorf("%v", err)
 	}
 	verb := "Apply"
-	if destroy {
+	if p.Destroy { // meshctl destroy, or apply of a saved plan made with plan --destroy
 		verb = "Destroy"
 	}
 	fmt.Fprintf(a.Stdout, "\n%s complete! Resources: %d added, %d changed, %d destroyed, %d adopted.\n", verb, s.Add, s.Change, s.Destroy, s.Adopt)

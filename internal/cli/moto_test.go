@@ -316,7 +316,14 @@ func TestMeshFromEmptyToConverged(t *testing.T) {
 	}
 	h.writeSpec("")
 
-	h.mustRun(0, "destroy", "--auto-approve")
+	// A saved destroy plan, applied, reports a destroy.
+	destroyPlan := filepath.Join(h.dir, "destroy.plan")
+	h.mustRun(0, "plan", "--destroy", "--out", destroyPlan)
+	r = h.mustRun(0, "apply", destroyPlan)
+	if !strings.Contains(r.stdout, "Destroy complete! Resources: 0 added, 0 changed, 21 destroyed, 0 adopted.") ||
+		strings.Contains(r.stdout, "Apply complete") {
+		t.Errorf("applying a saved destroy plan:\n%s", r.stdout)
+	}
 	if got := h.snapshot(); !equalWorld(before, got) {
 		t.Errorf("destroy did not restore the account:\nbefore: %+v\nafter:  %+v", before, got)
 	}

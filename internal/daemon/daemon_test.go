@@ -555,3 +555,14 @@ func TestWrittenByMeshd(t *testing.T) {
 		}
 	}
 }
+
+func TestSpecWatchIgnoresEditorFiles(t *testing.T) {
+	dir := t.TempDir()
+	s := &SpecSource{Path: dir}
+	for name, want := range map[string]bool{"mesh.hcl": true, "..data": true, "..2024_01_01_00_00_00.1": true,
+		".#mesh.hcl": false, "mesh.hcl~": false, ".mesh.hcl.swp": false, ".mesh.hcl": false, "4913": false} {
+		if got := s.relevant(filepath.Join(dir, name)); got != want {
+			t.Errorf("relevant(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

@@ -123,8 +123,8 @@ func (s *SpecSource) Watch(ctx context.Context, debounce time.Duration, onChange
 	return nil
 }
 
-// relevant reports whether a changed path can affect the spec: the spec file itself, a *.hcl file of a spec
-// directory, or (ConfigMap volumes) the ..data symlink being swapped.
+// relevant reports whether a changed path can affect the spec: the spec file itself, a spec file of a spec
+// directory (spec.IsSpecFileName: an editor's hidden .#mesh.hcl or .mesh.hcl.swp is not one), or (ConfigMap volumes) the ..data symlink being swapped.
 func (s *SpecSource) relevant(name string) bool {
 	base := filepath.Base(name)
 	if strings.HasPrefix(base, "..") {
@@ -133,5 +133,5 @@ func (s *SpecSource) relevant(name string) bool {
 	if fi, err := os.Stat(s.Path); err == nil && !fi.IsDir() {
 		return filepath.Clean(name) == filepath.Clean(s.Path)
 	}
-	return strings.HasSuffix(base, ".hcl")
+	return spec.IsSpecFileName(base)
 }

@@ -55,6 +55,9 @@ type Route struct {
 	PeeringID       string `json:"peering_id,omitempty"`
 	Target          string `json:"target,omitempty"` // non-peering target, for diagnostics
 	State           string `json:"state,omitempty"`  // active | blackhole
+	// Propagated marks a route a virtual private gateway propagated (Origin EnableVgwRoutePropagation):
+	// it does not count toward the routes-per-table quota.
+	Propagated bool `json:"propagated,omitempty"`
 }
 
 // Peering statuses as AWS reports them.
@@ -115,6 +118,10 @@ type Observed struct {
 	RouteTables map[string]*RouteTable         // by route table ID
 	Peerings    map[string]ObservedPeering     // by peering ID, rejected/deleted ones included
 	Rules       map[string][]SecurityGroupRule // ingress rules by security group ID
+	// ReferencingRules counts, by security group ID, the ingress rules whose source is a security group or
+	// a prefix list rather than a CIDR block. They are not in Rules (meshd neither makes nor matches them),
+	// but they count toward the inbound-rules-per-group quota.
+	ReferencingRules map[string]int
 }
 
 // NewObserved returns an empty Observed ready to be filled.
@@ -124,6 +131,8 @@ func NewObserved() *Observed {
 		RouteTables: map[string]*RouteTable{},
 		Peerings:    map[string]ObservedPeering{},
 		Rules:       map[string][]SecurityGroupRule{},
+
+		ReferencingRules: map[string]int{},
 	}
 }
 

@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -11,12 +12,12 @@ import (
 )
 
 // Check reports what makes the plan impossible to apply as a whole, against the spec's source ranges:
-// member VPCs whose CIDR blocks overlap (routes would be ambiguous) and quotas the plan would exceed. It runs
+// member VPCs with overlapping CIDR blocks (any of their blocks: AWS refuses such a peering) and quotas the plan would exceed. It runs
 // after Compute because quotas depend on what the plan adds and removes.
 func Check(m *spec.Mesh, members []model.Member, obs *model.Observed, p *Plan) hcl.Diagnostics {
 	var diags hcl.Diagnostics
-	diags = append(diags, checkOverlaps(m, members)...)
-	if !p.Destroy {
+	if !p.Destroy { // removing what meshd made needs neither disjoint blocks nor quota room
+		diags = append(diags, checkOverlaps(m, members, obs)...)
 		diags = append(diags, checkQuotas(m, members, obs, p)...)
 	}
 	return diags
@@ -42,24 +43,68 @@ func clusterRange(m *spec.Mesh, name string) *hcl.Range {
 	return &r
 }
 
-func checkOverlaps(m *spec.Mesh, members []model.Member) hcl.Diagnostics {
+// vpcRange points at the attribute that names the cluster's VPC (vpc_id or eks_cluster), or at the block.
+func vpcRange(c *spec.Cluster) *hcl.Range {
+	for _, attr := range []string{"vpc_id", "eks_cluster"} {
+		if _, ok := c.Attrs[attr]; ok {
+			r := c.AttrRange(attr)
+			return &r
+		}
+	}
+	r := c.DeclRange
+	return &r
+}
+
+// vpcBlocks is every IPv4 CIDR block of the member's VPC as observed, meshed or not (AWS refuses a peering
+// when any block of the one VPC overlaps any of the other's), plus the member's own in case the observation
+// lacks the VPC.
+func vpcBlocks(mem model.Member, obs *model.Observed) []string {
+	var out []string
+	if obs != nil {
+		out = append(out, obs.VPCs[mem.VPCID].CIDRs...)
+	}
+	for _, c := range mem.CIDRs {
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// checkOverlaps reports every pair of overlapping CIDR blocks of two member VPCs, at the VPC of the later
+// member in spec order. All blocks count, not only the meshed ones: leaving a block out with cidr_blocks does
+// not make AWS accept the peering.
+func checkOverlaps(m *spec.Mesh, members []model.Member, obs *model.Observed) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	for i, a := range members {
 		for _, b := range members[i+1:] {
-			for _, ca := range a.CIDRs {
-				for _, cb := range b.CIDRs {
+			if a.VPCID == b.VPCID {
+				continue // one VPC twice is the spec's Duplicate VPC
+			}
+			for _, ca := range vpcBlocks(a, obs) {
+				for _, cb := range vpcBlocks(b, obs) {
 					pa, err1 := netip.ParsePrefix(ca)
 					pb, err2 := netip.ParsePrefix(cb)
 					if err1 != nil || err2 != nil || !pa.Overlaps(pb) {
 						continue
 					}
+					where := ""
+					if c := m.Cluster(a.Name); c != nil {
+						r := vpcRange(c)
+						where = fmt.Sprintf(" (%s:%d)", r.Filename, r.Start.Line)
+					}
+					subject := &m.DeclRange
+					if c := m.Cluster(b.Name); c != nil {
+						subject = vpcRange(c)
+					}
 					diags = append(diags, &hcl.Diagnostic{
 						Severity: hcl.DiagError,
 						Summary:  "Overlapping CIDR blocks",
-						Detail: fmt.Sprintf("Cluster %q (VPC %s) has %s, which overlaps %s of cluster %q (VPC %s). "+
-							"Peered VPCs need disjoint CIDR blocks: give one cluster another VPC, or leave the block out with cidr_blocks.",
-							b.Name, b.VPCID, cb, ca, a.Name, a.VPCID),
-						Subject: clusterRange(m, b.Name),
+						Detail: fmt.Sprintf("VPC %s of cluster %q has %s, which overlaps %s of VPC %s of cluster %q%s. "+
+							"AWS refuses to peer two VPCs when any of their CIDR blocks overlap, meshed or not, so cidr_blocks cannot work around it: "+
+							"give one of the clusters a VPC whose blocks are disjoint from the other's, or disassociate the overlapping block from its VPC if it is a secondary one.",
+							b.VPCID, b.Name, cb, ca, a.VPCID, a.Name, where),
+						Subject: subject,
 					})
 				}
 			}
@@ -80,17 +125,23 @@ func checkQuotas(m *spec.Mesh, members []model.Member, obs *model.Observed, p *P
 			peerings[pc.AccepterVPC]++
 		}
 	}
+	// Routes per table: every route but the local one and those a gateway propagated (AWS's quota is of
+	// non-propagated routes).
 	routes := map[string]int{}
 	for id, rt := range obs.RouteTables {
 		for _, r := range rt.Routes {
-			if r.Target != "local" {
+			if r.Target != "local" && !r.Propagated {
 				routes[id]++
 			}
 		}
 	}
+	// Inbound rules per group: CIDR rules and the rules referencing a group or a prefix list alike.
 	rules := map[string]int{}
 	for g, rs := range obs.Rules {
 		rules[g] = len(rs)
+	}
+	for g, n := range obs.ReferencingRules {
+		rules[g] += n
 	}
 	for _, ch := range p.Changes {
 		delta := 0

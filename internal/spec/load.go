@@ -14,8 +14,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 )
 
-// Load reads the spec at path, a file or a directory whose *.hcl files (not those of subdirectories) together
-// form one spec, and decodes and statically validates it.
+// Load reads the spec at path, a file or a directory whose *.hcl files (not those of subdirectories, nor hidden
+// ones: see IsSpecFileName) together form one spec, and decodes and statically validates it.
 //
 // The returned Mesh is never nil and its Files are filled with whatever could be read even when there are
 // errors, so that the caller can print the diagnostics with source snippets. When the diagnostics hold an
@@ -61,6 +61,13 @@ func Load(path string) (*Mesh, hcl.Diagnostics) {
 	return m, sortDiagnostics(append(diags, d.diags...))
 }
 
+// IsSpecFileName reports whether a file of a spec directory, by its base name, is part of the spec: a *.hcl
+// file that is not hidden. Dot-files are editors' and tools' (Emacs's lock .#mesh.hcl, vim's .mesh.hcl.swp);
+// backups such as mesh.hcl~ do not end in .hcl.
+func IsSpecFileName(base string) bool {
+	return strings.HasSuffix(base, ".hcl") && !strings.HasPrefix(base, ".")
+}
+
 // specFiles lists the files that make up the spec at path, in the order they are decoded.
 func specFiles(path string) ([]string, hcl.Diagnostics) {
 	info, err := os.Stat(path)
@@ -92,7 +99,7 @@ func specFiles(path string) ([]string, hcl.Diagnostics) {
 	}
 	var names []string
 	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".hcl") {
+		if e.IsDir() || !IsSpecFileName(e.Name()) {
 			continue
 		}
 		names = append(names, filepath.Join(path, e.Name()))

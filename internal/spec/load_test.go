@@ -414,3 +414,42 @@ func TestExampleSpecs(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadDirectoryIgnoresEditorFiles(t *testing.T) {
+	dir := t.TempDir()
+	valid, err := os.ReadFile(filepath.Join(validDir, "eks.hcl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"mesh.hcl": string(valid),
+		// Each of these would fail to parse (or duplicate the mesh block) if it were read.
+		".#mesh.hcl":    "alice@host.1234:1700000000",
+		"mesh.hcl~":     "mesh \"old\" {",
+		".mesh.hcl.swp": "b0VIM 9.0\x00\x00",
+		".hidden.hcl":   string(valid),
+		"#mesh.hcl#":    "mesh {",
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, diags := Load(dir)
+	if len(diags) != 0 {
+		t.Fatalf("Load read an editor's or hidden file: %v", diags)
+	}
+	var read []string
+	for name := range m.Files {
+		read = append(read, filepath.Base(name))
+	}
+	if !slices.Equal(read, []string{"mesh.hcl"}) || len(m.Clusters) != 2 {
+		t.Errorf("files read %q, %d clusters; want only mesh.hcl and its 2 clusters", read, len(m.Clusters))
+	}
+	for name, want := range map[string]bool{"mesh.hcl": true, "10-net.hcl": true, ".#mesh.hcl": false,
+		"mesh.hcl~": false, ".mesh.hcl.swp": false, ".hidden.hcl": false, "mesh.hcl.bak": false} {
+		if got := IsSpecFileName(name); got != want {
+			t.Errorf("IsSpecFileName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

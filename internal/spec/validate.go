@@ -151,8 +151,8 @@ func (d *decoder) checkUnique() {
 	}
 }
 
-// checkOverlap reports declared CIDR blocks of c that overlap those declared by an earlier cluster: peered
-// VPCs cannot route overlapping blocks. Blocks discovered from AWS are compared by the planner.
+// checkOverlap reports declared CIDR blocks of c that overlap those declared by an earlier cluster: AWS refuses
+// to peer VPCs with overlapping blocks. Every block of the VPCs, declared or not, is compared by the planner.
 func (d *decoder) checkOverlap(c *Cluster, earlier []*Cluster) {
 	for i, s := range c.CIDRBlocks {
 		p := netip.MustParsePrefix(s) // CIDRBlocks holds only valid, canonical prefixes
@@ -163,7 +163,8 @@ func (d *decoder) checkOverlap(c *Cluster, earlier []*Cluster) {
 			for j, t := range e.CIDRBlocks {
 				if q := netip.MustParsePrefix(t); p.Overlaps(q) {
 					d.errorf(c.ElemRange("cidr_blocks", i), "Overlapping CIDR blocks",
-						"%s overlaps %s of cluster %q (%s). Peered VPCs cannot route overlapping blocks to each other: mesh only blocks that do not overlap.",
+						"%s overlaps %s of cluster %q (%s). AWS refuses to peer two VPCs when any of their CIDR blocks overlap, meshed or not: "+
+							"give one of the clusters a VPC whose blocks are disjoint from the other's.",
 						p, q, e.Name, pos(e.ElemRange("cidr_blocks", j)))
 				}
 			}

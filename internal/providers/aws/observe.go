@@ -327,6 +327,7 @@ func describeRouteTables(ctx context.Context, c EC2API, region string, vpcIDs []
 						PeeringID:       aws.ToString(r.VpcPeeringConnectionId),
 						Target:          routeTarget(r),
 						State:           string(r.State),
+						Propagated:      r.Origin == ec2types.RouteOriginEnableVgwRoutePropagation,
 					})
 				}
 				obs.RouteTables[rt.ID] = rt
@@ -446,7 +447,15 @@ func describeRules(ctx context.Context, c EC2API, groupIDs []string, obs *model.
 			}
 			for _, r := range page.SecurityGroupRules {
 				g := aws.ToString(r.GroupId)
-				if !want[g] || aws.ToBool(r.IsEgress) || aws.ToString(r.CidrIpv4) == "" {
+				if !want[g] || aws.ToBool(r.IsEgress) {
+					continue
+				}
+				if aws.ToString(r.CidrIpv4) == "" {
+					// IPv6 rules have a quota of their own; a rule referencing a group or a prefix list
+					// counts toward the IPv4 one.
+					if r.ReferencedGroupInfo != nil || aws.ToString(r.PrefixListId) != "" {
+						obs.ReferencingRules[g]++
+					}
 					continue
 				}
 				obs.Rules[g] = append(obs.Rules[g], model.SecurityGroupRule{
@@ -599,6 +608,9 @@ func merge(dst, src *model.Observed) {
 	}
 	for k, v := range src.Rules {
 		dst.Rules[k] = v
+	}
+	for k, v := range src.ReferencingRules {
+		dst.ReferencingRules[k] = v
 	}
 }
 

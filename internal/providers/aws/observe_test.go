@@ -10,7 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 	"github.com/google/go-cmp/cmp"
@@ -173,5 +177,120 @@ func TestErrorCodeClassification(t *testing.T) {
 	}
 	if awsprovider.ErrorCode(errors.New("plain")) != "" {
 		t.Error("a non-API error has no code")
+	}
+}
+
+// propagatingEC2 is moto's EC2 with one thing moto does not do: routes through vgw marked as propagated by
+// the virtual private gateway (Origin EnableVgwRoutePropagation), as AWS reports them with route propagation on.
+type propagatingEC2 struct {
+	*ec2.Client
+	vgw string
+}
+
+func (c propagatingEC2) DescribeRouteTables(ctx context.Context, in *ec2.DescribeRouteTablesInput, opts ...func(*ec2.Options)) (*ec2.DescribeRouteTablesOutput, error) {
+	out, err := c.Client.DescribeRouteTables(ctx, in, opts...)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out.RouteTables {
+		for j, r := range out.RouteTables[i].Routes {
+			if aws.ToString(r.GatewayId) == c.vgw {
+				out.RouteTables[i].Routes[j].Origin = ec2types.RouteOriginEnableVgwRoutePropagation
+			}
+		}
+	}
+	return out, nil
+}
+
+// TestObserveCountsForQuotas: ingress rules whose source is a security group or a prefix list are counted per
+// group (they count toward AWS's inbound-rule quota) though they are not kept as CIDR rules; IPv6 rules (a
+// quota of their own) and egress rules are not counted; propagated routes are marked (they do not count
+// toward the routes-per-table quota).
+func TestObserveCountsForQuotas(t *testing.T) {
+	moto := testenv.StartMoto(t)
+	ctx := context.Background()
+	region := "us-west-1"
+	cfg := moto.AWSConfig(region)
+	a, err := sandbox.CreateNetwork(ctx, cfg, sandbox.ClusterNet{Name: "a", Region: region, CIDR: "10.1.0.0/16"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ec2.NewFromConfig(cfg)
+	other, err := c.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{VpcId: aws.String(a.VPCID),
+		GroupName: aws.String("lb"), Description: aws.String("load balancers")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := c.CreateManagedPrefixList(ctx, &ec2.CreateManagedPrefixListInput{PrefixListName: aws.String("office"),
+		AddressFamily: aws.String("IPv4"), MaxEntries: aws.Int32(5)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp := func(port int32) ec2types.IpPermission {
+		return ec2types.IpPermission{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(port), ToPort: aws.Int32(port)}
+	}
+	byGroup, byPrefixList, byCIDR, byIPv6 := tcp(443), tcp(8443), tcp(22), tcp(22)
+	byGroup.UserIdGroupPairs = []ec2types.UserIdGroupPair{{GroupId: other.GroupId}}
+	byPrefixList.PrefixListIds = []ec2types.PrefixListId{{PrefixListId: pl.PrefixList.PrefixListId}}
+	byCIDR.IpRanges = []ec2types.IpRange{{CidrIp: aws.String("192.168.0.0/16")}}
+	byIPv6.Ipv6Ranges = []ec2types.Ipv6Range{{CidrIpv6: aws.String("2001:db8::/32")}}
+	if _, err := c.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{GroupId: aws.String(a.SecurityGroupID),
+		IpPermissions: []ec2types.IpPermission{byGroup, byPrefixList, byCIDR, byIPv6}}); err != nil {
+		t.Fatal(err)
+	}
+	vgw, err := c.CreateVpnGateway(ctx, &ec2.CreateVpnGatewayInput{Type: ec2types.GatewayTypeIpsec1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vgwID := aws.ToString(vgw.VpnGateway.VpnGatewayId)
+	if _, err := c.AttachVpnGateway(ctx, &ec2.AttachVpnGatewayInput{VpcId: aws.String(a.VPCID), VpnGatewayId: aws.String(vgwID)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateRoute(ctx, &ec2.CreateRouteInput{RouteTableId: aws.String(a.PrivateTable),
+		DestinationCidrBlock: aws.String("172.16.0.0/16"), GatewayId: aws.String(vgwID)}); err != nil {
+		t.Fatal(err)
+	}
+
+	m := writeSpec(t, fmt.Sprintf(`mesh "m" {}
+cluster "a" {
+  region            = %q
+  kube_context      = "a"
+  namespace         = "a"
+  vpc_id            = %q
+  security_group_id = %q
+}
+`, region, a.VPCID, a.SecurityGroupID))
+	p, err := awsprovider.New(ctx, awsprovider.Options{Mesh: "m", Clients: func(string) (awsprovider.EC2API, awsprovider.EKSAPI) {
+		return propagatingEC2{Client: c, vgw: vgwID}, eks.NewFromConfig(cfg)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, diags, err := p.Observe(ctx, m, nil)
+	if err != nil || diags.HasErrors() {
+		t.Fatalf("observe: %v %v", err, diags)
+	}
+	var cidrs []string
+	for _, r := range obs.Observed.Rules[a.SecurityGroupID] {
+		cidrs = append(cidrs, r.CIDR)
+	}
+	if diff := cmp.Diff([]string{"192.168.0.0/16"}, cidrs); diff != "" {
+		t.Errorf("CIDR rules of the group (-want +got):\n%s", diff)
+	}
+	if n := obs.Observed.ReferencingRules[a.SecurityGroupID]; n != 2 {
+		t.Errorf("rules referencing a group or a prefix list: %d, want 2", n)
+	}
+	got := map[string]bool{}
+	for _, id := range a.RouteTables() {
+		for _, r := range obs.Observed.RouteTables[id].Routes {
+			got[id+" "+r.DestinationCIDR] = r.Propagated
+		}
+	}
+	want := map[string]bool{
+		a.MainRouteTable + " 10.1.0.0/16": false, a.MainRouteTable + " 0.0.0.0/0": false,
+		a.PrivateTable + " 10.1.0.0/16": false, a.PrivateTable + " 172.16.0.0/16": true,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("routes and whether they are propagated (-want +got):\n%s", diff)
 	}
 }
