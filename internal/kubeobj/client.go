@@ -93,7 +93,13 @@ func (c *Client) Create(ctx context.Context, want Object) (Object, error) {
 // server's fields, then writes it with the resourceVersion it read: a conflict (someone wrote in between)
 // reads again and retries. It returns the object as written.
 func (c *Client) Update(ctx context.Context, want Object) (Object, error) {
-	return c.update(ctx, want, "")
+	return c.update(ctx, want, "", false)
+}
+
+// Mirror is Update for a copy of another object (see DiffCopy): every content field of the kind becomes
+// exactly want's, one want lacks is removed. With adoptUID set it adopts, as Adopt does.
+func (c *Client) Mirror(ctx context.Context, want Object, adoptUID string) (Object, error) {
+	return c.update(ctx, want, adoptUID, true)
 }
 
 // Adopt takes over an object meshd did not create (adopt = true): as Update, but instead of refusing an
@@ -103,10 +109,10 @@ func (c *Client) Adopt(ctx context.Context, want Object, observedUID string) (Ob
 	if observedUID == "" {
 		return Object{}, fmt.Errorf("adopting %s: no UID: only an observed object can be adopted", want.Ref())
 	}
-	return c.update(ctx, want, observedUID)
+	return c.update(ctx, want, observedUID, false)
 }
 
-func (c *Client) update(ctx context.Context, want Object, adoptUID string) (Object, error) {
+func (c *Client) update(ctx context.Context, want Object, adoptUID string, exact bool) (Object, error) {
 	want = Own(want, c.mesh)
 	k, err := want.kind()
 	if err != nil {
@@ -137,14 +143,14 @@ func (c *Client) update(ctx context.Context, want Object, adoptUID string) (Obje
 		cur.SetLabels(merged(cur.GetLabels(), want.Labels))
 		cur.SetAnnotations(merged(cur.GetAnnotations(), want.Annotations))
 		for _, f := range k.Content {
-			if _, set := want.Content[f]; !set {
+			if _, set := want.Content[f]; !set && !exact {
 				continue
 			}
 			v, has := desired.Object[f] // ToUnstructured dropped it if empty
 			switch {
 			case has:
 				cur.Object[f] = v
-			case k.isExact(f):
+			case k.isExact(f) || exact:
 				delete(cur.Object, f)
 			}
 		}

@@ -48,6 +48,36 @@ func Diff(want, got Object) []string {
 	return diffs
 }
 
+// DiffCopy is Diff for a copy of another object (a replicated Secret or role): labels and annotations as in
+// Diff (meshd's and the source's; others' are left), but every content field of the kind exactly, those
+// want lacks included: a copy holds its source's content and nothing else, so a rule, subject or data key
+// someone added to the copy, or one the source no longer has, is drift. want comes from an object the API
+// server returned (the source), so server defaults are on both sides.
+func DiffCopy(want, got Object) []string {
+	diffs := Diff(Object{Kind: want.Kind, Labels: want.Labels, Annotations: want.Annotations}, got)
+	diffs = slices.DeleteFunc(diffs, func(d string) bool { return !strings.HasPrefix(d, "labels[") && !strings.HasPrefix(d, "annotations[") })
+	k, err := Lookup(want.Kind)
+	if err != nil {
+		return append(diffs, "kind")
+	}
+	w, werr := normalize(want.Content)
+	g, gerr := normalize(got.Content)
+	if werr != nil || gerr != nil {
+		return append(diffs, "content")
+	}
+	wm, gm := w.(map[string]any), g.(map[string]any)
+	for _, f := range k.Content {
+		if _, isMap := wm[f].(map[string]any); isMap || k.isExact(f) {
+			diffs = append(diffs, diffExact(f, wm[f], gm[f])...)
+			continue
+		}
+		if !(isEmpty(wm[f]) && isEmpty(gm[f])) && !reflect.DeepEqual(wm[f], gm[f]) {
+			diffs = append(diffs, f)
+		}
+	}
+	return diffs
+}
+
 // diffExact compares a map whose keys are content (a ConfigMap's data): every key on either side counts.
 func diffExact(path string, want, got any) []string {
 	if isEmpty(want) && isEmpty(got) {

@@ -156,3 +156,50 @@ func TestNeedsReplace(t *testing.T) {
 		})
 	}
 }
+
+func TestDiffCopy(t *testing.T) {
+	role := func(content map[string]any, labels map[string]string) Object {
+		return Object{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole", Name: "r", Labels: labels, Content: content}
+	}
+	rule := map[string]any{"apiGroups": []any{""}, "resources": []any{"pods"}, "verbs": []any{"get"}}
+	widened := map[string]any{"apiGroups": []any{""}, "resources": []any{"pods"}, "verbs": []any{"get"}, "resourceNames": []any{"x"}}
+	agg := map[string]any{"clusterRoleSelectors": []any{map[string]any{"matchLabels": map[string]any{"a": "b"}}}}
+	cases := map[string]struct {
+		reason string
+		want   Object
+		got    Object
+		diffs  []string
+	}{
+		"same": {
+			reason: "a copy equal to its source",
+			want:   role(map[string]any{"rules": []any{rule}}, nil), got: role(map[string]any{"rules": []any{rule}}, nil),
+		},
+		"others' labels": {
+			reason: "labels someone else put on the copy are theirs, as in Diff",
+			want:   role(map[string]any{"rules": []any{rule}}, map[string]string{"a": "1"}),
+			got:    role(map[string]any{"rules": []any{rule}}, map[string]string{"a": "1", "b": "2"}),
+		},
+		"field added inside a rule": {
+			reason: "resourceNames added to a copied rule changes what it grants: Diff's subset rule would miss it",
+			want:   role(map[string]any{"rules": []any{rule}}, nil), got: role(map[string]any{"rules": []any{widened}}, nil),
+			diffs: []string{"rules"},
+		},
+		"source emptied": {
+			reason: "a source without rules: the copy's rules must go",
+			want:   role(map[string]any{}, nil), got: role(map[string]any{"rules": []any{rule}}, nil),
+			diffs: []string{"rules"},
+		},
+		"aggregation rule on the copy": {
+			reason: "a flattened copy must not carry an aggregationRule, or the target's controller rewrites its rules",
+			want:   role(map[string]any{"rules": []any{rule}}, nil), got: role(map[string]any{"rules": []any{rule}, "aggregationRule": agg}, nil),
+			diffs: []string{"aggregationRule"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.diffs, DiffCopy(tc.want, tc.got)); diff != "" {
+				t.Errorf("%s\nDiffCopy (-want, +got):\n%s", tc.reason, diff)
+			}
+		})
+	}
+}

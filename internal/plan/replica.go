@@ -336,7 +336,7 @@ func (rp *replicaPlanner) target(src ReplicaSource, t ReplicaTarget) {
 			action, reason := Adopt, "exists, not owned: adopt (label as meshd's) and make it the source's copy"
 			if kubeobj.NeedsReplace(owned, *t.Copy) {
 				action, reason = Replace, "exists, not owned: adopt by replacing it with the source's copy (its "+
-					strings.Join(contentDiffs(kubeobj.Diff(owned, *t.Copy)), ", ")+" cannot change in place)"
+					strings.Join(contentDiffs(kubeobj.DiffCopy(owned, *t.Copy)), ", ")+" cannot change in place)"
 			}
 			c.add(Change{Action: action, Address: addr, Kind: KindReplica, Before: before, After: after, Reason: reason + reasonSuffix})
 			return
@@ -348,7 +348,7 @@ func (rp *replicaPlanner) target(src ReplicaSource, t ReplicaTarget) {
 				after.Source(), src.Replicate, model.LabelManagedBy, model.ManagedByMeshd, model.LabelMesh, c.in.Mesh)})
 		return
 	}
-	diff := kubeobj.Diff(owned, *t.Copy)
+	diff := kubeobj.DiffCopy(owned, *t.Copy)
 	if len(diff) == 0 {
 		return
 	}

@@ -99,9 +99,9 @@ func (e replicaExecutor) Execute(ctx context.Context, ch plan.Change, _ apply.Kn
 	case plan.Create:
 		_, err = objs.Create(ctx, want)
 	case plan.Update:
-		_, err = objs.Update(ctx, want)
+		_, err = objs.Mirror(ctx, want, "")
 	case plan.Adopt:
-		_, err = objs.Adopt(ctx, want, after.UID)
+		_, err = objs.Mirror(ctx, want, after.UID)
 	case plan.Replace:
 		before := observedCopy(ch.Before.(plan.Replica))
 		if after.Adopting {
