@@ -222,7 +222,6 @@ func (r *run) skip(ch plan.Change, why string) {
 // While anything failed, former members are kept as well: their objects may still be there.
 func (r *run) finish(p *plan.Plan) {
 	r.st.Mesh = p.Mesh
-	r.st.SortRoutes()
 	// Changes a policy withheld (upsert-only) are not done either: the former members they belong to must
 	// stay known, or their objects would never be observed again.
 	clean := len(r.result.Failed) == 0 && len(r.result.Skipped) == 0 && r.opts.Withheld == 0

@@ -35,9 +35,15 @@ func (k *KubeEvents) Corrected(ctx context.Context, ch plan.Change, err error) {
 	if err != nil {
 		eventType, reason, msg = corev1.EventTypeWarning, "CorrectionFailed", fmt.Sprintf("meshd: %s %s failed: %v", ch.Action.Verb(), ch.Address, err)
 	}
+	// An Event lives in a namespace; one about a cluster-scoped object (a ClusterRole) goes to "default",
+	// where kubectl describe looks for it.
+	namespace := ref.Namespace
+	if namespace == "" {
+		namespace = metav1.NamespaceDefault
+	}
 	now := metav1.NewTime(time.Now())
 	ev := &corev1.Event{
-		ObjectMeta:     metav1.ObjectMeta{GenerateName: ref.Name + ".meshd-", Namespace: ref.Namespace},
+		ObjectMeta:     metav1.ObjectMeta{GenerateName: ref.Name + ".meshd-", Namespace: namespace},
 		InvolvedObject: ref,
 		Reason:         reason,
 		Message:        msg,
@@ -49,7 +55,7 @@ func (k *KubeEvents) Corrected(ctx context.Context, ch plan.Change, err error) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	_, _ = c.CoreV1().Events(ref.Namespace).Create(ctx, ev, metav1.CreateOptions{})
+	_, _ = c.CoreV1().Events(namespace).Create(ctx, ev, metav1.CreateOptions{})
 }
 
 // KubeTarget names the Kubernetes object a change touched, as its kind's registration says (plan.Touched).

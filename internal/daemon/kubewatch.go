@@ -141,11 +141,12 @@ func writtenByMeshd(obj metav1.Object) bool {
 	return meshdLatest && !othersLatest
 }
 
-// handler triggers on adds and deletes after the initial listing, and on updates that matter.
+// handler triggers on adds and deletes after the initial listing, and on updates that matter; an add is
+// not one when meshd made it (a copy it created).
 func handler(fire func(obj any), changed func(old, new any) bool) cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerDetailedFuncs{
 		AddFunc: func(obj any, initial bool) {
-			if !initial {
+			if o, ok := obj.(metav1.Object); !initial && !(ok && writtenByMeshd(o)) {
 				fire(obj)
 			}
 		},

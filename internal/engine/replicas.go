@@ -24,8 +24,9 @@ func (e *Engine) replicasOn(m *spec.Mesh, st *state.State) bool {
 // observeReplicas reads, in one batch, every replicate block's source, its copies, the namespaces the
 // copies go in, and the recorded copies no block wants any more. What it finds wrong comes back as
 // diagnostics at the block: a target namespace that does not exist is an error (nothing may be created
-// there); a missing source a warning (its copies are kept); a cluster that cannot be read an error, or with
-// PartialDNS a warning that leaves that block's copies there alone.
+// there); a missing source a warning (its copies are kept); a cluster that cannot be read an error. With
+// PartialDNS (meshd) the errors are warnings and only the copies concerned are left alone, so that one
+// block's problem does not hold back the correction of everything else.
 func (e *Engine) observeReplicas(ctx context.Context, m *spec.Mesh, st *state.State, destroy bool) (*plan.ReplicaInput, hcl.Diagnostics) {
 	contextOf := func(cluster string) string {
 		if c := m.Cluster(cluster); c != nil {
@@ -113,7 +114,12 @@ func (e *Engine) observeReplicas(ctx context.Context, m *spec.Mesh, st *state.St
 					if _, set := r.Attrs["namespace"]; !set {
 						rg = r.AttrRange("from.namespace")
 					}
-					diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Target namespace missing",
+					// meshd (PartialDNS) skips this copy and corrects the rest; meshctl refuses the plan.
+					sev := hcl.DiagError
+					if e.PartialDNS {
+						sev = hcl.DiagWarning
+					}
+					diags = append(diags, &hcl.Diagnostic{Severity: sev, Summary: "Target namespace missing",
 						Detail: fmt.Sprintf("Replicate %q copies %s %s into namespace %q of cluster %q, which has no such namespace. meshd does not create namespaces: create it, or set namespace to one that exists.",
 							r.Name, r.FromKind, r.FromName, cp.Namespace, cp.Cluster), Subject: &rg})
 					continue
