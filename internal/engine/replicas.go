@@ -60,25 +60,31 @@ func (e *Engine) observeReplicas(ctx context.Context, m *spec.Mesh, st *state.St
 			blocks = append(blocks, b)
 		}
 	}
-	wanted := map[string]bool{}
+	wanted := map[string]kube.ObjectQuery{} // the copy each wanted address names now
 	for _, b := range blocks {
 		for _, cp := range b.copies {
-			wanted[plan.ReplicaAddress(b.r.Name, cp.Cluster)] = true
+			wanted[plan.ReplicaAddress(b.r.Name, cp.Cluster)] = cp
 		}
 	}
-	orphans := map[string]kube.ObjectQuery{}
+	// Recorded copies: those no block wants (orphans), and those of a wanted address that the block now puts
+	// elsewhere (another namespace, name or kind: previous), which must be found to be deleted.
+	orphans, previous := map[string]kube.ObjectQuery{}, map[string]kube.ObjectQuery{}
 	for _, addr := range slices.Sorted(maps.Keys(st.Replicas)) {
-		if wanted[addr] {
-			continue
-		}
 		rec := st.Replicas[addr]
 		q := kube.ObjectQuery{Cluster: rec.Cluster, KubeContext: rec.KubeContext, Kind: rec.Kind, Namespace: rec.Namespace, Name: rec.Name}
-		orphans[addr] = q
+		switch cur, ok := wanted[addr]; {
+		case !ok:
+			orphans[addr] = q
+		case cur != q:
+			previous[addr] = q
+		default:
+			continue
+		}
 		queries = append(queries, q)
 	}
 	results := e.Kube.ObserveObjects(ctx, queries)
 
-	in := &plan.ReplicaInput{Orphans: map[string]*kubeobj.Object{}}
+	in := &plan.ReplicaInput{Orphans: map[string]*kubeobj.Object{}, Previous: map[string]*kubeobj.Object{}}
 	var diags hcl.Diagnostics
 	unreadable := func(r *spec.Replicate, q kube.ObjectQuery, err error) {
 		sev := hcl.DiagError
@@ -135,11 +141,16 @@ func (e *Engine) observeReplicas(ctx context.Context, m *spec.Mesh, st *state.St
 		}
 		in.Sources = append(in.Sources, src)
 	}
+	// A recorded copy that cannot be read is left alone (and its record kept) until it can.
 	for addr, q := range orphans {
 		if res := results[q]; res.Err == nil {
 			in.Orphans[addr] = res.Object
 		}
-		// A recorded copy that cannot be read is left alone (and its record kept) until it can.
+	}
+	for addr, q := range previous {
+		if res := results[q]; res.Err == nil {
+			in.Previous[addr] = res.Object
+		}
 	}
 	return in, diags
 }

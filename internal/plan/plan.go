@@ -7,6 +7,8 @@ package plan
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/state"
@@ -94,8 +96,11 @@ type Plan struct {
 	// it holds back (a DNS Service another Corefile may still forward to) are deleted by a later plan,
 	// which finds them through the state's record of the member.
 	Retain []string `json:"retain,omitempty"`
-	// ForgetReplicas are addresses of recorded copies that are gone and no longer wanted.
-	ForgetReplicas []string `json:"forget_replicas,omitempty"`
+	// ForgetReplicas are addresses of recorded copies that are gone and no longer wanted, or recorded at
+	// another address now; RecordReplicas are meshd's copies found where the state has no (or another)
+	// record of them.
+	ForgetReplicas []string                       `json:"forget_replicas,omitempty"`
+	RecordReplicas map[string]state.ReplicaRecord `json:"record_replicas,omitempty"`
 }
 
 // Summary counts changes by action.
@@ -155,5 +160,8 @@ func (p *Plan) FixState(st *state.State) {
 	}
 	for _, addr := range p.ForgetReplicas {
 		st.RemoveReplica(addr)
+	}
+	for _, addr := range slices.Sorted(maps.Keys(p.RecordReplicas)) {
+		st.SetReplica(addr, p.RecordReplicas[addr])
 	}
 }

@@ -141,6 +141,9 @@ type ReplicaInput struct {
 	// Orphans are the observed recorded copies no replicate block wants (by address; nil: gone). A copy
 	// that could not be observed has no entry and is left alone.
 	Orphans map[string]*kubeobj.Object
+	// Previous are, for wanted addresses whose record names another object than the block now does (its
+	// namespace, name or kind changed), that recorded object as observed (nil: gone).
+	Previous map[string]*kubeobj.Object
 }
 
 // ReplicaSource is one replicate block: its source and its targets.
@@ -220,10 +223,12 @@ func (c *computer) replicas() {
 	}
 	rp := &replicaPlanner{c: c, in: c.in.Replicas}
 	wanted := map[string]bool{}
+	wantedObjects := map[state.ReplicaRecord]bool{} // without kube context: the object itself
 	if !c.in.Destroy {
 		for _, src := range rp.in.Sources {
 			for _, t := range src.Targets {
 				wanted[ReplicaAddress(src.Replicate, t.Cluster)] = true
+				wantedObjects[state.ReplicaRecord{Cluster: t.Cluster, Kind: src.Kind, Namespace: t.Namespace, Name: src.Name}] = true
 			}
 			rp.source(src)
 		}
@@ -233,8 +238,13 @@ func (c *computer) replicas() {
 			continue
 		}
 		obs, observed := rp.in.Orphans[addr]
+		rec := c.in.State.Replicas[addr]
+		rec.KubeContext = ""
 		switch {
 		case !observed:
+		case wantedObjects[rec]:
+			// A renamed block: its copies are another address's now (which records them); not deleted.
+			c.plan.ForgetReplicas = append(c.plan.ForgetReplicas, addr)
 		case obs == nil:
 			c.plan.ForgetReplicas = append(c.plan.ForgetReplicas, addr)
 		case !model.OwnedBy(obs.Labels, c.in.Mesh):
@@ -318,8 +328,16 @@ func (rp *replicaPlanner) target(src ReplicaSource, t ReplicaTarget) {
 	}
 
 	if t.Copy == nil {
+		if prev := rp.in.Previous[addr]; prev != nil && model.OwnedBy(prev.Labels, c.in.Mesh) {
+			// The block now names another object: the copy moves, the old one goes.
+			before := observedReplica(addr, c.in.State.Replicas[addr], *prev)
+			c.add(Change{Action: Replace, Address: addr, Kind: KindReplica, Before: before, After: after,
+				Reason: fmt.Sprintf("the copy moves from %s %s to %s %s", before.ObjectKind, objectPath(before.Namespace, before.Name),
+					after.ObjectKind, objectPath(after.Namespace, after.Name)) + reasonSuffix})
+			return
+		}
 		reason := "copy missing"
-		if _, recorded := c.in.State.Replicas[addr]; recorded {
+		if rec, recorded := c.in.State.Replicas[addr]; recorded && rec == after.Record() {
 			reason = "copy was deleted outside meshd"
 		}
 		c.add(Change{Action: Create, Address: addr, Kind: KindReplica, Reason: reason + reasonSuffix, After: after})
@@ -347,6 +365,14 @@ func (rp *replicaPlanner) target(src ReplicaSource, t ReplicaTarget) {
 				"Delete it yourself, or set adopt = true in the mesh block to let meshd take it over.",
 				after.Source(), src.Replicate, model.LabelManagedBy, model.ManagedByMeshd, model.LabelMesh, c.in.Mesh)})
 		return
+	}
+	if rec, recorded := c.in.State.Replicas[addr]; !recorded || rec != after.Record() {
+		// meshd's copy, not (or otherwise) recorded at this address: a renamed block, an apply interrupted
+		// before the state was written. Recording it makes a later removal of the block delete it.
+		if c.plan.RecordReplicas == nil {
+			c.plan.RecordReplicas = map[string]state.ReplicaRecord{}
+		}
+		c.plan.RecordReplicas[addr] = after.Record()
 	}
 	diff := kubeobj.DiffCopy(owned, *t.Copy)
 	if len(diff) == 0 {

@@ -152,6 +152,10 @@ func replicaLines(p *plan.Plan) []string {
 	for _, a := range p.ForgetReplicas {
 		out = append(out, "forget "+a)
 	}
+	for _, a := range slices.Sorted(maps.Keys(p.RecordReplicas)) {
+		r := p.RecordReplicas[a]
+		out = append(out, fmt.Sprintf("record %s: %s %s/%s in %s", a, r.Kind, r.Namespace, r.Name, r.Cluster))
+	}
 	return out
 }
 
@@ -212,13 +216,13 @@ func TestReplicas(t *testing.T) {
 			reason: "With adopt = true the object is taken over.",
 			in:     caInput(&src, map[string]*kubeobj.Object{"b": foreignCopy(src, "b"), "c": ownedCopy(src, "c")}),
 			adopt:  true,
-			want:   []string{"> " + b + ": " + adoptReason},
+			want:   []string{"> " + b + ": " + adoptReason, "record " + c + ": Secret pingcap/cluster1-ca-secret in c"},
 		},
 		"foreign copy of another type, adopt": {
 			reason: "Adopting an object whose type cannot change replaces it; only the type is named as what cannot change.",
 			in:     caInput(&src, map[string]*kubeobj.Object{"b": foreignCopy(opaque, "b"), "c": ownedCopy(src, "c")}),
 			adopt:  true,
-			want:   []string{"-/+ " + b + ": exists, not owned: adopt by replacing it with the source's copy (its type cannot change in place)"},
+			want:   []string{"-/+ " + b + ": exists, not owned: adopt by replacing it with the source's copy (its type cannot change in place)", "record " + c + ": Secret pingcap/cluster1-ca-secret in c"},
 		},
 		"missing source": {
 			reason:   "A CA must not vanish because its source did: no change, a warning, the records kept.",
@@ -246,6 +250,26 @@ func TestReplicas(t *testing.T) {
 				"replica[theirs:b]": caRecord("b"), "replica[unread:c]": caRecord("c"),
 			},
 			want: []string{"- replica[old-ca:b]: no longer replicated there", "forget replica[old-ca:c]", "forget replica[theirs:b]"},
+		},
+		"renamed block": {
+			reason: "A block renamed from old-name: its copies are the new address's, recorded there, never deleted and made again.",
+			in: &plan.ReplicaInput{
+				Sources: caInput(&src, map[string]*kubeobj.Object{"b": ownedCopy(src, "b")}).Sources,
+				Orphans: map[string]*kubeobj.Object{"replica[old-name:b]": ownedCopy(src, "b")},
+			},
+			recorded: map[string]state.ReplicaRecord{"replica[old-name:b]": caRecord("b")},
+			want:     []string{"forget replica[old-name:b]", "record " + b + ": Secret pingcap/cluster1-ca-secret in b"},
+		},
+		"copy moves": {
+			reason: "The block's namespace changed: the copy is made in the new one and the recorded one, meshd's, goes (-/+).",
+			in: func() *plan.ReplicaInput {
+				in := caInput(&src, map[string]*kubeobj.Object{"b": nil})
+				in.Sources[0].Targets[0].Namespace = "pingcap-new"
+				in.Previous = map[string]*kubeobj.Object{b: ownedCopy(src, "b")}
+				return in
+			}(),
+			recorded: map[string]state.ReplicaRecord{b: caRecord("b")},
+			want:     []string{"-/+ " + b + ": the copy moves from Secret pingcap/cluster1-ca-secret to Secret pingcap-new/cluster1-ca-secret"},
 		},
 		"destroy": {
 			reason: "Destroy deletes every recorded copy that is meshd's and creates none, whatever the blocks ask.",
@@ -407,14 +431,14 @@ func TestReplicaPlanShowsNoSecret(t *testing.T) {
 	renewed := caSecret(t, "kubernetes.io/tls", "-----BEGIN EC PRIVATE KEY-----\nold-key-value-do-not-print\n-----END EC PRIVATE KEY-----\n")
 	edited := ownedCopy(renewed, "c")
 	edited.Annotations[lastApplied] = lastAppliedOf(*edited)
-	orphan := ownedCopy(src, "b")
+	orphan := ownedCopy(src, "e")
 	orphan.Annotations[lastApplied] = lastAppliedOf(*orphan)
 
 	in := caInput(&src, map[string]*kubeobj.Object{"b": foreignCopy(opaque, "b"), "c": edited})
 	in.Sources[0].Targets = append(in.Sources[0].Targets, plan.ReplicaTarget{Cluster: "d", KubeContext: "ctx-d", Namespace: caNamespace})
-	in.Orphans = map[string]*kubeobj.Object{"replica[old-ca:b]": orphan}
+	in.Orphans = map[string]*kubeobj.Object{"replica[old-ca:e]": orphan}
 	st := state.New("tidb")
-	st.SetReplica("replica[old-ca:b]", caRecord("b"))
+	st.SetReplica("replica[old-ca:e]", caRecord("e"))
 	p := replicaPlan(in, st, true, false)
 	if got := p.Summary(); got != (plan.Summary{Add: 2, Change: 1, Destroy: 2}) {
 		t.Fatalf("summary %+v, want a create, an update, a replacement and a delete:\n%s", got, strings.Join(replicaLines(p), "\n"))
