@@ -24,6 +24,7 @@ import (
 	"github.com/meshd-io/meshd/internal/providers/kube"
 	"github.com/meshd-io/meshd/internal/spec"
 	"github.com/meshd-io/meshd/internal/state"
+	"github.com/meshd-io/meshd/internal/state/secretstate"
 )
 
 // Exit codes, as terraform plan -detailed-exitcode defines them.
@@ -98,6 +99,10 @@ func (a *App) Main(ctx context.Context, args []string) int {
 // common are the flags every command takes.
 type common struct {
 	spec, state, kubeconfig string
+	// stateSecret (NAMESPACE/NAME) keeps the state in a Secret of the management cluster, as meshd
+	// --state-secret does; stateContext is that cluster's kubeconfig context (default: the current one).
+	stateSecret, stateContext string
+	stateSet                  bool // --state was given explicitly
 }
 
 func (a *App) flags(name string, c *common) *flag.FlagSet {
@@ -106,7 +111,44 @@ func (a *App) flags(name string, c *common) *flag.FlagSet {
 	fs.StringVar(&c.spec, "spec", "", "spec file or directory of *.hcl files")
 	fs.StringVar(&c.state, "state", DefaultStatePath, "state file")
 	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
+	fs.StringVar(&c.stateSecret, "state-secret", "", "use the state meshd keeps in this Secret (NAMESPACE/NAME) of the management cluster, under its Lease lock, instead of a file")
+	fs.StringVar(&c.stateContext, "state-context", "", "kubeconfig context of the management cluster holding --state-secret (default: the kubeconfig's current context)")
 	return fs
+}
+
+// parse parses the flags and checks the state flags against each other.
+func (a *App) parse(fs *flag.FlagSet, c *common, args []string) bool {
+	if err := fs.Parse(args); err != nil {
+		return false
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "state" {
+			c.stateSet = true
+		}
+	})
+	if c.stateSecret != "" && c.stateSet {
+		a.errorf("--state and --state-secret are mutually exclusive: the state is either a local file or a Secret of the management cluster")
+		return false
+	}
+	if c.stateContext != "" && c.stateSecret == "" {
+		a.errorf("--state-context needs --state-secret: it names the cluster holding the state Secret")
+		return false
+	}
+	if c.stateSecret != "" {
+		if _, _, err := splitSecret(c.stateSecret); err != nil {
+			a.errorf("%v", err)
+			return false
+		}
+	}
+	return true
+}
+
+func splitSecret(s string) (ns, name string, err error) {
+	ns, name, ok := strings.Cut(s, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return "", "", fmt.Errorf("--state-secret must be NAMESPACE/NAME, not %q", s)
+	}
+	return ns, name, nil
 }
 
 func (a *App) errorf(format string, args ...any) int {
@@ -134,7 +176,7 @@ func (a *App) printDiags(files map[string][]byte, diags hcl.Diagnostics) {
 func (a *App) validate(args []string) int {
 	var c common
 	fs := a.flags("validate", &c)
-	if err := fs.Parse(args); err != nil {
+	if !a.parse(fs, &c, args) {
 		return ExitError
 	}
 	m, ok := a.loadSpec(c.spec)
@@ -157,9 +199,45 @@ func (a *App) engine(ctx context.Context, mesh, kubeconfig string) (*engine.Engi
 		AWSAPIOptions: a.AWSOptions, AWSTuning: a.AWSTuning, KubeTuning: a.KubeTuning})
 }
 
+// backend is the state backend the flags name: the local file, or the Secret of the management cluster
+// (reached through the engine's kubeconfig, as meshd reaches it with --management-context).
+func backend(c *common, eng *engine.Engine) (state.Backend, error) {
+	if c.stateSecret == "" {
+		return state.NewLocal(c.state), nil
+	}
+	ns, name, err := splitSecret(c.stateSecret)
+	if err != nil {
+		return nil, err
+	}
+	kubeContext := c.stateContext
+	if kubeContext == "" {
+		if kubeContext, err = eng.CurrentKubeContext(); err != nil {
+			return nil, fmt.Errorf("--state-secret: %w (name the management cluster with --state-context)", err)
+		}
+	}
+	client, err := eng.KubeClient(kubeContext)
+	if err != nil {
+		return nil, fmt.Errorf("--state-secret: %w", err)
+	}
+	return secretstate.NewSecret(client, ns, name, identity()), nil
+}
+
+// identity names this meshctl in the state Lease, so that meshd and other users see who holds it.
+func identity() string {
+	host, _ := os.Hostname()
+	who := os.Getenv("USER")
+	if who == "" {
+		who = "meshctl"
+	}
+	return fmt.Sprintf("meshctl_%s@%s_%d", who, host, os.Getpid())
+}
+
 // lockedState opens the backend, takes its lock and reads the state.
-func lockedState(ctx context.Context, path string) (state.Backend, *state.State, func() error, error) {
-	b := state.NewLocal(path)
+func lockedState(ctx context.Context, c *common, eng *engine.Engine) (state.Backend, *state.State, func() error, error) {
+	b, err := backend(c, eng)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	// Wait a little for another meshctl to finish, then say who holds the lock rather than hang.
 	lockCtx, cancel := context.WithTimeout(ctx, lockTimeout)
 	defer cancel()
@@ -175,9 +253,19 @@ func lockedState(ctx context.Context, path string) (state.Backend, *state.State,
 	return b, st, unlock, nil
 }
 
-// checkStateMesh refuses to use one state file for two meshes: the records would mix.
-func checkStateMesh(st *state.State, mesh string) error {
+// release releases the state lock, warning when it could not (a Lease then stays held until it expires).
+func (a *App) release(unlock func() error) {
+	if err := unlock(); err != nil {
+		fmt.Fprintf(a.Stderr, "Warning: releasing the state lock: %v\n", err)
+	}
+}
+
+// checkStateMesh refuses to use one state for two meshes: the records would mix.
+func checkStateMesh(st *state.State, mesh string, c *common) error {
 	if st.Mesh != "" && st.Mesh != mesh {
+		if c.stateSecret != "" {
+			return fmt.Errorf("the state in Secret %s belongs to mesh %q, not %q: use another --state-secret", c.stateSecret, st.Mesh, mesh)
+		}
 		return fmt.Errorf("the state file belongs to mesh %q, not %q: use another --state", st.Mesh, mesh)
 	}
 	return nil
@@ -192,23 +280,23 @@ func (a *App) plan(ctx context.Context, args []string) int {
 	fs.BoolVar(&asJSON, "json", false, "print the plan as JSON")
 	fs.BoolVar(&detailed, "detailed-exitcode", false, "exit 0 when there are no changes, 2 when there are, 1 on error")
 	fs.BoolVar(&destroy, "destroy", false, "plan the removal of everything meshd created")
-	if err := fs.Parse(args); err != nil {
+	if !a.parse(fs, &c, args) {
 		return ExitError
 	}
 	m, ok := a.loadSpec(c.spec)
 	if !ok {
 		return ExitError
 	}
-	_, st, unlock, err := lockedState(ctx, c.state)
-	if err != nil {
-		return a.errorf("%v", err)
-	}
-	defer unlock()
-	if err := checkStateMesh(st, m.Name); err != nil {
-		return a.errorf("%v", err)
-	}
 	eng, err := a.engine(ctx, m.Name, c.kubeconfig)
 	if err != nil {
+		return a.errorf("%v", err)
+	}
+	_, st, unlock, err := lockedState(ctx, &c, eng)
+	if err != nil {
+		return a.errorf("%v", err)
+	}
+	defer a.release(unlock)
+	if err := checkStateMesh(st, m.Name, &c); err != nil {
 		return a.errorf("%v", err)
 	}
 	p, diags, err := eng.Plan(ctx, m, st, destroy)
@@ -273,7 +361,7 @@ func (a *App) apply(ctx context.Context, args []string, destroy bool) int {
 	}
 	fs := a.flags(name, &c)
 	fs.BoolVar(&autoApprove, "auto-approve", false, "skip the interactive approval")
-	if err := fs.Parse(args); err != nil {
+	if !a.parse(fs, &c, args) {
 		return ExitError
 	}
 	saved := ""
@@ -298,16 +386,16 @@ func (a *App) apply(ctx context.Context, args []string, destroy bool) int {
 	if !ok {
 		return ExitError
 	}
-	backend, st, unlock, err := lockedState(ctx, c.state)
-	if err != nil {
-		return a.errorf("%v", err)
-	}
-	defer unlock()
-	if err := checkStateMesh(st, m.Name); err != nil {
-		return a.errorf("%v", err)
-	}
 	eng, err := a.engine(ctx, m.Name, c.kubeconfig)
 	if err != nil {
+		return a.errorf("%v", err)
+	}
+	backend, st, unlock, err := lockedState(ctx, &c, eng)
+	if err != nil {
+		return a.errorf("%v", err)
+	}
+	defer a.release(unlock)
+	if err := checkStateMesh(st, m.Name, &c); err != nil {
 		return a.errorf("%v", err)
 	}
 

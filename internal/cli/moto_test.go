@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -44,6 +45,8 @@ type harness struct {
 	// with dns { enabled = false }. kubeconfig is passed as --kubeconfig when set.
 	dns        bool
 	kubeconfig string
+	// stateArgs replace "--state h.state" when set (--state-secret in secret_test.go).
+	stateArgs []string
 }
 
 var regions = []string{"us-west-1", "us-west-2", "us-east-1"}
@@ -137,6 +140,9 @@ func (h *harness) runCtx(ctx context.Context, args ...string) result {
 			o.RequestTimeout = 5 * time.Second
 		}}
 	common := []string{"--state", h.state}
+	if h.stateArgs != nil {
+		common = slices.Clone(h.stateArgs)
+	}
 	if h.kubeconfig != "" {
 		common = append(common, "--kubeconfig", h.kubeconfig)
 	}

@@ -121,6 +121,15 @@ func (e *Engine) KubeClient(kubeContext string) (kubeclient.Interface, error) {
 	return e.clients.Client(kubeContext)
 }
 
+// CurrentKubeContext returns the kubeconfig's current context.
+func (e *Engine) CurrentKubeContext() (string, error) {
+	cc, ok := e.clients.(interface{ CurrentContext() (string, error) })
+	if !ok {
+		return "", errors.New("this engine has no kubeconfig")
+	}
+	return cc.CurrentContext()
+}
+
 // Plan observes AWS and Kubernetes for the spec's clusters (and the state's former members) and computes
 // the plan. Spec problems found against the observed world come back as diagnostics (a kube context that
 // is missing or unreachable among them); failures to observe AWS as an error.

@@ -112,6 +112,23 @@ func (p *Provider) Source() string {
 	return filepath.Join("~", clientcmd.RecommendedHomeDir, clientcmd.RecommendedFileName)
 }
 
+// CurrentContext returns the kubeconfig's current context (meshctl's default management cluster).
+func (p *Provider) CurrentContext() (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.loaded {
+		p.loaded = true
+		p.raw, p.rawErr = p.loadingRules().Load()
+	}
+	if p.rawErr != nil {
+		return "", fmt.Errorf("reading the kubeconfig %s: %w", p.Source(), p.rawErr)
+	}
+	if p.raw.CurrentContext == "" {
+		return "", fmt.Errorf("%w: the kubeconfig %s has no current context", ErrNoContext, p.Source())
+	}
+	return p.raw.CurrentContext, nil
+}
+
 // Client returns the client for a kubeconfig context.
 func (p *Provider) Client(kubeContext string) (kubeclient.Interface, error) {
 	p.mu.Lock()

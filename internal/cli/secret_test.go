@@ -1,0 +1,138 @@
+package cli_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/meshd-io/meshd/internal/kubeclient"
+	"github.com/meshd-io/meshd/internal/state/secretstate"
+	"github.com/meshd-io/meshd/internal/testenv"
+)
+
+// TestStateSecret runs meshctl against the state meshd keeps in a Secret of a management cluster (a real
+// kube-apiserver) and AWS in moto: apply records its routes in the Secret, a second plan is empty, a saved
+// plan is checked against the Secret's lineage and serial, the Lease lock is shared with meshd, destroy
+// removes every route, and the Lease is released after each command.
+func TestStateSecret(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	srv := testenv.StartAPIServer(t, etcd.ClientURL, "mgmt")
+	mgmt, err := kubeclient.NewForConfig(srv.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t)
+	h.kubeconfig = filepath.Join(h.dir, "kubeconfig")
+	if err := srv.WriteKubeconfig(h.kubeconfig, ""); err != nil { // its current context is "mgmt"
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const ns, name = "kube-system", "meshd-state"
+	secretArgs := []string{"--state-secret", ns + "/" + name}
+	leaseReleased := func(after string) {
+		t.Helper()
+		lease, err := mgmt.CoordinationV1().Leases(ns).Get(ctx, name+"-lock", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("after %s: %v", after, err)
+		}
+		if lease.Spec.HolderIdentity != nil && *lease.Spec.HolderIdentity != "" {
+			t.Errorf("after %s the Lease is still held by %q", after, *lease.Spec.HolderIdentity)
+		}
+	}
+
+	// The two kinds of state exclude each other, with a clear error.
+	h.stateArgs = append(secretArgs, "--state", h.state)
+	r := h.mustRun(1, "plan")
+	if !strings.Contains(r.stderr, "--state and --state-secret are mutually exclusive") {
+		t.Errorf("--state with --state-secret: %s", r.stderr)
+	}
+	h.stateArgs = []string{"--state-context", "mgmt"}
+	if r = h.mustRun(1, "plan"); !strings.Contains(r.stderr, "--state-context needs --state-secret") {
+		t.Errorf("--state-context alone: %s", r.stderr)
+	}
+	h.stateArgs = []string{"--state-secret", "meshd-state"}
+	if r = h.mustRun(1, "plan"); !strings.Contains(r.stderr, "NAMESPACE/NAME") {
+		t.Errorf("--state-secret without a namespace: %s", r.stderr)
+	}
+
+	before := h.snapshot()
+	h.stateArgs = secretArgs // the kubeconfig's current context
+	planFile := filepath.Join(h.dir, "mesh.plan")
+	h.mustRun(0, "plan", "--out", planFile)
+	leaseReleased("plan")
+	r = h.mustRun(0, "apply", planFile)
+	if !strings.Contains(r.stdout, "Apply complete! Resources: 21 added") {
+		t.Fatalf("apply:\n%s", r.stdout)
+	}
+	leaseReleased("apply")
+	after := h.snapshot()
+	h.assertConverged(after)
+	if _, err := os.Stat(h.state); !os.IsNotExist(err) {
+		t.Errorf("a local state file was written with --state-secret: %v", err)
+	}
+
+	// The Secret holds the state, with a record of every route meshd made.
+	st, err := secretstate.NewSecret(mgmt, ns, name, "test").Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var routes int
+	for _, rs := range after.Routes {
+		for _, r := range rs {
+			if strings.Contains(r, "via pcx-") {
+				routes++
+			}
+		}
+	}
+	if st.Mesh != "tidb" || st.Serial != 1 || st.Lineage == "" || len(st.Routes) != routes || routes == 0 {
+		t.Errorf("the Secret's state: mesh %q serial %d lineage %q, %d route records for %d routes", st.Mesh, st.Serial, st.Lineage, len(st.Routes), routes)
+	}
+
+	h.stateArgs = []string{"--state-secret", ns + "/" + name, "--state-context", "mgmt"}
+	if r = h.mustRun(0, "plan", "--detailed-exitcode"); !strings.Contains(r.stdout, "No changes.") {
+		t.Errorf("second plan:\n%s", r.stdout)
+	}
+	// Saved plans are checked against the Secret's state: stale after the apply, and foreign to a local state.
+	if r = h.mustRun(1, "apply", planFile); !strings.Contains(r.stderr, "stale") {
+		t.Errorf("a stale saved plan: %s", r.stderr)
+	}
+	fresh := filepath.Join(h.dir, "fresh.plan")
+	h.mustRun(0, "plan", "--out", fresh)
+	h.stateArgs = nil
+	if r = h.mustRun(1, "apply", fresh); !strings.Contains(r.stderr, "made against another state") {
+		t.Errorf("a Secret state's plan applied to a local state: %s", r.stderr)
+	}
+	h.stateArgs = secretArgs
+
+	// meshd's lock is the same Lease: while a replica holds it, meshctl waits, then says who holds it.
+	unlock, err := secretstate.NewSecret(mgmt, ns, name, "meshd-0").Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if r = h.mustRun(1, "destroy", "--auto-approve"); !strings.Contains(r.stderr, "held by meshd-0") {
+		t.Errorf("destroy while meshd holds the lock: %s", r.stderr)
+	}
+	t.Logf("waited %s for the lock", time.Since(start).Round(time.Millisecond))
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+
+	r = h.mustRun(0, "destroy", "--auto-approve")
+	if !strings.Contains(r.stdout, "Destroy complete!") {
+		t.Errorf("destroy:\n%s", r.stdout)
+	}
+	if got := h.snapshot(); !equalWorld(before, got) {
+		t.Errorf("destroy with --state-secret left something behind:\nbefore: %+v\nafter:  %+v", before, got)
+	}
+	leaseReleased("destroy")
+	if st, err = secretstate.NewSecret(mgmt, ns, name, "test").Read(ctx); err != nil || len(st.Routes) != 0 {
+		t.Errorf("the Secret after destroy: %v, %d route records", err, len(st.Routes))
+	}
+	h.mustRun(0, "plan", "--destroy", "--detailed-exitcode")
+}
