@@ -264,7 +264,7 @@ func TestReplicateOnSandbox(t *testing.T) {
 		t.Fatal("a copy was made although the spec had errors")
 	}
 
-	// A ConfigMap of the same name as a copy, made by someone else in tidb-3: a conflict, left alone.
+	// A Secret of the same name as a copy, made by someone else in tidb-3: a conflict, left alone.
 	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: caSecret, Namespace: caNamespace}, Type: corev1.SecretTypeTLS,
 		Data: map[string][]byte{"tls.crt": []byte("theirs"), "tls.key": []byte("theirs"), "mine": []byte("theirs")}}
 	if _, err := r.client(c3).CoreV1().Secrets(caNamespace).Create(ctx, foreign, metav1.CreateOptions{}); err != nil {
@@ -321,6 +321,34 @@ func TestReplicateOnSandbox(t *testing.T) {
 	}
 	r.spec(false, caBlock, roleBlock)
 	r.meshctl(0, "plan", "--detailed-exitcode")
+
+	// The source disappears for a moment: the copies stay, with a warning at the from block.
+	src := r.source()
+	if err := r.client(c1).CoreV1().Secrets(caNamespace).Delete(ctx, caSecret, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr = r.meshctl(0, "apply", "--auto-approve")
+	if !strings.Contains(stderr+out, "Replicated object missing") || !strings.Contains(stderr+out, "mesh.hcl:30,3-7") {
+		t.Errorf("missing source: no warning at the from block (mesh.hcl:30,3-7):\n%s\n%s", out, stderr)
+	}
+	if r.copyOf(c2) == nil || r.copyOf(c3) == nil {
+		t.Fatal("a copy was deleted because its source disappeared")
+	}
+	src.ResourceVersion, src.UID, src.OwnerReferences = "", "", nil
+	if _, err := r.client(c1).CoreV1().Secrets(caNamespace).Create(ctx, src, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A renamed block keeps its copies: nothing is deleted, the next plan is empty.
+	r.spec(false, strings.Replace(caBlock, `replicate "tidb-ca"`, `replicate "tidb-ca-renamed"`, 1), roleBlock)
+	before := r.copyOf(c2).UID
+	r.meshctl(0, "apply", "--auto-approve")
+	if cp := r.copyOf(c2); cp == nil || cp.UID != before {
+		t.Error("renaming the block deleted and made again tidb-2's copy")
+	}
+	r.meshctl(0, "plan", "--detailed-exitcode")
+	r.spec(false, caBlock, roleBlock)
+	r.meshctl(0, "apply", "--auto-approve")
 
 	// The CA is renewed: the plan updates both copies, apply makes them equal again.
 	r.writeCA("second")
