@@ -7,8 +7,11 @@ BIN := bin
 
 all: build
 
+# VERSION is what meshctl version prints: the git description of the checkout, else "dev".
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
 build:
-	$(GO) build -o $(BIN)/meshctl ./cmd/meshctl
+	$(GO) build -ldflags "-X github.com/meshd-io/meshd/internal/cli.Version=$(VERSION)" -o $(BIN)/meshctl ./cmd/meshctl
 	$(GO) build -o $(BIN)/meshd ./cmd/meshd
 
 # image: meshd's container image, built without a Docker daemon or base image: the static binary
