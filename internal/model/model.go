@@ -109,12 +109,37 @@ type SecurityGroupRule struct {
 	Tags        map[string]string `json:"tags,omitempty"`
 }
 
+// NetworkACL is an observed network ACL with its entries and the subnets associated with it (AWS lists every
+// subnet of the VPC under exactly one ACL: the default ACL holds those without an explicit association).
+type NetworkACL struct {
+	ID        string
+	VPCID     string
+	Default   bool
+	SubnetIDs []string
+	Entries   []NACLEntry // sorted by rule number
+}
+
+// NACLEntry is one IPv4 entry of a network ACL. Rule number 32767 is the implicit final deny.
+type NACLEntry struct {
+	RuleNumber int32
+	Egress     bool
+	Protocol   string // "-1" for all, else a protocol number ("6" TCP, "17" UDP)
+	CIDR       string
+	Allow      bool
+	FromPort   int32 // for TCP and UDP; 0-0 when the entry names no range
+	ToPort     int32
+}
+
 // Observed is everything meshd read from AWS in one observe pass.
 type Observed struct {
 	VPCs        map[string]VPC                 // by VPC ID
 	RouteTables map[string]*RouteTable         // by route table ID
 	Peerings    map[string]ObservedPeering     // by peering ID, rejected/deleted ones included
 	Rules       map[string][]SecurityGroupRule // ingress rules by security group ID
+
+	// Observed only for meshctl verify (aws.Options.ObserveNetwork); nil otherwise.
+	NACLs  map[string]NetworkACL           // by network ACL ID, for the members' VPCs
+	Egress map[string][]SecurityGroupRule // egress rules by security group ID
 }
 
 // NewObserved returns an empty Observed ready to be filled.
