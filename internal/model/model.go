@@ -138,7 +138,7 @@ type Observed struct {
 	Rules       map[string][]SecurityGroupRule // ingress rules by security group ID
 
 	// Observed only for meshctl verify (aws.Options.ObserveNetwork); nil otherwise.
-	NACLs  map[string]NetworkACL           // by network ACL ID, for the members' VPCs
+	NACLs  map[string]NetworkACL          // by network ACL ID, for the members' VPCs
 	Egress map[string][]SecurityGroupRule // egress rules by security group ID
 }
 
