@@ -78,6 +78,8 @@ func (a *App) Main(ctx context.Context, args []string) int {
 		return a.apply(ctx, args[1:], false)
 	case "destroy":
 		return a.apply(ctx, args[1:], true)
+	case "verify":
+		return a.verify(ctx, args[1:])
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(a.Stdout, usage)
 		return ExitOK
@@ -144,8 +146,13 @@ func (a *App) progress(msg string) {
 
 // engine builds the engine and its providers, with the tests' tuning. Every progress line goes to stdout.
 func (a *App) engine(ctx context.Context, mesh, kubeconfig string) (*engine.Engine, error) {
+	return a.engineWith(ctx, mesh, kubeconfig, false)
+}
+
+// engineWith is engine, observing the network ACLs and egress rules too when network is set (verify).
+func (a *App) engineWith(ctx context.Context, mesh, kubeconfig string, network bool) (*engine.Engine, error) {
 	return engine.New(ctx, engine.Options{Mesh: mesh, Kubeconfig: kubeconfig, Progress: a.progress, ApplyProgress: a.progress,
-		AWSAPIOptions: a.AWSOptions, AWSTuning: a.AWSTuning, KubeTuning: a.KubeTuning})
+		AWSAPIOptions: a.AWSOptions, AWSTuning: a.AWSTuning, KubeTuning: a.KubeTuning, ObserveNetwork: network})
 }
 
 // lockedState opens the backend, takes its lock and reads the state.
