@@ -187,7 +187,15 @@ func (v *verifier) peering(a, b model.Member) (string, result) {
 	}
 	byID := func(x, y model.ObservedPeering) int { return strings.Compare(x.ID, y.ID) }
 	slices.SortFunc(live, byID)
-	slices.SortFunc(gone, byID)
+	// Of the peerings that ended, the one to name is the one someone acted on: a rejection or a failure says
+	// more than a deletion (AWS keeps deleted ones listed for a while).
+	endRank := map[string]int{model.PeeringRejected: 0, model.PeeringFailed: 1, model.PeeringExpired: 2, model.PeeringDeleting: 3, model.PeeringDeleted: 4}
+	slices.SortFunc(gone, func(x, y model.ObservedPeering) int {
+		if d := endRank[x.Status] - endRank[y.Status]; d != 0 {
+			return d
+		}
+		return byID(x, y)
+	})
 	switch {
 	case len(live) > 0:
 		p := live[0]
@@ -197,7 +205,7 @@ func (v *verifier) peering(a, b model.Member) (string, result) {
 		}
 		return p.ID, check([]string{cause})
 	case len(gone) > 0:
-		p := gone[len(gone)-1]
+		p := gone[0]
 		return p.ID, check([]string{fmt.Sprintf("%s between %s and %s is %s (want active)", p.ID, a.VPCID, b.VPCID, p.Status)})
 	}
 	return "", check([]string{fmt.Sprintf("no peering between %s and %s", a.VPCID, b.VPCID)})

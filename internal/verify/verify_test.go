@@ -133,6 +133,16 @@ func TestEachFailureNamesItsObject(t *testing.T) {
 			"tidb-1 -> tidb-3 peering: pcx-13 between vpc-1 and vpc-3 is rejected (want active)",
 			"tidb-3 -> tidb-1 peering: pcx-13 between vpc-3 and vpc-1 is rejected (want active)",
 		}, []string{"tidb-1>tidb-3:routes", "tidb-3>tidb-1:routes"}},
+		{"rejected request after a deleted peering", func(in *Input) {
+			p := in.Observed.Peerings["pcx-13"]
+			p.Status = model.PeeringDeleted
+			in.Observed.Peerings["pcx-13"] = p
+			p.ID, p.Status = "pcx-00", model.PeeringRejected
+			in.Observed.Peerings["pcx-00"] = p
+		}, []string{
+			"tidb-1 -> tidb-3 peering: pcx-00 between vpc-1 and vpc-3 is rejected (want active)",
+			"tidb-3 -> tidb-1 peering: pcx-00 between vpc-3 and vpc-1 is rejected (want active)",
+		}, []string{"tidb-1>tidb-3:routes", "tidb-3>tidb-1:routes"}},
 		{"pending peering", func(in *Input) {
 			p := in.Observed.Peerings["pcx-13"]
 			p.Status = model.PeeringPending
