@@ -159,6 +159,11 @@ step "after the repairs: every cluster's CoreDNS resolves every cluster's Pod ag
 
 echo
 grep '"msg":"corrected"' .sandbox/logs/meshd.log | tail -n 4 || true
+step "meshctl verify --probe: every ordered pair, layer by layer, and a probe Pod per pair"
+code=0
+"$meshctl" verify --spec "$spec" --state "$state" --probe || code=$?
+if [ "$code" -ne 0 ]; then fail "meshctl verify --probe failed (exit $code)"; exit 1; fi
+
 echo
 ok "demo complete in $((SECONDS - start))s"
 echo "The sandbox and meshd keep running: bin/sandbox status | lookup CLUSTER NAME | verify; 'make demo-down' stops both."

@@ -60,6 +60,7 @@ Commands:
   plan       show what apply would change
   apply      make the mesh match the spec (or apply a saved plan: meshctl apply FILE)
   destroy    remove everything meshd created, in reverse order
+  verify     check that every pair of clusters can reach and resolve each other (--probe: for real)
   show       print a saved plan: meshctl show [--json] FILE
   state      print what the state records: meshctl state list, meshctl state show ADDRESS
   version    print meshctl's version and the plan and state format versions
@@ -88,6 +89,8 @@ func (a *App) Main(ctx context.Context, args []string) int {
 		return a.stateCmd(ctx, args[1:])
 	case "version", "-version", "--version":
 		return a.version(args[1:])
+	case "verify":
+		return a.verify(ctx, args[1:])
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(a.Stdout, usage)
 		return ExitOK
@@ -195,8 +198,13 @@ func (a *App) progress(msg string) {
 
 // engine builds the engine and its providers, with the tests' tuning. Every progress line goes to stdout.
 func (a *App) engine(ctx context.Context, mesh, kubeconfig string) (*engine.Engine, error) {
+	return a.engineWith(ctx, mesh, kubeconfig, false)
+}
+
+// engineWith is engine, observing the network ACLs and egress rules too when network is set (verify).
+func (a *App) engineWith(ctx context.Context, mesh, kubeconfig string, network bool) (*engine.Engine, error) {
 	return engine.New(ctx, engine.Options{Mesh: mesh, Kubeconfig: kubeconfig, Progress: a.progress, ApplyProgress: a.progress,
-		AWSAPIOptions: a.AWSOptions, AWSTuning: a.AWSTuning, KubeTuning: a.KubeTuning})
+		AWSAPIOptions: a.AWSOptions, AWSTuning: a.AWSTuning, KubeTuning: a.KubeTuning, ObserveNetwork: network})
 }
 
 // backend is the state backend the flags name: the local file, or the Secret of the management cluster

@@ -512,16 +512,17 @@ func TestObserveCallsAreConstant(t *testing.T) {
 		}
 		h.nets = append(h.nets, n)
 	}
-	count := func(clusters int) map[string]int {
+	countCmd := func(clusters int, args ...string) map[string]int {
 		all := h.nets
 		h.nets = all[:clusters]
 		h.writeSpec("")
 		h.nets = all
 		c := &callCounter{calls: map[string]int{}}
 		h.awsOptions = []func(*middleware.Stack) error{c.middleware}
-		h.mustRun(2, "plan", "--detailed-exitcode")
+		h.mustRun(2, args...)
 		return c.calls
 	}
+	count := func(clusters int) map[string]int { return countCmd(clusters, "plan", "--detailed-exitcode") }
 	three, twelve := count(3), count(12)
 	if fmt.Sprint(three) != fmt.Sprint(twelve) {
 		t.Errorf("EC2 calls per plan differ:\n 3 clusters: %v\n12 clusters: %v", three, twelve)
@@ -533,6 +534,16 @@ func TestObserveCallsAreConstant(t *testing.T) {
 		t.Errorf("%d EC2 calls per observe, want %d: %v", got, want, three)
 	}
 	t.Logf("EC2 calls per observe: 3 clusters %d, 12 clusters %d", c.total(), (&callCounter{calls: twelve}).total())
+
+	// meshctl verify (nothing applied yet: exit 2) observes the network ACLs too: one DescribeNetworkAcls per
+	// region on top of plan's six; the egress rules come with the security-group rules plan reads anyway.
+	v3, v12 := countCmd(3, "verify"), countCmd(12, "verify")
+	if fmt.Sprint(v3) != fmt.Sprint(v12) {
+		t.Errorf("EC2 calls per verify differ:\n 3 clusters: %v\n12 clusters: %v", v3, v12)
+	}
+	if got, want := (&callCounter{calls: v3}).total(), 7*len(regions); got != want || v3["DescribeNetworkAcls"] != len(regions) {
+		t.Errorf("%d EC2 calls per verify, want %d (one DescribeNetworkAcls per region): %v", got, want, v3)
+	}
 }
 
 // TestAdoptHandMadeMesh: a mesh built by hand (the old runbook: peerings, routes, rules, none of them

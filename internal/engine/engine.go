@@ -86,6 +86,9 @@ type Options struct {
 	// KubeWaitTimeout bounds one wait of the Kubernetes side (a DNS Service's load balancer). Zero: the
 	// provider's default.
 	KubeWaitTimeout time.Duration
+	// ObserveNetwork makes the AWS side also read what Verify checks beyond the plan: network ACLs and the
+	// node groups' egress rules (awsprovider.Options.ObserveNetwork).
+	ObserveNetwork bool
 	// AWSTuning and KubeTuning adjust the providers' options last (poll intervals in tests).
 	AWSTuning  func(*awsprovider.Options)
 	KubeTuning func(*kube.Options)
@@ -94,7 +97,8 @@ type Options struct {
 // New builds the AWS and Kubernetes providers and the engine over them. The Kubernetes provider waits for
 // its DNS Services' load balancers through the AWS one.
 func New(ctx context.Context, opts Options) (*Engine, error) {
-	awsOpts := awsprovider.Options{Mesh: opts.Mesh, APIOptions: opts.AWSAPIOptions, Progress: opts.Progress}
+	awsOpts := awsprovider.Options{Mesh: opts.Mesh, APIOptions: opts.AWSAPIOptions, Progress: opts.Progress,
+		ObserveNetwork: opts.ObserveNetwork}
 	if opts.AWSTuning != nil {
 		opts.AWSTuning(&awsOpts)
 	}

@@ -112,6 +112,27 @@ type SecurityGroupRule struct {
 	Tags        map[string]string `json:"tags,omitempty"`
 }
 
+// NetworkACL is an observed network ACL with its entries and the subnets associated with it (AWS lists every
+// subnet of the VPC under exactly one ACL: the default ACL holds those without an explicit association).
+type NetworkACL struct {
+	ID        string
+	VPCID     string
+	Default   bool
+	SubnetIDs []string
+	Entries   []NACLEntry // sorted by rule number
+}
+
+// NACLEntry is one IPv4 entry of a network ACL. Rule number 32767 is the implicit final deny.
+type NACLEntry struct {
+	RuleNumber int32
+	Egress     bool
+	Protocol   string // "-1" for all, else a protocol number ("6" TCP, "17" UDP)
+	CIDR       string
+	Allow      bool
+	FromPort   int32 // for TCP and UDP; 0-0 when the entry names no range
+	ToPort     int32
+}
+
 // Observed is everything meshd read from AWS in one observe pass.
 type Observed struct {
 	VPCs        map[string]VPC                 // by VPC ID
@@ -122,6 +143,10 @@ type Observed struct {
 	// a prefix list rather than a CIDR block. They are not in Rules (meshd neither makes nor matches them),
 	// but they count toward the inbound-rules-per-group quota.
 	ReferencingRules map[string]int
+
+	// Observed only for meshctl verify (aws.Options.ObserveNetwork); nil otherwise.
+	NACLs  map[string]NetworkACL          // by network ACL ID, for the members' VPCs
+	Egress map[string][]SecurityGroupRule // egress rules by security group ID
 }
 
 // NewObserved returns an empty Observed ready to be filled.

@@ -59,6 +59,27 @@ type LBController struct {
 	Logf     func(format string, args ...any)
 	// Resync re-examines every Service this often (default 30s), repairing what was changed behind its back.
 	Resync time.Duration
+
+	pauseMu sync.Mutex
+	paused  map[string]bool
+}
+
+// Pause stops (or, with false, resumes) the stand-in's work in one cluster, as if its controller were down:
+// a test can then break a Service's status and see it stay broken. A Service changed while paused is
+// looked at again at the next event or resync after the resume.
+func (c *LBController) Pause(cluster string, pause bool) {
+	c.pauseMu.Lock()
+	defer c.pauseMu.Unlock()
+	if c.paused == nil {
+		c.paused = map[string]bool{}
+	}
+	c.paused[cluster] = pause
+}
+
+func (c *LBController) isPaused(cluster string) bool {
+	c.pauseMu.Lock()
+	defer c.pauseMu.Unlock()
+	return c.paused[cluster]
 }
 
 // Run serves every cluster until ctx ends.
@@ -123,6 +144,9 @@ func wantsNLB(svc *corev1.Service) bool {
 }
 
 func (c *LBController) reconcile(ctx context.Context, cl LBCluster, store cache.Store, key string) error {
+	if c.isPaused(cl.Name) {
+		return nil
+	}
 	obj, exists, err := store.GetByKey(key)
 	if err != nil || !exists {
 		return err

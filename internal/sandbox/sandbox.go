@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -45,6 +46,8 @@ type Sandbox struct {
 	Clients      map[string]kubernetes.Interface
 	Syncers      map[string]*CorefileSyncer
 	LB           *LBController
+	// Pods stand in for the sample Pods that meshctl verify --probe connects to (see ProbeRunner).
+	Pods *PodListeners
 
 	moto   *testenv.Process
 	etcd   *testenv.EtcdServer
@@ -238,6 +241,24 @@ func Start(ctx context.Context, o Options) (s *Sandbox, err error) {
 		return nil
 	})
 
+	if err := s.step("starting the probe-Pod kubelet stand-in", func() error {
+		s.Pods = &PodListeners{}
+		for _, c := range o.Clusters {
+			if err := s.Pods.Listen(net.JoinHostPort(c.SampleIP, "80"), c.DNSAddr()); err != nil {
+				return err
+			}
+			r := &ProbeRunner{Cluster: c, Client: s.Clients[c.Name], Pods: s.Pods, Logf: o.Logf}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				r.Run(bg)
+			}()
+		}
+		return nil
+	}); err != nil {
+		return s, err
+	}
+
 	if err := s.step("waiting for each CoreDNS to serve its cluster", func() error {
 		for _, c := range o.Clusters {
 			if _, err := s.WaitResolve(ctx, c.Name, c.SampleName(), 60*time.Second); err != nil {
@@ -365,6 +386,9 @@ func (s *Sandbox) Stop() error {
 	s.stop.Do(func() {
 		s.cancel()
 		s.wg.Wait()
+		if s.Pods != nil {
+			s.Pods.Close()
+		}
 		procs := s.Processes()
 		var mu sync.Mutex
 		var wg sync.WaitGroup

@@ -42,6 +42,8 @@ type EC2API interface {
 
 	// DescribeNetworkInterfaces finds the private addresses of a DNS load balancer (see dns.go).
 	DescribeNetworkInterfaces(context.Context, *ec2.DescribeNetworkInterfacesInput, ...func(*ec2.Options)) (*ec2.DescribeNetworkInterfacesOutput, error)
+	// DescribeNetworkAcls is for meshctl verify only (Options.ObserveNetwork).
+	DescribeNetworkAcls(context.Context, *ec2.DescribeNetworkAclsInput, ...func(*ec2.Options)) (*ec2.DescribeNetworkAclsOutput, error)
 }
 
 // EKSAPI is the part of the EKS client meshd uses.
@@ -67,6 +69,11 @@ type Options struct {
 	RequestTimeout time.Duration
 	// Progress receives a line now and then during long waits; nil discards them.
 	Progress func(msg string)
+	// ObserveNetwork makes Observe also read what meshctl verify checks and the planner does not need: the
+	// network ACLs of the members' VPCs (one more DescribeNetworkAcls call per region) and the egress rules
+	// of the node security groups (from the DescribeSecurityGroupRules call Observe makes anyway). Off,
+	// meshd's idle AWS calls stay what they were.
+	ObserveNetwork bool
 	// Clients replaces the SDK clients (for tests with stubs). Nil uses the SDK's default chain.
 	Clients func(region string) (EC2API, EKSAPI)
 	// ELBClients replaces the ELBv2 clients (for tests with stubs). Nil builds them from Config(region).

@@ -198,8 +198,13 @@ func (p *Provider) observeRegion(ctx context.Context, region string, clusters []
 			groupIDs[f.SecurityGroupID] = true
 		}
 	}
-	if err := describeRules(ctx, ec2c, sortedKeys(groupIDs), obs); err != nil {
+	if err := describeRules(ctx, ec2c, sortedKeys(groupIDs), p.opts.ObserveNetwork, obs); err != nil {
 		return nil, diags, err
+	}
+	if p.opts.ObserveNetwork {
+		if err := describeNACLs(ctx, ec2c, vpcList, obs); err != nil {
+			return nil, diags, err
+		}
 	}
 	return members, diags, nil
 }
@@ -432,7 +437,7 @@ func mergePeering(obs *model.Observed, p model.ObservedPeering) {
 	obs.Peerings[p.ID] = old
 }
 
-func describeRules(ctx context.Context, c EC2API, groupIDs []string, obs *model.Observed) error {
+func describeRules(ctx context.Context, c EC2API, groupIDs []string, egress bool, obs *model.Observed) error {
 	if len(groupIDs) == 0 {
 		return nil
 	}
@@ -447,27 +452,89 @@ func describeRules(ctx context.Context, c EC2API, groupIDs []string, obs *model.
 			}
 			for _, r := range page.SecurityGroupRules {
 				g := aws.ToString(r.GroupId)
-				if !want[g] || aws.ToBool(r.IsEgress) {
+				if !want[g] {
 					continue
 				}
 				if aws.ToString(r.CidrIpv4) == "" {
-					// IPv6 rules have a quota of their own; a rule referencing a group or a prefix list
-					// counts toward the IPv4 one.
-					if r.ReferencedGroupInfo != nil || aws.ToString(r.PrefixListId) != "" {
+					// IPv6 rules have a quota of their own; an ingress rule referencing a group or a prefix
+					// list counts toward the IPv4 one.
+					if !aws.ToBool(r.IsEgress) && (r.ReferencedGroupInfo != nil || aws.ToString(r.PrefixListId) != "") {
 						obs.ReferencingRules[g]++
 					}
 					continue
 				}
-				obs.Rules[g] = append(obs.Rules[g], model.SecurityGroupRule{
+				rule := model.SecurityGroupRule{
 					ID: aws.ToString(r.SecurityGroupRuleId), GroupID: g, Protocol: aws.ToString(r.IpProtocol),
 					FromPort: aws.ToInt32(r.FromPort), ToPort: aws.ToInt32(r.ToPort), CIDR: aws.ToString(r.CidrIpv4),
 					Description: aws.ToString(r.Description), Tags: tagMap(r.Tags),
-				})
+				}
+				if aws.ToBool(r.IsEgress) {
+					if egress {
+						if obs.Egress == nil {
+							obs.Egress = map[string][]model.SecurityGroupRule{}
+						}
+						obs.Egress[g] = append(obs.Egress[g], rule)
+					}
+					continue
+				}
+				obs.Rules[g] = append(obs.Rules[g], rule)
 			}
 		}
 	}
 	for g := range obs.Rules {
 		sort.Slice(obs.Rules[g], func(i, j int) bool { return obs.Rules[g][i].ID < obs.Rules[g][j].ID })
+	}
+	for g := range obs.Egress {
+		sort.Slice(obs.Egress[g], func(i, j int) bool { return obs.Egress[g][i].ID < obs.Egress[g][j].ID })
+	}
+	return nil
+}
+
+// describeNACLs reads the network ACLs of the VPCs, with their entries and subnet associations: one
+// filtered, paginated call per region.
+func describeNACLs(ctx context.Context, c EC2API, vpcIDs []string, obs *model.Observed) error {
+	want := setOf(vpcIDs)
+	if obs.NACLs == nil {
+		obs.NACLs = map[string]model.NetworkACL{}
+	}
+	for _, chunk := range chunks(vpcIDs) {
+		in := &ec2.DescribeNetworkAclsInput{Filters: []ec2types.Filter{filter("vpc-id", chunk)}}
+		for {
+			page, err := c.DescribeNetworkAcls(ctx, in)
+			if err != nil {
+				return err
+			}
+			for _, a := range page.NetworkAcls {
+				if !want[aws.ToString(a.VpcId)] {
+					continue
+				}
+				acl := model.NetworkACL{ID: aws.ToString(a.NetworkAclId), VPCID: aws.ToString(a.VpcId), Default: aws.ToBool(a.IsDefault)}
+				for _, as := range a.Associations {
+					if s := aws.ToString(as.SubnetId); s != "" {
+						acl.SubnetIDs = append(acl.SubnetIDs, s)
+					}
+				}
+				sort.Strings(acl.SubnetIDs)
+				for _, e := range a.Entries {
+					cidr := aws.ToString(e.CidrBlock)
+					if cidr == "" {
+						continue // IPv6
+					}
+					ent := model.NACLEntry{RuleNumber: aws.ToInt32(e.RuleNumber), Egress: aws.ToBool(e.Egress),
+						Protocol: aws.ToString(e.Protocol), CIDR: cidr, Allow: e.RuleAction == ec2types.RuleActionAllow}
+					if e.PortRange != nil {
+						ent.FromPort, ent.ToPort = aws.ToInt32(e.PortRange.From), aws.ToInt32(e.PortRange.To)
+					}
+					acl.Entries = append(acl.Entries, ent)
+				}
+				sort.SliceStable(acl.Entries, func(i, j int) bool { return acl.Entries[i].RuleNumber < acl.Entries[j].RuleNumber })
+				obs.NACLs[acl.ID] = acl
+			}
+			if aws.ToString(page.NextToken) == "" {
+				break
+			}
+			in.NextToken = page.NextToken
+		}
 	}
 	return nil
 }
@@ -611,6 +678,18 @@ func merge(dst, src *model.Observed) {
 	}
 	for k, v := range src.ReferencingRules {
 		dst.ReferencingRules[k] = v
+	}
+	for k, v := range src.Egress {
+		if dst.Egress == nil {
+			dst.Egress = map[string][]model.SecurityGroupRule{}
+		}
+		dst.Egress[k] = v
+	}
+	for k, v := range src.NACLs {
+		if dst.NACLs == nil {
+			dst.NACLs = map[string]model.NetworkACL{}
+		}
+		dst.NACLs[k] = v
 	}
 }
 

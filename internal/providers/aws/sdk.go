@@ -36,6 +36,7 @@ type sdkEC2 struct {
 	revokeSecurityGroupIngress    op[ec2.RevokeSecurityGroupIngressInput, ec2.RevokeSecurityGroupIngressOutput, ec2.Options]
 	createTags                    op[ec2.CreateTagsInput, ec2.CreateTagsOutput, ec2.Options]
 	describeNetworkInterfaces     op[ec2.DescribeNetworkInterfacesInput, ec2.DescribeNetworkInterfacesOutput, ec2.Options]
+	describeNetworkAcls           op[ec2.DescribeNetworkAclsInput, ec2.DescribeNetworkAclsOutput, ec2.Options]
 }
 
 func newEC2(cfg aws.Config) EC2API {
@@ -56,6 +57,7 @@ func newEC2(cfg aws.Config) EC2API {
 		revokeSecurityGroupIngress:    c.RevokeSecurityGroupIngress,
 		createTags:                    c.CreateTags,
 		describeNetworkInterfaces:     c.DescribeNetworkInterfaces,
+		describeNetworkAcls:           c.DescribeNetworkAcls,
 	}
 }
 
@@ -117,6 +119,10 @@ func (s sdkEC2) CreateTags(ctx context.Context, in *ec2.CreateTagsInput, optFns 
 
 func (s sdkEC2) DescribeNetworkInterfaces(ctx context.Context, in *ec2.DescribeNetworkInterfacesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeNetworkInterfacesOutput, error) {
 	return s.describeNetworkInterfaces(ctx, in, optFns...)
+}
+
+func (s sdkEC2) DescribeNetworkAcls(ctx context.Context, in *ec2.DescribeNetworkAclsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeNetworkAclsOutput, error) {
+	return s.describeNetworkAcls(ctx, in, optFns...)
 }
 
 // sdkEKS is the EKS client meshd uses.

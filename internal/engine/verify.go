@@ -1,0 +1,50 @@
+package engine
+
+import (
+	"context"
+	"sync"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/meshd-io/meshd/internal/model"
+	"github.com/meshd-io/meshd/internal/spec"
+	"github.com/meshd-io/meshd/internal/state"
+	"github.com/meshd-io/meshd/internal/verify"
+)
+
+// ObserveForVerify observes what verify.Verify checks: the members and AWS (with network ACLs and egress
+// rules when the engine was built with ObserveNetwork), and each member's DNS with its load balancer. The
+// probe results are the caller's to add. A member whose Kubernetes side cannot be observed is an error
+// diagnostic, as for meshctl plan.
+func (e *Engine) ObserveForVerify(ctx context.Context, m *spec.Mesh, st *state.State) (verify.Input, hcl.Diagnostics, error) {
+	dnsOn := e.Kube != nil && !m.DNSDisabled
+	var kubeObs map[string]model.DNSObserved
+	var kubeDiags hcl.Diagnostics
+	var wg sync.WaitGroup
+	if dnsOn {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			kubeObs, kubeDiags = e.Kube.Observe(ctx, kubeTargets(m, st))
+		}()
+	}
+	obs, diags, err := e.AWS.Observe(ctx, m, st.Members)
+	wg.Wait()
+	diags = append(diags, kubeDiags...)
+	if err != nil || diags.HasErrors() {
+		return verify.Input{}, diags, err
+	}
+	members := withKube(m, obs.Members)
+	in := verify.Input{Mesh: m.Name, Members: members, Observed: obs.Observed, ForwardBy: m.ForwardBy}
+	if dnsOn {
+		if err := e.observeLoadBalancers(ctx, members, st.Members, kubeObs); err != nil {
+			return verify.Input{}, diags, err
+		}
+		in.DNS = kubeObs
+		in.OwnedZones = map[string][]string{}
+		for _, mem := range members {
+			in.OwnedZones[mem.Name] = st.CorefileZones(mem.Name)
+		}
+	}
+	return in, diags, nil
+}
