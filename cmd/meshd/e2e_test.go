@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -352,6 +353,18 @@ func TestDaemonCorrectsDrift(t *testing.T) {
 	e.waitFor(30*time.Second, "route and rule restored", func() bool {
 		return e.routeTo(c1.Name, n1.PrivateTable, c3.CIDR) == peering && len(e.meshRules(c1.Name)) == len(rules)
 	})
+	// The pass that found the route gone said so in its path verdicts (they describe the world as the pass
+	// found it); a later pass reports the path whole again.
+	e.waitFor(30*time.Second, "meshd_path_ok for tidb-1 -> tidb-3 routes back at 1", func() bool {
+		return m.metric(`meshd_path_ok{from="tidb-1",layer="routes",to="tidb-3"}`) == 1
+	})
+	if log, err := os.ReadFile(m.log); err != nil {
+		t.Fatal(err)
+	} else if !slices.ContainsFunc(strings.Split(string(log), "\n"), func(l string) bool {
+		return strings.Contains(l, `"path check fails"`) && strings.Contains(l, `"layer":"routes"`) && strings.Contains(l, c3.CIDR)
+	}) {
+		t.Error("meshd did not log the broken route path with its cause")
+	}
 	// A deleted peering is requested again, and the routes through it move to the new one.
 	if _, err := c.DeleteVpcPeeringConnection(ctx, &ec2.DeleteVpcPeeringConnectionInput{VpcPeeringConnectionId: aws.String(peering)}); err != nil {
 		t.Fatal(err)

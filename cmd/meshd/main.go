@@ -118,7 +118,11 @@ func run(o options, log *zap.Logger) error {
 		Progress:      func(msg string) { log.Info(msg) },
 		ApplyProgress: func(msg string) { log.Debug(msg) },
 		// PartialDNS: one member cluster that is down must not stop the corrections meshd can make elsewhere.
-		PartialDNS:        true,
+		PartialDNS: true,
+		// Each pass also checks every path between members (meshd_path_ok), from the same observation plus
+		// the network ACLs: one more EC2 call per region and pass.
+		ObserveNetwork:    true,
+		VerifyPaths:       true,
 		AWSAPIOptions:     []func(*middleware.Stack) error{metrics.CountAWSCalls},
 		KubeWrapTransport: metrics.CountKubeCalls,
 		// A pass must not hold the state for minutes on a load balancer that is slow to come: it gives up and

@@ -63,6 +63,7 @@ const (
 	MetricSpecReloads  = "meshd_spec_reloads_total"
 	// MetricRepeatedDrift counts objects corrected repeatLimit times within repeatWindow (once per window).
 	MetricRepeatedDrift = "meshd_drift_repeated_total"
+	MetricPathOK        = "meshd_path_ok"
 )
 
 // NewMetrics returns a registry with meshd's families declared.
@@ -77,6 +78,7 @@ func NewMetrics() *Metrics {
 	m.declare(MetricLastSuccess, "gauge", "Unix time of the last pass that completed without errors.")
 	m.declare(MetricLeader, "gauge", "1 while this replica is the leader (or leader election is off), else 0.")
 	m.declare(MetricSpecReloads, "counter", "Spec reloads from disk by result (ok, invalid).")
+	m.declare(MetricPathOK, "gauge", "1 when the path from one member to another passes a layer's check (peering, routes, sg, nacl, dns), 0 when it fails; a layer not checked has no series.")
 	m.declare(MetricRepeatedDrift, "counter", "Objects corrected 3 times within 10 minutes (someone else keeps changing them), by kind; once per object and window.")
 	return m
 }

@@ -53,6 +53,7 @@ type Reconciler struct {
 	Abandon context.Context
 
 	repeats repeats
+	paths   pathVerdicts
 	// lastOK is when the last pass completed successfully, or was skipped by a replica that is not the
 	// leader (standing by is its job), in Unix nanoseconds; 0: none yet.
 	lastOK atomic.Int64
@@ -100,6 +101,7 @@ func (r *Reconciler) Pass(ctx context.Context, why string) (err error) {
 		// Losing the lock cancels the pass: say that, not "context canceled".
 		return r.orLockLost(lock, err)
 	}
+	r.reportPaths(log)
 	withheld := 0
 	if r.UpsertOnly {
 		withheld = UpsertOnly(p)

@@ -23,6 +23,7 @@ import (
 	"github.com/meshd-io/meshd/internal/providers/kube"
 	"github.com/meshd-io/meshd/internal/spec"
 	"github.com/meshd-io/meshd/internal/state"
+	"github.com/meshd-io/meshd/internal/verify"
 )
 
 // AWS is what the engine needs from the AWS side (the AWS provider; a stub in tests).
@@ -60,6 +61,13 @@ type Engine struct {
 	PartialDNS  bool
 	Parallelism int
 	Progress    func(string)
+	// VerifyPaths makes each Plan also check, from the same observation, that every pair of members can
+	// reach and resolve each other (verify.Verify, without probes); Paths returns the last report. meshd sets
+	// it to export meshd_path_ok. The network layer needs ObserveNetwork.
+	VerifyPaths bool
+
+	pathsMu sync.Mutex
+	paths   *verify.Report
 
 	clients kubeClients
 }
@@ -89,6 +97,8 @@ type Options struct {
 	// ObserveNetwork makes the AWS side also read what Verify checks beyond the plan: network ACLs and the
 	// node groups' egress rules (awsprovider.Options.ObserveNetwork).
 	ObserveNetwork bool
+	// VerifyPaths is the Engine's field.
+	VerifyPaths bool
 	// AWSTuning and KubeTuning adjust the providers' options last (poll intervals in tests).
 	AWSTuning  func(*awsprovider.Options)
 	KubeTuning func(*kube.Options)
@@ -113,7 +123,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	kubeSide := kube.New(kubeOpts)
 	return &Engine{AWS: awsSide, Kube: kubeSide, clients: kubeSide, PartialDNS: opts.PartialDNS,
-		Parallelism: opts.Parallelism, Progress: opts.ApplyProgress}, nil
+		Parallelism: opts.Parallelism, Progress: opts.ApplyProgress, VerifyPaths: opts.VerifyPaths}, nil
 }
 
 // KubeClient returns the client of a kubeconfig context: the one the engine itself uses, so that meshd's
@@ -193,6 +203,9 @@ func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 			return nil, diags, err
 		}
 		in.DNS = &plan.DNSInput{ForwardBy: m.ForwardBy, Clusters: kubeObs, Unobserved: unobserved}
+	}
+	if e.VerifyPaths && !destroy {
+		e.verifyPaths(m, st, members, obs.Observed, in.DNS)
 	}
 	p := plan.Compute(in)
 	diags = append(diags, plan.Check(m, members, obs.Observed, p)...)
@@ -304,4 +317,31 @@ func (e *Engine) Apply(ctx context.Context, p *plan.Plan, st *state.State, withh
 		Progress:    e.Progress,
 		Withheld:    withheld,
 	})
+}
+
+// verifyPaths checks every pair from the observation the plan is made from (no second observe) and keeps
+// the report for Paths. Clusters whose Kubernetes side was not observed are left out of the DNS layer.
+func (e *Engine) verifyPaths(m *spec.Mesh, st *state.State, members []model.Member, obs *model.Observed, dns *plan.DNSInput) {
+	in := verify.Input{Mesh: m.Name, Members: members, Observed: obs, ForwardBy: m.ForwardBy}
+	if dns != nil && len(dns.Unobserved) == 0 {
+		in.DNS = dns.Clusters
+		in.OwnedZones = map[string][]string{}
+		for _, mem := range members {
+			in.OwnedZones[mem.Name] = st.CorefileZones(mem.Name)
+		}
+	}
+	report := verify.Verify(in)
+	e.pathsMu.Lock()
+	e.paths = &report
+	e.pathsMu.Unlock()
+}
+
+// Paths returns the path report of the last Plan (with VerifyPaths), or false when there is none.
+func (e *Engine) Paths() (verify.Report, bool) {
+	e.pathsMu.Lock()
+	defer e.pathsMu.Unlock()
+	if e.paths == nil {
+		return verify.Report{}, false
+	}
+	return *e.paths, true
 }
