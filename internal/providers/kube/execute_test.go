@@ -179,7 +179,7 @@ func TestLongWaitReportsProgress(t *testing.T) {
 	var lines []string
 	cs := fake.NewClientset()
 	p := New(Options{Mesh: "tidb", LoadBalancers: fixedLB{}, PollInterval: 5 * time.Millisecond,
-		ProgressEvery: 40 * time.Millisecond, WaitTimeout: 300 * time.Millisecond,
+		ProgressEvery: 40 * time.Millisecond, WaitTimeout: 2 * time.Second,
 		Progress:  func(msg string) { lines = append(lines, msg) },
 		NewClient: func(string) (kubeclient.Interface, error) { return fakeClient(cs), nil }})
 	_, err := serviceExecutor{p}.Execute(context.Background(), serviceChange(plan.Create), nil)
@@ -187,7 +187,7 @@ func TestLongWaitReportsProgress(t *testing.T) {
 		t.Fatalf("err %v, want the wait given up", err)
 	}
 	if len(lines) < 3 {
-		t.Fatalf("%d progress lines over a 300ms wait reported every 40ms, want at least 3: %q", len(lines), lines)
+		t.Fatalf("%d progress lines over a 2s wait reported every 40ms, want at least 3: %q", len(lines), lines)
 	}
 	for _, l := range lines {
 		if !strings.HasPrefix(l, "dns_service[a]: still waiting for the load balancer controller") || !strings.HasSuffix(l, "elapsed]") {

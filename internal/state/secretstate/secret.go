@@ -70,6 +70,9 @@ func (s *Secret) Lock(ctx context.Context) (func() error, error) {
 	// and a pod must not let two processes hold the lock.
 	var seenRenew string
 	var seenAt time.Time
+	// held is the last "held by" answer: when the wait runs out during a request (a rate limiter's wait, a
+	// slow API server), the user is told who holds the lock, not that a request was cut short.
+	var held error
 	for {
 		now := metav1.NewMicroTime(time.Now())
 		lease, err := leases.Get(ctx, name, metav1.GetOptions{})
@@ -104,13 +107,20 @@ func (s *Secret) Lock(ctx context.Context) (func() error, error) {
 				}
 			} else {
 				err = fmt.Errorf("%w: held by %s since %s (lease %s/%s)", state.ErrLocked, holder, lease.Spec.AcquireTime.Format(time.RFC3339), s.Namespace, name)
+				held = err
 			}
+		}
+		if err != nil && ctx.Err() != nil && held != nil {
+			return nil, held
 		}
 		if err != nil && !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) && !errors.Is(err, state.ErrLocked) {
 			return nil, fmt.Errorf("lock %s: %w", s.where(), err)
 		}
 		select {
 		case <-ctx.Done():
+			if held != nil {
+				return nil, held
+			}
 			if err == nil || !errors.Is(err, state.ErrLocked) {
 				err = fmt.Errorf("%w: lease %s/%s", state.ErrLocked, s.Namespace, name)
 			}
