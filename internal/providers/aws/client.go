@@ -44,6 +44,10 @@ type EC2API interface {
 	DescribeNetworkInterfaces(context.Context, *ec2.DescribeNetworkInterfacesInput, ...func(*ec2.Options)) (*ec2.DescribeNetworkInterfacesOutput, error)
 	// DescribeNetworkAcls is for meshctl verify only (Options.ObserveNetwork).
 	DescribeNetworkAcls(context.Context, *ec2.DescribeNetworkAclsInput, ...func(*ec2.Options)) (*ec2.DescribeNetworkAclsOutput, error)
+	// DescribeManagedPrefixLists gives the size (max entries) of prefix lists that node-group rules
+	// reference, which is what they count for toward the inbound-rules quota; called only when there are such
+	// rules.
+	DescribeManagedPrefixLists(context.Context, *ec2.DescribeManagedPrefixListsInput, ...func(*ec2.Options)) (*ec2.DescribeManagedPrefixListsOutput, error)
 }
 
 // EKSAPI is the part of the EKS client meshd uses.

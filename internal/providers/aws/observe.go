@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 
@@ -442,6 +443,7 @@ func describeRules(ctx context.Context, c EC2API, groupIDs []string, egress bool
 		return nil
 	}
 	want := setOf(groupIDs)
+	prefixLists := map[string][]string{} // prefix lists referenced by each group's ingress rules
 	for _, chunk := range chunks(groupIDs) {
 		pages := ec2.NewDescribeSecurityGroupRulesPaginator(c, &ec2.DescribeSecurityGroupRulesInput{
 			Filters: []ec2types.Filter{filter("group-id", chunk)}})
@@ -460,6 +462,9 @@ func describeRules(ctx context.Context, c EC2API, groupIDs []string, egress bool
 					// list counts toward the IPv4 one.
 					if !aws.ToBool(r.IsEgress) && (r.ReferencedGroupInfo != nil || aws.ToString(r.PrefixListId) != "") {
 						obs.ReferencingRules[g]++
+					}
+					if pl := aws.ToString(r.PrefixListId); pl != "" && !aws.ToBool(r.IsEgress) {
+						prefixLists[g] = append(prefixLists[g], pl)
 					}
 					continue
 				}
@@ -480,6 +485,9 @@ func describeRules(ctx context.Context, c EC2API, groupIDs []string, egress bool
 				obs.Rules[g] = append(obs.Rules[g], rule)
 			}
 		}
+	}
+	if err := countPrefixListEntries(ctx, c, prefixLists, obs); err != nil {
+		return err
 	}
 	for g := range obs.Rules {
 		sort.Slice(obs.Rules[g], func(i, j int) bool { return obs.Rules[g][i].ID < obs.Rules[g][j].ID })
@@ -727,4 +735,40 @@ func sortedMembers(m map[string]model.Member) []model.Member {
 		out = append(out, m[k])
 	}
 	return out
+}
+
+// countPrefixListEntries weighs each rule that references a prefix list by the list's max entries, as AWS
+// does for the inbound-rules quota (describeRules counted it once): one DescribeManagedPrefixLists call, made
+// only when such rules exist.
+func countPrefixListEntries(ctx context.Context, c EC2API, byGroup map[string][]string, obs *model.Observed) error {
+	var ids []string
+	for _, pls := range byGroup {
+		ids = append(ids, pls...)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	size := map[string]int{}
+	for _, chunk := range chunks(ids) {
+		pages := ec2.NewDescribeManagedPrefixListsPaginator(c, &ec2.DescribeManagedPrefixListsInput{PrefixListIds: chunk})
+		for pages.HasMorePages() {
+			page, err := pages.NextPage(ctx)
+			if err != nil {
+				return err
+			}
+			for _, pl := range page.PrefixLists {
+				size[aws.ToString(pl.PrefixListId)] = int(aws.ToInt32(pl.MaxEntries))
+			}
+		}
+	}
+	for g, pls := range byGroup {
+		for _, pl := range pls {
+			if n := size[pl]; n > 1 {
+				obs.ReferencingRules[g] += n - 1
+			}
+		}
+	}
+	return nil
 }

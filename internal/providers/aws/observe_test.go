@@ -277,8 +277,9 @@ cluster "a" {
 	if diff := cmp.Diff([]string{"192.168.0.0/16"}, cidrs); diff != "" {
 		t.Errorf("CIDR rules of the group (-want +got):\n%s", diff)
 	}
-	if n := obs.Observed.ReferencingRules[a.SecurityGroupID]; n != 2 {
-		t.Errorf("rules referencing a group or a prefix list: %d, want 2", n)
+	// The group reference counts once, the prefix-list reference as the list's 5 max entries (as AWS counts it).
+	if n := obs.Observed.ReferencingRules[a.SecurityGroupID]; n != 6 {
+		t.Errorf("rules referencing a group or a prefix list count for %d, want 6 (1 + the prefix list's 5 max entries)", n)
 	}
 	got := map[string]bool{}
 	for _, id := range a.RouteTables() {

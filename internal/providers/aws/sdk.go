@@ -37,6 +37,7 @@ type sdkEC2 struct {
 	createTags                    op[ec2.CreateTagsInput, ec2.CreateTagsOutput, ec2.Options]
 	describeNetworkInterfaces     op[ec2.DescribeNetworkInterfacesInput, ec2.DescribeNetworkInterfacesOutput, ec2.Options]
 	describeNetworkAcls           op[ec2.DescribeNetworkAclsInput, ec2.DescribeNetworkAclsOutput, ec2.Options]
+	describeManagedPrefixLists    op[ec2.DescribeManagedPrefixListsInput, ec2.DescribeManagedPrefixListsOutput, ec2.Options]
 }
 
 func newEC2(cfg aws.Config) EC2API {
@@ -58,6 +59,7 @@ func newEC2(cfg aws.Config) EC2API {
 		createTags:                    c.CreateTags,
 		describeNetworkInterfaces:     c.DescribeNetworkInterfaces,
 		describeNetworkAcls:           c.DescribeNetworkAcls,
+		describeManagedPrefixLists:    c.DescribeManagedPrefixLists,
 	}
 }
 
@@ -145,4 +147,8 @@ func newELB(cfg aws.Config) ELBv2API { return sdkELB{elb.NewFromConfig(cfg).Desc
 
 func (s sdkELB) DescribeLoadBalancers(ctx context.Context, in *elb.DescribeLoadBalancersInput, optFns ...func(*elb.Options)) (*elb.DescribeLoadBalancersOutput, error) {
 	return s.describeLoadBalancers(ctx, in, optFns...)
+}
+
+func (s sdkEC2) DescribeManagedPrefixLists(ctx context.Context, in *ec2.DescribeManagedPrefixListsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeManagedPrefixListsOutput, error) {
+	return s.describeManagedPrefixLists(ctx, in, optFns...)
 }
