@@ -322,15 +322,11 @@ func (e *Engine) Apply(ctx context.Context, p *plan.Plan, st *state.State, withh
 // verifyPaths checks every pair from the observation the plan is made from (no second observe) and keeps
 // the report for Paths. Clusters whose Kubernetes side was not observed are left out of the DNS layer.
 func (e *Engine) verifyPaths(m *spec.Mesh, st *state.State, members []model.Member, obs *model.Observed, dns *plan.DNSInput) {
-	in := verify.Input{Mesh: m.Name, Members: members, Observed: obs, ForwardBy: m.ForwardBy}
+	var clusters map[string]model.DNSObserved
 	if dns != nil && len(dns.Unobserved) == 0 {
-		in.DNS = dns.Clusters
-		in.OwnedZones = map[string][]string{}
-		for _, mem := range members {
-			in.OwnedZones[mem.Name] = st.CorefileZones(mem.Name)
-		}
+		clusters = dns.Clusters
 	}
-	report := verify.Verify(in)
+	report := verify.Verify(verifyInput(m, st, members, obs, clusters))
 	e.pathsMu.Lock()
 	e.paths = &report
 	e.pathsMu.Unlock()

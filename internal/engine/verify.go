@@ -35,16 +35,25 @@ func (e *Engine) ObserveForVerify(ctx context.Context, m *spec.Mesh, st *state.S
 		return verify.Input{}, diags, err
 	}
 	members := withKube(m, obs.Members)
-	in := verify.Input{Mesh: m.Name, Members: members, Observed: obs.Observed, ForwardBy: m.ForwardBy}
-	if dnsOn {
-		if err := e.observeLoadBalancers(ctx, members, st.Members, kubeObs); err != nil {
-			return verify.Input{}, diags, err
-		}
-		in.DNS = kubeObs
+	if !dnsOn {
+		return verifyInput(m, st, members, obs.Observed, nil), diags, nil
+	}
+	if err := e.observeLoadBalancers(ctx, members, st.Members, kubeObs); err != nil {
+		return verify.Input{}, diags, err
+	}
+	return verifyInput(m, st, members, obs.Observed, kubeObs), diags, nil
+}
+
+// verifyInput is what verify.Verify checks, from one observation: meshctl verify's, or the plan's for
+// meshd's path checks. dns nil leaves the DNS layer unchecked.
+func verifyInput(m *spec.Mesh, st *state.State, members []model.Member, obs *model.Observed, dns map[string]model.DNSObserved) verify.Input {
+	in := verify.Input{Mesh: m.Name, Members: members, Observed: obs, ForwardBy: m.ForwardBy}
+	if dns != nil {
+		in.DNS = dns
 		in.OwnedZones = map[string][]string{}
 		for _, mem := range members {
 			in.OwnedZones[mem.Name] = st.CorefileZones(mem.Name)
 		}
 	}
-	return in, diags, nil
+	return in
 }

@@ -17,6 +17,43 @@ import (
 // want and got are taken to be the same object (kind, namespace, name); a want the table does not know
 // is reported as one difference, "kind".
 func Diff(want, got Object) []string {
+	return compare(want, got, func(k Kind, wm, gm map[string]any) []string {
+		var diffs []string
+		for _, f := range sortedKeys(wm) {
+			if k.isExact(f) {
+				diffs = append(diffs, diffExact(f, wm[f], gm[f])...)
+			} else {
+				diffs = append(diffs, diffSubset(f, wm[f], gm[f])...)
+			}
+		}
+		return diffs
+	})
+}
+
+// DiffCopy is Diff for a copy of another object (a replicated Secret or role): labels and annotations as in
+// Diff (meshd's and the source's; others' are left), but every content field of the kind exactly, those
+// want lacks included: a copy holds its source's content and nothing else, so a rule, subject or data key
+// someone added to the copy, or one the source no longer has, is drift. want comes from an object the API
+// server returned (the source), so server defaults are on both sides.
+func DiffCopy(want, got Object) []string {
+	return compare(want, got, func(k Kind, wm, gm map[string]any) []string {
+		var diffs []string
+		for _, f := range k.Content {
+			if _, isMap := wm[f].(map[string]any); isMap || k.isExact(f) {
+				diffs = append(diffs, diffExact(f, wm[f], gm[f])...)
+				continue
+			}
+			if !(isEmpty(wm[f]) && isEmpty(gm[f])) && !reflect.DeepEqual(wm[f], gm[f]) {
+				diffs = append(diffs, f)
+			}
+		}
+		return diffs
+	})
+}
+
+// compare is what Diff and DiffCopy share: want's labels and annotations (others' on got are ignored), then
+// the normalised content, compared by content.
+func compare(want, got Object, content func(k Kind, wm, gm map[string]any) []string) []string {
 	var diffs []string
 	for _, k := range sortedKeys(want.Labels) {
 		if v, ok := got.Labels[k]; !ok || v != want.Labels[k] {
@@ -37,45 +74,7 @@ func Diff(want, got Object) []string {
 	if werr != nil || gerr != nil {
 		return append(diffs, "content")
 	}
-	wm, gm := w.(map[string]any), g.(map[string]any)
-	for _, f := range sortedKeys(wm) {
-		if k.isExact(f) {
-			diffs = append(diffs, diffExact(f, wm[f], gm[f])...)
-		} else {
-			diffs = append(diffs, diffSubset(f, wm[f], gm[f])...)
-		}
-	}
-	return diffs
-}
-
-// DiffCopy is Diff for a copy of another object (a replicated Secret or role): labels and annotations as in
-// Diff (meshd's and the source's; others' are left), but every content field of the kind exactly, those
-// want lacks included: a copy holds its source's content and nothing else, so a rule, subject or data key
-// someone added to the copy, or one the source no longer has, is drift. want comes from an object the API
-// server returned (the source), so server defaults are on both sides.
-func DiffCopy(want, got Object) []string {
-	diffs := Diff(Object{Kind: want.Kind, Labels: want.Labels, Annotations: want.Annotations}, got)
-	diffs = slices.DeleteFunc(diffs, func(d string) bool { return !strings.HasPrefix(d, "labels[") && !strings.HasPrefix(d, "annotations[") })
-	k, err := Lookup(want.Kind)
-	if err != nil {
-		return append(diffs, "kind")
-	}
-	w, werr := normalize(want.Content)
-	g, gerr := normalize(got.Content)
-	if werr != nil || gerr != nil {
-		return append(diffs, "content")
-	}
-	wm, gm := w.(map[string]any), g.(map[string]any)
-	for _, f := range k.Content {
-		if _, isMap := wm[f].(map[string]any); isMap || k.isExact(f) {
-			diffs = append(diffs, diffExact(f, wm[f], gm[f])...)
-			continue
-		}
-		if !(isEmpty(wm[f]) && isEmpty(gm[f])) && !reflect.DeepEqual(wm[f], gm[f]) {
-			diffs = append(diffs, f)
-		}
-	}
-	return diffs
+	return append(diffs, content(k, w.(map[string]any), g.(map[string]any))...)
 }
 
 // diffExact compares a map whose keys are content (a ConfigMap's data): every key on either side counts.
