@@ -219,9 +219,9 @@ func TestLoadValid(t *testing.T) {
 				ForwardBy: ForwardByClusterDomain,
 				Quotas:    DefaultQuotas,
 				Clusters: []*Cluster{
-					{Name: "east", Region: "us-east-1", KubeContext: "kind-east", EKSCluster: "east", ClusterDomain: "east.local", Namespace: "kb"},
-					{Name: "west", Region: "us-west-2", KubeContext: "kind-west", EKSCluster: "west", ClusterDomain: "west.example.com", Namespace: "kb"},
-					{Name: "central", Region: "ca-central-1", KubeContext: "kind-central", EKSCluster: "central", ClusterDomain: DefaultClusterDomain},
+					{Name: "east", Region: "us-east-1", KubeContext: "kind-east", VPCID: "vpc-00000001", SecurityGroupID: "sg-00000001", ClusterDomain: "east.local", Namespace: "kb"},
+					{Name: "west", Region: "us-west-2", KubeContext: "kind-west", VPCID: "vpc-00000002", SecurityGroupID: "sg-00000002", ClusterDomain: "west.example.com", Namespace: "kb"},
+					{Name: "central", Region: "ca-central-1", KubeContext: "kind-central", VPCID: "vpc-00000003", SecurityGroupID: "sg-00000003", ClusterDomain: DefaultClusterDomain},
 				},
 			},
 		},
