@@ -415,6 +415,25 @@ func TestExampleSpecs(t *testing.T) {
 	}
 }
 
+// TestClusterDomainsExample: specs/tidb-cluster-domains.hcl is valid and is TiDB's layout, one namespace
+// and a domain of its own per cluster.
+func TestClusterDomainsExample(t *testing.T) {
+	m, diags := Load("../../specs/tidb-cluster-domains.hcl")
+	if len(diags) > 0 {
+		var out bytes.Buffer
+		_ = PrintDiagnostics(&out, m.Files, diags, false)
+		t.Fatalf("unexpected diagnostics:\n%s", out.String())
+	}
+	var got []string
+	for _, c := range m.Clusters {
+		got = append(got, c.Name+" "+c.Namespace+" "+c.ClusterDomain)
+	}
+	want := []string{"cluster1 pingcap cluster1.com", "cluster2 pingcap cluster2.com", "cluster3 pingcap cluster3.com"}
+	if diff := gocmp.Diff(want, got); diff != "" || m.ForwardBy != ForwardByClusterDomain {
+		t.Errorf("forward_by %q; clusters (-want +got):\n%s", m.ForwardBy, diff)
+	}
+}
+
 func TestLoadDirectoryIgnoresEditorFiles(t *testing.T) {
 	dir := t.TempDir()
 	valid, err := os.ReadFile(filepath.Join(validDir, "eks.hcl"))
