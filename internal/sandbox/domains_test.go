@@ -1,20 +1,16 @@
 package sandbox_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/meshd-io/meshd/internal/cli"
 	"github.com/meshd-io/meshd/internal/sandbox"
-	"github.com/meshd-io/meshd/internal/testenv"
 )
 
 // TestClusterDomainsOnSandbox is TiDB's multi-cluster layout: three self-managed clusters whose CoreDNS
@@ -48,16 +44,7 @@ func TestClusterDomainsOnSandbox(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	run := func(want int, args ...string) string {
-		t.Helper()
-		var out, errb bytes.Buffer
-		app := &cli.App{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}
-		full := append(args, "--spec", spec, "--state", filepath.Join(dir, "state.json"), "--kubeconfig", s.Kubeconfig)
-		if code := app.Main(ctx, full); code != want {
-			t.Fatalf("meshctl %s: exit %d, want %d\n%s\n%s", strings.Join(args, " "), code, want, out.String(), errb.String())
-		}
-		return out.String() + errb.String()
-	}
+	run := meshctl(t, s, dir, spec)
 	corefiles := func() map[string]string {
 		out := map[string]string{}
 		for _, c := range s.Clusters {
@@ -100,14 +87,7 @@ func TestClusterDomainsOnSandbox(t *testing.T) {
 
 	writeSpec(func(c sandbox.Cluster) string { return c.Domain })
 	run(0, "apply", "--auto-approve")
-	for _, a := range s.Clusters {
-		for _, other := range s.Clusters {
-			addrs, err := s.WaitResolve(ctx, a.Name, other.SampleName(), 30*time.Second)
-			if err != nil || len(addrs) != 1 || addrs[0].String() != other.SampleIP {
-				t.Errorf("%s's CoreDNS: %s -> %v, %v; want %s", a.Name, other.SampleName(), addrs, err, other.SampleIP)
-			}
-		}
-	}
+	resolvesEveryPair(t, s)
 	run(0, "plan", "--detailed-exitcode")
 
 	run(0, "destroy", "--auto-approve")
@@ -116,15 +96,5 @@ func TestClusterDomainsOnSandbox(t *testing.T) {
 			t.Errorf("%s's Corefile after destroy differs from the original:\n%s\nwant:\n%s", name, text, original[name])
 		}
 	}
-	c1, c2 := s.Clusters[0], s.Clusters[1]
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := testenv.LookupA(c1.DNSAddr()+":53", c2.SampleName(), true); err != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s still resolves %s after destroy", c1.Name, c2.SampleName())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	stopsResolving(t, s.Clusters[0], s.Clusters[1].SampleName())
 }

@@ -340,12 +340,7 @@ func TestLoadRanges(t *testing.T) {
 }
 
 func TestExampleSpec(t *testing.T) {
-	m, diags := Load("../../specs/mesh.hcl")
-	if len(diags) > 0 {
-		var out bytes.Buffer
-		_ = PrintDiagnostics(&out, m.Files, diags, false)
-		t.Fatalf("specs/mesh.hcl: unexpected diagnostics:\n%s", out.String())
-	}
+	m := loadClean(t, "../../specs/mesh.hcl")
 	var got []string
 	for _, c := range m.Clusters {
 		got = append(got, strings.Join([]string{c.Name, c.Region, c.EKSCluster, c.KubeContext, c.Namespace}, " "))
@@ -418,12 +413,7 @@ func TestExampleSpecs(t *testing.T) {
 // TestClusterDomainsExample: specs/tidb-cluster-domains.hcl is valid and is TiDB's layout, one namespace
 // and a domain of its own per cluster.
 func TestClusterDomainsExample(t *testing.T) {
-	m, diags := Load("../../specs/tidb-cluster-domains.hcl")
-	if len(diags) > 0 {
-		var out bytes.Buffer
-		_ = PrintDiagnostics(&out, m.Files, diags, false)
-		t.Fatalf("unexpected diagnostics:\n%s", out.String())
-	}
+	m := loadClean(t, "../../specs/tidb-cluster-domains.hcl")
 	var got []string
 	for _, c := range m.Clusters {
 		got = append(got, c.Name+" "+c.Namespace+" "+c.ClusterDomain)
@@ -432,6 +422,18 @@ func TestClusterDomainsExample(t *testing.T) {
 	if diff := gocmp.Diff(want, got); diff != "" || m.ForwardBy != ForwardByClusterDomain {
 		t.Errorf("forward_by %q; clusters (-want +got):\n%s", m.ForwardBy, diff)
 	}
+}
+
+// loadClean loads the spec at path and fails the test on any diagnostic, warnings included.
+func loadClean(t *testing.T, path string) *Mesh {
+	t.Helper()
+	m, diags := Load(path)
+	if len(diags) > 0 {
+		var out bytes.Buffer
+		_ = PrintDiagnostics(&out, m.Files, diags, false)
+		t.Fatalf("%s: unexpected diagnostics:\n%s", path, out.String())
+	}
+	return m
 }
 
 func TestLoadDirectoryIgnoresEditorFiles(t *testing.T) {
