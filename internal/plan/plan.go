@@ -101,6 +101,10 @@ type Plan struct {
 	// record of them.
 	ForgetReplicas []string                       `json:"forget_replicas,omitempty"`
 	RecordReplicas map[string]state.ReplicaRecord `json:"record_replicas,omitempty"`
+
+	// DomainMismatches are members whose CoreDNS does not serve their declared cluster domain, found by
+	// Compute for Check to report against the spec. Not saved: Check runs on the plan Compute returned.
+	DomainMismatches []DomainMismatch `json:"-"`
 }
 
 // Summary counts changes by action.
