@@ -121,14 +121,13 @@ func (LBService) Kind() Kind { return KindLBService }
 
 func (s LBService) Attrs() []Attr {
 	attrs := []Attr{{Name: "service", Value: s.Cluster + "/" + s.Namespace + "/" + s.Name + " (the user's: only these annotations are meshd's)"}}
-	mc := "absent"
+	mc := "(absent)"
 	if s.MultiCluster {
-		mc = `"true"`
+		mc = "true"
 	}
 	attrs = append(attrs, Attr{Name: "multi_cluster_target_group", Value: mc})
-	attrs = append(attrs, Attr{Name: "load_balancer_attributes", Value: strconv.Quote(s.Attributes)})
-	attrs = append(attrs, Attr{Name: "target_group", Value: orUnknown(s.TargetGroupARN, "the primary's TargetGroupBinding"),
-		Unknown: s.TargetGroupARN == ""})
+	attrs = append(attrs, Attr{Name: "load_balancer_attributes", Value: s.Attributes})
+	attrs = append(attrs, Attr{Name: "target_group", Value: s.TargetGroupARN, Unknown: s.TargetGroupARN == ""})
 	return attrs
 }
 
@@ -173,17 +172,19 @@ func (TargetGroupBinding) Kind() Kind { return KindTargetGroupBinding }
 
 func (b TargetGroupBinding) Attrs() []Attr {
 	unknown := b.TargetGroupARN == ""
-	ingress := strings.Join(b.IngressFrom, ", ")
+	target := Attr{Name: "target_group", Value: b.TargetGroupARN}
 	if unknown {
-		ingress = "the load balancer's security group or subnets (known after apply)"
+		target = Attr{Name: "target_group", Value: b.Pending, Unknown: true} // the lb_service change's outcome
 	}
+	ingress := Attr{Name: "ingress_from", Value: strings.Join(b.IngressFrom, ", "), Unknown: b.IngressFrom == nil}
 	return []Attr{
 		{Name: "object", Value: "TargetGroupBinding " + b.Namespace + "/" + b.Name},
-		{Name: "target_group", Value: orUnknown(b.TargetGroupARN, b.Pending), Unknown: unknown},
+		target,
 		{Name: "service_ref", Value: fmt.Sprintf("%s:%d", b.Service, b.Port)},
-		{Name: "target_type", Value: "ip, ipv4, multiClusterTargetGroup"},
+		{Name: "target_type", Value: "ip (ipv4, multiClusterTargetGroup)"},
 		{Name: "vpc_id", Value: b.VPCID},
-		{Name: "ingress", Value: fmt.Sprintf("from %s to %s/%s", ingress, b.Protocol, b.Target), Unknown: unknown},
+		ingress,
+		{Name: "ingress_ports", Value: b.Protocol + "/" + b.Target},
 	}
 }
 
