@@ -203,6 +203,21 @@ func TestLoadBalancerOnSandbox(t *testing.T) {
 		t.Errorf("Service annotations after apply: %v", got)
 	}
 	checkMeshdOwnsOnlyItsAnnotations(t, s, pri.Name)
+	// The secondary's binding carries its own VPC and lets in the load balancer's subnets (the sandbox's NLB
+	// has no security group) on the Pods' port.
+	b, err := dyn[sec.Name].Resource(tgbGVR).Namespace("default").Get(ctx, "nginx", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vpc, _, _ := unstructured.NestedString(b.Object, "spec", "vpcID")
+	ingress, _, _ := unstructured.NestedSlice(b.Object, "spec", "networking", "ingress")
+	if vpc != s.Networks[sec.Name].VPCID || len(ingress) != 1 ||
+		!strings.Contains(fmt.Sprint(ingress), "cidr:10.1.") || !strings.Contains(fmt.Sprint(ingress), "port:8080") {
+		t.Errorf("secondary binding: vpcID %s (want %s), networking.ingress %v", vpc, s.Networks[sec.Name].VPCID, ingress)
+	}
+	if b.GetLabels()["app.kubernetes.io/managed-by"] != "meshd" {
+		t.Errorf("secondary binding not labelled as meshd's: %v", b.GetLabels())
+	}
 	out = run(0, "plan", "--detailed-exitcode")
 	for _, want := range []string{"Target group of load_balancer \"nginx\": " + arn, pri.Name + ": 2 target(s)", sec.Name + ": 1 target(s): 10.2.1.20:8080"} {
 		if !strings.Contains(out, want) {
