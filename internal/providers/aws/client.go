@@ -89,6 +89,8 @@ type Options struct {
 	Clients func(region string) (EC2API, EKSAPI)
 	// ELBClients replaces the ELBv2 clients (for tests with stubs). Nil builds them from Config(region).
 	ELBClients func(region string) ELBv2API
+	// TargetGroupClients replaces the clients TargetGroup uses (for tests with stubs).
+	TargetGroupClients func(region string) TargetGroupAPI
 }
 
 // Provider is the AWS side of meshd: one client set per region, created on first use.
@@ -99,6 +101,7 @@ type Provider struct {
 	mu      sync.Mutex
 	regions map[string]*regionClients
 	elb     map[string]ELBv2API
+	tgs     map[string]TargetGroupAPI
 }
 
 type regionClients struct {
