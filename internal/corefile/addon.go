@@ -29,8 +29,8 @@ type AddonConfig struct {
 	// written back byte for byte, only with the same values).
 	JSON     string
 	FromYAML bool
-	members []member
-	open    int // offset just after the top-level "{"
+	members  []member
+	open     int // offset just after the top-level "{"
 }
 
 type member struct {
