@@ -165,7 +165,9 @@ func (d *dnsPlanner) corefile(m model.Member) {
 			deps = append(deps, b.Pending)
 		}
 	}
-	if len(want) > 0 && o.CoreDNS != nil && slices.Contains(o.CoreDNS.Managers, EKSManager) {
+	d.addonCorefile(m, text, want)
+	// With the add-on observed, the plan's add-on note says what an update would do (addon.go).
+	if _, addon := d.in.Addons[m.Name]; !addon && len(want) > 0 && o.CoreDNS != nil && slices.Contains(o.CoreDNS.Managers, EKSManager) {
 		d.c.plan.Warnings = append(d.c.plan.Warnings, fmt.Sprintf(
 			"The Corefile of cluster %s is managed by the EKS CoreDNS add-on (field manager %q): an add-on update may revert it, "+
 				"removing meshd's blocks. meshd (the daemon) restores them on its next run; meshctl apply does the same.",

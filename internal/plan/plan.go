@@ -101,6 +101,11 @@ type Plan struct {
 	// record of them.
 	ForgetReplicas []string                       `json:"forget_replicas,omitempty"`
 	RecordReplicas map[string]state.ReplicaRecord `json:"record_replicas,omitempty"`
+	// Addons say, for each member whose CoreDNS is an EKS managed add-on, what an add-on update would do to
+	// meshd's blocks (addon.go). ForgetAddons are clusters whose add-on record is void: the add-on is
+	// gone, or meshd's blocks are no longer in it.
+	Addons       []AddonNote `json:"addons,omitempty"`
+	ForgetAddons []string    `json:"forget_addons,omitempty"`
 }
 
 // Summary counts changes by action.
@@ -163,5 +168,8 @@ func (p *Plan) FixState(st *state.State) {
 	}
 	for _, addr := range slices.Sorted(maps.Keys(p.RecordReplicas)) {
 		st.SetReplica(addr, p.RecordReplicas[addr])
+	}
+	for _, cluster := range p.ForgetAddons {
+		st.RemoveAddon(cluster)
 	}
 }

@@ -53,6 +53,11 @@ type EC2API interface {
 // EKSAPI is the part of the EKS client meshd uses.
 type EKSAPI interface {
 	DescribeCluster(context.Context, *eks.DescribeClusterInput, ...func(*eks.Options)) (*eks.DescribeClusterOutput, error)
+	// The CoreDNS add-on (addon.go): observed, and written with dns { corefile_via = "eks_addon" }.
+	DescribeAddon(context.Context, *eks.DescribeAddonInput, ...func(*eks.Options)) (*eks.DescribeAddonOutput, error)
+	DescribeAddonConfiguration(context.Context, *eks.DescribeAddonConfigurationInput, ...func(*eks.Options)) (*eks.DescribeAddonConfigurationOutput, error)
+	UpdateAddon(context.Context, *eks.UpdateAddonInput, ...func(*eks.Options)) (*eks.UpdateAddonOutput, error)
+	DescribeUpdate(context.Context, *eks.DescribeUpdateInput, ...func(*eks.Options)) (*eks.DescribeUpdateOutput, error)
 }
 
 // Options configure a Provider.
@@ -82,6 +87,10 @@ type Options struct {
 	Clients func(region string) (EC2API, EKSAPI)
 	// ELBClients replaces the ELBv2 clients (for tests with stubs). Nil builds them from Config(region).
 	ELBClients func(region string) ELBv2API
+	// Corefile reads the Corefile of a cluster's kube-system/coredns ConfigMap through its kube context:
+	// the add-on's default Corefile, when its configuration has none, is that text without meshd's blocks
+	// (addon.go). Nil: such a change fails.
+	Corefile func(ctx context.Context, kubeContext string) (string, error)
 }
 
 // Provider is the AWS side of meshd: one client set per region, created on first use.
