@@ -2,6 +2,8 @@ package aws
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -217,9 +219,11 @@ func (p *Provider) addonBase(ctx context.Context, values string, after plan.Addo
 // being updated already (ResourceInUseException) is waited for, within the same timeout.
 func (p *Provider) updateAddon(ctx context.Context, address string, a model.Addon, values string) error {
 	c := p.EKS(a.Region)
-	// The same change gets the same token, so that the SDK's retry of a request EKS did take is no
-	// second update.
-	token := corefile.Hash(a.EKSCluster + "\x00" + corefile.Hash(a.ConfigurationValues) + "\x00" + values)[:32]
+	// One token per write: the SDK's retry of a request EKS did take is then no second update, while the
+	// same change made again later (after someone reset the configuration) is a new one.
+	var nonce [16]byte
+	_, _ = rand.Read(nonce[:])
+	token := hex.EncodeToString(nonce[:])
 	var id string
 	status := "not started"
 	err := poll.Until(ctx, p.waitOptions(), func(ctx context.Context) (bool, error) {
