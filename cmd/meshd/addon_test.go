@@ -73,7 +73,9 @@ func TestDaemonWithEKSAddon(t *testing.T) {
 	// configuration, and an add-on update keeps them.
 	writeSpec("eks_addon")
 	e.waitFor(60*time.Second, "meshd's blocks in tidb-1's add-on configuration", inAddon)
-	passes := func() float64 { return m.metricSum(func(s string) bool { return strings.HasPrefix(s, "meshd_passes_total") }) }
+	passes := func() float64 {
+		return m.metricSum(func(s string) bool { return strings.HasPrefix(s, "meshd_passes_total") })
+	}
 	before = corefileFixes()
 	addonUpdate()
 	if got := e.corefile(c1.Name); !strings.Contains(got, block) {
