@@ -18,7 +18,8 @@ const KindCorefile Kind = "corefile"
 func init() {
 	Register(KindInfo{
 		Kind: KindCorefile, Address: "corefile[<cluster>]", Rank: 4,
-		Provider: ProviderKube, Decode: decodeAs[Corefile], RepeatHint: hintKube,
+		Provider: ProviderKube, Decode: decodeAs[Corefile], RepeatHint: hintKube + `; field manager "eks" is the EKS ` +
+			`CoreDNS add-on, whose updates write its own Corefile: dns { corefile_via = "eks_addon" } puts meshd's blocks there`,
 		Touches: func(r Resource) ObjectRef {
 			return ObjectRef{Cluster: r.(Corefile).Cluster, APIVersion: "v1", Kind: "ConfigMap",
 				Namespace: DNSNamespace, Name: CoreDNSConfigMap}
