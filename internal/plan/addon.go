@@ -158,8 +158,8 @@ func (d *dnsPlanner) addonCorefile(m model.Member, cmText string, want []Corefil
 			fmt.Sprintf("%v. meshd leaves configurationValues alone.", err))
 		return
 	}
-	inAddon := current
-	defer func() { d.noteAddon(m, a, via, had || len(inAddon) > 0, want, inAddon) }()
+	inAddon, planned := current, false
+	defer func() { d.noteAddon(m, a, via, had, planned, want, inAddon) }()
 
 	if via != spec.CorefileViaEKSAddon {
 		if recorded {
@@ -235,7 +235,7 @@ func (d *dnsPlanner) addonCorefile(m model.Member, cmText string, want []Corefil
 	}
 	d.c.add(Change{Action: Update, Address: addr, Kind: KindAddonCorefile, Reason: reason,
 		Before: before, After: after, DependsOn: uniqueSorted(deps)})
-	inAddon = want
+	inAddon, planned = want, true
 }
 
 // addonRemove plans taking meshd's blocks out of the add-on configuration of cluster m (destroy, a
@@ -315,8 +315,9 @@ func (d *dnsPlanner) addonBlocks(a model.Addon, owned []string) ([]CorefileBlock
 
 // noteAddon says what an add-on update with resolveConflicts=OVERWRITE would do to meshd's blocks in the
 // ConfigMap once this plan is applied: the add-on writes its corefile (inAddon are meshd's blocks in it
-// then), or its default Corefile when it has none, which has none of meshd's blocks.
-func (d *dnsPlanner) noteAddon(m model.Member, a model.Addon, via string, has bool, want, inAddon []CorefileBlock) {
+// then; planned: this plan puts them there), or its default Corefile when it has none, which has none of
+// meshd's blocks. has tells whether the configuration carries a corefile now.
+func (d *dnsPlanner) noteAddon(m model.Member, a model.Addon, via string, has, planned bool, want, inAddon []CorefileBlock) {
 	n := AddonNote{Cluster: m.Name, EKSCluster: a.EKSCluster, Addon: a.Name, Version: a.Version, Status: a.Status,
 		HasCorefile: has, CorefileVia: via}
 	for _, b := range want {
@@ -327,6 +328,9 @@ func (d *dnsPlanner) noteAddon(m model.Member, a model.Addon, via string, has bo
 	switch {
 	case len(want) == 0:
 		n.OnOverwrite = "meshd has no blocks there to lose"
+	case len(n.Lost) == 0 && planned:
+		n.OnOverwrite = "once this plan is applied, an add-on update with resolveConflicts=OVERWRITE keeps meshd's blocks: " +
+			"they will be in its configurationValues.corefile"
 	case len(n.Lost) == 0:
 		n.OnOverwrite = "an add-on update with resolveConflicts=OVERWRITE keeps meshd's blocks: they are in its configurationValues.corefile"
 	case has:

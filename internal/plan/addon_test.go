@@ -59,7 +59,7 @@ func TestAddonCorefilePlans(t *testing.T) {
 			t.Fatalf("a plan holds the add-on's Corefile text:\n%s", out)
 		}
 	}
-	if !strings.Contains(human.String(), "keeps meshd's blocks") {
+	if !strings.Contains(human.String(), "once this plan is applied, an add-on update with resolveConflicts=OVERWRITE keeps meshd's blocks") {
 		t.Errorf("the note does not say that an update keeps the blocks once applied:\n%s", human.String())
 	}
 
