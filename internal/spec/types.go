@@ -29,6 +29,8 @@ type Mesh struct {
 	Clusters    []*Cluster
 	// Replicates are the replicate blocks, in declaration order.
 	Replicates []*Replicate
+	// ControlPlanes are the control_plane blocks, in declaration order.
+	ControlPlanes []*ControlPlane
 
 	// Files are the sources the spec was read from, by name, for diagnostics and for the plan's spec hash.
 	Files map[string][]byte
@@ -60,6 +62,9 @@ type Cluster struct {
 	CIDRBlocks      []string // narrows the meshed CIDR blocks of the VPC (default: all of them); canonical prefixes
 	Namespace       string
 	ClusterDomain   string // default DefaultClusterDomain
+	// APIServer is the endpoint a control plane uses to reach this cluster (api_server); "" means the EKS
+	// cluster's endpoint, else the server of the kube context's cluster in meshd's kubeconfig.
+	APIServer string
 
 	DeclRange hcl.Range            // the cluster block's header, e.g. `cluster "tidb-1" {`
 	Attrs     map[string]hcl.Range // value range of each attribute that was set, by attribute name
