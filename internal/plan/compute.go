@@ -23,6 +23,9 @@ type Input struct {
 	DNS *DNSInput
 	// Replicas, when set, plans the copies of replicated objects (see replica.go); nil leaves them alone.
 	Replicas *ReplicaInput
+	// ControlPlanes, when set, plans the control planes' accounts and kubeconfig Secrets (see
+	// controlplane.go); nil leaves them alone.
+	ControlPlanes *ControlPlaneInput
 }
 
 // Compute diffs the desired mesh against the observed world. Ownership decides what may be touched:
@@ -44,6 +47,7 @@ func Compute(in Input) *Plan {
 	c.orphanPeerings()
 	c.dns()
 	c.replicas()
+	c.controlPlanes()
 	return c.finish()
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/state"
@@ -101,6 +102,11 @@ type Plan struct {
 	// record of them.
 	ForgetReplicas []string                       `json:"forget_replicas,omitempty"`
 	RecordReplicas map[string]state.ReplicaRecord `json:"record_replicas,omitempty"`
+	// ForgetControlPlanes and RecordControlPlanes are the same for the objects of control_plane blocks.
+	ForgetControlPlanes []string                       `json:"forget_control_planes,omitempty"`
+	RecordControlPlanes map[string]state.ReplicaRecord `json:"record_control_planes,omitempty"`
+	// NextRenewal is when the earliest token this plan keeps is due for renewal: meshd plans again then.
+	NextRenewal *time.Time `json:"next_renewal,omitempty"`
 }
 
 // Summary counts changes by action.
@@ -163,5 +169,11 @@ func (p *Plan) FixState(st *state.State) {
 	}
 	for _, addr := range slices.Sorted(maps.Keys(p.RecordReplicas)) {
 		st.SetReplica(addr, p.RecordReplicas[addr])
+	}
+	for _, addr := range p.ForgetControlPlanes {
+		st.RemoveControlPlane(addr)
+	}
+	for _, addr := range slices.Sorted(maps.Keys(p.RecordControlPlanes)) {
+		st.SetControlPlane(addr, p.RecordControlPlanes[addr])
 	}
 }

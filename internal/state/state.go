@@ -29,6 +29,10 @@ type State struct {
 	// Replicas are the copies meshd made of replicated objects, by plan address (replica[<name>:<cluster>]):
 	// where they are, so that a copy whose replicate block or target is gone can still be deleted.
 	Replicas map[string]ReplicaRecord `json:"replicas,omitempty"`
+	// ControlPlanes are the objects meshd made for control_plane blocks, by plan address (the data planes'
+	// ServiceAccounts at cp_account[<control plane>:<cluster>], the kubeconfig Secrets at
+	// kubeconfig[<control plane>]), located as copies are: so that a removed data plane or block is cleaned up.
+	ControlPlanes map[string]ReplicaRecord `json:"control_planes,omitempty"`
 }
 
 // ReplicaRecord locates one copy meshd made.

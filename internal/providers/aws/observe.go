@@ -2,6 +2,7 @@ package aws
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -146,6 +147,12 @@ func (p *Provider) observeRegion(ctx context.Context, region string, clusters []
 			continue
 		}
 		eksInfo[c.Name] = info
+		if info.endpoint.Server != "" {
+			if obs.APIEndpoints == nil {
+				obs.APIEndpoints = map[string]model.APIEndpoint{}
+			}
+			obs.APIEndpoints[c.Name] = info.endpoint
+		}
 	}
 
 	vpcIDs := map[string]bool{}
@@ -213,6 +220,7 @@ func (p *Provider) observeRegion(ctx context.Context, region string, clusters []
 type eksCluster struct {
 	vpcID, clusterSG string
 	subnets          []string
+	endpoint         model.APIEndpoint
 }
 
 func (p *Provider) describeEKS(ctx context.Context, region, name string) (*eksCluster, error) {
@@ -226,6 +234,16 @@ func (p *Provider) describeEKS(ctx context.Context, region, name string) (*eksCl
 		info.vpcID = aws.ToString(vc.VpcId)
 		info.clusterSG = aws.ToString(vc.ClusterSecurityGroupId)
 		info.subnets = vc.SubnetIds
+		info.endpoint.PublicAccess, info.endpoint.PrivateAccess = vc.EndpointPublicAccess, vc.EndpointPrivateAccess
+		info.endpoint.PublicCIDRs = vc.PublicAccessCidrs
+	}
+	if out.Cluster != nil {
+		info.endpoint.Server = aws.ToString(out.Cluster.Endpoint)
+		if ca := out.Cluster.CertificateAuthority; ca != nil {
+			// EKS returns the CA bundle base64-encoded; one that does not decode is left out (and the
+			// kubeconfig then names no CA).
+			info.endpoint.CAData, _ = base64.StdEncoding.DecodeString(aws.ToString(ca.Data))
+		}
 	}
 	return info, nil
 }
@@ -692,6 +710,12 @@ func merge(dst, src *model.Observed) {
 			dst.Egress = map[string][]model.SecurityGroupRule{}
 		}
 		dst.Egress[k] = v
+	}
+	for k, v := range src.APIEndpoints {
+		if dst.APIEndpoints == nil {
+			dst.APIEndpoints = map[string]model.APIEndpoint{}
+		}
+		dst.APIEndpoints[k] = v
 	}
 	for k, v := range src.NACLs {
 		if dst.NACLs == nil {

@@ -32,6 +32,8 @@ func (p *Provider) Executors() map[plan.Kind]apply.Executor {
 		plan.KindDNSService: serviceExecutor{p},
 		plan.KindCorefile:   corefileExecutor{p},
 		plan.KindReplica:    replicaExecutor{p},
+		plan.KindCPAccount:  cpAccountExecutor{p},
+		plan.KindKubeconfig: kubeconfigExecutor{p},
 	}
 }
 
