@@ -138,9 +138,9 @@ type Kubeconfig struct {
 	Keys         []string          `json:"keys,omitempty"`
 	// KubeconfigHash is the SHA-256 of the kubeconfig key; "" when it is known only after apply (tokens
 	// inline, one of them renewed).
-	KubeconfigHash string               `json:"kubeconfig_hash,omitempty"`
+	KubeconfigHash string                `json:"kubeconfig_hash,omitempty"`
 	DataPlanes     []KubeconfigDataPlane `json:"data_planes,omitempty"`
-	UID            string               `json:"uid,omitempty"`
+	UID            string                `json:"uid,omitempty"`
 }
 
 // KubeconfigDataPlane is one context of the kubeconfig.
