@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -204,6 +206,18 @@ func TestControlPlaneOnSandbox(t *testing.T) {
 		t.Errorf("a missing cluster_role: stderr does not name it with its position:\n%s", stderr)
 	}
 
+	// Without api_server a data plane is reached at its EKS endpoint, with EKS's CA (DescribeCluster).
+	e.cpSpec(e.cpBlock(`["tidb-2", "tidb-3"]`))
+	e.writeFile("mesh.hcl", strings.Replace(e.readSpec(), fmt.Sprintf("  api_server   = %q\n", e.sb.APIServers["tidb-3"].Host), "", 1))
+	jsonOut, _ := e.meshctl(0, "plan", "--json")
+	desc, err := eks.NewFromConfig(e.sb.AWSConfig(e.sb.Clusters[2].Region)).DescribeCluster(ctx, &eks.DescribeClusterInput{Name: aws.String("tidb-3")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ep := aws.ToString(desc.Cluster.Endpoint); ep == "" || !strings.Contains(jsonOut, `"server": "`+ep+`"`) {
+		t.Errorf("the plan does not reach tidb-3 at its EKS endpoint %q:\n%.2000s", ep, jsonOut)
+	}
+
 	// Apply: the role is replicated in the same apply, the accounts are made, the Secret written.
 	e.cpSpec(e.cpBlock(`["tidb-2", "tidb-3"]`))
 	out, _ := e.meshctl(0, "plan")
@@ -229,7 +243,7 @@ func TestControlPlaneOnSandbox(t *testing.T) {
 	if !strings.Contains(out, "No changes") {
 		t.Errorf("a second plan is not empty:\n%s", out)
 	}
-	jsonOut, _ := e.meshctl(0, "plan", "--json")
+	jsonOut, _ = e.meshctl(0, "plan", "--json")
 	if !json.Valid([]byte(jsonOut)) || !strings.Contains(jsonOut, `"next_renewal"`) {
 		t.Errorf("plan --json has no next_renewal:\n%.400s", jsonOut)
 	}
@@ -281,7 +295,7 @@ func TestControlPlaneOnSandbox(t *testing.T) {
 	if _, ok := s.Data["tidb-3.token"]; ok || strings.Contains(string(s.Data["kubeconfig"]), "tidb-3") {
 		t.Errorf("the Secret keeps tidb-3: keys %v", keys(s.Data))
 	}
-	err := poll(20*time.Second, func() error {
+	err = poll(20*time.Second, func() error {
 		_, err := e.tokenClient("tidb-3", token3).CoreV1().Pods("").List(ctx, metav1.ListOptions{})
 		if !apierrors.IsUnauthorized(err) {
 			return fmt.Errorf("the removed data plane's token: %v, want Unauthorized", err)
@@ -336,6 +350,14 @@ func (e *cpEnv) noValues(where, text string) {
 			}
 		}
 	}
+}
+
+func (e *cpEnv) readSpec() string {
+	b, err := os.ReadFile(filepath.Join(e.e2e.spec, "mesh.hcl"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return string(b)
 }
 
 func keys(m map[string][]byte) []string {
