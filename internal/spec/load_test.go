@@ -436,6 +436,25 @@ func TestExampleSpecs(t *testing.T) {
 	}
 }
 
+// TestKubeBlocksSpec: the KubeBlocks example loads, with its control plane and the role it replicates.
+func TestKubeBlocksSpec(t *testing.T) {
+	m, diags := Load("../../specs/kubeblocks.hcl")
+	if len(diags) > 0 {
+		var out bytes.Buffer
+		_ = PrintDiagnostics(&out, m.Files, diags, false)
+		t.Fatalf("unexpected diagnostics:\n%s", out.String())
+	}
+	cp := m.ControlPlane("kubeblocks")
+	if cp == nil || m.Replicate("kubeblocks-pod-role") == nil {
+		t.Fatal("no control_plane \"kubeblocks\" or replicate \"kubeblocks-pod-role\"")
+	}
+	got := []string{cp.Cluster, strings.Join(cp.Targets(m), ","), cp.SecretNamespace + "/" + cp.SecretName, cp.TokenFile("k8s-1")}
+	want := []string{"k8s-0", "k8s-1,k8s-2,k8s-3", "kb-system/kubeblocks-data-planes", DefaultTokenFileDir + "/k8s-1.token"}
+	if diff := gocmp.Diff(want, got); diff != "" {
+		t.Errorf("control plane (-want +got):\n%s", diff)
+	}
+}
+
 func TestLoadDirectoryIgnoresEditorFiles(t *testing.T) {
 	dir := t.TempDir()
 	valid, err := os.ReadFile(filepath.Join(validDir, "eks.hcl"))
