@@ -97,7 +97,8 @@ func (e *Engine) observeControlPlanes(ctx context.Context, m *spec.Mesh, st *sta
 	}
 	results := e.Kube.ObserveObjects(ctx, queries)
 
-	in := &plan.ControlPlaneInput{Now: e.now(), OrphanAccounts: map[string]plan.AccountObserved{}, OrphanSecrets: map[string]*kubeobj.Object{}}
+	in := &plan.ControlPlaneInput{Now: e.now(), OrphanAccounts: map[string]plan.AccountObserved{}, OrphanSecrets: map[string]*kubeobj.Object{},
+		LeftAlone: map[string]bool{}}
 	var diags hcl.Diagnostics
 	sev := hcl.DiagError
 	if e.PartialDNS {
@@ -138,6 +139,12 @@ func (e *Engine) observeControlPlanes(ctx context.Context, m *spec.Mesh, st *sta
 		}
 		if ok {
 			in.Planes = append(in.Planes, p)
+			continue
+		}
+		// Left out this time (meshd plans around it): what it has is neither changed nor deleted.
+		in.LeftAlone[plan.KubeconfigAddress(cp.Name)] = true
+		for _, dp := range b.dataPlanes {
+			in.LeftAlone[plan.CPAccountAddress(cp.Name, dp.cluster)] = true
 		}
 	}
 	for addr, qs := range orphans {

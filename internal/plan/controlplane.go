@@ -256,6 +256,9 @@ type ControlPlaneInput struct {
 	// object: gone). One that could not be observed has no entry and is left alone.
 	OrphanAccounts map[string]AccountObserved
 	OrphanSecrets  map[string]*kubeobj.Object
+	// LeftAlone are the addresses of blocks the spec has but that could not be planned this time (an object
+	// unreadable, a role missing; meshd plans around them): their recorded objects are not orphans.
+	LeftAlone map[string]bool
 }
 
 // ControlPlaneObserved is one control_plane block as observed.
@@ -322,7 +325,7 @@ func (c *computer) controlPlanes() {
 		reason = "destroy"
 	}
 	for _, addr := range slices.Sorted(maps.Keys(c.in.State.ControlPlanes)) {
-		if wanted[addr] {
+		if wanted[addr] || in.LeftAlone[addr] {
 			continue
 		}
 		rec := c.in.State.ControlPlanes[addr]

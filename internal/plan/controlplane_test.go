@@ -173,6 +173,13 @@ func TestControlPlanePlan(t *testing.T) {
 			},
 			nextRenewal: new(t0.Add(48 * time.Minute)),
 		},
+		"left alone": {
+			reason: "A block that could not be planned this time keeps its recorded objects.",
+			in: &plan.ControlPlaneInput{OrphanSecrets: map[string]*kubeobj.Object{"kubeconfig[kb]": appliedSecret(t, "b", "c")},
+				OrphanAccounts: map[string]plan.AccountObserved{"cp_account[kb:b]": account("b"), "cp_account[kb:c]": account("c")},
+				LeftAlone:      map[string]bool{"kubeconfig[kb]": true, "cp_account[kb:b]": true, "cp_account[kb:c]": true}},
+			st: recorded(),
+		},
 		"foreign Secret": {
 			reason:    "A Secret of that name without meshd's labels is a conflict and never written.",
 			in:        cpInput(t0, &foreignSecret, dataPlane("b", account("b"))),
