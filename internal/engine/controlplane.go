@@ -38,12 +38,7 @@ func (e *Engine) controlPlanesOn(m *spec.Mesh, st *state.State) bool {
 // copies it there in the same plan); so is an unreadable object or a missing namespace. With PartialDNS
 // (meshd) they are warnings and only the block concerned is left out.
 func (e *Engine) observeControlPlanes(ctx context.Context, m *spec.Mesh, st *state.State, destroy bool) (*plan.ControlPlaneInput, hcl.Diagnostics) {
-	contextOf := func(cluster string) string {
-		if c := m.Cluster(cluster); c != nil {
-			return c.KubeContext
-		}
-		return ""
-	}
+	contextOf := func(cluster string) string { return kubeContextOf(m, cluster) }
 	type dataPlane struct {
 		cluster           string
 		sa, binding, role kube.ObjectQuery

@@ -64,13 +64,7 @@ func (cp *ControlPlane) Targets(m *Mesh) []string {
 	if len(cp.DataPlanes) > 0 {
 		return cp.DataPlanes
 	}
-	var out []string
-	for _, c := range m.Clusters {
-		if c.Name != cp.Cluster {
-			out = append(out, c.Name)
-		}
-	}
-	return out
+	return m.othersThan(cp.Cluster)
 }
 
 // TokenFile is the path the kubeconfig names for a data plane's token, "" for inline tokens.
