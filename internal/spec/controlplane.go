@@ -49,16 +49,6 @@ func (cp *ControlPlane) AttrRange(name string) hcl.Range {
 	return cp.DeclRange
 }
 
-// DataPlaneRange is the range of data plane name in data_planes, else of the attribute (or the block).
-func (cp *ControlPlane) DataPlaneRange(name string) hcl.Range {
-	for i, dp := range cp.DataPlanes {
-		if rs := cp.Elems["data_planes"]; dp == name && i < len(rs) {
-			return rs[i]
-		}
-	}
-	return cp.AttrRange("data_planes")
-}
-
 // Targets are the data planes: DataPlanes, or every member but the control plane.
 func (cp *ControlPlane) Targets(m *Mesh) []string {
 	if len(cp.DataPlanes) > 0 {
