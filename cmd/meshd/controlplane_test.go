@@ -240,8 +240,8 @@ func TestControlPlaneOnSandbox(t *testing.T) {
 		t.Errorf("the kubeconfig must name the token file, not carry the token")
 	}
 	out, _ = e.meshctl(0, "plan", "--detailed-exitcode")
-	if !strings.Contains(out, "No changes") {
-		t.Errorf("a second plan is not empty:\n%s", out)
+	if !strings.Contains(out, "No changes") || !strings.Contains(out, "The next control-plane token is due for renewal at ") {
+		t.Errorf("a second plan is not empty, or does not say when the next token is due:\n%s", out)
 	}
 	jsonOut, _ = e.meshctl(0, "plan", "--json")
 	if !json.Valid([]byte(jsonOut)) || !strings.Contains(jsonOut, `"next_renewal"`) {

@@ -229,6 +229,9 @@ func TestControlPlanePlan(t *testing.T) {
 			if err := plan.RenderJSON(&js, p); err != nil {
 				t.Fatal(err)
 			}
+			if tc.nextRenewal != nil && !strings.Contains(text.String(), "next control-plane token is due for renewal at "+tc.nextRenewal.Format(time.RFC3339)) {
+				t.Errorf("the plan does not say when the next token is due:\n%s", text.String())
+			}
 			for _, tok := range cpTokens {
 				if strings.Contains(text.String()+js.String(), tok) {
 					t.Errorf("the plan holds a token")
