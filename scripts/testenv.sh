@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the real parts the integration tests and the sandbox run against:
-# moto (AWS emulator, PyPI), etcd (Debian), kube-apiserver and CoreDNS (built from the Go module proxy).
-# Binaries are cached outside the repo, keyed by version, so only the first run on a machine is slow.
+# moto (AWS emulator, PyPI), etcd (Debian), kube-apiserver, kubectl and CoreDNS (built from the Go module
+# proxy). Binaries are cached outside the repo, keyed by version, so only the first run on a machine is slow.
+# kubectl is the client the control-plane kubeconfig tests read meshd's Secret with, as an operator would.
 #
-#   scripts/testenv.sh moto|etcd|kube-apiserver|coredns|all
+#   scripts/testenv.sh moto|etcd|kube-apiserver|kubectl|coredns|all
 #   scripts/testenv.sh env        # prints the variables the tests read (MESHD_MOTO, MESHD_ETCD, ...)
 set -euo pipefail
 
@@ -35,10 +36,9 @@ install_etcd() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq etcd-server >/dev/null
 }
 
-install_kube_apiserver() {
-  local bin=$cache/kube-apiserver-v$K8S_VERSION
-  if [ -x "$bin" ]; then return; fi
-  log "building kube-apiserver v$K8S_VERSION from the Go module proxy (about 5 minutes the first time)"
+# kube_tools_module writes the tools module kube-apiserver and kubectl are built from (k8s.io/kubernetes
+# with its staging modules pinned), and prints its directory.
+kube_tools_module() {
   local mod=$cache/kube-tools-v$K8S_VERSION
   mkdir -p "$mod"
   local staging="api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider
@@ -51,9 +51,28 @@ install_kube_apiserver() {
     echo "require k8s.io/kubernetes v$K8S_VERSION"
     for m in $staging; do echo "replace k8s.io/$m => k8s.io/$m v0.${K8S_VERSION#1.}"; done
   } >"$mod/go.mod"
-  printf '//go:build tools\n\npackage tools\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver"\n' >"$mod/tools.go"
-  (cd "$mod" && GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || true
-   cd "$mod" && GOFLAGS=-mod=mod go build -o "$bin.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
+  printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kubectl"\n)\n' >"$mod/tools.go"
+  (cd "$mod" && GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || true)
+  echo "$mod"
+}
+
+install_kube_apiserver() {
+  local bin=$cache/kube-apiserver-v$K8S_VERSION
+  if [ -x "$bin" ]; then return; fi
+  log "building kube-apiserver v$K8S_VERSION from the Go module proxy (about 5 minutes the first time)"
+  local mod
+  mod=$(kube_tools_module)
+  (cd "$mod" && GOFLAGS=-mod=mod go build -o "$bin.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
+  mv "$bin.tmp" "$bin"
+}
+
+install_kubectl() {
+  local bin=$cache/kubectl-v$K8S_VERSION
+  if [ -x "$bin" ]; then return; fi
+  log "building kubectl v$K8S_VERSION from the Go module proxy (a few minutes the first time)"
+  local mod
+  mod=$(kube_tools_module)
+  (cd "$mod" && GOFLAGS=-mod=mod go build -o "$bin.tmp" k8s.io/kubernetes/cmd/kubectl)
   mv "$bin.tmp" "$bin"
 }
 
@@ -72,15 +91,17 @@ print_env() {
   echo "MESHD_ETCD=$(command -v etcd || true)"
   echo "MESHD_KUBE_APISERVER=$cache/kube-apiserver-v$K8S_VERSION"
   echo "MESHD_COREDNS=$cache/coredns-v$COREDNS_VERSION"
+  echo "MESHD_KUBECTL=$cache/kubectl-v$K8S_VERSION"
 }
 
 case "${1:-all}" in
   moto) install_moto ;;
   etcd) install_etcd ;;
   kube-apiserver) install_kube_apiserver ;;
+  kubectl) install_kubectl ;;
   coredns) install_coredns ;;
   aws) install_moto ;;
-  all) install_moto; install_etcd; install_coredns; install_kube_apiserver ;;
+  all) install_moto; install_etcd; install_coredns; install_kube_apiserver; install_kubectl ;;
   env) print_env ;;
-  *) echo "usage: $0 moto|etcd|kube-apiserver|coredns|all|env" >&2; exit 2 ;;
+  *) echo "usage: $0 moto|etcd|kube-apiserver|kubectl|coredns|all|env" >&2; exit 2 ;;
 esac

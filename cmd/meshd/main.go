@@ -169,6 +169,10 @@ func run(o options, log *zap.Logger) error {
 			return eng.KubeClient(c.KubeContext)
 		}},
 	}
+	// Control-plane tokens are renewed when due, not only when the interval comes round.
+	renewal := &daemon.RenewalTimer{}
+	defer renewal.Stop()
+	rec.Planned = renewal.Schedule
 	ctl := &daemon.Controller{Interval: o.interval, Jitter: 0.1, MinInterval: o.minInterval,
 		Pass: func(ctx context.Context, why string) error {
 			err := rec.Pass(ctx, why)
@@ -178,6 +182,7 @@ func run(o options, log *zap.Logger) error {
 			debug.FreeOSMemory()
 			return err
 		}}
+	renewal.Trigger = ctl.Trigger
 
 	if o.leaderElect {
 		name := o.leaseName

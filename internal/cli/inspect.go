@@ -162,6 +162,10 @@ func stateEntries(st *state.State) []entry {
 		}
 		corefiles = append(corefiles, entry{address: plan.CorefileAddress(cluster), attrs: []attr{{"zones", zones}}})
 	}
+	for addr, r := range st.ControlPlanes {
+		replicas = append(replicas, entry{address: addr, attrs: []attr{{"cluster", r.Cluster},
+			{"kube_context", r.KubeContext}, {"kind", r.Kind}, {"namespace", r.Namespace}, {"name", r.Name}}})
+	}
 	for addr, r := range st.Replicas {
 		replicas = append(replicas, entry{address: addr, attrs: []attr{{"cluster", r.Cluster},
 			{"kube_context", r.KubeContext}, {"kind", r.Kind}, {"namespace", r.Namespace}, {"name", r.Name}}})

@@ -49,6 +49,8 @@ type App struct {
 	AWSTuning  func(*awsprovider.Options)
 	// KubeTuning adjusts the Kubernetes provider (poll interval in tests).
 	KubeTuning func(*kube.Options)
+	// Clock decides which control-plane tokens are due for renewal; nil: time.Now (tests inject one).
+	Clock func() time.Time
 
 	outMu sync.Mutex
 }
@@ -204,7 +206,7 @@ func (a *App) engine(ctx context.Context, mesh, kubeconfig string) (*engine.Engi
 // engineWith is engine, observing the network ACLs and egress rules too when network is set (verify).
 func (a *App) engineWith(ctx context.Context, mesh, kubeconfig string, network bool) (*engine.Engine, error) {
 	return engine.New(ctx, engine.Options{Mesh: mesh, Kubeconfig: kubeconfig, Progress: a.progress, ApplyProgress: a.progress,
-		AWSAPIOptions: a.AWSOptions, AWSTuning: a.AWSTuning, KubeTuning: a.KubeTuning, ObserveNetwork: network})
+		AWSAPIOptions: a.AWSOptions, AWSTuning: a.AWSTuning, KubeTuning: a.KubeTuning, ObserveNetwork: network, Clock: a.Clock})
 }
 
 // backend is the state backend the flags name: the local file, or the Secret of the management cluster

@@ -20,6 +20,7 @@ func TestEveryWatchCanBeStarted(t *testing.T) {
 		}
 		m.Replicates = append(m.Replicates, r)
 	}
+	m.ControlPlanes = []*spec.ControlPlane{{Name: "kb", Cluster: "a", SecretNamespace: "kb-system", SecretName: "data-planes"}}
 	counts := map[string]int{}
 	for _, cluster := range []string{"a", "b"} {
 		for _, w := range plan.WatchesOf(m, cluster) {
@@ -32,13 +33,14 @@ func TestEveryWatchCanBeStarted(t *testing.T) {
 			}
 		}
 	}
-	// Each cluster: its DNS Service and Corefile, and one watch per replicated object (source in a, copy in b).
-	want := 2 + len(spec.ReplicableKinds)
+	// Each cluster: its DNS Service and Corefile, and one watch per replicated object (source in a, copy in
+	// b); the control plane's Secret in a, its ServiceAccount in the data plane b.
+	want := 2 + len(spec.ReplicableKinds) + 1
 	if counts["a"] != want || counts["b"] != want {
 		t.Errorf("watches per cluster %v, want %d each", counts, want)
 	}
 	m.DNSDisabled = true
-	if got := len(plan.WatchesOf(m, "b")); got != len(spec.ReplicableKinds) {
-		t.Errorf("with DNS off, %d watches in b, want only the %d copies", got, len(spec.ReplicableKinds))
+	if got := len(plan.WatchesOf(m, "b")); got != len(spec.ReplicableKinds)+1 {
+		t.Errorf("with DNS off, %d watches in b, want only the %d copies and the ServiceAccount", got, len(spec.ReplicableKinds))
 	}
 }

@@ -51,6 +51,8 @@ type Reconciler struct {
 	ShutdownGrace time.Duration
 	// Abandon, when done, cancels the pass under way at once, without grace (leadership was lost).
 	Abandon context.Context
+	// Planned, when set, receives each plan (RenewalTimer.Schedule).
+	Planned func(*plan.Plan)
 
 	repeats repeats
 	paths   pathVerdicts
@@ -100,6 +102,9 @@ func (r *Reconciler) Pass(ctx context.Context, why string) (err error) {
 	if err != nil {
 		// Losing the lock cancels the pass: say that, not "context canceled".
 		return r.orLockLost(lock, err)
+	}
+	if r.Planned != nil {
+		r.Planned(p)
 	}
 	r.reportPaths(log)
 	withheld := 0

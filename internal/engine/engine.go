@@ -65,6 +65,8 @@ type Engine struct {
 	// reach and resolve each other (verify.Verify, without probes); Paths returns the last report. meshd sets
 	// it to export meshd_path_ok. The network layer needs ObserveNetwork.
 	VerifyPaths bool
+	// Clock decides which control-plane tokens are due for renewal; nil: time.Now. Tests inject one.
+	Clock func() time.Time
 
 	pathsMu sync.Mutex
 	paths   *verify.Report
@@ -99,6 +101,8 @@ type Options struct {
 	ObserveNetwork bool
 	// VerifyPaths is the Engine's field.
 	VerifyPaths bool
+	// Clock is the Engine's field (and the kube provider's Now).
+	Clock func() time.Time
 	// AWSTuning and KubeTuning adjust the providers' options last (poll intervals in tests).
 	AWSTuning  func(*awsprovider.Options)
 	KubeTuning func(*kube.Options)
@@ -118,13 +122,13 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	kubeOpts := kube.Options{Mesh: opts.Mesh, Kubeconfig: opts.Kubeconfig, LoadBalancers: awsSide, TargetGroups: awsSide,
-		Progress: opts.Progress, WrapTransport: opts.KubeWrapTransport, WaitTimeout: opts.KubeWaitTimeout}
+		Progress: opts.Progress, WrapTransport: opts.KubeWrapTransport, WaitTimeout: opts.KubeWaitTimeout, Now: opts.Clock}
 	if opts.KubeTuning != nil {
 		opts.KubeTuning(&kubeOpts)
 	}
 	kubeSide = kube.New(kubeOpts)
 	return &Engine{AWS: awsSide, Kube: kubeSide, clients: kubeSide, PartialDNS: opts.PartialDNS,
-		Parallelism: opts.Parallelism, Progress: opts.ApplyProgress, VerifyPaths: opts.VerifyPaths}, nil
+		Parallelism: opts.Parallelism, Progress: opts.ApplyProgress, VerifyPaths: opts.VerifyPaths, Clock: opts.Clock}, nil
 }
 
 // KubeClient returns the client of a kubeconfig context: the one the engine itself uses, so that meshd's
@@ -155,9 +159,10 @@ func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 
 	// The two sides are observed at the same time: neither needs the other until the load balancers.
 	var kubeObs map[string]model.DNSObserved
-	var kubeDiags, replicaDiags hcl.Diagnostics
+	var kubeDiags, replicaDiags, cpDiags hcl.Diagnostics
 	var replicas *plan.ReplicaInput
 	var addons addonObservation
+	var controlPlanes *plan.ControlPlaneInput
 	var wg sync.WaitGroup
 	if dnsOn {
 		wg.Add(2)
@@ -175,6 +180,13 @@ func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 		go func() {
 			defer wg.Done()
 			replicas, replicaDiags = e.observeReplicas(ctx, m, st, destroy)
+		}()
+	}
+	if e.controlPlanesOn(m, st) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			controlPlanes, cpDiags = e.observeControlPlanes(ctx, m, st, destroy)
 		}()
 	}
 	obs, diags, err := e.AWS.Observe(ctx, m, st.Members)
@@ -199,6 +211,10 @@ func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 	if err == nil {
 		err = addons.err
 	}
+	diags = append(diags, cpDiags...)
+	if err == nil && controlPlanes != nil {
+		diags = append(diags, e.resolveEndpoints(m, controlPlanes, obs.Observed)...)
+	}
 	if err != nil || diags.HasErrors() {
 		return nil, diags, err
 	}
@@ -217,6 +233,7 @@ func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 	in := plan.Input{
 		Mesh: m.Name, SpecHash: m.Hash(), Adopt: m.Adopt, Members: members,
 		Observed: obs.Observed, State: st, Destroy: destroy, Replicas: replicas, LoadBalancers: lbs,
+		ControlPlanes: controlPlanes,
 	}
 	if dnsOn {
 		if err := e.observeLoadBalancers(ctx, members, st.Members, kubeObs); err != nil {

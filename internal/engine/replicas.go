@@ -28,12 +28,7 @@ func (e *Engine) replicasOn(m *spec.Mesh, st *state.State) bool {
 // PartialDNS (meshd) the errors are warnings and only the copies concerned are left alone, so that one
 // block's problem does not hold back the correction of everything else.
 func (e *Engine) observeReplicas(ctx context.Context, m *spec.Mesh, st *state.State, destroy bool) (*plan.ReplicaInput, hcl.Diagnostics) {
-	contextOf := func(cluster string) string {
-		if c := m.Cluster(cluster); c != nil {
-			return c.KubeContext
-		}
-		return ""
-	}
+	contextOf := func(cluster string) string { return kubeContextOf(m, cluster) }
 	var queries []kube.ObjectQuery
 	type block struct {
 		r      *spec.Replicate
@@ -153,6 +148,14 @@ func (e *Engine) observeReplicas(ctx context.Context, m *spec.Mesh, st *state.St
 		}
 	}
 	return in, diags
+}
+
+// kubeContextOf is the kube context of a member of the spec ("" for a cluster that is not one).
+func kubeContextOf(m *spec.Mesh, cluster string) string {
+	if c := m.Cluster(cluster); c != nil {
+		return c.KubeContext
+	}
+	return ""
 }
 
 func objectPath(namespace, name string) string {

@@ -60,6 +60,20 @@ func SecretData(data map[string][]byte) map[string]any {
 	return out
 }
 
+// SecretBytes decodes a Secret's data (Content["data"], base64 strings) into bytes, the inverse of
+// SecretData; a value that does not decode is left out.
+func SecretBytes(o Object) map[string][]byte {
+	out := map[string][]byte{}
+	data, _ := o.Content["data"].(map[string]any)
+	for k, v := range data {
+		s, _ := v.(string)
+		if b, err := base64.StdEncoding.DecodeString(s); err == nil {
+			out[k] = b
+		}
+	}
+	return out
+}
+
 // Ref names the object for messages: "Secret kube-system/meshd-ca", "ClusterRole meshd-reader".
 func (o Object) Ref() string {
 	if o.Namespace == "" {

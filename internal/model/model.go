@@ -144,9 +144,23 @@ type Observed struct {
 	// but they count toward the inbound-rules-per-group quota.
 	ReferencingRules map[string]int
 
+	// APIEndpoints are the EKS members' API server endpoints, by cluster name (DescribeCluster): what a
+	// control plane's kubeconfig reaches them at.
+	APIEndpoints map[string]APIEndpoint
+
 	// Observed only for meshctl verify (aws.Options.ObserveNetwork); nil otherwise.
 	NACLs  map[string]NetworkACL          // by network ACL ID, for the members' VPCs
 	Egress map[string][]SecurityGroupRule // egress rules by security group ID
+}
+
+// APIEndpoint is an EKS cluster's API server as DescribeCluster reports it.
+type APIEndpoint struct {
+	Server string // https://...
+	CAData []byte // PEM
+	// PublicAccess and PrivateAccess are the endpoint's access settings; PublicCIDRs limit the public one.
+	PublicAccess  bool
+	PrivateAccess bool
+	PublicCIDRs   []string
 }
 
 // NewObserved returns an empty Observed ready to be filled.

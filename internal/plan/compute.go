@@ -25,6 +25,9 @@ type Input struct {
 	Replicas *ReplicaInput
 	// LoadBalancers, when set, plans the load_balancer blocks (see loadbalancer.go); nil leaves them alone.
 	LoadBalancers *LoadBalancerInput
+	// ControlPlanes, when set, plans the control planes' accounts and kubeconfig Secrets (see
+	// controlplane.go); nil leaves them alone.
+	ControlPlanes *ControlPlaneInput
 }
 
 // Compute diffs the desired mesh against the observed world. Ownership decides what may be touched:
@@ -47,6 +50,7 @@ func Compute(in Input) *Plan {
 	c.dns()
 	c.replicas()
 	c.loadBalancers()
+	c.controlPlanes()
 	return c.finish()
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/state"
@@ -115,6 +116,11 @@ type Plan struct {
 	// gone, or meshd's blocks are no longer in it.
 	Addons       []AddonNote `json:"addons,omitempty"`
 	ForgetAddons []string    `json:"forget_addons,omitempty"`
+	// ForgetControlPlanes and RecordControlPlanes are the same for the objects of control_plane blocks.
+	ForgetControlPlanes []string                       `json:"forget_control_planes,omitempty"`
+	RecordControlPlanes map[string]state.ReplicaRecord `json:"record_control_planes,omitempty"`
+	// NextRenewal is when the earliest token this plan keeps is due for renewal: meshd plans again then.
+	NextRenewal *time.Time `json:"next_renewal,omitempty"`
 }
 
 // Summary counts changes by action.
@@ -186,5 +192,11 @@ func (p *Plan) FixState(st *state.State) {
 	}
 	for _, cluster := range p.ForgetAddons {
 		st.RemoveAddon(cluster)
+	}
+	for _, addr := range p.ForgetControlPlanes {
+		st.RemoveControlPlane(addr)
+	}
+	for _, addr := range slices.Sorted(maps.Keys(p.RecordControlPlanes)) {
+		st.SetControlPlane(addr, p.RecordControlPlanes[addr])
 	}
 }

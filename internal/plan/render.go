@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // legendLines explain the symbols, in this order; a plan's legend lists the ones it uses (as terraform
@@ -75,6 +76,10 @@ func RenderHuman(w io.Writer, p *Plan) error {
 	}
 	for _, c := range p.Conflicts {
 		fmt.Fprintf(bw, "Conflict: %s\n\n  on %s: %s\n\n", c.Summary, c.Address, c.Detail)
+	}
+	if p.NextRenewal != nil {
+		// Also when nothing changes: a person checking a control plane wants to know when its tokens turn over.
+		fmt.Fprintf(bw, "The next control-plane token is due for renewal at %s.\n\n", p.NextRenewal.UTC().Format(time.RFC3339))
 	}
 	fmt.Fprintln(bw, SummaryLine(p))
 	return bw.Flush()

@@ -22,6 +22,7 @@ var (
 			{Type: "cluster", LabelNames: []string{"name"}},
 			{Type: "replicate", LabelNames: []string{"name"}},
 			{Type: "load_balancer", LabelNames: []string{"name"}},
+			{Type: "control_plane", LabelNames: []string{"name"}},
 		},
 	}
 	meshSchema = &hcl.BodySchema{
@@ -49,6 +50,7 @@ var (
 			{Name: "cidr_blocks"},
 			{Name: "namespace"},
 			{Name: "cluster_domain"},
+			{Name: "api_server"},
 		},
 	}
 )
@@ -107,6 +109,8 @@ func (d *decoder) decode(files []*hcl.File) {
 				d.decodeReplicate(b)
 			case "load_balancer":
 				d.decodeLoadBalancer(b)
+			case "control_plane":
+				d.decodeControlPlane(b)
 			}
 		}
 	}
@@ -294,6 +298,11 @@ func (d *decoder) decodeCluster(b *hcl.Block) {
 			d.errorf(r, "Invalid cluster domain",
 				"%q is not a cluster domain: it must be a DNS-1123 subdomain such as cluster.local (lowercase labels of letters, digits and '-' joined by dots, no trailing dot, at most 253 characters). Use the kubelet's --cluster-domain.", s)
 		}
+	}
+
+	if s, r, ok := d.str(c, attrs, "api_server"); ok {
+		c.APIServer = s
+		checkAPIServer(d, r, s)
 	}
 
 	if first, ok := d.clusterDecl[c.Name]; ok {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	gocmp "github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -255,6 +256,25 @@ func TestLoadValid(t *testing.T) {
 				},
 			},
 		},
+		"control-plane.hcl": {
+			reason: "Control planes keep their data planes as written; defaults fill the rest; api_server is read.",
+			want: &Mesh{
+				Name:      "kb",
+				ForwardBy: ForwardByNamespace,
+				Quotas:    DefaultQuotas,
+				Clusters: []*Cluster{
+					{Name: "k8s-0", Region: "us-west-1", KubeContext: "k0", EKSCluster: "k8s-0", Namespace: "kb-0", ClusterDomain: DefaultClusterDomain},
+					{Name: "k8s-1", Region: "us-west-2", KubeContext: "k1", EKSCluster: "k8s-1", Namespace: "kb-1", ClusterDomain: DefaultClusterDomain, APIServer: "https://10.1.0.10:443"},
+					{Name: "k8s-2", Region: "us-east-1", KubeContext: "k2", EKSCluster: "k8s-2", Namespace: "kb-2", ClusterDomain: DefaultClusterDomain},
+				},
+				ControlPlanes: []*ControlPlane{
+					{Name: "kubeblocks", Cluster: "k8s-0", DataPlanes: []string{"k8s-2", "k8s-1"}, SecretNamespace: "kb-system",
+						SecretName: "kubeblocks-data-planes", ClusterRole: "cluster-admin", TokenTTL: 2 * time.Hour},
+					{Name: "defaults", Cluster: "k8s-1", SecretNamespace: "kb-system", SecretName: "data-planes",
+						ClusterRole: "kubeblocks-cluster-pod-role", TokenTTL: DefaultTokenTTL, TokenFileDir: DefaultTokenFileDir},
+				},
+			},
+		},
 		"multi-file": {
 			reason: "A directory's *.hcl files form one spec, clusters in file-name order; other files are ignored.",
 			want: &Mesh{
@@ -284,6 +304,7 @@ func TestLoadValid(t *testing.T) {
 		cmpopts.IgnoreFields(Mesh{}, "Files", "DeclRange", "Attrs"),
 		cmpopts.IgnoreFields(Cluster{}, "DeclRange", "Attrs", "Elems"),
 		cmpopts.IgnoreFields(Replicate{}, "DeclRange", "FromDeclRange", "Attrs", "Elems"),
+		cmpopts.IgnoreFields(ControlPlane{}, "DeclRange", "Attrs", "Elems"),
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -434,6 +455,25 @@ func loadClean(t *testing.T, path string) *Mesh {
 		t.Fatalf("%s: unexpected diagnostics:\n%s", path, out.String())
 	}
 	return m
+}
+
+// TestKubeBlocksSpec: the KubeBlocks example loads, with its control plane and the role it replicates.
+func TestKubeBlocksSpec(t *testing.T) {
+	m, diags := Load("../../specs/kubeblocks.hcl")
+	if len(diags) > 0 {
+		var out bytes.Buffer
+		_ = PrintDiagnostics(&out, m.Files, diags, false)
+		t.Fatalf("unexpected diagnostics:\n%s", out.String())
+	}
+	cp := m.ControlPlane("kubeblocks")
+	if cp == nil || m.Replicate("kubeblocks-pod-role") == nil {
+		t.Fatal("no control_plane \"kubeblocks\" or replicate \"kubeblocks-pod-role\"")
+	}
+	got := []string{cp.Cluster, strings.Join(cp.Targets(m), ","), cp.SecretNamespace + "/" + cp.SecretName, cp.TokenFile("k8s-1")}
+	want := []string{"k8s-0", "k8s-1,k8s-2,k8s-3", "kb-system/kubeblocks-data-planes", DefaultTokenFileDir + "/k8s-1.token"}
+	if diff := gocmp.Diff(want, got); diff != "" {
+		t.Errorf("control plane (-want +got):\n%s", diff)
+	}
 }
 
 func TestLoadDirectoryIgnoresEditorFiles(t *testing.T) {

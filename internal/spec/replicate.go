@@ -58,9 +58,14 @@ func (r *Replicate) Targets(m *Mesh) []string {
 	if len(r.To) > 0 {
 		return r.To
 	}
+	return m.othersThan(r.FromCluster)
+}
+
+// othersThan are the members but one, in spec order.
+func (m *Mesh) othersThan(name string) []string {
 	var out []string
 	for _, c := range m.Clusters {
-		if c.Name != r.FromCluster {
+		if c.Name != name {
 			out = append(out, c.Name)
 		}
 	}

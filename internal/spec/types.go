@@ -41,6 +41,8 @@ type Mesh struct {
 	Replicates []*Replicate
 	// LoadBalancers are the load_balancer blocks, in declaration order.
 	LoadBalancers []*LoadBalancer
+	// ControlPlanes are the control_plane blocks, in declaration order.
+	ControlPlanes []*ControlPlane
 
 	// Files are the sources the spec was read from, by name, for diagnostics and for the plan's spec hash.
 	Files map[string][]byte
@@ -72,6 +74,9 @@ type Cluster struct {
 	CIDRBlocks      []string // narrows the meshed CIDR blocks of the VPC (default: all of them); canonical prefixes
 	Namespace       string
 	ClusterDomain   string // default DefaultClusterDomain
+	// APIServer is the endpoint a control plane uses to reach this cluster (api_server); "" means the EKS
+	// cluster's endpoint, else the server of the kube context's cluster in meshd's kubeconfig.
+	APIServer string
 
 	DeclRange hcl.Range            // the cluster block's header, e.g. `cluster "tidb-1" {`
 	Attrs     map[string]hcl.Range // value range of each attribute that was set, by attribute name

@@ -35,6 +35,7 @@ func (d *decoder) validate() {
 	d.checkCorefileVia()
 	d.validateReplicates()
 	d.validateLoadBalancers()
+	d.validateControlPlanes()
 	// Counted in blocks, not in distinct clusters: two blocks with one name are an error of their own.
 	if d.meshBlock != nil && d.clusters < 2 {
 		d.warnf(m.DeclRange, "Too few clusters",

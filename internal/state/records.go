@@ -102,6 +102,22 @@ func (s *State) RemoveReplica(address string) {
 	}
 }
 
+// SetControlPlane records an object of a control_plane block at address.
+func (s *State) SetControlPlane(address string, r ReplicaRecord) {
+	if s.ControlPlanes == nil {
+		s.ControlPlanes = map[string]ReplicaRecord{}
+	}
+	s.ControlPlanes[address] = r
+}
+
+// RemoveControlPlane forgets the object at address.
+func (s *State) RemoveControlPlane(address string) {
+	delete(s.ControlPlanes, address)
+	if len(s.ControlPlanes) == 0 {
+		s.ControlPlanes = nil
+	}
+}
+
 // SetMembers records the members of the last apply. The per-cluster records of clusters that are no longer
 // members go with them (after a clean destroy: all): their Corefile zones. Copies of replicated objects
 // are recorded by address and stay until a plan deletes them.

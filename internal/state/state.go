@@ -36,6 +36,10 @@ type State struct {
 	// by cluster name: where they are and what the configuration was before, so that taking the blocks out
 	// (destroy, corefile_via back to "configmap", a cluster that left) gives it back as it was.
 	Addons map[string]AddonRecord `json:"addons,omitempty"`
+	// ControlPlanes are the objects meshd made for control_plane blocks, by plan address (the data planes'
+	// ServiceAccounts at cp_account[<control plane>:<cluster>], the kubeconfig Secrets at
+	// kubeconfig[<control plane>]), located as copies are: so that a removed data plane or block is cleaned up.
+	ControlPlanes map[string]ReplicaRecord `json:"control_planes,omitempty"`
 }
 
 // AddonRecord is one add-on configuration meshd wrote to. It holds hashes, never the configuration: that

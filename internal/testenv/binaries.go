@@ -32,6 +32,8 @@ const (
 	BinEtcd          Binary = "etcd"
 	BinKubeAPIServer Binary = "kube-apiserver"
 	BinCoreDNS       Binary = "coredns"
+	// BinKubectl is the client the tests read meshd's control-plane kubeconfig with, as an operator would.
+	BinKubectl Binary = "kubectl"
 )
 
 // EnvVar is the environment variable that overrides the binary's location (as printed by
@@ -46,6 +48,8 @@ func (b Binary) EnvVar() string {
 		return "MESHD_KUBE_APISERVER"
 	case BinCoreDNS:
 		return "MESHD_COREDNS"
+	case BinKubectl:
+		return "MESHD_KUBECTL"
 	}
 	return ""
 }
@@ -69,6 +73,9 @@ func (b Binary) DefaultPath() string {
 		return filepath.Join(CacheDir(), "kube-apiserver-v"+KubeAPIServerVersion)
 	case BinCoreDNS:
 		return filepath.Join(CacheDir(), "coredns-v"+CoreDNSVersion)
+	case BinKubectl:
+		// Built from the same tools module as kube-apiserver, so of the same version.
+		return filepath.Join(CacheDir(), "kubectl-v"+KubeAPIServerVersion)
 	}
 	return ""
 }

@@ -49,7 +49,7 @@ func TestDefaultsMatchScript(t *testing.T) {
 			got[k] = v
 		}
 	}
-	for _, b := range []Binary{BinMoto, BinEtcd, BinKubeAPIServer, BinCoreDNS} {
+	for _, b := range []Binary{BinMoto, BinEtcd, BinKubeAPIServer, BinCoreDNS, BinKubectl} {
 		if got[b.EnvVar()] != b.DefaultPath() {
 			t.Errorf("%s: script says %q, DefaultPath %q", b.EnvVar(), got[b.EnvVar()], b.DefaultPath())
 		}

@@ -2,6 +2,7 @@ package aws
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -147,6 +148,12 @@ func (p *Provider) observeRegion(ctx context.Context, region string, clusters []
 			continue
 		}
 		eksInfo[c.Name] = info
+		if info.endpoint.Server != "" {
+			if obs.APIEndpoints == nil {
+				obs.APIEndpoints = map[string]model.APIEndpoint{}
+			}
+			obs.APIEndpoints[c.Name] = info.endpoint
+		}
 	}
 	if err := selfManagedSubnets(ctx, ec2c, clusters, eksInfo); err != nil {
 		return nil, diags, err
@@ -219,7 +226,8 @@ type eksCluster struct {
 	// subnets are where the cluster's nodes may run: the subnets it was created with (resourcesVpcConfig),
 	// those of its managed node groups, and those of the instances tagged as its (self-managed node
 	// groups). Node groups added later often get subnets of their own (eksctl makes new ones).
-	subnets []string
+	subnets  []string
+	endpoint model.APIEndpoint
 }
 
 func (e *eksCluster) addSubnets(ids ...string) {
@@ -245,6 +253,16 @@ func (p *Provider) describeEKS(ctx context.Context, region, name string) (*eksCl
 		info.vpcID = aws.ToString(vc.VpcId)
 		info.clusterSG = aws.ToString(vc.ClusterSecurityGroupId)
 		info.addSubnets(vc.SubnetIds...)
+		info.endpoint.PublicAccess, info.endpoint.PrivateAccess = vc.EndpointPublicAccess, vc.EndpointPrivateAccess
+		info.endpoint.PublicCIDRs = vc.PublicAccessCidrs
+	}
+	if out.Cluster != nil {
+		info.endpoint.Server = aws.ToString(out.Cluster.Endpoint)
+		if ca := out.Cluster.CertificateAuthority; ca != nil {
+			// EKS returns the CA bundle base64-encoded; one that does not decode is left out (and the
+			// kubeconfig then names no CA).
+			info.endpoint.CAData, _ = base64.StdEncoding.DecodeString(aws.ToString(ca.Data))
+		}
 	}
 	pages := eks.NewListNodegroupsPaginator(client, &eks.ListNodegroupsInput{ClusterName: aws.String(name)})
 	for pages.HasMorePages() {
@@ -776,6 +794,12 @@ func merge(dst, src *model.Observed) {
 			dst.Egress = map[string][]model.SecurityGroupRule{}
 		}
 		dst.Egress[k] = v
+	}
+	for k, v := range src.APIEndpoints {
+		if dst.APIEndpoints == nil {
+			dst.APIEndpoints = map[string]model.APIEndpoint{}
+		}
+		dst.APIEndpoints[k] = v
 	}
 	for k, v := range src.NACLs {
 		if dst.NACLs == nil {

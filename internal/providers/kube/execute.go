@@ -35,6 +35,8 @@ func (p *Provider) Executors() map[plan.Kind]apply.Executor {
 
 		plan.KindLBService:          lbServiceExecutor{p},
 		plan.KindTargetGroupBinding: bindingExecutor{p},
+		plan.KindCPAccount:          cpAccountExecutor{p},
+		plan.KindKubeconfig:         kubeconfigExecutor{p},
 	}
 }
 

@@ -58,6 +58,9 @@ type Options struct {
 	Progress func(msg string)
 	// WrapTransport wraps every client's HTTP transport (the daemon counts API calls with it).
 	WrapTransport func(http.RoundTripper) http.RoundTripper
+	// Now is the clock a token's issue time falls back to when the token does not say (tests inject
+	// one); nil: time.Now.
+	Now func() time.Time
 	// NewClient replaces the kubeconfig loading (tests). It is called once per context.
 	NewClient func(kubeContext string) (kubeclient.Interface, error)
 }
