@@ -39,10 +39,7 @@ const (
 func newReplicateEnv(t testing.TB) *replicateEnv {
 	e := newE2E(t)
 	r := &replicateEnv{e2e: e, t: t}
-	for _, kv := range e.sb.Env() { // meshctl runs in this process
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
+	e.setenv(t)
 	ctx := context.Background()
 	for _, c := range e.sb.Clusters {
 		r.ensureNamespace(c.Name, caNamespace)
@@ -76,6 +73,14 @@ func newReplicateEnv(t testing.TB) *replicateEnv {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// setenv gives this process the sandbox's environment: meshctl runs in it.
+func (e *e2e) setenv(t testing.TB) {
+	for _, kv := range e.sb.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
 }
 
 func (r *replicateEnv) client(cluster string) kubernetes.Interface { return r.sb.Clients[cluster] }

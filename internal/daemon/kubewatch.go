@@ -129,7 +129,8 @@ func writtenByMeshd(obj metav1.Object) bool {
 		if f.Time == nil {
 			continue
 		}
-		mine := f.Manager == model.FieldManager && f.Operation == metav1.ManagedFieldsOperationUpdate
+		// Updates (creates, patches) and server-side applies (a load_balancer's annotations) alike.
+		mine := f.Manager == model.FieldManager
 		switch {
 		case f.Time.After(latest.Time):
 			latest, meshdLatest, othersLatest = *f.Time, mine, !mine

@@ -15,12 +15,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/meshd-io/meshd/internal/cli"
@@ -36,36 +33,18 @@ var userAnnotations = map[string]string{
 	sandbox.AnnotationLBAttributes:  "load_balancing.cross_zone.enabled=true",
 }
 
-// nginx creates Service default/nginx (port 80 to the Pods' 8080) and its EndpointSlice with Ready
-// endpoints at ips: a LoadBalancer Service with the user's annotations in the primary, a ClusterIP one in
-// a secondary.
+// nginx deploys Service default/nginx and its Ready endpoints at ips: the primary's a LoadBalancer with the
+// user's annotations, a secondary's a ClusterIP.
 func nginx(t *testing.T, s *sandbox.Sandbox, cluster string, primary bool, ips ...string) {
 	t.Helper()
-	ctx := context.Background()
-	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "nginx", Namespace: "default"},
-		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, Selector: map[string]string{"app": "nginx"},
-			Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}}}}
+	var annotations map[string]string
 	if primary {
-		svc.Spec.Type = corev1.ServiceTypeLoadBalancer
-		svc.Annotations = maps.Clone(userAnnotations)
+		annotations = userAnnotations
 	}
-	if _, err := s.Clients[cluster].CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	ready := true
-	es := &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: "nginx-abcde", Namespace: "default",
-		Labels: map[string]string{discoveryv1.LabelServiceName: "nginx"}}, AddressType: discoveryv1.AddressTypeIPv4,
-		Ports: []discoveryv1.EndpointPort{{Name: aws.String("http"), Port: aws.Int32(8080), Protocol: ptr(corev1.ProtocolTCP)}}}
-	for i, ip := range ips {
-		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: &ready},
-			TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: fmt.Sprintf("nginx-%d", i)}})
-	}
-	if _, err := s.Clients[cluster].DiscoveryV1().EndpointSlices("default").Create(ctx, es, metav1.CreateOptions{}); err != nil {
+	if err := s.DeployNginx(context.Background(), cluster, annotations, ips...); err != nil {
 		t.Fatal(err)
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // TestLoadBalancerOnSandbox: a load_balancer block against the sandbox, with the LBC stand-in registering
 // each cluster's endpoints: its diagnostics and conflict change nothing; apply makes the target group list
