@@ -179,6 +179,27 @@ func TestAdoptRunbookDNS(t *testing.T) {
 		}
 	})
 
+	t.Run("block changed since the plan", func(t *testing.T) {
+		w := newDNSWorld()
+		w.byRunbook(nil)
+		p := w.planAdopt(true)
+		// Someone points a's block for b elsewhere between plan and apply: the adoption is refused at apply.
+		o := w.obs["a"]
+		changed := strings.Replace(o.CoreDNS.Data["Corefile"], "forward . 10.2.0.10 10.2.1.10", "forward . 10.9.9.9", 1)
+		o.CoreDNS = &model.ConfigMap{Data: map[string]string{"Corefile": changed}}
+		w.obs["a"] = o
+		res := w.apply(p)
+		if err := res.Err(); err == nil || !strings.Contains(err.Error(), "the hand-written block for ns-b.svc.cluster.local changed since the plan") {
+			t.Errorf("apply: %v; want the adoption of a's block refused", err)
+		}
+		if got := w.world.Corefile("a"); got != changed {
+			t.Errorf("a's Corefile was written although its block changed since the plan:\n%s", got)
+		}
+		if zones := w.st.CorefileZones("a"); len(zones) != 0 {
+			t.Errorf("the state records %v for a", zones)
+		}
+	})
+
 	t.Run("another mesh's Service", func(t *testing.T) {
 		w := newDNSWorld()
 		w.byRunbook(nil)
