@@ -149,12 +149,7 @@ func TestAdoptRunbookDNS(t *testing.T) {
 		w := newDNSWorld()
 		texts := w.byRunbook(map[string][]string{"a/b": {"10.9.9.9"}})
 		p := w.planAdopt(true)
-		var got []string
-		for _, l := range dnsLines(p) {
-			if strings.Contains(l, "corefile[a]") {
-				got = append(got, l)
-			}
-		}
+		got := dnsLinesWith(p, "corefile[a]")
 		want := []string{
 			"> corefile[a]: adopt the hand-written blocks for ns-c.svc.cluster.local (they forward to those clusters' load balancers; rewritten in place as meshd's)",
 			"! corefile[a]: The Corefile of cluster a already serves zone ns-b.svc.cluster.local in a block meshd did not write",
@@ -207,12 +202,7 @@ func TestAdoptRunbookDNS(t *testing.T) {
 		spec.Labels = plan.OwnerLabels("other")
 		w.setService("b", spec, w.ips["b"])
 		p := w.planAdopt(true)
-		var got []string
-		for _, l := range dnsLines(p) {
-			if strings.Contains(l, "[b]") {
-				got = append(got, l)
-			}
-		}
+		got := dnsLinesWith(p, "[b]")
 		want := []string{
 			"> corefile[b]: adopt the hand-written blocks for ns-a.svc.cluster.local, ns-c.svc.cluster.local (they forward to those clusters' load balancers; rewritten in place as meshd's)",
 			"! dns_service[b]: Cluster b already has a Service kube-system/across-cluster-dns-tcp that meshd does not own",
@@ -231,4 +221,15 @@ func TestAdoptRunbookDNS(t *testing.T) {
 			}
 		}
 	})
+}
+
+// dnsLinesWith are the lines of dnsLines(p) that contain part.
+func dnsLinesWith(p *plan.Plan, part string) []string {
+	var out []string
+	for _, l := range dnsLines(p) {
+		if strings.Contains(l, part) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
