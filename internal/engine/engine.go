@@ -107,8 +107,9 @@ type Options struct {
 // New builds the AWS and Kubernetes providers and the engine over them. The Kubernetes provider waits for
 // its DNS Services' load balancers through the AWS one.
 func New(ctx context.Context, opts Options) (*Engine, error) {
+	var kubeSide *kube.Provider
 	awsOpts := awsprovider.Options{Mesh: opts.Mesh, APIOptions: opts.AWSAPIOptions, Progress: opts.Progress,
-		ObserveNetwork: opts.ObserveNetwork}
+		ObserveNetwork: opts.ObserveNetwork, Corefile: corefileReader(func() kubeClients { return kubeSide })}
 	if opts.AWSTuning != nil {
 		opts.AWSTuning(&awsOpts)
 	}
@@ -116,12 +117,12 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	kubeOpts := kube.Options{Mesh: opts.Mesh, Kubeconfig: opts.Kubeconfig, LoadBalancers: awsSide,
+	kubeOpts := kube.Options{Mesh: opts.Mesh, Kubeconfig: opts.Kubeconfig, LoadBalancers: awsSide, TargetGroups: awsSide,
 		Progress: opts.Progress, WrapTransport: opts.KubeWrapTransport, WaitTimeout: opts.KubeWaitTimeout}
 	if opts.KubeTuning != nil {
 		opts.KubeTuning(&kubeOpts)
 	}
-	kubeSide := kube.New(kubeOpts)
+	kubeSide = kube.New(kubeOpts)
 	return &Engine{AWS: awsSide, Kube: kubeSide, clients: kubeSide, PartialDNS: opts.PartialDNS,
 		Parallelism: opts.Parallelism, Progress: opts.ApplyProgress, VerifyPaths: opts.VerifyPaths}, nil
 }
@@ -156,12 +157,17 @@ func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 	var kubeObs map[string]model.DNSObserved
 	var kubeDiags, replicaDiags hcl.Diagnostics
 	var replicas *plan.ReplicaInput
+	var addons addonObservation
 	var wg sync.WaitGroup
 	if dnsOn {
-		wg.Add(1)
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			kubeObs, kubeDiags = e.Kube.Observe(ctx, kubeTargets(m, st))
+		}()
+		go func() {
+			defer wg.Done()
+			addons = e.observeAddons(ctx, m, st, destroy)
 		}()
 	}
 	if e.replicasOn(m, st) {
@@ -189,20 +195,35 @@ func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 	}
 	diags = append(diags, kubeDiags...)
 	diags = append(diags, replicaDiags...)
+	diags = append(diags, addons.diags...)
+	if err == nil {
+		err = addons.err
+	}
 	if err != nil || diags.HasErrors() {
 		return nil, diags, err
 	}
 	members := withKube(m, obs.Members)
+	var lbs *plan.LoadBalancerInput
+	if e.loadBalancersOn(m, st) {
+		var lbDiags hcl.Diagnostics
+		if lbs, lbDiags, err = e.observeLoadBalancerBlocks(ctx, m, st, members, destroy); err != nil {
+			return nil, diags, err
+		}
+		if diags = append(diags, lbDiags...); diags.HasErrors() {
+			return nil, diags, nil
+		}
+	}
 
 	in := plan.Input{
 		Mesh: m.Name, SpecHash: m.Hash(), Adopt: m.Adopt, Members: members,
-		Observed: obs.Observed, State: st, Destroy: destroy, Replicas: replicas,
+		Observed: obs.Observed, State: st, Destroy: destroy, Replicas: replicas, LoadBalancers: lbs,
 	}
 	if dnsOn {
 		if err := e.observeLoadBalancers(ctx, members, st.Members, kubeObs); err != nil {
 			return nil, diags, err
 		}
 		in.DNS = &plan.DNSInput{ForwardBy: m.ForwardBy, Clusters: kubeObs, Unobserved: unobserved}
+		addons.into(in.DNS, m)
 	}
 	if e.VerifyPaths && !destroy {
 		e.verifyPaths(m, st, members, obs.Observed, in.DNS)

@@ -101,10 +101,20 @@ type Plan struct {
 	// record of them.
 	ForgetReplicas []string                       `json:"forget_replicas,omitempty"`
 	RecordReplicas map[string]state.ReplicaRecord `json:"record_replicas,omitempty"`
+	// ForgetLoadBalancers and RecordLoadBalancers are the same for the objects of load_balancer blocks.
+	ForgetLoadBalancers []string                            `json:"forget_load_balancers,omitempty"`
+	RecordLoadBalancers map[string]state.LoadBalancerRecord `json:"record_load_balancers,omitempty"`
+	// TargetGroups are what the plan shows of each load_balancer block's target group: not a change.
+	TargetGroups []TargetGroupStatus `json:"target_groups,omitempty"`
 
 	// DomainMismatches are members whose CoreDNS does not serve their declared cluster domain, found by
 	// Compute for Check to report against the spec. Not saved: Check runs on the plan Compute returned.
 	DomainMismatches []DomainMismatch `json:"-"`
+	// Addons say, for each member whose CoreDNS is an EKS managed add-on, what an add-on update would do to
+	// meshd's blocks (addon.go). ForgetAddons are clusters whose add-on record is void: the add-on is
+	// gone, or meshd's blocks are no longer in it.
+	Addons       []AddonNote `json:"addons,omitempty"`
+	ForgetAddons []string    `json:"forget_addons,omitempty"`
 }
 
 // Summary counts changes by action.
@@ -167,5 +177,14 @@ func (p *Plan) FixState(st *state.State) {
 	}
 	for _, addr := range slices.Sorted(maps.Keys(p.RecordReplicas)) {
 		st.SetReplica(addr, p.RecordReplicas[addr])
+	}
+	for _, addr := range p.ForgetLoadBalancers {
+		st.RemoveLoadBalancer(addr)
+	}
+	for _, addr := range slices.Sorted(maps.Keys(p.RecordLoadBalancers)) {
+		st.SetLoadBalancer(addr, p.RecordLoadBalancers[addr])
+	}
+	for _, cluster := range p.ForgetAddons {
+		st.RemoveAddon(cluster)
 	}
 }
