@@ -17,7 +17,8 @@ const (
 	Replace Action = "-/+"
 	// Adopt takes over an object meshd did not create but that already does what the spec asks (a peering or
 	// route made by hand): apply tags it and records it in the state; nothing else changes. Before and After
-	// are the same object.
+	// are the same object. For Kubernetes objects (a copy, the runbook's DNS Service and Corefile blocks)
+	// After is meshd's version, which apply sets in place.
 	Adopt Action = ">"
 	// Keep is not a change: an object that is not meshd's is left alone, shown so the user knows why meshd
 	// does not create its own. Before and After are the same object.

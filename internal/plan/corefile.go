@@ -44,6 +44,10 @@ type Corefile struct {
 	Owned []string `json:"owned,omitempty"`
 	// Removed are meshd's zones that the change cuts out (After only, for display).
 	Removed []string `json:"removed,omitempty"`
+	// Adopted are zones whose hand-written block (the runbook's) meshd takes over with adopt = true (After
+	// only): apply checks that each still forwards to the planned upstreams, merges as if the state recorded
+	// the zone, and so rewrites the block as meshd's in place.
+	Adopted []string `json:"adopted,omitempty"`
 	// Text is the whole Corefile (Before: observed; After: merged, when every address is known). It is for
 	// the planner and its tests only and never leaves the process: a Corefile can hold other people's
 	// settings and credentials (route53 keys, TLS files), which have no place in plan files or --json.
@@ -92,6 +96,8 @@ func (c Corefile) Attrs() []Attr {
 	for _, b := range c.Blocks {
 		if b.Pending != "" {
 			attrs = append(attrs, Attr{Name: b.Zone, Value: b.Pending, Unknown: true})
+		} else if slices.Contains(c.Adopted, b.Zone) {
+			attrs = append(attrs, Attr{Name: b.Zone, Value: "forward to " + strings.Join(b.Upstreams, " ") + " (adopted)"})
 		} else {
 			attrs = append(attrs, Attr{Name: b.Zone, Value: "forward to " + strings.Join(b.Upstreams, " ")})
 		}
@@ -150,14 +156,20 @@ func (d *dnsPlanner) corefile(m model.Member) {
 			fmt.Sprintf("%v. meshd writes a Corefile only when the result parses; nothing is changed.", err))
 		return
 	}
+	merged, rep, adopted, hints, err := d.adoptBlocks(text, owned, blocks, merged, rep)
+	if err != nil {
+		d.conflict(addr, fmt.Sprintf("Cannot adopt the hand-written blocks in the Corefile of cluster %s", m.Name),
+			fmt.Sprintf("%v. meshd writes a Corefile only when the result parses; nothing is changed.", err))
+		return
+	}
 	conflicting := map[string]bool{}
 	for _, cf := range rep.Conflicts {
 		conflicting[cf.Zone] = true
 		d.conflict(addr,
 			fmt.Sprintf("The Corefile of cluster %s already serves zone %s in a block meshd did not write", m.Name, cf.Zone),
 			fmt.Sprintf("Line %d (%s) of %s/%s is not meshd's, so meshd does not add its own block for %s next to it or replace it. "+
-				"Remove that block, or let meshd own it by deleting it and planning again.",
-				cf.Line, cf.Key, DNSNamespace, CoreDNSConfigMap, cf.Zone))
+				"Remove that block, or let meshd own it by deleting it and planning again.%s",
+				cf.Line, cf.Key, DNSNamespace, CoreDNSConfigMap, cf.Zone, hints[cf.Zone]))
 	}
 	want = slices.DeleteFunc(want, func(b CorefileBlock) bool { return conflicting[b.Zone] })
 	deps = nil
@@ -174,13 +186,13 @@ func (d *dnsPlanner) corefile(m model.Member) {
 				"removing meshd's blocks. meshd (the daemon) restores them on its next run; meshctl apply does the same.",
 			m.Name, EKSManager))
 	}
-	if len(deps) == 0 && !rep.Changed() {
+	if len(deps) == 0 && !rep.Changed() && len(adopted) == 0 {
 		return
 	}
 
 	before := Corefile{Cluster: m.Name, KubeContext: m.KubeContext, Blocks: d.blocksIn(m.Name), Owned: owned,
 		Text: text, Backup: o.Backup != nil}
-	after := Corefile{Cluster: m.Name, KubeContext: m.KubeContext, Blocks: want, Owned: owned, Backup: true}
+	after := Corefile{Cluster: m.Name, KubeContext: m.KubeContext, Blocks: want, Owned: owned, Adopted: adopted, Backup: true}
 	if len(deps) == 0 {
 		after.Text = merged
 	}
@@ -189,7 +201,11 @@ func (d *dnsPlanner) corefile(m model.Member) {
 			after.Removed = append(after.Removed, z)
 		}
 	}
-	d.c.add(Change{Action: Update, Address: addr, Kind: KindCorefile, Before: before, After: after,
+	action := Update
+	if len(adopted) > 0 {
+		action = Adopt
+	}
+	d.c.add(Change{Action: action, Address: addr, Kind: KindCorefile, Before: before, After: after,
 		Reason: d.corefileReason(before, after, rep), DependsOn: uniqueSorted(deps)})
 	d.corefileChanges[m.Name] = addr
 }
@@ -201,9 +217,11 @@ func (d *dnsPlanner) corefileReason(before, after Corefile, rep corefile.Report)
 	for _, b := range before.Blocks {
 		present[b.Zone] = true
 	}
-	var add, update, missing []string
+	var adopt, add, update, missing []string
 	for _, b := range after.Blocks {
 		switch {
+		case slices.Contains(after.Adopted, b.Zone):
+			adopt = append(adopt, b.Zone)
 		case !present[b.Zone] && slices.Contains(before.Owned, b.Zone):
 			missing = append(missing, b.Zone)
 		case !present[b.Zone]:
@@ -213,6 +231,10 @@ func (d *dnsPlanner) corefileReason(before, after Corefile, rep corefile.Report)
 		}
 	}
 	var parts []string
+	if len(adopt) > 0 {
+		parts = append(parts, "adopt the hand-written blocks for "+strings.Join(adopt, ", ")+
+			" (they forward to those clusters' load balancers; rewritten in place as meshd's)")
+	}
 	if len(missing) > 0 {
 		parts = append(parts, "restore blocks removed outside meshd for "+strings.Join(missing, ", "))
 	}

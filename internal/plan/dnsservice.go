@@ -104,16 +104,17 @@ func (d *dnsPlanner) service(m model.Member) {
 		return
 	}
 	labels := o.Service.Spec.Labels
-	if !model.OwnedBy(labels, d.mesh()) {
-		owner := "it does not carry meshd's labels"
+	adopting := !model.OwnedBy(labels, d.mesh()) && d.adoptableService(labels)
+	if !model.OwnedBy(labels, d.mesh()) && !adopting {
+		owner, hint := "it does not carry meshd's labels", " Or set adopt = true in the mesh block to let meshd take it over (the Service and its load balancer stay)."
 		if labels[model.LabelManagedBy] == model.ManagedByMeshd && labels[model.LabelMesh] != "" {
-			owner = fmt.Sprintf("it belongs to mesh %q", labels[model.LabelMesh])
+			owner, hint = fmt.Sprintf("it belongs to mesh %q", labels[model.LabelMesh]), ""
 		}
 		d.conflict(addr,
 			fmt.Sprintf("Cluster %s already has a Service %s/%s that meshd does not own", m.Name, DNSNamespace, DNSServiceName),
 			fmt.Sprintf("meshd wants to create its DNS Service there, but %s (%s=%s, %s=%s), so it is left alone. "+
-				"Delete or rename it yourself; meshd will then create its own.",
-				owner, model.LabelManagedBy, model.ManagedByMeshd, model.LabelMesh, d.mesh()))
+				"Delete or rename it yourself; meshd will then create its own.%s",
+				owner, model.LabelManagedBy, model.ManagedByMeshd, model.LabelMesh, d.mesh(), hint))
 		d.sources[m.Name] = upstreamSource{keep: true}
 		return
 	}
@@ -123,6 +124,21 @@ func (d *dnsPlanner) service(m model.Member) {
 	diff := serviceDiff(want, before.Spec)
 	after.Hostname, after.LoadBalancer, after.Addresses = before.Hostname, before.LoadBalancer, before.Addresses
 	switch {
+	case adopting:
+		// The Service is changed in place, never replaced: its NLB, which the runbook's Corefile blocks
+		// forward to, stays, and so do its addresses.
+		reason := "exists, not owned (made by hand, as the runbook does): adopt (label as meshd's)"
+		if rest := slices.DeleteFunc(diff, func(f string) bool { return f == "labels" }); len(rest) > 0 {
+			reason += "; its " + strings.Join(rest, ", ") + " are set to meshd's in place"
+		}
+		if waiting != "" {
+			reason += "; " + waiting
+		}
+		d.c.add(Change{Action: Adopt, Address: addr, Kind: KindDNSService, Before: before, After: after, Reason: reason})
+		if waiting != "" {
+			d.sources[m.Name] = upstreamSource{pending: addr}
+			return
+		}
 	case len(diff) > 0:
 		after.Hostname, after.LoadBalancer, after.Addresses = "", "", nil
 		verb := "differ"

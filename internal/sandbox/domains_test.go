@@ -45,17 +45,7 @@ func TestClusterDomainsOnSandbox(t *testing.T) {
 		}
 	}
 	run := meshctl(t, s, dir, spec)
-	corefiles := func() map[string]string {
-		out := map[string]string{}
-		for _, c := range s.Clusters {
-			cm, err := s.Clients[c.Name].CoreV1().ConfigMaps("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[c.Name] = cm.Data["Corefile"]
-		}
-		return out
-	}
+	corefiles := func() map[string]string { return corefilesOf(t, s) }
 	original := corefiles()
 	for _, c := range s.Clusters {
 		if !strings.Contains(original[c.Name], "kubernetes "+c.Domain+" ") {

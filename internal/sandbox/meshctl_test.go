@@ -101,3 +101,17 @@ func stopsResolving(t *testing.T, c sandbox.Cluster, name string) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// corefilesOf reads every cluster's Corefile from its kube-system/coredns ConfigMap, by cluster name.
+func corefilesOf(t *testing.T, s *sandbox.Sandbox) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, c := range s.Clusters {
+		cm, err := s.Clients[c.Name].CoreV1().ConfigMaps("kube-system").Get(context.Background(), "coredns", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[c.Name] = cm.Data["Corefile"]
+	}
+	return out
+}

@@ -27,7 +27,7 @@ const DefaultClusterDomain = "cluster.local"
 type Mesh struct {
 	Name      string
 	ForwardBy string // ForwardByNamespace (default) or ForwardByClusterDomain
-	Adopt     bool   // tag and record matching pre-existing peerings and routes as meshd's
+	Adopt     bool   // take over matching pre-existing peerings, routes, rules, copies and the runbook's DNS Service and Corefile blocks
 	// DNSDisabled (dns { enabled = false }) leaves the Kubernetes side alone: no DNS Services, no Corefile
 	// blocks, no kube contexts contacted. meshd then manages the AWS network only.
 	DNSDisabled bool

@@ -106,7 +106,7 @@ func (e serviceExecutor) Execute(_ context.Context, ch plan.Change, _ apply.Know
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch ch.Action {
-	case plan.Create, plan.Update:
+	case plan.Create, plan.Update, plan.Adopt:
 		want := ch.After.(plan.DNSService)
 		o, ok := w.DNS[want.Cluster]
 		if !ok {
@@ -114,7 +114,8 @@ func (e serviceExecutor) Execute(_ context.Context, ch plan.Change, _ apply.Know
 		}
 		svc := &model.Service{Spec: cloneSpec(want.Spec)}
 		if o.Service != nil {
-			if !model.OwnedBy(o.Service.Spec.Labels, w.Mesh) {
+			handMade := ch.Action == plan.Adopt && o.Service.Spec.Labels[model.LabelManagedBy] != model.ManagedByMeshd
+			if !model.OwnedBy(o.Service.Spec.Labels, w.Mesh) && !handMade {
 				return apply.Outcome{}, fmt.Errorf("cluster %s: Service %s/%s exists and is not meshd's: left alone; plan again",
 					want.Cluster, plan.DNSNamespace, plan.DNSServiceName)
 			}
@@ -169,7 +170,7 @@ type corefileExecutor struct{ w *World }
 // are recorded in the state.
 func (e corefileExecutor) Execute(_ context.Context, ch plan.Change, known apply.Known) (apply.Outcome, error) {
 	w := e.w
-	if ch.Action != plan.Update {
+	if ch.Action != plan.Update && ch.Action != plan.Adopt {
 		return apply.Outcome{}, fmt.Errorf("%s: cannot %s a Corefile", ch.Address, ch.Action.Verb())
 	}
 	after := ch.After.(plan.Corefile)
@@ -187,7 +188,11 @@ func (e corefileExecutor) Execute(_ context.Context, ch plan.Change, known apply
 	if !ok {
 		return apply.Outcome{}, fmt.Errorf("cluster %s: ConfigMap %s/%s has no %s", after.Cluster, plan.DNSNamespace, plan.CoreDNSConfigMap, plan.CorefileKey)
 	}
-	out, rep, err := corefile.Merge(text, w.Mesh, after.Owned, blocks)
+	mergeOwned, err := after.MergeOwned(text, w.Mesh, blocks)
+	if err != nil {
+		return apply.Outcome{}, fmt.Errorf("cluster %s: %w", after.Cluster, err)
+	}
+	out, rep, err := corefile.Merge(text, w.Mesh, mergeOwned, blocks)
 	if err != nil {
 		return apply.Outcome{}, fmt.Errorf("cluster %s: merging meshd's blocks: %w", after.Cluster, err)
 	}

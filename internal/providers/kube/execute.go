@@ -45,7 +45,8 @@ type serviceExecutor struct{ p *Provider }
 // Execute creates or updates the DNS Service and waits for its NLB; the change's ID is the NLB's private
 // addresses, sorted and comma-separated, which the Corefile changes that wait for it read. Delete removes
 // meshd's Service and waits until it is gone (a load balancer controller's finalizer may hold it while
-// the NLB is deleted).
+// the NLB is deleted). Adopt labels a Service made by hand (the runbook's) as meshd's and sets the rest of
+// meshd's spec in place, so that its NLB stays.
 func (e serviceExecutor) Execute(ctx context.Context, ch plan.Change, _ apply.Known) (apply.Outcome, error) {
 	return apply.WithID(e.run(ctx, ch))
 }
@@ -53,13 +54,13 @@ func (e serviceExecutor) Execute(ctx context.Context, ch plan.Change, _ apply.Kn
 func (e serviceExecutor) run(ctx context.Context, ch plan.Change) (string, error) {
 	p := e.p
 	switch ch.Action {
-	case plan.Create, plan.Update:
+	case plan.Create, plan.Update, plan.Adopt:
 		want := ch.After.(plan.DNSService)
 		c, err := p.clientFor(want.Cluster, want.KubeContext)
 		if err != nil {
 			return "", err
 		}
-		if err := p.applyService(ctx, c, want.Spec); err != nil {
+		if err := p.applyService(ctx, c, want.Spec, ch.Action == plan.Adopt); err != nil {
 			return "", fmt.Errorf("cluster %s: %w", want.Cluster, err)
 		}
 		host, err := p.waitHostname(ctx, c, ch.Address)
@@ -113,8 +114,9 @@ func servicePorts(spec model.ServiceSpec, existing []corev1.ServicePort) []corev
 
 // applyService creates the Service, or updates meshd's fields of the existing one if it is meshd's. A
 // Service that is not meshd's is never changed (the plan reports it as a conflict; this is the check at the
-// moment of writing).
-func (p *Provider) applyService(ctx context.Context, c kubeclient.Interface, spec model.ServiceSpec) error {
+// moment of writing), unless adopt is set and it carries no meshd managed-by label (made by hand): then it
+// is updated in place, never replaced.
+func (p *Provider) applyService(ctx context.Context, c kubeclient.Interface, spec model.ServiceSpec, adopt bool) error {
 	svcs := p.services(c)
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := svcs.Get(ctx, plan.DNSServiceName, metav1.GetOptions{})
@@ -138,7 +140,8 @@ func (p *Provider) applyService(ctx context.Context, c kubeclient.Interface, spe
 		if err != nil {
 			return fmt.Errorf("reading Service %s/%s: %w", plan.DNSNamespace, plan.DNSServiceName, err)
 		}
-		if !model.OwnedBy(cur.Labels, spec.Labels[model.LabelMesh]) {
+		handMade := adopt && cur.Labels[model.LabelManagedBy] != model.ManagedByMeshd
+		if !model.OwnedBy(cur.Labels, spec.Labels[model.LabelMesh]) && !handMade {
 			return fmt.Errorf("Service %s/%s exists and is not meshd's (no labels %s=%s, %s=%s): left alone; plan again",
 				plan.DNSNamespace, plan.DNSServiceName, model.LabelManagedBy, model.ManagedByMeshd, model.LabelMesh, spec.Labels[model.LabelMesh])
 		}
@@ -224,7 +227,7 @@ type corefileExecutor struct{ p *Provider }
 // merging again when someone else wrote in between). The zones meshd then owns go into the state.
 func (e corefileExecutor) Execute(ctx context.Context, ch plan.Change, known apply.Known) (apply.Outcome, error) {
 	p := e.p
-	if ch.Action != plan.Update {
+	if ch.Action != plan.Update && ch.Action != plan.Adopt {
 		return apply.Outcome{}, fmt.Errorf("%s: cannot %s a Corefile", ch.Address, ch.Action.Verb())
 	}
 	after := ch.After.(plan.Corefile)
@@ -247,7 +250,11 @@ func (e corefileExecutor) Execute(ctx context.Context, ch plan.Change, known app
 		if !ok {
 			return fmt.Errorf("ConfigMap %s/%s has no %s", plan.DNSNamespace, plan.CoreDNSConfigMap, plan.CorefileKey)
 		}
-		out, rep, err := corefile.Merge(text, p.opts.Mesh, after.Owned, blocks)
+		mergeOwned, err := after.MergeOwned(text, p.opts.Mesh, blocks)
+		if err != nil {
+			return err
+		}
+		out, rep, err := corefile.Merge(text, p.opts.Mesh, mergeOwned, blocks)
 		if err != nil {
 			return fmt.Errorf("merging meshd's blocks: %w", err)
 		}
