@@ -66,8 +66,14 @@ type Engine struct {
 	// it to export meshd_path_ok. The network layer needs ObserveNetwork.
 	VerifyPaths bool
 
+	// AWSObserveTimeout bounds the AWS observation of a plan that may go on with the last one
+	// (ObserveScope.KeepLastKnown, meshd): an AWS that does not answer must not hold back the Kubernetes
+	// corrections. Zero: no bound but the context's.
+	AWSObserveTimeout time.Duration
+
 	pathsMu sync.Mutex
 	paths   *verify.Report
+	cache   obsCache
 
 	clients kubeClients
 }
@@ -146,8 +152,17 @@ func (e *Engine) CurrentKubeContext() (string, error) {
 
 // Plan observes AWS and Kubernetes for the spec's clusters (and the state's former members) and computes
 // the plan. Spec problems found against the observed world come back as diagnostics (a kube context that
-// is missing or unreachable among them); failures to observe AWS as an error.
+// is missing or unreachable among them); failures to observe AWS as an error. It always observes
+// everything (meshctl); meshd's passes use PlanScoped.
 func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destroy bool) (*plan.Plan, hcl.Diagnostics, error) {
+	p, _, diags, err := e.plan(ctx, m, st, destroy, model.ObserveScope{})
+	return p, diags, err
+}
+
+// plan is Plan under an observe scope (see obsCache): what the scope lets it reuse comes from the cache,
+// the rest is observed and cached.
+func (e *Engine) plan(ctx context.Context, m *spec.Mesh, st *state.State, destroy bool, scope model.ObserveScope) (*plan.Plan, *passView, hcl.Diagnostics, error) {
+	v := e.cache.begin(m, st, destroy, scope)
 	// With DNS turned off meshd leaves Kubernetes alone — except that destroy still removes DNS objects an
 	// earlier apply made (the state records their Corefile zones), rather than orphaning them.
 	dnsOn := e.Kube != nil && (!m.DNSDisabled || (destroy && len(st.Corefiles) > 0))
@@ -161,17 +176,27 @@ func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			kubeObs, kubeDiags = e.Kube.Observe(ctx, kubeTargets(m, st))
+			kubeObs, kubeDiags = e.observeDNS(ctx, v, kubeTargets(m, st))
 		}()
 	}
 	if e.replicasOn(m, st) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			replicas, replicaDiags = e.observeReplicas(ctx, m, st, destroy)
+			replicas, replicaDiags = e.observeReplicas(ctx, v, m, st, destroy)
 		}()
 	}
-	obs, diags, err := e.AWS.Observe(ctx, m, st.Members)
+	type awsResult struct {
+		obs   *awsprovider.Observation
+		diags hcl.Diagnostics
+	}
+	res, err := awsPart(v, "observe", func() (awsResult, error) {
+		ctx, cancel := e.awsObserveContext(ctx, scope)
+		defer cancel()
+		obs, diags, err := e.AWS.Observe(ctx, m, st.Members)
+		return awsResult{obs, diags}, err
+	})
+	obs, diags := res.obs, slices.Clone(res.diags)
 	wg.Wait()
 	// With PartialDNS a cluster missing from the observation is planned around (see the field), and what
 	// kept it out is a warning rather than an error.
@@ -190,7 +215,7 @@ func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 	diags = append(diags, kubeDiags...)
 	diags = append(diags, replicaDiags...)
 	if err != nil || diags.HasErrors() {
-		return nil, diags, err
+		return nil, v, diags, err
 	}
 	members := withKube(m, obs.Members)
 
@@ -199,8 +224,8 @@ func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 		Observed: obs.Observed, State: st, Destroy: destroy, Replicas: replicas,
 	}
 	if dnsOn {
-		if err := e.observeLoadBalancers(ctx, members, st.Members, kubeObs); err != nil {
-			return nil, diags, err
+		if err := e.observeLoadBalancers(ctx, v, members, st.Members, kubeObs); err != nil {
+			return nil, v, diags, err
 		}
 		in.DNS = &plan.DNSInput{ForwardBy: m.ForwardBy, Clusters: kubeObs, Unobserved: unobserved}
 	}
@@ -209,7 +234,27 @@ func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 	}
 	p := plan.Compute(in)
 	diags = append(diags, plan.Check(m, members, obs.Observed, p)...)
-	return p, diags, nil
+	return p, v, diags, nil
+}
+
+// awsObserveContext bounds the AWS observation of a plan that may go on without it (AWSObserveTimeout).
+func (e *Engine) awsObserveContext(ctx context.Context, scope model.ObserveScope) (context.Context, context.CancelFunc) {
+	if scope.KeepLastKnown && e.AWSObserveTimeout > 0 {
+		return context.WithTimeout(ctx, e.AWSObserveTimeout)
+	}
+	return ctx, func() {}
+}
+
+// observeDNS reads the DNS objects of the targets, reusing the clusters the view lets it.
+func (e *Engine) observeDNS(ctx context.Context, v *passView, targets []kube.Target) (map[string]model.DNSObserved, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	out := kubeParts(v, "dns", targets, func(t kube.Target) string { return t.Cluster }, func(t kube.Target) string { return t.Cluster },
+		func(todo []kube.Target) map[string]model.DNSObserved {
+			var got map[string]model.DNSObserved
+			got, diags = e.Kube.Observe(ctx, todo)
+			return got
+		}, nil)
+	return out, diags
 }
 
 // withKube copies each cluster's Kubernetes settings from the spec onto its member.
@@ -241,8 +286,8 @@ func kubeTargets(m *spec.Mesh, st *state.State) []kube.Target {
 }
 
 // observeLoadBalancers finds the NLB behind every observed DNS Service that has a hostname: one batch per
-// region.
-func (e *Engine) observeLoadBalancers(ctx context.Context, members []model.Member, former map[string]model.Member, obs map[string]model.DNSObserved) error {
+// region, for the clusters whose lookup the view cannot reuse (see obsCache).
+func (e *Engine) observeLoadBalancers(ctx context.Context, v *passView, members []model.Member, former map[string]model.Member, obs map[string]model.DNSObserved) error {
 	region := map[string]string{}
 	for _, f := range former {
 		region[f.Name] = f.Region
@@ -250,11 +295,17 @@ func (e *Engine) observeLoadBalancers(ctx context.Context, members []model.Membe
 	for _, mem := range members {
 		region[mem.Name] = mem.Region
 	}
-	hosts := map[string][]string{} // by region
+	found := map[string]lbEntry{}  // by cluster
+	hosts := map[string][]string{} // to look up, by region
 	for name, o := range obs {
-		if o.Service != nil && o.Service.Hostname != "" && region[name] != "" {
-			hosts[region[name]] = append(hosts[region[name]], o.Service.Hostname)
+		if o.Service == nil || o.Service.Hostname == "" || region[name] == "" {
+			continue
 		}
+		if got, ok := v.loadBalancer(name, o.Service.Hostname); ok {
+			found[name] = got
+			continue
+		}
+		hosts[region[name]] = append(hosts[region[name]], o.Service.Hostname)
 	}
 	type result struct {
 		lbs map[string]model.LoadBalancer
@@ -274,16 +325,35 @@ func (e *Engine) observeLoadBalancers(ctx context.Context, members []model.Membe
 		}()
 	}
 	wg.Wait()
-	for _, r := range slices.Sorted(maps.Keys(results)) {
-		if results[r].err != nil {
-			return fmt.Errorf("observing %s: %w", r, results[r].err)
-		}
-	}
 	for name, o := range obs {
-		if o.Service == nil || o.Service.Hostname == "" {
+		if o.Service == nil || o.Service.Hostname == "" || region[name] == "" {
 			continue
 		}
-		if lb, ok := results[region[name]].lbs[o.Service.Hostname]; ok {
+		if _, ok := found[name]; ok {
+			continue
+		}
+		res := results[region[name]]
+		if res.err != nil {
+			// A plan that may go on without AWS uses the last lookup for the same hostname.
+			last, ok := v.lastLoadBalancer(name, o.Service.Hostname)
+			if !ok || !v.scope.KeepLastKnown {
+				return fmt.Errorf("observing %s: %w", region[name], res.err)
+			}
+			v.failedAWS(fmt.Errorf("observing %s: %w", region[name], res.err), v.c.awsAt)
+			found[name] = last
+			continue
+		}
+		entry := lbEntry{hostname: o.Service.Hostname}
+		if lb, ok := res.lbs[o.Service.Hostname]; ok {
+			entry.lb = &lb
+		}
+		v.storeLoadBalancer(name, entry)
+		found[name] = entry
+	}
+	for name, got := range found {
+		if got.lb != nil {
+			o := obs[name]
+			lb := *got.lb
 			o.LoadBalancer = &lb
 			obs[name] = o
 		}
@@ -311,6 +381,7 @@ func (e *Engine) Executors() map[plan.Kind]apply.Executor {
 // withheld counts the changes a policy took out of p (see apply.Options.Withheld); meshctl withholds none.
 func (e *Engine) Apply(ctx context.Context, p *plan.Plan, st *state.State, withheld int) *apply.Result {
 	executors := e.Executors()
+	defer e.cache.invalidate(p)
 	return apply.Run(ctx, p, st, apply.Options{
 		Executors:   executors,
 		Parallelism: e.Parallelism,
