@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"github.com/google/go-cmp/cmp"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -326,10 +327,10 @@ func TestControllerCoalescesAndRespectsMinInterval(t *testing.T) {
 	var starts []time.Time
 	var whys []string
 	ctl := &Controller{Interval: time.Hour, MinInterval: 200 * time.Millisecond}
-	ctl.Pass = func(ctx context.Context, why string) error {
+	ctl.Pass = func(ctx context.Context, why Reason) error {
 		mu.Lock()
 		starts = append(starts, time.Now())
-		whys = append(whys, why)
+		whys = append(whys, why.Why)
 		mu.Unlock()
 		return nil
 	}
@@ -361,10 +362,64 @@ func TestControllerCoalescesAndRespectsMinInterval(t *testing.T) {
 	}
 }
 
+// TestControllerScopesWatchTriggeredPasses: watch events between two passes make one pass that names every
+// cluster they came from and is not full; any other trigger among them makes it full.
+func TestControllerScopesWatchTriggeredPasses(t *testing.T) {
+	var mu sync.Mutex
+	var reasons []Reason
+	release := make(chan struct{})
+	ctl := &Controller{Interval: time.Hour, MinInterval: 10 * time.Millisecond}
+	ctl.Pass = func(ctx context.Context, r Reason) error {
+		mu.Lock()
+		reasons = append(reasons, r)
+		n := len(reasons)
+		mu.Unlock()
+		if n == 1 {
+			<-release // triggers below arrive while the start pass runs
+		}
+		return nil
+	}
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(reasons)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { ctl.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitUntil := func(n int) {
+		for deadline := time.Now().Add(10 * time.Second); count() < n; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d passes, want %d", count(), n)
+			}
+		}
+	}
+	waitUntil(1)
+	ctl.TriggerKube("c2", "coredns changed in c2")
+	ctl.TriggerKube("c1", "coredns changed in c1")
+	ctl.TriggerKube("c2", "coredns changed in c2")
+	close(release)
+	waitUntil(2)
+	ctl.TriggerKube("c1", "coredns changed in c1")
+	ctl.Trigger("SIGHUP")
+	waitUntil(3)
+	mu.Lock()
+	defer mu.Unlock()
+	want := []Reason{
+		{Why: "start", Full: true},
+		{Why: "coredns changed in c2; coredns changed in c1", Kube: []string{"c1", "c2"}},
+		{Why: "coredns changed in c1; SIGHUP", Full: true},
+	}
+	if diff := cmp.Diff(want, reasons); diff != "" {
+		t.Errorf("pass reasons: -want, +got:\n%s", diff)
+	}
+}
+
 func TestControllerRetriesTransientErrorsSooner(t *testing.T) {
 	var calls atomic.Int32
 	ctl := &Controller{Interval: time.Hour, MinInterval: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
-	ctl.Pass = func(ctx context.Context, why string) error {
+	ctl.Pass = func(ctx context.Context, _ Reason) error {
 		if calls.Add(1) <= 3 {
 			return errors.Join(ErrTransient, errors.New("throttled"))
 		}

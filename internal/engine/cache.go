@@ -149,6 +149,13 @@ func awsPart[T any](v *passView, key string, observe func() (T, error)) (T, erro
 	return val, nil
 }
 
+// awsFailed reports whether this plan failed to observe AWS and went on with the last observation.
+func (v *passView) awsFailed() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.awsErr != nil
+}
+
 func (v *passView) failedAWS(err error, at time.Time) {
 	v.mu.Lock()
 	defer v.mu.Unlock()

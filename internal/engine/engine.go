@@ -97,9 +97,11 @@ type Options struct {
 	AWSAPIOptions []func(*middleware.Stack) error
 	// KubeWrapTransport wraps every Kubernetes client's HTTP transport (call counting).
 	KubeWrapTransport func(http.RoundTripper) http.RoundTripper
-	// KubeWaitTimeout bounds one wait of the Kubernetes side (a DNS Service's load balancer). Zero: the
-	// provider's default.
-	KubeWaitTimeout time.Duration
+	// WaitTimeout bounds one wait of either side (a peering becoming active, a DNS Service's load balancer
+	// appearing and becoming active). Zero: the providers' default (10 minutes).
+	WaitTimeout time.Duration
+	// AWSObserveTimeout is the Engine's field.
+	AWSObserveTimeout time.Duration
 	// ObserveNetwork makes the AWS side also read what Verify checks beyond the plan: network ACLs and the
 	// node groups' egress rules (awsprovider.Options.ObserveNetwork).
 	ObserveNetwork bool
@@ -114,7 +116,7 @@ type Options struct {
 // its DNS Services' load balancers through the AWS one.
 func New(ctx context.Context, opts Options) (*Engine, error) {
 	awsOpts := awsprovider.Options{Mesh: opts.Mesh, APIOptions: opts.AWSAPIOptions, Progress: opts.Progress,
-		ObserveNetwork: opts.ObserveNetwork}
+		ObserveNetwork: opts.ObserveNetwork, WaitTimeout: opts.WaitTimeout}
 	if opts.AWSTuning != nil {
 		opts.AWSTuning(&awsOpts)
 	}
@@ -123,13 +125,14 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	kubeOpts := kube.Options{Mesh: opts.Mesh, Kubeconfig: opts.Kubeconfig, LoadBalancers: awsSide,
-		Progress: opts.Progress, WrapTransport: opts.KubeWrapTransport, WaitTimeout: opts.KubeWaitTimeout}
+		Progress: opts.Progress, WrapTransport: opts.KubeWrapTransport, WaitTimeout: opts.WaitTimeout}
 	if opts.KubeTuning != nil {
 		opts.KubeTuning(&kubeOpts)
 	}
 	kubeSide := kube.New(kubeOpts)
 	return &Engine{AWS: awsSide, Kube: kubeSide, clients: kubeSide, PartialDNS: opts.PartialDNS,
-		Parallelism: opts.Parallelism, Progress: opts.ApplyProgress, VerifyPaths: opts.VerifyPaths}, nil
+		Parallelism: opts.Parallelism, Progress: opts.ApplyProgress, VerifyPaths: opts.VerifyPaths,
+		AWSObserveTimeout: opts.AWSObserveTimeout}, nil
 }
 
 // KubeClient returns the client of a kubeconfig context: the one the engine itself uses, so that meshd's
@@ -305,6 +308,13 @@ func (e *Engine) observeLoadBalancers(ctx context.Context, v *passView, members 
 			found[name] = got
 			continue
 		}
+		if v.awsFailed() {
+			// AWS did not answer this plan's observation: do not wait for it again.
+			if got, ok := v.lastLoadBalancer(name, o.Service.Hostname); ok {
+				found[name] = got
+			}
+			continue
+		}
 		hosts[region[name]] = append(hosts[region[name]], o.Service.Hostname)
 	}
 	type result struct {
@@ -314,11 +324,13 @@ func (e *Engine) observeLoadBalancers(ctx context.Context, v *passView, members 
 	results := map[string]result{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	lbCtx, cancel := e.awsObserveContext(ctx, v.scope)
+	defer cancel()
 	for r, hs := range hosts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lbs, err := e.AWS.LoadBalancers(ctx, r, hs)
+			lbs, err := e.AWS.LoadBalancers(lbCtx, r, hs)
 			mu.Lock()
 			results[r] = result{lbs, err}
 			mu.Unlock()
@@ -329,10 +341,10 @@ func (e *Engine) observeLoadBalancers(ctx context.Context, v *passView, members 
 		if o.Service == nil || o.Service.Hostname == "" || region[name] == "" {
 			continue
 		}
-		if _, ok := found[name]; ok {
+		res, looked := results[region[name]]
+		if _, ok := found[name]; ok || !looked {
 			continue
 		}
-		res := results[region[name]]
 		if res.err != nil {
 			// A plan that may go on without AWS uses the last lookup for the same hostname.
 			last, ok := v.lastLoadBalancer(name, o.Service.Hostname)

@@ -28,8 +28,8 @@ import (
 type stubAWS struct {
 	world   *plantest.World
 	members []model.Member
-	// observeErr, when set, is what Observe fails with.
-	observeErr error
+	// observeErr and lbErr, when set, are what Observe and LoadBalancers fail with.
+	observeErr, lbErr error
 	// lbs are the load balancers by region and DNS name: a hostname asked for in the wrong region is not found.
 	lbs map[string]map[string]model.LoadBalancer
 
@@ -62,6 +62,9 @@ func (s *stubAWS) LoadBalancers(_ context.Context, region string, hostnames []st
 	}
 	s.lbAsked[region] = append(s.lbAsked[region], hostnames...)
 	slices.Sort(s.lbAsked[region])
+	if s.lbErr != nil {
+		return nil, s.lbErr
+	}
 	out := map[string]model.LoadBalancer{}
 	for _, h := range hostnames {
 		if lb, ok := s.lbs[region][h]; ok {
