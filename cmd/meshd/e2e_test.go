@@ -36,6 +36,9 @@ type e2e struct {
 	spec   string
 	state  string
 	meshds []*meshdProc
+	// env is added to the sandbox's environment of the meshd processes started from now on (the last value
+	// of a variable wins).
+	env []string
 }
 
 type meshdProc struct {
@@ -113,7 +116,7 @@ func (e *e2e) start(args ...string) *meshdProc {
 		"--trigger-addr", fmt.Sprintf("127.0.0.1:%d", tport),
 		"--min-interval", "200ms", "--log-level", "debug"}
 	m.cmd = exec.Command(e.bin, append(base, args...)...)
-	m.cmd.Env = append(os.Environ(), e.sb.Env()...)
+	m.cmd.Env = append(append(os.Environ(), e.sb.Env()...), e.env...)
 	logf, err := os.Create(m.log)
 	if err != nil {
 		e.t.Fatal(err)

@@ -312,7 +312,7 @@ func managementClient(client kubeClient, kubeContext string) (kubeclient.Interfa
 type kubeWatches struct {
 	client  kubeClient
 	log     *zap.Logger
-	trigger func(cluster, why string)
+	trigger func(daemon.KubeEvent)
 
 	mu     sync.Mutex
 	cancel context.CancelFunc

@@ -24,29 +24,39 @@ type PassFunc func(ctx context.Context, r Reason) error
 type Reason struct {
 	Why  string
 	Full bool
-	// Kube are the clusters with a watched object that changed since the last pass started.
-	Kube []string
+	// Kube are the clusters with a watched object that changed since the last pass started; LoadBalancers
+	// those among them where the object was a Service, whose status names a load balancer in AWS.
+	Kube          []string
+	LoadBalancers []string
+}
+
+// KubeEvent is a watched Kubernetes object that changed.
+type KubeEvent struct {
+	Cluster string
+	// Service: the object is a Service, which stands for a load balancer in AWS.
+	Service bool
+	Why     string
 }
 
 // pending merges the triggers that arrive between two passes.
 type pending struct {
 	whys []string
 	full bool
-	kube map[string]bool
+	kube map[string]bool // by cluster: true when a Service changed
 }
 
-func (p *pending) add(why, cluster string) {
-	if !slices.Contains(p.whys, why) {
-		p.whys = append(p.whys, why)
+func (p *pending) add(ev KubeEvent) {
+	if !slices.Contains(p.whys, ev.Why) {
+		p.whys = append(p.whys, ev.Why)
 	}
-	if cluster == "" {
+	if ev.Cluster == "" {
 		p.full = true
 		return
 	}
 	if p.kube == nil {
 		p.kube = map[string]bool{}
 	}
-	p.kube[cluster] = true
+	p.kube[ev.Cluster] = p.kube[ev.Cluster] || ev.Service
 }
 
 // reason is the merged reason, with r (the timer's, say) merged in; empty when nothing is pending.
@@ -54,9 +64,15 @@ func (p *pending) reason(r Reason) Reason {
 	if r.Why != "" && r.Why != "trigger" && !slices.Contains(p.whys, r.Why) {
 		p.whys = append([]string{r.Why}, p.whys...)
 	}
-	out := Reason{Why: strings.Join(p.whys, "; "), Full: r.Full || p.full, Kube: slices.Sorted(maps.Keys(p.kube))}
+	out := Reason{Why: strings.Join(p.whys, "; "), Full: r.Full || p.full}
 	if out.Full {
-		out.Kube = nil
+		return out
+	}
+	for _, cl := range slices.Sorted(maps.Keys(p.kube)) {
+		out.Kube = append(out.Kube, cl)
+		if p.kube[cl] {
+			out.LoadBalancers = append(out.LoadBalancers, cl)
+		}
 	}
 	return out
 }
@@ -87,16 +103,16 @@ func (c *Controller) init() {
 }
 
 // Trigger asks for a full pass soon. It never blocks: requests made while one is pending are merged into it.
-func (c *Controller) Trigger(why string) { c.request(why, "") }
+func (c *Controller) Trigger(why string) { c.request(KubeEvent{Why: why}) }
 
-// TriggerKube asks for a pass soon because a watched object in cluster changed: unless something else asks
-// for a full pass meanwhile, the pass observes only the clusters named this way.
-func (c *Controller) TriggerKube(cluster, why string) { c.request(why, cluster) }
+// TriggerKube asks for a pass soon because a watched object changed: unless something else asks for a full
+// pass meanwhile, the pass observes only the clusters named this way.
+func (c *Controller) TriggerKube(ev KubeEvent) { c.request(ev) }
 
-func (c *Controller) request(why, cluster string) {
+func (c *Controller) request(ev KubeEvent) {
 	c.init()
 	c.mu.Lock()
-	c.waiting.add(why, cluster)
+	c.waiting.add(ev)
 	c.mu.Unlock()
 	select {
 	case c.trigger <- struct{}{}:

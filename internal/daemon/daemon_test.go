@@ -363,7 +363,8 @@ func TestControllerCoalescesAndRespectsMinInterval(t *testing.T) {
 }
 
 // TestControllerScopesWatchTriggeredPasses: watch events between two passes make one pass that names every
-// cluster they came from and is not full; any other trigger among them makes it full.
+// cluster they came from (and those where a Service changed) and is not full; any other trigger among them
+// makes it full.
 func TestControllerScopesWatchTriggeredPasses(t *testing.T) {
 	var mu sync.Mutex
 	var reasons []Reason
@@ -396,19 +397,19 @@ func TestControllerScopesWatchTriggeredPasses(t *testing.T) {
 		}
 	}
 	waitUntil(1)
-	ctl.TriggerKube("c2", "coredns changed in c2")
-	ctl.TriggerKube("c1", "coredns changed in c1")
-	ctl.TriggerKube("c2", "coredns changed in c2")
+	ctl.TriggerKube(KubeEvent{Cluster: "c2", Why: "coredns changed in c2"})
+	ctl.TriggerKube(KubeEvent{Cluster: "c1", Service: true, Why: "Service changed in c1"})
+	ctl.TriggerKube(KubeEvent{Cluster: "c2", Why: "coredns changed in c2"})
 	close(release)
 	waitUntil(2)
-	ctl.TriggerKube("c1", "coredns changed in c1")
+	ctl.TriggerKube(KubeEvent{Cluster: "c1", Why: "coredns changed in c1"})
 	ctl.Trigger("SIGHUP")
 	waitUntil(3)
 	mu.Lock()
 	defer mu.Unlock()
 	want := []Reason{
 		{Why: "start", Full: true},
-		{Why: "coredns changed in c2; coredns changed in c1", Kube: []string{"c1", "c2"}},
+		{Why: "coredns changed in c2; Service changed in c1", Kube: []string{"c1", "c2"}, LoadBalancers: []string{"c1"}},
 		{Why: "coredns changed in c1; SIGHUP", Full: true},
 	}
 	if diff := cmp.Diff(want, reasons); diff != "" {

@@ -279,7 +279,7 @@ func (r *Reconciler) plan(ctx context.Context, log *zap.Logger, m *spec.Mesh, st
 	if se, ok := r.Engine.(ScopedEngine); ok {
 		scope := model.ObserveScope{KeepLastKnown: true}
 		if !reason.Full && !r.FullObserve {
-			scope.Scoped, scope.Kube, scope.AWSMaxAge = true, reason.Kube, r.AWSInterval
+			scope.Scoped, scope.Kube, scope.LoadBalancers, scope.AWSMaxAge = true, reason.Kube, reason.LoadBalancers, r.AWSInterval
 		}
 		var rep model.ObserveReport
 		p, rep, diags, err = se.PlanScoped(ctx, m, st, scope)

@@ -32,8 +32,8 @@ import (
 //
 //   - every change a plan applied (or tried to) drops what it touched: the AWS part for an AWS kind, the
 //     cluster of the object for a Kubernetes kind (Touched), all clusters for a kind that does not say;
-//   - a cluster's NLB addresses belong to its Kubernetes reading: they are looked up again whenever the
-//     cluster's objects are read again (its DNS Service's watch event) or its Service names another
+//   - a cluster's NLB addresses are looked up again whenever a Service of the cluster changed (its watch
+//     event: ObserveScope.LoadBalancers; or meshd's own write to it) or its Service names another
 //     hostname, so a Corefile block never forwards to addresses older than the last observe that saw them
 //     change;
 //   - another spec, or other former members in the state, start from nothing (the epoch);
@@ -44,7 +44,8 @@ import (
 type obsCache struct {
 	mu    sync.Mutex
 	epoch string
-	awsAt time.Time
+	awsAt time.Time                 // when the AWS part was observed; zero: it must be observed again
+	seen  time.Time                 // when it was last observed, for the age of a fallback
 	aws   map[string]any            // AWS parts by key
 	kube  map[string]map[string]any // Kubernetes parts by cluster, then key
 }
@@ -69,7 +70,7 @@ func (c *obsCache) begin(m *spec.Mesh, st *state.State, destroy bool, scope mode
 	defer c.mu.Unlock()
 	now := time.Now()
 	if epoch := epochOf(m, st, destroy); epoch != c.epoch {
-		c.epoch, c.aws, c.kube, c.awsAt = epoch, nil, nil, time.Time{}
+		c.epoch, c.aws, c.kube, c.awsAt, c.seen = epoch, nil, nil, time.Time{}, time.Time{}
 	}
 	if c.aws == nil {
 		c.aws = map[string]any{}
@@ -137,14 +138,14 @@ func awsPart[T any](v *passView, key string, observe func() (T, error)) (T, erro
 	defer v.c.mu.Unlock()
 	if err != nil {
 		if got, ok := v.c.aws[key]; ok && v.scope.KeepLastKnown {
-			v.failedAWS(err, v.c.awsAt)
+			v.failedAWS(err, v.c.seen)
 			return got.(T), nil
 		}
 		return val, err
 	}
 	v.c.aws[key] = val
 	if v.awsFresh {
-		v.c.awsAt = v.now
+		v.c.awsAt, v.c.seen = v.now, v.now
 	}
 	return val, nil
 }
@@ -226,9 +227,10 @@ type lbEntry struct {
 }
 
 // loadBalancer returns the cached NLB lookup of cluster for hostname when this plan may reuse it: AWS is
-// reused, the cluster's Kubernetes objects were not read again, and its Service names the same hostname.
+// reused, no Service of the cluster changed (ObserveScope.LoadBalancers), and its Service names the same
+// hostname as when the NLB was looked up.
 func (v *passView) loadBalancer(cluster, hostname string) (lbEntry, bool) {
-	if v.awsFresh || v.kubeFresh(cluster) {
+	if v.awsFresh || slices.Contains(v.scope.LoadBalancers, cluster) {
 		return lbEntry{}, false
 	}
 	return v.lastLoadBalancer(cluster, hostname)
@@ -259,14 +261,21 @@ func (c *obsCache) invalidate(p *plan.Plan) {
 		}
 		info, _ := plan.Lookup(ch.Kind)
 		if info.Provider == plan.ProviderAWS {
-			c.aws, c.awsAt = nil, time.Time{}
+			// Observed again by the next plan; the last observation stays only as the fallback for
+			// KeepLastKnown, which changes nothing in AWS from it.
+			c.awsAt = time.Time{}
 			continue
 		}
 		if ref, ok := plan.Touched(ch); ok && ref.Cluster != "" {
 			delete(c.kube, ref.Cluster)
+			if ref.Kind == "Service" && ref.APIVersion == "v1" {
+				// A Service's status names a load balancer in AWS.
+				delete(c.aws, "lb/"+ref.Cluster)
+			}
 			continue
 		}
 		c.kube = nil
+		c.awsAt = time.Time{}
 	}
 }
 

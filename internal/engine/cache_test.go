@@ -3,10 +3,12 @@ package engine
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/hcl/v2"
 
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
@@ -47,6 +49,13 @@ func scoped(kube ...string) model.ObserveScope {
 	return model.ObserveScope{Scoped: true, Kube: kube, AWSMaxAge: time.Hour, KeepLastKnown: true}
 }
 
+// serviceChanged is the scope of a pass triggered by the watch of cluster's DNS Service.
+func serviceChanged(cluster string) model.ObserveScope {
+	s := scoped(cluster)
+	s.LoadBalancers = []string{cluster}
+	return s
+}
+
 func planScoped(t *testing.T, e *Engine, m *spec.Mesh, st *state.State, scope model.ObserveScope) (*plan.Plan, model.ObserveReport) {
 	t.Helper()
 	p, rep, diags, err := e.PlanScoped(context.Background(), m, st, scope)
@@ -57,7 +66,8 @@ func planScoped(t *testing.T, e *Engine, m *spec.Mesh, st *state.State, scope mo
 }
 
 // TestPlanScopedObservesOnlyWhatChanged: a watch-triggered plan reads the Kubernetes objects of the cluster
-// named and its NLB, and reuses AWS and the other cluster; a plan without a scope reads everything.
+// named, and reuses AWS (NLBs included) and the other cluster; a Service event makes its cluster's NLB be
+// looked up again; a plan without a scope reads everything.
 func TestPlanScopedObservesOnlyWhatChanged(t *testing.T) {
 	aws, k := cachedStubs()
 	e := &Engine{AWS: aws, Kube: k}
@@ -75,11 +85,15 @@ func TestPlanScopedObservesOnlyWhatChanged(t *testing.T) {
 	if diff := cmp.Diff([]string{"c001"}, k.targets); diff != "" {
 		t.Errorf("clusters read in Kubernetes: -want, +got:\n%s", diff)
 	}
-	if diff := cmp.Diff(map[string][]string{"us-west-1": {"nlb-1.elb.us-west-1.amazonaws.com"}}, aws.lbAsked); diff != "" {
-		t.Errorf("NLBs looked up: only c001's, whose Service was read again: -want, +got:\n%s", diff)
+	if len(aws.lbAsked) != 0 {
+		t.Errorf("NLBs looked up for a Corefile event: %v, want none", aws.lbAsked)
 	}
 	if diff := cmp.Diff([]string{"c001"}, rep.Kube); diff != "" {
 		t.Errorf("report of the clusters read: -want, +got:\n%s", diff)
+	}
+	planScoped(t, e, m, st, serviceChanged("c001"))
+	if diff := cmp.Diff(map[string][]string{"us-west-1": {"nlb-1.elb.us-west-1.amazonaws.com"}}, aws.lbAsked); diff != "" {
+		t.Errorf("NLBs looked up for c001's Service event: only c001's: -want, +got:\n%s", diff)
 	}
 	// meshctl's Plan reads everything, always.
 	k.targets = nil
@@ -93,7 +107,8 @@ func TestPlanScopedObservesOnlyWhatChanged(t *testing.T) {
 
 // TestPlanScopedNeverUsesNLBAddressesOlderThanTheirChange: a Corefile repair forwards to the NLB addresses
 // of the last observe that saw them change, not to those of the last full observe. The DNS Service watch
-// event of c002 makes its NLB be looked up again, also when its hostname stays the same.
+// event of c002 makes its NLB be looked up again, also when its hostname stays the same; another hostname
+// is looked up whatever the event.
 func TestPlanScopedNeverUsesNLBAddressesOlderThanTheirChange(t *testing.T) {
 	aws, k := cachedStubs()
 	e := &Engine{AWS: aws, Kube: k}
@@ -108,7 +123,7 @@ func TestPlanScopedNeverUsesNLBAddressesOlderThanTheirChange(t *testing.T) {
 	// c002's NLB is replaced under the same hostname: new addresses. The watch sees c002's Service change.
 	host := "nlb-2.elb.us-west-2.amazonaws.com"
 	aws.lbs["us-west-2"][host] = model.LoadBalancer{Name: "nlb-2", State: model.LoadBalancerActive, Addresses: []string{"10.0.9.53"}}
-	p, _ = planScoped(t, e, m, st, scoped("c002"))
+	p, _ = planScoped(t, e, m, st, serviceChanged("c002"))
 	if diff := cmp.Diff([]string{"10.0.9.53"}, upstreamsIn(t, p, "c001", "n2.svc.cluster.local")); diff != "" {
 		t.Errorf("after c002's Service event: c001 forwarding n2 to: -want, +got:\n%s", diff)
 	}
@@ -125,7 +140,7 @@ func TestPlanScopedNeverUsesNLBAddressesOlderThanTheirChange(t *testing.T) {
 	// c002's Service names another NLB: looked up for the new hostname.
 	k.clusters["k2"] = model.DNSObserved{Service: ownedService("nlb-3.elb.us-west-2.amazonaws.com"), CoreDNS: k.clusters["k2"].CoreDNS}
 	aws.lbs["us-west-2"]["nlb-3.elb.us-west-2.amazonaws.com"] = model.LoadBalancer{Name: "nlb-3", State: model.LoadBalancerActive, Addresses: []string{"10.0.7.53"}}
-	planScoped(t, e, m, st, scoped("c002"))
+	planScoped(t, e, m, st, scoped("c002")) // even without the Service event: another hostname
 	p, _ = planScoped(t, e, m, st, scoped("c001"))
 	if diff := cmp.Diff([]string{"10.0.7.53"}, upstreamsIn(t, p, "c001", "n2.svc.cluster.local")); diff != "" {
 		t.Errorf("after c002's Service moved to another NLB: c001 forwarding n2 to: -want, +got:\n%s", diff)
@@ -196,5 +211,43 @@ func TestPlanScopedKeepsLastKnownWhenAWSFails(t *testing.T) {
 	}
 	if _, _, err := e.Plan(context.Background(), m, st, false); !errors.Is(err, aws.observeErr) {
 		t.Errorf("Plan (meshctl) with AWS failing: %v, want the error", err)
+	}
+}
+
+// TestPlanHoldsAClusterAWSCannotResolve: with PartialDNS (meshd), a cluster whose VPC is gone is a warning
+// at its spec line, every change naming it is held back, and the other clusters are still corrected; it
+// stays a member as the state recorded it, so nothing of it is deleted as if it had left. meshctl refuses.
+func TestPlanHoldsAClusterAWSCannotResolve(t *testing.T) {
+	aws, k := cachedStubs()
+	m := twoClusters(t, "")
+	st := state.New("m")
+	e := &Engine{AWS: aws, Kube: k, PartialDNS: true}
+	p, _ := planScoped(t, e, m, st, model.ObserveScope{})
+	e.Apply(context.Background(), p, st, 0)
+	st.Members = p.Members // as the daemon's state write records them
+	// c002's VPC is deleted, and a route of c001 deleted.
+	aws.unresolved = "c002"
+	aws.world.DeleteRoute(aws.members[0].RouteTableIDs[0], aws.members[1].CIDRs[0])
+	p, _, diags, err := e.PlanScoped(context.Background(), m, st, model.ObserveScope{})
+	if err != nil || diags.HasErrors() {
+		t.Fatalf("PlanScoped: %v %v", err, diags)
+	}
+	if len(diags) != 1 || diags[0].Severity != hcl.DiagWarning || diags[0].Subject == nil || diags[0].Subject.Start.Line != 15 {
+		t.Fatalf("diagnostics %v: want one warning at c002's vpc_id (line 15)", diags)
+	}
+	for _, ch := range p.Changes {
+		if ch.Action.IsChange() && (strings.Contains(ch.Address, "c002") || strings.Contains(ch.Address, aws.members[1].CIDRs[0])) {
+			t.Errorf("the plan changes %s, which names the held cluster", ch.Address)
+		}
+		if ch.Action == plan.Delete {
+			t.Errorf("the plan deletes %s", ch.Address)
+		}
+	}
+	if p.Find(plan.CorefileAddress("c001")) == nil {
+		t.Error("c001's Corefile is not corrected while c002 is held")
+	}
+	e.PartialDNS = false
+	if _, diags, _ := e.Plan(context.Background(), m, st, false); !diags.HasErrors() {
+		t.Error("meshctl's plan (no PartialDNS) does not fail on the unknown VPC")
 	}
 }

@@ -199,8 +199,16 @@ func (e *Engine) plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 		obs, diags, err := e.AWS.Observe(ctx, m, st.Members)
 		return awsResult{obs, diags}, err
 	})
-	obs, diags := res.obs, slices.Clone(res.diags)
+	obs, diags := res.obs, cloneDiags(res.diags)
 	wg.Wait()
+	var resolved []model.Member
+	var held map[string]model.Member
+	if err == nil {
+		resolved = obs.Members
+		if e.PartialDNS {
+			resolved, held = holdUnresolved(m, st, resolved, diags)
+		}
+	}
 	// With PartialDNS a cluster missing from the observation is planned around (see the field), and what
 	// kept it out is a warning rather than an error.
 	var unobserved map[string]bool
@@ -220,7 +228,7 @@ func (e *Engine) plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 	if err != nil || diags.HasErrors() {
 		return nil, v, diags, err
 	}
-	members := withKube(m, obs.Members)
+	members := withKube(m, resolved)
 
 	in := plan.Input{
 		Mesh: m.Name, SpecHash: m.Hash(), Adopt: m.Adopt, Members: members,
@@ -236,7 +244,9 @@ func (e *Engine) plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 		e.verifyPaths(m, st, members, obs.Observed, in.DNS)
 	}
 	p := plan.Compute(in)
-	diags = append(diags, plan.Check(m, members, obs.Observed, p)...)
+	checked := plan.Check(m, members, obs.Observed, p)
+	dropHeld(m, p, held, checked)
+	diags = append(diags, checked...)
 	return p, v, diags, nil
 }
 
@@ -351,7 +361,7 @@ func (e *Engine) observeLoadBalancers(ctx context.Context, v *passView, members 
 			if !ok || !v.scope.KeepLastKnown {
 				return fmt.Errorf("observing %s: %w", region[name], res.err)
 			}
-			v.failedAWS(fmt.Errorf("observing %s: %w", region[name], res.err), v.c.awsAt)
+			v.failedAWS(fmt.Errorf("observing %s: %w", region[name], res.err), v.c.seen)
 			found[name] = last
 			continue
 		}

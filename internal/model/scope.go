@@ -9,6 +9,9 @@ type ObserveScope struct {
 	// Kube lists the clusters whose Kubernetes objects are read again (a watched object of theirs changed);
 	// every other cluster's are reused from the last observation. Nil with Scoped: none.
 	Kube []string
+	// LoadBalancers lists the clusters whose load balancers are looked up again although AWS is reused: a
+	// Service of theirs changed (its status names the NLB), so the addresses behind it may have too.
+	LoadBalancers []string
 	// AWSMaxAge lets the plan reuse the last AWS observation while it is younger than this (meshd: the AWS
 	// interval). Zero: AWS is observed.
 	AWSMaxAge time.Duration
