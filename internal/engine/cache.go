@@ -224,6 +224,8 @@ func kubeParts[Q, R any](v *passView, key string, items []Q, cluster, id func(Q)
 type lbEntry struct {
 	hostname string
 	lb       *model.LoadBalancer
+	// stale: meshd wrote the Service since; looked up again, and kept only as the last known.
+	stale bool
 }
 
 // loadBalancer returns the cached NLB lookup of cluster for hostname when this plan may reuse it: AWS is
@@ -233,7 +235,8 @@ func (v *passView) loadBalancer(cluster, hostname string) (lbEntry, bool) {
 	if v.awsFresh || slices.Contains(v.scope.LoadBalancers, cluster) {
 		return lbEntry{}, false
 	}
-	return v.lastLoadBalancer(cluster, hostname)
+	e, ok := v.lastLoadBalancer(cluster, hostname)
+	return e, ok && !e.stale
 }
 
 // lastLoadBalancer is the last lookup of cluster's NLB for hostname, whatever its age.
@@ -268,9 +271,11 @@ func (c *obsCache) invalidate(p *plan.Plan) {
 		}
 		if ref, ok := plan.Touched(ch); ok && ref.Cluster != "" {
 			delete(c.kube, ref.Cluster)
-			if ref.Kind == "Service" && ref.APIVersion == "v1" {
-				// A Service's status names a load balancer in AWS.
-				delete(c.aws, "lb/"+ref.Cluster)
+			if e, ok := c.aws["lb/"+ref.Cluster].(lbEntry); ok && ref.Kind == "Service" && ref.APIVersion == "v1" {
+				// A Service's status names a load balancer in AWS: look it up again, and keep the last
+				// lookup for a plan that cannot.
+				e.stale = true
+				c.aws["lb/"+ref.Cluster] = e
 			}
 			continue
 		}
