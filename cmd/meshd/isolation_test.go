@@ -102,7 +102,7 @@ func TestDaemonFastAndIsolated(t *testing.T) {
 		got := apiCallsSince(before, m.series("meshd_api_calls_total"))
 		want := map[string]float64{
 			`{api="kubernetes",operation="GET services"}`:   n,       // tidb-1's DNS Service, each pass
-			`{api="kubernetes",operation="GET configmaps"}`: 2*n + 1, // coredns and its backup each pass; coredns at apply
+			`{api="kubernetes",operation="GET configmaps"}`: 2*n + 2, // coredns and its backup: each pass, and at apply
 			`{api="kubernetes",operation="PUT configmaps"}`: 1,       // the repair
 			`{api="kubernetes",operation="POST events"}`:    1,       // its Event
 		}
