@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"github.com/google/go-cmp/cmp"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/hcl/v2"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
@@ -620,5 +620,55 @@ func TestSpecWatchIgnoresEditorFiles(t *testing.T) {
 		if got := s.relevant(filepath.Join(dir, name)); got != want {
 			t.Errorf("relevant(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// scopedEngine is worldEngine with PlanScoped: it records the scopes asked for and reports awsErr as an AWS
+// observation that could not be renewed.
+type scopedEngine struct {
+	*worldEngine
+	scopes []model.ObserveScope
+	awsErr error
+}
+
+func (e *scopedEngine) PlanScoped(ctx context.Context, m *spec.Mesh, st *state.State, scope model.ObserveScope) (*plan.Plan, model.ObserveReport, hcl.Diagnostics, error) {
+	e.scopes = append(e.scopes, scope)
+	p, diags, err := e.Plan(ctx, m, st, false)
+	return p, model.ObserveReport{AWSError: e.awsErr}, diags, err
+}
+
+// TestPassScopesWatchTriggeredPlans: a pass for watch events only asks for the clusters they name and the
+// AWS interval as the age AWS may be reused at; a full pass, or --full-observe, asks for everything; an AWS
+// that could not be observed ends the pass as a transient error after the corrections.
+func TestPassScopesWatchTriggeredPlans(t *testing.T) {
+	r, world := newReconciler(t)
+	eng := &scopedEngine{worldEngine: world}
+	r.Engine, r.AWSInterval = eng, time.Minute
+	ctx := context.Background()
+	if err := r.PassFor(ctx, Reason{Why: "watch", Kube: []string{"c001"}, LoadBalancers: []string{"c001"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.PassFor(ctx, Reason{Why: "interval", Full: true}); err != nil {
+		t.Fatal(err)
+	}
+	r.FullObserve = true
+	if err := r.PassFor(ctx, Reason{Why: "watch", Kube: []string{"c002"}}); err != nil {
+		t.Fatal(err)
+	}
+	want := []model.ObserveScope{
+		{Scoped: true, Kube: []string{"c001"}, LoadBalancers: []string{"c001"}, AWSMaxAge: time.Minute, KeepLastKnown: true},
+		{KeepLastKnown: true},
+		{KeepLastKnown: true},
+	}
+	if diff := cmp.Diff(want, eng.scopes); diff != "" {
+		t.Errorf("scopes asked for: -want, +got:\n%s", diff)
+	}
+	eng.awsErr = errors.New("connection timed out")
+	err := r.PassFor(ctx, Reason{Why: "interval", Full: true})
+	if !errors.Is(err, ErrTransient) || !strings.Contains(err.Error(), "AWS could not be observed") {
+		t.Errorf("pass with AWS not observed: %v, want a transient error saying so", err)
+	}
+	if got := r.Metrics.Value(MetricErrors, Labels{"kind": "observe"}); got != 1 {
+		t.Errorf("observe errors counted: %v, want 1", got)
 	}
 }

@@ -45,6 +45,12 @@ func upstreamsIn(t *testing.T, p *plan.Plan, cluster, zone string) []string {
 	return nil
 }
 
+// cachedEngine is an engine over cachedStubs, with the two-cluster spec and an empty state.
+func cachedEngine(t *testing.T) (*Engine, *stubAWS, *stubKube, *spec.Mesh, *state.State) {
+	aws, k := cachedStubs()
+	return &Engine{AWS: aws, Kube: k}, aws, k, twoClusters(t, ""), state.New("m")
+}
+
 func scoped(kube ...string) model.ObserveScope {
 	return model.ObserveScope{Scoped: true, Kube: kube, AWSMaxAge: time.Hour, KeepLastKnown: true}
 }
@@ -69,9 +75,7 @@ func planScoped(t *testing.T, e *Engine, m *spec.Mesh, st *state.State, scope mo
 // named, and reuses AWS (NLBs included) and the other cluster; a Service event makes its cluster's NLB be
 // looked up again; a plan without a scope reads everything.
 func TestPlanScopedObservesOnlyWhatChanged(t *testing.T) {
-	aws, k := cachedStubs()
-	e := &Engine{AWS: aws, Kube: k}
-	m, st := twoClusters(t, ""), state.New("m")
+	e, aws, k, m, st := cachedEngine(t)
 	// A converged AWS side, so that the scoped plan has no AWS change to re-observe for.
 	p, _ := planScoped(t, e, m, st, model.ObserveScope{})
 	e.Apply(context.Background(), p, st, 0)
@@ -110,9 +114,7 @@ func TestPlanScopedObservesOnlyWhatChanged(t *testing.T) {
 // event of c002 makes its NLB be looked up again, also when its hostname stays the same; another hostname
 // is looked up whatever the event.
 func TestPlanScopedNeverUsesNLBAddressesOlderThanTheirChange(t *testing.T) {
-	aws, k := cachedStubs()
-	e := &Engine{AWS: aws, Kube: k}
-	m, st := twoClusters(t, ""), state.New("m")
+	e, aws, k, m, st := cachedEngine(t)
 	p, _ := planScoped(t, e, m, st, model.ObserveScope{})
 	if diff := cmp.Diff([]string{"10.0.1.53"}, upstreamsIn(t, p, "c001", "n2.svc.cluster.local")); diff != "" {
 		t.Fatalf("full plan: c001 forwarding n2 to: -want, +got:\n%s", diff)
@@ -151,9 +153,7 @@ func TestPlanScopedNeverUsesNLBAddressesOlderThanTheirChange(t *testing.T) {
 // side for AWS changes, each cluster a Kubernetes change was in — so no plan works from what meshd itself
 // changed since (its own writes do not trigger the watch).
 func TestPlanScopedApplyDropsWhatItTouched(t *testing.T) {
-	aws, k := cachedStubs()
-	e := &Engine{AWS: aws, Kube: k}
-	m, st := twoClusters(t, ""), state.New("m")
+	e, aws, k, m, st := cachedEngine(t)
 	p, _ := planScoped(t, e, m, st, model.ObserveScope{})
 	e.Apply(context.Background(), p, st, 0) // peerings, routes, rules; both Services and Corefiles
 	aws.observed, k.targets = 0, nil
@@ -175,9 +175,7 @@ func TestPlanScopedApplyDropsWhatItTouched(t *testing.T) {
 // TestPlanScopedAWSDriftIsObservedAgain: a plan from a reused AWS observation that would change AWS is
 // made again from a fresh one: nothing is applied to AWS from the cache.
 func TestPlanScopedAWSDriftIsObservedAgain(t *testing.T) {
-	aws, k := cachedStubs()
-	e := &Engine{AWS: aws, Kube: k}
-	m, st := twoClusters(t, ""), state.New("m")
+	e, aws, _, m, st := cachedEngine(t)
 	planScoped(t, e, m, st, model.ObserveScope{}) // the empty world: AWS changes to make, not applied
 	aws.observed = 0
 	p, rep := planScoped(t, e, m, st, scoped("c001"))
@@ -193,9 +191,7 @@ func TestPlanScopedAWSDriftIsObservedAgain(t *testing.T) {
 // corrections: they are planned from the last AWS observation and NLB addresses, nothing changes in AWS,
 // and the report says why. Without KeepLastKnown (meshctl) it is an error.
 func TestPlanScopedKeepsLastKnownWhenAWSFails(t *testing.T) {
-	aws, k := cachedStubs()
-	e := &Engine{AWS: aws, Kube: k}
-	m, st := twoClusters(t, ""), state.New("m")
+	e, aws, _, m, st := cachedEngine(t)
 	planScoped(t, e, m, st, model.ObserveScope{}) // AWS changes pending; nothing applied
 	aws.observeErr = errors.New("connection timed out")
 	aws.lbErr = aws.observeErr
