@@ -499,14 +499,16 @@ func (c *callCounter) total() int {
 }
 
 // TestObserveCallsAreConstant: observing a 12-cluster mesh costs as many EC2 calls as a 3-cluster mesh in
-// the same regions (filtered, paginated Describe calls per region and kind, not one per resource).
+// the same regions (filtered, paginated Describe calls per region and kind, not one per resource). The
+// clusters added in us-west-1 are EKS clusters, as tidb-1 is: one eks_cluster or four in a region, its
+// self-managed nodes are found with one DescribeInstances.
 func TestObserveCallsAreConstant(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	for i := 3; i < 12; i++ {
 		region := regions[i%3]
 		n, err := sandbox.CreateNetwork(ctx, h.moto.AWSConfig(region), sandbox.ClusterNet{
-			Name: fmt.Sprintf("tidb-%d", i+1), Region: region, CIDR: fmt.Sprintf("10.%d.0.0/16", i+1)})
+			Name: fmt.Sprintf("tidb-%d", i+1), Region: region, CIDR: fmt.Sprintf("10.%d.0.0/16", i+1), EKS: region == regions[0]})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -529,19 +531,20 @@ func TestObserveCallsAreConstant(t *testing.T) {
 	}
 	c := &callCounter{calls: three}
 	// Six kinds of Describe per region: VPCs, security groups, route tables, peerings (requester and accepter
-	// side) and security-group rules.
-	if got, want := c.total(), 6*len(regions); got != want {
-		t.Errorf("%d EC2 calls per observe, want %d: %v", got, want, three)
+	// side) and security-group rules; and one DescribeInstances in the one region with EKS members
+	// (us-west-1), for the subnets of their self-managed node groups.
+	if got, want := c.total(), 6*len(regions)+1; got != want || three["DescribeInstances"] != 1 {
+		t.Errorf("%d EC2 calls per observe, want %d (one DescribeInstances): %v", got, want, three)
 	}
 	t.Logf("EC2 calls per observe: 3 clusters %d, 12 clusters %d", c.total(), (&callCounter{calls: twelve}).total())
 
 	// meshctl verify (nothing applied yet: exit 2) observes the network ACLs too: one DescribeNetworkAcls per
-	// region on top of plan's six; the egress rules come with the security-group rules plan reads anyway.
+	// region on top of plan's calls; the egress rules come with the security-group rules plan reads anyway.
 	v3, v12 := countCmd(3, "verify"), countCmd(12, "verify")
 	if fmt.Sprint(v3) != fmt.Sprint(v12) {
 		t.Errorf("EC2 calls per verify differ:\n 3 clusters: %v\n12 clusters: %v", v3, v12)
 	}
-	if got, want := (&callCounter{calls: v3}).total(), 7*len(regions); got != want || v3["DescribeNetworkAcls"] != len(regions) {
+	if got, want := (&callCounter{calls: v3}).total(), 7*len(regions)+1; got != want || v3["DescribeNetworkAcls"] != len(regions) {
 		t.Errorf("%d EC2 calls per verify, want %d (one DescribeNetworkAcls per region): %v", got, want, v3)
 	}
 }

@@ -124,7 +124,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	kubeOpts := kube.Options{Mesh: opts.Mesh, Kubeconfig: opts.Kubeconfig, LoadBalancers: awsSide,
+	kubeOpts := kube.Options{Mesh: opts.Mesh, Kubeconfig: opts.Kubeconfig, LoadBalancers: awsSide, TargetGroups: awsSide,
 		Progress: opts.Progress, WrapTransport: opts.KubeWrapTransport, WaitTimeout: opts.WaitTimeout}
 	if opts.KubeTuning != nil {
 		opts.KubeTuning(&kubeOpts)
@@ -229,10 +229,20 @@ func (e *Engine) plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 		return nil, v, diags, err
 	}
 	members := withKube(m, resolved)
+	var lbs *plan.LoadBalancerInput
+	if e.loadBalancersOn(m, st) {
+		var lbDiags hcl.Diagnostics
+		if lbs, lbDiags, err = e.observeLoadBalancerBlocks(ctx, v, m, st, members, destroy); err != nil {
+			return nil, v, diags, err
+		}
+		if diags = append(diags, lbDiags...); diags.HasErrors() {
+			return nil, v, diags, nil
+		}
+	}
 
 	in := plan.Input{
 		Mesh: m.Name, SpecHash: m.Hash(), Adopt: m.Adopt, Members: members,
-		Observed: obs.Observed, State: st, Destroy: destroy, Replicas: replicas,
+		Observed: obs.Observed, State: st, Destroy: destroy, Replicas: replicas, LoadBalancers: lbs,
 	}
 	if dnsOn {
 		if err := e.observeLoadBalancers(ctx, v, members, st.Members, kubeObs); err != nil {

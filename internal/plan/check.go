@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -19,6 +20,33 @@ func Check(m *spec.Mesh, members []model.Member, obs *model.Observed, p *Plan) h
 	if !p.Destroy { // removing what meshd made needs neither disjoint blocks nor quota room
 		diags = append(diags, checkOverlaps(m, members, obs)...)
 		diags = append(diags, checkQuotas(m, members, obs, p)...)
+		diags = append(diags, checkDomains(m, p)...)
+	}
+	return diags
+}
+
+// checkDomains reports, in cluster-domain mode, members whose CoreDNS does not serve their declared
+// cluster domain, at the cluster's cluster_domain (or its block when the domain is the default).
+func checkDomains(m *spec.Mesh, p *Plan) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, dm := range p.DomainMismatches {
+		subject := m.DeclRange
+		if c := m.Cluster(dm.Cluster); c != nil {
+			subject = c.AttrRange("cluster_domain")
+		}
+		served := "has no kubernetes plugin, so its CoreDNS serves no cluster domain"
+		if len(dm.Served) > 0 {
+			served = "serves " + strings.Join(dm.Served, ", ") + " with its kubernetes plugin"
+		}
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Cluster domain not served",
+			Detail: fmt.Sprintf("Cluster %q declares cluster domain %s, but its Corefile (%s/%s) %s. "+
+				"The other clusters would forward %s to a CoreDNS that does not answer for it. Set cluster_domain to the domain the cluster "+
+				"was built with (kubelet --cluster-domain, the kubernetes plugin's zone), or make its CoreDNS serve %s.",
+				dm.Cluster, dm.Declared, DNSNamespace, CoreDNSConfigMap, served, dm.Declared, dm.Declared),
+			Subject: &subject,
+		})
 	}
 	return diags
 }

@@ -23,6 +23,8 @@ type Input struct {
 	DNS *DNSInput
 	// Replicas, when set, plans the copies of replicated objects (see replica.go); nil leaves them alone.
 	Replicas *ReplicaInput
+	// LoadBalancers, when set, plans the load_balancer blocks (see loadbalancer.go); nil leaves them alone.
+	LoadBalancers *LoadBalancerInput
 }
 
 // Compute diffs the desired mesh against the observed world. Ownership decides what may be touched:
@@ -44,6 +46,7 @@ func Compute(in Input) *Plan {
 	c.orphanPeerings()
 	c.dns()
 	c.replicas()
+	c.loadBalancers()
 	return c.finish()
 }
 

@@ -143,6 +143,7 @@ func (c *computer) dns() {
 			continue
 		}
 		d.service(m)
+		d.checkServedDomain(m)
 	}
 	for _, m := range d.clusters {
 		if d.in.Unobserved[m.Name] {
@@ -252,6 +253,35 @@ func (d *dnsPlanner) blocksIn(cluster string) []CorefileBlock {
 	}
 	d.blocks[cluster] = out
 	return out
+}
+
+// DomainMismatch is a member whose CoreDNS does not serve the cluster domain the spec declares for it, in
+// cluster-domain mode: the other members would forward that domain to a CoreDNS that does not answer for it.
+// Check reports it at the cluster's cluster_domain.
+type DomainMismatch struct {
+	Cluster  string
+	Declared string   // normalised
+	Served   []string // the zones of its kubernetes plugin; none when it has none
+}
+
+// checkServedDomain compares, in cluster-domain mode, the domain declared for m with the zones the
+// kubernetes plugin of m's own Corefile serves. A Corefile that is missing or does not parse is reported
+// elsewhere (coreDNSText, Merge).
+func (d *dnsPlanner) checkServedDomain(m model.Member) {
+	o := d.obs[m.Name]
+	if d.in.ForwardBy != spec.ForwardByClusterDomain || o.CoreDNS == nil {
+		return
+	}
+	text, ok := o.CoreDNS.Data[CorefileKey]
+	if !ok {
+		return
+	}
+	served, _, err := corefile.KubernetesZones(text)
+	declared := corefile.NormalizeZone(DNSZone(d.in.ForwardBy, m))
+	if err != nil || slices.Contains(served, declared) {
+		return
+	}
+	d.c.plan.DomainMismatches = append(d.c.plan.DomainMismatches, DomainMismatch{Cluster: m.Name, Declared: declared, Served: served})
 }
 
 // everyMember is w in each member cluster, or nothing when the spec turns DNS off (dns { enabled = false }).

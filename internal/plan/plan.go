@@ -101,6 +101,15 @@ type Plan struct {
 	// record of them.
 	ForgetReplicas []string                       `json:"forget_replicas,omitempty"`
 	RecordReplicas map[string]state.ReplicaRecord `json:"record_replicas,omitempty"`
+	// ForgetLoadBalancers and RecordLoadBalancers are the same for the objects of load_balancer blocks.
+	ForgetLoadBalancers []string                            `json:"forget_load_balancers,omitempty"`
+	RecordLoadBalancers map[string]state.LoadBalancerRecord `json:"record_load_balancers,omitempty"`
+	// TargetGroups are what the plan shows of each load_balancer block's target group: not a change.
+	TargetGroups []TargetGroupStatus `json:"target_groups,omitempty"`
+
+	// DomainMismatches are members whose CoreDNS does not serve their declared cluster domain, found by
+	// Compute for Check to report against the spec. Not saved: Check runs on the plan Compute returned.
+	DomainMismatches []DomainMismatch `json:"-"`
 }
 
 // Summary counts changes by action.
@@ -163,5 +172,11 @@ func (p *Plan) FixState(st *state.State) {
 	}
 	for _, addr := range slices.Sorted(maps.Keys(p.RecordReplicas)) {
 		st.SetReplica(addr, p.RecordReplicas[addr])
+	}
+	for _, addr := range p.ForgetLoadBalancers {
+		st.RemoveLoadBalancer(addr)
+	}
+	for _, addr := range slices.Sorted(maps.Keys(p.RecordLoadBalancers)) {
+		st.SetLoadBalancer(addr, p.RecordLoadBalancers[addr])
 	}
 }

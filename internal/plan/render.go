@@ -62,6 +62,7 @@ func RenderHuman(w io.Writer, p *Plan) error {
 		}
 		fmt.Fprintln(bw)
 	}
+	renderTargetGroups(bw, p.TargetGroups)
 	for _, w := range p.Warnings {
 		fmt.Fprintf(bw, "Warning: %s\n\n", w)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -22,6 +23,9 @@ type Cluster struct {
 	Context string
 	// Namespace is the namespace the mesh spec gives the cluster; it holds the verification Service.
 	Namespace string
+	// Domain is the cluster domain its CoreDNS serves (kubelet --cluster-domain); "" is cluster.local, as
+	// on EKS. Another domain stands for a self-managed cluster, meshed with forward_by = "cluster_domain".
+	Domain string
 	// DNS are the loopback addresses the cluster's CoreDNS listens on, port 53. The first is the
 	// cluster's "kube-dns" address, the one queries are sent to; the NLB stand-in gives its ENIs these
 	// addresses, one per subnet (wrapping around), so that forwarding to the NLB's IPs reaches this CoreDNS.
@@ -35,7 +39,21 @@ func (c Cluster) DNSAddr() string { return c.DNS[0] }
 
 // SampleName is the verification Pod's name in this cluster.
 func (c Cluster) SampleName() string {
-	return fmt.Sprintf("%s.%s.%s.svc.cluster.local", SampleHostname, SampleService, c.Namespace)
+	return fmt.Sprintf("%s.%s.%s.svc.%s", SampleHostname, SampleService, c.Namespace, c.ClusterDomain())
+}
+
+// ClusterDomain is the cluster domain its CoreDNS serves.
+func (c Cluster) ClusterDomain() string {
+	if c.Domain == "" {
+		return "cluster.local"
+	}
+	return c.Domain
+}
+
+// Corefile is the cluster's Corefile before meshd: EKS's default, with the kubernetes plugin serving the
+// cluster's domain instead of cluster.local when it has another.
+func (c Cluster) Corefile() string {
+	return strings.Replace(DefaultEKSCorefile, "kubernetes cluster.local ", "kubernetes "+c.ClusterDomain()+" ", 1)
 }
 
 // The verification objects: a headless Service and a Pod endpoint whose name every other cluster resolves
@@ -100,7 +118,7 @@ func CheckBind(addrs ...string) error {
 const DefaultEKSCorefile = corefile.EKSDefault
 
 // Seed creates what a new EKS cluster holds that meshd reads (namespace kube-system, the coredns ConfigMap
-// with EKS's default Corefile) plus the cluster's namespace and the verification objects:
+// with EKS's default Corefile, serving the cluster's domain) plus the cluster's namespace and the verification objects:
 // a headless Service sample-nginx-peer and an EndpointSlice with one ready endpoint, hostname sample-nginx.
 // Objects that exist are left as they are.
 func Seed(ctx context.Context, kc kubernetes.Interface, c Cluster) error {
@@ -115,7 +133,7 @@ func Seed(ctx context.Context, kc kubernetes.Interface, c Cluster) error {
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "coredns", Namespace: "kube-system",
 			Labels: map[string]string{"eks.amazonaws.com/component": "coredns", "k8s-app": "kube-dns"}},
-		Data: map[string]string{"Corefile": DefaultEKSCorefile},
+		Data: map[string]string{"Corefile": c.Corefile()},
 	}
 	if err := create(ctx, func() error {
 		_, err := kc.CoreV1().ConfigMaps("kube-system").Create(ctx, cm, metav1.CreateOptions{})

@@ -37,28 +37,11 @@ func TestMeshctlOnSandbox(t *testing.T) {
 	if err := os.WriteFile(spec, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	run := func(want int, args ...string) string {
-		t.Helper()
-		var out, errb bytes.Buffer
-		app := &cli.App{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}
-		full := append(args, "--spec", spec, "--state", filepath.Join(dir, "state.json"), "--kubeconfig", s.Kubeconfig)
-		if code := app.Main(context.Background(), full); code != want {
-			t.Fatalf("meshctl %s: exit %d, want %d\n%s\n%s", strings.Join(args, " "), code, want, out.String(), errb.String())
-		}
-		return out.String()
-	}
+	run := meshctl(t, s, dir, spec)
 
 	run(0, "apply", "--auto-approve")
 	ctx := context.Background()
-	for _, a := range s.Clusters {
-		for _, other := range s.Clusters {
-			name := fmt.Sprintf("%s.%s.%s.svc.cluster.local", sandbox.SampleHostname, sandbox.SampleService, other.Namespace)
-			addrs, err := s.WaitResolve(ctx, a.Name, name, 30*time.Second)
-			if err != nil || len(addrs) != 1 || addrs[0].String() != other.SampleIP {
-				t.Errorf("%s's CoreDNS: %s -> %v, %v; want %s", a.Name, name, addrs, err, other.SampleIP)
-			}
-		}
-	}
+	resolvesEveryPair(t, s)
 	run(0, "plan", "--detailed-exitcode")
 
 	run(0, "destroy", "--auto-approve")
@@ -72,16 +55,48 @@ func TestMeshctlOnSandbox(t *testing.T) {
 		}
 	}
 	// Once CoreDNS reloads, another cluster's name no longer resolves.
-	c1, c2 := s.Clusters[0], s.Clusters[1]
-	name := fmt.Sprintf("%s.%s.%s.svc.cluster.local", sandbox.SampleHostname, sandbox.SampleService, c2.Namespace)
+	stopsResolving(t, s.Clusters[0], s.Clusters[1].SampleName())
+}
+
+// meshctl returns a runner of meshctl commands against the sandbox, with spec and a state file in dir; it
+// fails the test on another exit code than want and returns stdout and stderr.
+func meshctl(t *testing.T, s *sandbox.Sandbox, dir, spec string) func(want int, args ...string) string {
+	return func(want int, args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		app := &cli.App{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}
+		full := append(args, "--spec", spec, "--state", filepath.Join(dir, "state.json"), "--kubeconfig", s.Kubeconfig)
+		if code := app.Main(context.Background(), full); code != want {
+			t.Fatalf("meshctl %s: exit %d, want %d\n%s\n%s", strings.Join(args, " "), code, want, out.String(), errb.String())
+		}
+		return out.String() + errb.String()
+	}
+}
+
+// resolvesEveryPair checks that every cluster's CoreDNS resolves every cluster's verification Pod by its
+// FQDN (its own and, through meshd's blocks, the others').
+func resolvesEveryPair(t *testing.T, s *sandbox.Sandbox) {
+	t.Helper()
+	for _, a := range s.Clusters {
+		for _, other := range s.Clusters {
+			addrs, err := s.WaitResolve(context.Background(), a.Name, other.SampleName(), 30*time.Second)
+			if err != nil || len(addrs) != 1 || addrs[0].String() != other.SampleIP {
+				t.Errorf("%s's CoreDNS: %s -> %v, %v; want %s", a.Name, other.SampleName(), addrs, err, other.SampleIP)
+			}
+		}
+	}
+}
+
+// stopsResolving waits until cluster c's CoreDNS no longer resolves name (it reloads its Corefile every 2 s).
+func stopsResolving(t *testing.T, c sandbox.Cluster, name string) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		_, err := testenv.LookupA(c1.DNS[0]+":53", name, true)
-		if err != nil {
-			break
+		if _, err := testenv.LookupA(c.DNSAddr()+":53", name, true); err != nil {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s still resolves %s after destroy", c1.Name, name)
+			t.Fatalf("%s still resolves %s after destroy", c.Name, name)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -12,8 +12,9 @@ import (
 
 // StartT starts the three-cluster sandbox in a temporary directory and stops it when the test ends.
 // CoreDNS listens on 127.0.0.11-13 (and 127.0.1.11-13) as in `make demo`, or on another set of loopback
-// addresses when those are taken (a demo sandbox running on the same machine).
-func StartT(t testing.TB) *Sandbox {
+// addresses when those are taken (a demo sandbox running on the same machine). Each modify is applied to
+// every cluster before the start (another namespace or cluster domain).
+func StartT(t testing.TB, modify ...func(*Cluster)) *Sandbox {
 	t.Helper()
 	for _, b := range []testenv.Binary{testenv.BinMoto, testenv.BinEtcd, testenv.BinKubeAPIServer, testenv.BinCoreDNS} {
 		testenv.Require(t, b)
@@ -36,6 +37,11 @@ func StartT(t testing.TB) *Sandbox {
 			t.Fatal(bindErr)
 		}
 		t.Skip(bindErr)
+	}
+	for i := range clusters {
+		for _, f := range modify {
+			f(&clusters[i])
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

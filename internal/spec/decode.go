@@ -21,6 +21,7 @@ var (
 			{Type: "mesh", LabelNames: []string{"name"}},
 			{Type: "cluster", LabelNames: []string{"name"}},
 			{Type: "replicate", LabelNames: []string{"name"}},
+			{Type: "load_balancer", LabelNames: []string{"name"}},
 		},
 	}
 	meshSchema = &hcl.BodySchema{
@@ -104,6 +105,8 @@ func (d *decoder) decode(files []*hcl.File) {
 				d.decodeCluster(b)
 			case "replicate":
 				d.decodeReplicate(b)
+			case "load_balancer":
+				d.decodeLoadBalancer(b)
 			}
 		}
 	}

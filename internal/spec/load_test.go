@@ -219,9 +219,9 @@ func TestLoadValid(t *testing.T) {
 				ForwardBy: ForwardByClusterDomain,
 				Quotas:    DefaultQuotas,
 				Clusters: []*Cluster{
-					{Name: "east", Region: "us-east-1", KubeContext: "kind-east", EKSCluster: "east", ClusterDomain: "east.local", Namespace: "kb"},
-					{Name: "west", Region: "us-west-2", KubeContext: "kind-west", EKSCluster: "west", ClusterDomain: "west.example.com", Namespace: "kb"},
-					{Name: "central", Region: "ca-central-1", KubeContext: "kind-central", EKSCluster: "central", ClusterDomain: DefaultClusterDomain},
+					{Name: "east", Region: "us-east-1", KubeContext: "kind-east", VPCID: "vpc-00000001", SecurityGroupID: "sg-00000001", ClusterDomain: "east.local", Namespace: "kb"},
+					{Name: "west", Region: "us-west-2", KubeContext: "kind-west", VPCID: "vpc-00000002", SecurityGroupID: "sg-00000002", ClusterDomain: "west.example.com", Namespace: "kb"},
+					{Name: "central", Region: "ca-central-1", KubeContext: "kind-central", VPCID: "vpc-00000003", SecurityGroupID: "sg-00000003", ClusterDomain: DefaultClusterDomain},
 				},
 			},
 		},
@@ -340,12 +340,7 @@ func TestLoadRanges(t *testing.T) {
 }
 
 func TestExampleSpec(t *testing.T) {
-	m, diags := Load("../../specs/mesh.hcl")
-	if len(diags) > 0 {
-		var out bytes.Buffer
-		_ = PrintDiagnostics(&out, m.Files, diags, false)
-		t.Fatalf("specs/mesh.hcl: unexpected diagnostics:\n%s", out.String())
-	}
+	m := loadClean(t, "../../specs/mesh.hcl")
 	var got []string
 	for _, c := range m.Clusters {
 		got = append(got, strings.Join([]string{c.Name, c.Region, c.EKSCluster, c.KubeContext, c.Namespace}, " "))
@@ -413,6 +408,32 @@ func TestExampleSpecs(t *testing.T) {
 			t.Errorf("%s: replicate tidb-ca (-want +got):\n%s", path, diff)
 		}
 	}
+}
+
+// TestClusterDomainsExample: specs/tidb-cluster-domains.hcl is valid and is TiDB's layout, one namespace
+// and a domain of its own per cluster.
+func TestClusterDomainsExample(t *testing.T) {
+	m := loadClean(t, "../../specs/tidb-cluster-domains.hcl")
+	var got []string
+	for _, c := range m.Clusters {
+		got = append(got, c.Name+" "+c.Namespace+" "+c.ClusterDomain)
+	}
+	want := []string{"cluster1 pingcap cluster1.com", "cluster2 pingcap cluster2.com", "cluster3 pingcap cluster3.com"}
+	if diff := gocmp.Diff(want, got); diff != "" || m.ForwardBy != ForwardByClusterDomain {
+		t.Errorf("forward_by %q; clusters (-want +got):\n%s", m.ForwardBy, diff)
+	}
+}
+
+// loadClean loads the spec at path and fails the test on any diagnostic, warnings included.
+func loadClean(t *testing.T, path string) *Mesh {
+	t.Helper()
+	m, diags := Load(path)
+	if len(diags) > 0 {
+		var out bytes.Buffer
+		_ = PrintDiagnostics(&out, m.Files, diags, false)
+		t.Fatalf("%s: unexpected diagnostics:\n%s", path, out.String())
+	}
+	return m
 }
 
 func TestLoadDirectoryIgnoresEditorFiles(t *testing.T) {

@@ -29,6 +29,8 @@ type Mesh struct {
 	Clusters    []*Cluster
 	// Replicates are the replicate blocks, in declaration order.
 	Replicates []*Replicate
+	// LoadBalancers are the load_balancer blocks, in declaration order.
+	LoadBalancers []*LoadBalancer
 
 	// Files are the sources the spec was read from, by name, for diagnostics and for the plan's spec hash.
 	Files map[string][]byte

@@ -29,9 +29,11 @@ func (d *decoder) validate() {
 	for _, c := range m.Clusters {
 		d.checkRequired(c)
 		d.checkIdentity(c)
+		d.checkEKSDomain(c)
 	}
 	d.checkUnique()
 	d.validateReplicates()
+	d.validateLoadBalancers()
 	// Counted in blocks, not in distinct clusters: two blocks with one name are an error of their own.
 	if d.meshBlock != nil && d.clusters < 2 {
 		d.warnf(m.DeclRange, "Too few clusters",
@@ -90,6 +92,18 @@ func (d *decoder) checkIdentity(c *Cluster) {
 	}
 }
 
+// checkEKSDomain refuses a cluster domain other than cluster.local on an EKS cluster: EKS builds every cluster
+// with cluster.local and offers no way to change it, so any other domain would be forwarded to a CoreDNS that
+// does not serve it.
+func (d *decoder) checkEKSDomain(c *Cluster) {
+	if c.EKSCluster == "" || c.ClusterDomain == DefaultClusterDomain || !isDNSSubdomain(c.ClusterDomain) {
+		return
+	}
+	d.errorf(c.AttrRange("cluster_domain"), "Cluster domain not possible on EKS",
+		`Cluster %q is the EKS cluster %q, whose cluster domain is always %s (EKS offers no way to change it), but cluster_domain is %q. Remove cluster_domain, or name a self-managed cluster's network with vpc_id and security_group_id instead of eks_cluster. To mesh EKS clusters, use forward_by = "namespace".`,
+		c.Name, c.EKSCluster, DefaultClusterDomain, c.ClusterDomain)
+}
+
 // checkUnique reports values that must differ between member clusters. Each diagnostic points at the later
 // cluster and names the earlier one, in declaration order.
 func (d *decoder) checkUnique() {
@@ -127,6 +141,8 @@ func (d *decoder) checkUnique() {
 				d.errorf(c.AttrRange("cluster_domain"), "Duplicate cluster domain",
 					`Cluster %q (%s) already uses cluster domain %q%s. With forward_by = "cluster_domain" a cluster's names are forwarded to it by its cluster domain, so cluster domains must be unique across the mesh. Set a distinct cluster_domain, or use forward_by = "namespace".`,
 					f.Name, pos(f.AttrRange("cluster_domain")), c.ClusterDomain, how)
+			} else {
+				d.checkNested(c, m.Clusters[:i])
 			}
 		}
 		if f := dup("kube_context", c.KubeContext, c); f != nil {
@@ -148,6 +164,37 @@ func (d *decoder) checkUnique() {
 			}
 		}
 		d.checkOverlap(c, m.Clusters[:i])
+	}
+}
+
+// checkNested reports a cluster domain that lies inside an earlier cluster's, or holds it (local and
+// east.local). Each Corefile forwards the others' domains, and CoreDNS answers a name from the block of the
+// longest zone that holds it: the cluster with east.local would send its own names to the cluster with
+// local, and the other way round lookups of the shorter domain would be cut in two.
+func (d *decoder) checkNested(c *Cluster, earlier []*Cluster) {
+	if !isDNSSubdomain(c.ClusterDomain) {
+		return
+	}
+	for _, e := range earlier {
+		if !isDNSSubdomain(e.ClusterDomain) || e.ClusterDomain == c.ClusterDomain {
+			continue
+		}
+		inner, outer := c.ClusterDomain, e.ClusterDomain
+		if !strings.HasSuffix(inner, "."+outer) {
+			inner, outer = outer, inner
+			if !strings.HasSuffix(inner, "."+outer) {
+				continue
+			}
+		}
+		how := ""
+		if _, set := c.Attrs["cluster_domain"]; !set {
+			how = " (the default when cluster_domain is not set)"
+		} else if _, set := e.Attrs["cluster_domain"]; !set {
+			how = fmt.Sprintf(" (cluster %q has the default)", e.Name)
+		}
+		d.errorf(c.AttrRange("cluster_domain"), "Nested cluster domains",
+			`Cluster %q has cluster domain %q and cluster %q (%s) has %q%s: %s lies inside %s. With forward_by = "cluster_domain" each cluster forwards the other clusters' domains, and CoreDNS answers a name from the block with the longest zone that holds it, so the cluster of %s would send names of its own to the other cluster. Give the clusters domains where neither ends with the other, like cluster1.com and cluster2.com.`,
+			c.Name, c.ClusterDomain, e.Name, pos(e.AttrRange("cluster_domain")), e.ClusterDomain, how, inner, outer, inner)
 	}
 }
 

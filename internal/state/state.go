@@ -29,6 +29,9 @@ type State struct {
 	// Replicas are the copies meshd made of replicated objects, by plan address (replica[<name>:<cluster>]):
 	// where they are, so that a copy whose replicate block or target is gone can still be deleted.
 	Replicas map[string]ReplicaRecord `json:"replicas,omitempty"`
+	// LoadBalancers are the objects of load_balancer blocks meshd annotated or made, by plan address
+	// (lb_service[<name>], target_group_binding[<name>:<cluster>]).
+	LoadBalancers map[string]LoadBalancerRecord `json:"load_balancers,omitempty"`
 }
 
 // ReplicaRecord locates one copy meshd made.

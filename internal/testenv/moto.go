@@ -1,12 +1,16 @@
 package testenv
 
 import (
+	"bufio"
 	"context"
+	_ "embed"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,21 +27,30 @@ type Moto struct {
 // MotoStartTimeout bounds how long StartMoto waits for moto to answer.
 const MotoStartTimeout = 30 * time.Second
 
-// RunMoto starts moto_server on a free port of 127.0.0.1, logging to logPath, and waits (bounded by ctx) until
-// it answers. The caller stops the returned process.
+// motoSerial runs moto_server with its writes serialized; the file says why.
+//
+//go:embed moto_serial.py
+var motoSerial string
+
+// RunMoto starts moto_server (one write at a time, see moto_serial.py) on a free port of 127.0.0.1, logging
+// to logPath, and waits (bounded by ctx) until it answers. The caller stops the returned process.
 func RunMoto(ctx context.Context, logPath string) (*Process, string, error) {
 	bin, err := Lookup(BinMoto)
 	if err != nil {
 		return nil, "", err
 	}
+	python, err := scriptInterpreter(bin)
+	if err != nil {
+		return nil, "", err
+	}
 	var endpoint string
-	p, err := startReady(ctx, 3, "moto", bin, nil, logPath, 50*time.Millisecond, func() ([]string, func(context.Context) error, error) {
+	p, err := startReady(ctx, 3, "moto", python, nil, logPath, 50*time.Millisecond, func() ([]string, func(context.Context) error, error) {
 		port, err := FreePort("127.0.0.1")
 		if err != nil {
 			return nil, nil, err
 		}
 		endpoint = "http://127.0.0.1:" + strconv.Itoa(port)
-		return []string{"-H", "127.0.0.1", "-p", strconv.Itoa(port)},
+		return []string{"-c", motoSerial, "-H", "127.0.0.1", "-p", strconv.Itoa(port)},
 			func(ctx context.Context) error {
 				return httpOK(ctx, http.DefaultClient, http.MethodGet, endpoint+"/moto-api/", nil)
 			},
@@ -47,6 +60,25 @@ func RunMoto(ctx context.Context, logPath string) (*Process, string, error) {
 		return nil, "", err
 	}
 	return p, endpoint, nil
+}
+
+// scriptInterpreter is the Python that runs the moto_server script at bin (its "#!" line), so that the wrapper
+// imports the same moto.
+func scriptInterpreter(bin string) (string, error) {
+	f, err := os.Open(bin)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	line, _ := bufio.NewReader(f).ReadString('\n')
+	fields := strings.Fields(strings.TrimPrefix(line, "#!"))
+	if !strings.HasPrefix(line, "#!") || len(fields) == 0 {
+		return "", fmt.Errorf("%s is not a Python script (no #! line); point MESHD_MOTO at the moto_server pip installs", bin)
+	}
+	if len(fields) > 1 && strings.HasSuffix(fields[0], "/env") { // #!/usr/bin/env python3
+		return fields[1], nil
+	}
+	return fields[0], nil
 }
 
 // StartMoto starts moto for the test and stops it when the test ends (skipping the test when moto is not

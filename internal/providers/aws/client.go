@@ -48,11 +48,18 @@ type EC2API interface {
 	// reference, which is what they count for toward the inbound-rules quota; called only when there are such
 	// rules.
 	DescribeManagedPrefixLists(context.Context, *ec2.DescribeManagedPrefixListsInput, ...func(*ec2.Options)) (*ec2.DescribeManagedPrefixListsOutput, error)
+	// DescribeInstances finds the subnets of self-managed node groups of EKS clusters (instances tagged
+	// kubernetes.io/cluster/<name>): one call per region with eks_cluster members.
+	DescribeInstances(context.Context, *ec2.DescribeInstancesInput, ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
 }
 
 // EKSAPI is the part of the EKS client meshd uses.
 type EKSAPI interface {
 	DescribeCluster(context.Context, *eks.DescribeClusterInput, ...func(*eks.Options)) (*eks.DescribeClusterOutput, error)
+	// ListNodegroups and DescribeNodegroup find the subnets of an EKS cluster's managed node groups, which
+	// may lie outside the subnets the cluster was created with (eksctl adds node groups in new ones).
+	ListNodegroups(context.Context, *eks.ListNodegroupsInput, ...func(*eks.Options)) (*eks.ListNodegroupsOutput, error)
+	DescribeNodegroup(context.Context, *eks.DescribeNodegroupInput, ...func(*eks.Options)) (*eks.DescribeNodegroupOutput, error)
 }
 
 // Options configure a Provider.
@@ -82,6 +89,8 @@ type Options struct {
 	Clients func(region string) (EC2API, EKSAPI)
 	// ELBClients replaces the ELBv2 clients (for tests with stubs). Nil builds them from Config(region).
 	ELBClients func(region string) ELBv2API
+	// TargetGroupClients replaces the clients TargetGroup uses (for tests with stubs).
+	TargetGroupClients func(region string) TargetGroupAPI
 }
 
 // Provider is the AWS side of meshd: one client set per region, created on first use.
@@ -92,6 +101,7 @@ type Provider struct {
 	mu      sync.Mutex
 	regions map[string]*regionClients
 	elb     map[string]ELBv2API
+	tgs     map[string]TargetGroupAPI
 }
 
 type regionClients struct {

@@ -39,7 +39,8 @@ type Observation struct {
 // since the last apply, whose objects may need cleaning up).
 //
 // The cost is a constant number of filtered, paginated Describe calls per region and resource kind, however
-// many clusters the mesh has (plus one EKS DescribeCluster per eks_cluster, which has no batch form).
+// many clusters the mesh has (plus, per eks_cluster, EKS's DescribeCluster, ListNodegroups and a
+// DescribeNodegroup per node group, which have no batch form).
 // Problems with the spec's references (an unknown VPC, say) are diagnostics against the spec; failures to
 // talk to AWS are errors.
 func (p *Provider) Observe(ctx context.Context, m *spec.Mesh, former map[string]model.Member) (*Observation, hcl.Diagnostics, error) {
@@ -147,6 +148,9 @@ func (p *Provider) observeRegion(ctx context.Context, region string, clusters []
 		}
 		eksInfo[c.Name] = info
 	}
+	if err := selfManagedSubnets(ctx, ec2c, clusters, eksInfo); err != nil {
+		return nil, diags, err
+	}
 
 	vpcIDs := map[string]bool{}
 	for _, c := range clusters {
@@ -212,11 +216,26 @@ func (p *Provider) observeRegion(ctx context.Context, region string, clusters []
 
 type eksCluster struct {
 	vpcID, clusterSG string
-	subnets          []string
+	// subnets are where the cluster's nodes may run: the subnets it was created with (resourcesVpcConfig),
+	// those of its managed node groups, and those of the instances tagged as its (self-managed node
+	// groups). Node groups added later often get subnets of their own (eksctl makes new ones).
+	subnets []string
 }
 
+func (e *eksCluster) addSubnets(ids ...string) {
+	for _, id := range ids {
+		if id != "" && !slices.Contains(e.subnets, id) {
+			e.subnets = append(e.subnets, id)
+		}
+	}
+}
+
+// describeEKS reads an EKS cluster's VPC configuration and the subnets of its managed node groups: EKS
+// calls per cluster (DescribeCluster, ListNodegroups, a DescribeNodegroup per group), which have no batch
+// form.
 func (p *Provider) describeEKS(ctx context.Context, region, name string) (*eksCluster, error) {
-	out, err := p.EKS(region).DescribeCluster(ctx, &eks.DescribeClusterInput{Name: aws.String(name)})
+	client := p.EKS(region)
+	out, err := client.DescribeCluster(ctx, &eks.DescribeClusterInput{Name: aws.String(name)})
 	if err != nil {
 		return nil, err
 	}
@@ -225,9 +244,74 @@ func (p *Provider) describeEKS(ctx context.Context, region, name string) (*eksCl
 		vc := out.Cluster.ResourcesVpcConfig
 		info.vpcID = aws.ToString(vc.VpcId)
 		info.clusterSG = aws.ToString(vc.ClusterSecurityGroupId)
-		info.subnets = vc.SubnetIds
+		info.addSubnets(vc.SubnetIds...)
+	}
+	pages := eks.NewListNodegroupsPaginator(client, &eks.ListNodegroupsInput{ClusterName: aws.String(name)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, ng := range page.Nodegroups {
+			d, err := client.DescribeNodegroup(ctx, &eks.DescribeNodegroupInput{ClusterName: aws.String(name), NodegroupName: aws.String(ng)})
+			if HasCode(err, codeEKSNotFound) {
+				continue // deleted since it was listed
+			}
+			if err != nil {
+				return nil, err
+			}
+			if d.Nodegroup != nil {
+				info.addSubnets(d.Nodegroup.Subnets...)
+			}
+		}
 	}
 	return info, nil
+}
+
+// tagClusterPrefix starts the tag that marks an instance as a node of an EKS cluster
+// (kubernetes.io/cluster/<name> = owned or shared): how self-managed node groups, which EKS does not list,
+// are found.
+const tagClusterPrefix = "kubernetes.io/cluster/"
+
+// liveInstanceStates are the states of instances that are, or may again be, nodes.
+var liveInstanceStates = []string{"pending", "running", "stopping", "stopped"}
+
+// selfManagedSubnets adds to each EKS member the subnets of the instances in its VPC tagged as its nodes:
+// one filtered, paginated DescribeInstances per region for all of the region's EKS clusters, by their tag
+// keys (none when the region has no EKS member).
+func selfManagedSubnets(ctx context.Context, c EC2API, clusters []*spec.Cluster, eksInfo map[string]*eksCluster) error {
+	byTag := map[string]*eksCluster{}
+	for _, cl := range clusters {
+		if info := eksInfo[cl.Name]; info != nil {
+			byTag[tagClusterPrefix+cl.EKSCluster] = info
+		}
+	}
+	if len(byTag) == 0 {
+		return nil
+	}
+	for _, chunk := range chunks(sortedKeys(byTag)) {
+		pages := ec2.NewDescribeInstancesPaginator(c, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+			filter("tag-key", chunk), filter("instance-state-name", liveInstanceStates)}})
+		for pages.HasMorePages() {
+			page, err := pages.NextPage(ctx)
+			if err != nil {
+				return err
+			}
+			for _, r := range page.Reservations {
+				for _, in := range r.Instances {
+					if in.State != nil && !slices.Contains(liveInstanceStates, string(in.State.Name)) {
+						continue
+					}
+					for _, t := range in.Tags {
+						if info := byTag[aws.ToString(t.Key)]; info != nil && aws.ToString(in.VpcId) == info.vpcID {
+							info.addSubnets(aws.ToString(in.SubnetId))
+						}
+					}
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func chunks(ids []string) [][]string {

@@ -38,6 +38,7 @@ type sdkEC2 struct {
 	describeNetworkInterfaces     op[ec2.DescribeNetworkInterfacesInput, ec2.DescribeNetworkInterfacesOutput, ec2.Options]
 	describeNetworkAcls           op[ec2.DescribeNetworkAclsInput, ec2.DescribeNetworkAclsOutput, ec2.Options]
 	describeManagedPrefixLists    op[ec2.DescribeManagedPrefixListsInput, ec2.DescribeManagedPrefixListsOutput, ec2.Options]
+	describeInstances             op[ec2.DescribeInstancesInput, ec2.DescribeInstancesOutput, ec2.Options]
 }
 
 func newEC2(cfg aws.Config) EC2API {
@@ -60,6 +61,7 @@ func newEC2(cfg aws.Config) EC2API {
 		describeNetworkInterfaces:     c.DescribeNetworkInterfaces,
 		describeNetworkAcls:           c.DescribeNetworkAcls,
 		describeManagedPrefixLists:    c.DescribeManagedPrefixLists,
+		describeInstances:             c.DescribeInstances,
 	}
 }
 
@@ -129,13 +131,26 @@ func (s sdkEC2) DescribeNetworkAcls(ctx context.Context, in *ec2.DescribeNetwork
 
 // sdkEKS is the EKS client meshd uses.
 type sdkEKS struct {
-	describeCluster op[eks.DescribeClusterInput, eks.DescribeClusterOutput, eks.Options]
+	describeCluster   op[eks.DescribeClusterInput, eks.DescribeClusterOutput, eks.Options]
+	listNodegroups    op[eks.ListNodegroupsInput, eks.ListNodegroupsOutput, eks.Options]
+	describeNodegroup op[eks.DescribeNodegroupInput, eks.DescribeNodegroupOutput, eks.Options]
 }
 
-func newEKS(cfg aws.Config) EKSAPI { return sdkEKS{eks.NewFromConfig(cfg).DescribeCluster} }
+func newEKS(cfg aws.Config) EKSAPI {
+	c := eks.NewFromConfig(cfg)
+	return sdkEKS{describeCluster: c.DescribeCluster, listNodegroups: c.ListNodegroups, describeNodegroup: c.DescribeNodegroup}
+}
 
 func (s sdkEKS) DescribeCluster(ctx context.Context, in *eks.DescribeClusterInput, optFns ...func(*eks.Options)) (*eks.DescribeClusterOutput, error) {
 	return s.describeCluster(ctx, in, optFns...)
+}
+
+func (s sdkEKS) ListNodegroups(ctx context.Context, in *eks.ListNodegroupsInput, optFns ...func(*eks.Options)) (*eks.ListNodegroupsOutput, error) {
+	return s.listNodegroups(ctx, in, optFns...)
+}
+
+func (s sdkEKS) DescribeNodegroup(ctx context.Context, in *eks.DescribeNodegroupInput, optFns ...func(*eks.Options)) (*eks.DescribeNodegroupOutput, error) {
+	return s.describeNodegroup(ctx, in, optFns...)
 }
 
 // sdkELB is the ELBv2 client meshd uses.
@@ -151,4 +166,8 @@ func (s sdkELB) DescribeLoadBalancers(ctx context.Context, in *elb.DescribeLoadB
 
 func (s sdkEC2) DescribeManagedPrefixLists(ctx context.Context, in *ec2.DescribeManagedPrefixListsInput, optFns ...func(*ec2.Options)) (*ec2.DescribeManagedPrefixListsOutput, error) {
 	return s.describeManagedPrefixLists(ctx, in, optFns...)
+}
+
+func (s sdkEC2) DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error) {
+	return s.describeInstances(ctx, in, optFns...)
 }

@@ -32,6 +32,9 @@ func (p *Provider) Executors() map[plan.Kind]apply.Executor {
 		plan.KindDNSService: serviceExecutor{p},
 		plan.KindCorefile:   corefileExecutor{p},
 		plan.KindReplica:    replicaExecutor{p},
+
+		plan.KindLBService:          lbServiceExecutor{p},
+		plan.KindTargetGroupBinding: bindingExecutor{p},
 	}
 }
 

@@ -41,6 +41,9 @@ type Options struct {
 	Kubeconfig string
 	// LoadBalancers waits for a DNS Service's NLB; required to apply dns_service changes.
 	LoadBalancers LoadBalancerWaiter
+	// TargetGroups describes load_balancer blocks' target groups; required to apply target_group_binding
+	// changes whose ARN is known only after apply.
+	TargetGroups TargetGroupDescriber
 	// PollInterval is how often a wait asks the API server again. Default 2s.
 	PollInterval time.Duration
 	// WaitTimeout bounds one wait (a load balancer hostname, a Service's deletion). Default 10 minutes.
