@@ -115,8 +115,10 @@ type Options struct {
 // New builds the AWS and Kubernetes providers and the engine over them. The Kubernetes provider waits for
 // its DNS Services' load balancers through the AWS one.
 func New(ctx context.Context, opts Options) (*Engine, error) {
+	var kubeSide *kube.Provider
 	awsOpts := awsprovider.Options{Mesh: opts.Mesh, APIOptions: opts.AWSAPIOptions, Progress: opts.Progress,
-		ObserveNetwork: opts.ObserveNetwork, WaitTimeout: opts.WaitTimeout}
+		ObserveNetwork: opts.ObserveNetwork, WaitTimeout: opts.WaitTimeout,
+		Corefile: corefileReader(func() kubeClients { return kubeSide })}
 	if opts.AWSTuning != nil {
 		opts.AWSTuning(&awsOpts)
 	}
@@ -129,7 +131,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if opts.KubeTuning != nil {
 		opts.KubeTuning(&kubeOpts)
 	}
-	kubeSide := kube.New(kubeOpts)
+	kubeSide = kube.New(kubeOpts)
 	return &Engine{AWS: awsSide, Kube: kubeSide, clients: kubeSide, PartialDNS: opts.PartialDNS,
 		Parallelism: opts.Parallelism, Progress: opts.ApplyProgress, VerifyPaths: opts.VerifyPaths,
 		AWSObserveTimeout: opts.AWSObserveTimeout}, nil
@@ -174,12 +176,24 @@ func (e *Engine) plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 	var kubeObs map[string]model.DNSObserved
 	var kubeDiags, replicaDiags hcl.Diagnostics
 	var replicas *plan.ReplicaInput
+	var addons addonObservation
 	var wg sync.WaitGroup
 	if dnsOn {
-		wg.Add(1)
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			kubeObs, kubeDiags = e.observeDNS(ctx, v, kubeTargets(m, st))
+		}()
+		go func() {
+			defer wg.Done()
+			// The add-ons are AWS: observed with the rest of AWS, or reused with it (obsCache).
+			addons, _ = awsPart(v, "addons", func() (addonObservation, error) {
+				ctx, cancel := e.awsObserveContext(ctx, scope)
+				defer cancel()
+				a := e.observeAddons(ctx, m, st, destroy)
+				return a, a.err
+			})
+			addons.diags = cloneDiags(addons.diags)
 		}()
 	}
 	if e.replicasOn(m, st) {
@@ -225,6 +239,10 @@ func (e *Engine) plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 	}
 	diags = append(diags, kubeDiags...)
 	diags = append(diags, replicaDiags...)
+	diags = append(diags, addons.diags...)
+	if err == nil {
+		err = addons.err
+	}
 	if err != nil || diags.HasErrors() {
 		return nil, v, diags, err
 	}
@@ -249,6 +267,7 @@ func (e *Engine) plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 			return nil, v, diags, err
 		}
 		in.DNS = &plan.DNSInput{ForwardBy: m.ForwardBy, Clusters: kubeObs, Unobserved: unobserved}
+		addons.into(in.DNS, m)
 	}
 	if e.VerifyPaths && !destroy {
 		e.verifyPaths(m, st, members, obs.Observed, in.DNS)

@@ -234,3 +234,24 @@ func MeshOf(tags map[string]string) string { return tags[TagMesh] }
 func OwnedBy(labels map[string]string, mesh string) bool {
 	return labels[LabelManagedBy] == ManagedByMeshd && labels[LabelMesh] == mesh
 }
+
+// Addon is a member's EKS CoreDNS managed add-on as DescribeAddon showed it (and, when meshd is to write
+// into it, DescribeAddonConfiguration for its version). ConfigurationValues may hold credentials (a
+// Corefile's route53 keys, say): it never leaves the process, as a plan's Corefile text does not.
+type Addon struct {
+	Cluster    string `json:"cluster"`
+	Region     string `json:"region"`
+	EKSCluster string `json:"eks_cluster"`
+	Name       string `json:"name"` // "coredns"
+	Version    string `json:"version"`
+	Status     string `json:"status"` // ACTIVE, UPDATING, DEGRADED, ...
+	// ConfigurationValues are the add-on's configuration as AWS returned it ("" when it has none).
+	ConfigurationValues string `json:"-"`
+	// SchemaChecked reports that the configuration schema of Version was read; SchemaHasCorefile that it
+	// has a corefile property (without it the add-on cannot take meshd's blocks).
+	SchemaChecked     bool `json:"schema_checked,omitempty"`
+	SchemaHasCorefile bool `json:"schema_has_corefile,omitempty"`
+}
+
+// CoreDNSAddon is the name of the EKS CoreDNS managed add-on.
+const CoreDNSAddon = "coredns"

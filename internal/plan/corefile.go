@@ -18,7 +18,8 @@ const KindCorefile Kind = "corefile"
 func init() {
 	Register(KindInfo{
 		Kind: KindCorefile, Address: "corefile[<cluster>]", Rank: 4,
-		Provider: ProviderKube, Decode: decodeAs[Corefile], RepeatHint: hintKube,
+		Provider: ProviderKube, Decode: decodeAs[Corefile], RepeatHint: hintKube + `; field manager "eks" is the EKS ` +
+			`CoreDNS add-on, whose updates write its own Corefile: dns { corefile_via = "eks_addon" } puts meshd's blocks there`,
 		Touches: func(r Resource) ObjectRef {
 			return ObjectRef{Cluster: r.(Corefile).Cluster, APIVersion: "v1", Kind: "ConfigMap",
 				Namespace: DNSNamespace, Name: CoreDNSConfigMap}
@@ -165,7 +166,9 @@ func (d *dnsPlanner) corefile(m model.Member) {
 			deps = append(deps, b.Pending)
 		}
 	}
-	if len(want) > 0 && o.CoreDNS != nil && slices.Contains(o.CoreDNS.Managers, EKSManager) {
+	d.addonCorefile(m, text, want)
+	// With the add-on observed, the plan's add-on note says what an update would do (addon.go).
+	if _, addon := d.in.Addons[m.Name]; !addon && len(want) > 0 && o.CoreDNS != nil && slices.Contains(o.CoreDNS.Managers, EKSManager) {
 		d.c.plan.Warnings = append(d.c.plan.Warnings, fmt.Sprintf(
 			"The Corefile of cluster %s is managed by the EKS CoreDNS add-on (field manager %q): an add-on update may revert it, "+
 				"removing meshd's blocks. meshd (the daemon) restores them on its next run; meshctl apply does the same.",

@@ -33,6 +33,13 @@ type DNSInput struct {
 	// without them rather than not at all). Their DNS Service and Corefile are left alone, and the other
 	// Corefiles keep their blocks for them as they are.
 	Unobserved map[string]bool
+	// CorefileVia is the spec's dns.corefile_via ("" means spec.CorefileViaConfigMap).
+	CorefileVia string
+	// Addons are the members' EKS CoreDNS add-ons that exist, by cluster (see addon.go); nil when they
+	// were not observed, which leaves the add-ons alone. AddonUnknown are clusters whose add-on could not
+	// be looked up this time: a recorded one is neither changed nor forgotten.
+	Addons       map[string]model.Addon
+	AddonUnknown map[string]bool
 }
 
 // OwnerLabels are the labels that make a Kubernetes object meshd's.
@@ -153,6 +160,7 @@ func (c *computer) dns() {
 			d.corefile(m)
 		} else {
 			d.corefileRemove(m)
+			d.addonRemove(m, d.goneReason())
 		}
 	}
 	for _, m := range d.clusters {

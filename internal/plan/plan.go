@@ -110,6 +110,11 @@ type Plan struct {
 	// DomainMismatches are members whose CoreDNS does not serve their declared cluster domain, found by
 	// Compute for Check to report against the spec. Not saved: Check runs on the plan Compute returned.
 	DomainMismatches []DomainMismatch `json:"-"`
+	// Addons say, for each member whose CoreDNS is an EKS managed add-on, what an add-on update would do to
+	// meshd's blocks (addon.go). ForgetAddons are clusters whose add-on record is void: the add-on is
+	// gone, or meshd's blocks are no longer in it.
+	Addons       []AddonNote `json:"addons,omitempty"`
+	ForgetAddons []string    `json:"forget_addons,omitempty"`
 }
 
 // Summary counts changes by action.
@@ -178,5 +183,8 @@ func (p *Plan) FixState(st *state.State) {
 	}
 	for _, addr := range slices.Sorted(maps.Keys(p.RecordLoadBalancers)) {
 		st.SetLoadBalancer(addr, p.RecordLoadBalancers[addr])
+	}
+	for _, cluster := range p.ForgetAddons {
+		st.RemoveAddon(cluster)
 	}
 }

@@ -63,6 +63,13 @@ func RenderHuman(w io.Writer, p *Plan) error {
 		fmt.Fprintln(bw)
 	}
 	renderTargetGroups(bw, p.TargetGroups)
+	if len(p.Addons) > 0 {
+		fmt.Fprintf(bw, "EKS CoreDNS add-ons:\n\n")
+		for _, n := range p.Addons {
+			fmt.Fprintf(bw, "  %s\n", n)
+		}
+		fmt.Fprintln(bw)
+	}
 	for _, w := range p.Warnings {
 		fmt.Fprintf(bw, "Warning: %s\n\n", w)
 	}

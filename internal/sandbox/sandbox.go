@@ -46,6 +46,9 @@ type Sandbox struct {
 	Clients      map[string]kubernetes.Interface
 	Syncers      map[string]*CorefileSyncer
 	LB           *LBController
+	// Addons stands in for the EKS add-on API (moto has none) and passes the rest of EKS on to moto; Env
+	// points the SDK's EKS endpoint at it.
+	Addons *EKSAddons
 	// Pods stand in for the sample Pods that meshctl verify --probe connects to (see ProbeRunner).
 	Pods *PodListeners
 
@@ -227,6 +230,20 @@ func Start(ctx context.Context, o Options) (s *Sandbox, err error) {
 		return s, err
 	}
 
+	if err := s.step("starting the EKS add-on stand-in", func() error {
+		clients := map[string]kubernetes.Interface{}
+		for _, c := range o.Clusters {
+			if c.EKS {
+				clients[c.Name] = s.Clients[c.Name]
+			}
+		}
+		var err error
+		s.Addons, err = StartEKSAddons(bg, s.MotoEndpoint, clients, o.Logf)
+		return err
+	}); err != nil {
+		return s, err
+	}
+
 	s.step("starting the load-balancer-controller stand-in", func() error {
 		s.LB = &LBController{Logf: o.Logf}
 		for _, c := range o.Clusters {
@@ -333,9 +350,21 @@ func (s *Sandbox) AWSConfig(region string) aws.Config {
 		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")}
 }
 
-// Env is the environment that points meshctl (AWS SDK and kubeconfig) at the sandbox.
+// Env is the environment that points meshctl (AWS SDK and kubeconfig) at the sandbox: moto, and for EKS
+// the add-on stand-in in front of it.
 func (s *Sandbox) Env() []string {
-	return append(testenv.MotoEnv(s.MotoEndpoint), "KUBECONFIG="+s.Kubeconfig)
+	env := append(testenv.MotoEnv(s.MotoEndpoint), "KUBECONFIG="+s.Kubeconfig)
+	if s.Addons != nil {
+		env = append(env, "AWS_ENDPOINT_URL_EKS="+s.Addons.Endpoint)
+	}
+	return env
+}
+
+// EKSConfig is an SDK configuration for region whose EKS calls go to the add-on stand-in.
+func (s *Sandbox) EKSConfig(region string) aws.Config {
+	cfg := s.AWSConfig(region)
+	cfg.BaseEndpoint = aws.String(s.Addons.Endpoint)
+	return cfg
 }
 
 // Proc is a process of the sandbox.

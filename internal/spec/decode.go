@@ -29,7 +29,7 @@ var (
 		Blocks:     []hcl.BlockHeaderSchema{{Type: "dns"}, {Type: "quotas"}},
 	}
 	dnsSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "forward_by"}, {Name: "enabled"}},
+		Attributes: []hcl.AttributeSchema{{Name: "forward_by"}, {Name: "enabled"}, {Name: "corefile_via"}},
 	}
 	quotasSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
@@ -167,6 +167,7 @@ func (d *decoder) decodeDNS(b *hcl.Block) {
 			d.m.Attrs["dns.enabled"] = a.Expr.Range()
 		}
 	}
+	d.decodeCorefileVia(content.Attributes["corefile_via"])
 	a := content.Attributes["forward_by"]
 	if a == nil {
 		return
@@ -496,4 +497,24 @@ func typeHint(ty cty.Type) string {
 // pos is a declaration's position as a Detail names it: file:line.
 func pos(r hcl.Range) string {
 	return fmt.Sprintf("%s:%d", r.Filename, r.Start.Line)
+}
+
+// decodeCorefileVia reads dns.corefile_via; unset (or null) leaves "", which means CorefileViaConfigMap.
+func (d *decoder) decodeCorefileVia(a *hcl.Attribute) {
+	if a == nil {
+		return
+	}
+	v, st := d.value(a, cty.String)
+	if st != valOK {
+		return
+	}
+	r := a.Expr.Range()
+	d.m.Attrs["dns.corefile_via"] = r
+	switch s := v.AsString(); s {
+	case CorefileViaConfigMap, CorefileViaEKSAddon:
+		d.m.CorefileVia = s
+	default:
+		d.errorf(r, "Invalid Corefile destination",
+			`corefile_via is %q; set it to "configmap" (meshd writes its blocks into kube-system/coredns only) or "eks_addon" (also into the EKS CoreDNS add-on's configurationValues, so that add-on updates keep them).`, s)
+	}
 }

@@ -14,6 +14,12 @@ const (
 	ForwardByClusterDomain = "cluster_domain" // zone <remote-cluster-domain> (self-managed clusters)
 )
 
+// Where meshd writes its Corefile blocks (dns { corefile_via }).
+const (
+	CorefileViaConfigMap = "configmap" // the coredns ConfigMap only
+	CorefileViaEKSAddon  = "eks_addon" // also the EKS CoreDNS add-on's configurationValues.corefile
+)
+
 // DefaultClusterDomain is used when a cluster block does not set cluster_domain.
 const DefaultClusterDomain = "cluster.local"
 
@@ -25,6 +31,10 @@ type Mesh struct {
 	// DNSDisabled (dns { enabled = false }) leaves the Kubernetes side alone: no DNS Services, no Corefile
 	// blocks, no kube contexts contacted. meshd then manages the AWS network only.
 	DNSDisabled bool
+	// CorefileVia (dns { corefile_via }) is where meshd writes its Corefile blocks besides the ConfigMap:
+	// CorefileViaConfigMap (only there, the default) or CorefileViaEKSAddon (also into the EKS CoreDNS
+	// add-on's configurationValues, so that add-on updates keep them). "" means CorefileViaConfigMap.
+	CorefileVia string
 	Quotas      Quotas
 	Clusters    []*Cluster
 	// Replicates are the replicate blocks, in declaration order.

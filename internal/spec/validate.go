@@ -32,6 +32,7 @@ func (d *decoder) validate() {
 		d.checkEKSDomain(c)
 	}
 	d.checkUnique()
+	d.checkCorefileVia()
 	d.validateReplicates()
 	d.validateLoadBalancers()
 	// Counted in blocks, not in distinct clusters: two blocks with one name are an error of their own.
@@ -283,4 +284,20 @@ func idDetail(s, what string, re *regexp.Regexp, prefix, example string) string 
 	}
 	return fmt.Sprintf("%q is not %s: those are %s followed by 8 or 17 lowercase hexadecimal digits, like %s. Give the ID, not a name or an ARN.",
 		s, what, prefix, example)
+}
+
+// checkCorefileVia warns about the clusters corefile_via = "eks_addon" cannot apply to: without eks_cluster
+// meshd does not know an EKS cluster whose add-on it could configure.
+func (d *decoder) checkCorefileVia() {
+	m := d.m
+	if m.CorefileVia != CorefileViaEKSAddon {
+		return
+	}
+	for _, c := range m.Clusters {
+		if c.EKSCluster == "" {
+			d.warnf(c.DeclRange, "No EKS add-on to configure",
+				`corefile_via = "eks_addon" (at %s), but cluster %q names no eks_cluster: meshd writes its Corefile blocks into that cluster's ConfigMap only.`,
+				pos(m.AttrRange("dns.corefile_via")), c.Name)
+		}
+	}
 }

@@ -113,3 +113,25 @@ func (s *State) SetMembers(members map[string]model.Member) {
 		}
 	}
 }
+
+// SetAddon records the add-on configuration meshd wrote to in cluster.
+func (s *State) SetAddon(cluster string, r AddonRecord) {
+	if s.Addons == nil {
+		s.Addons = map[string]AddonRecord{}
+	}
+	s.Addons[cluster] = r
+}
+
+// RemoveAddon forgets the add-on of cluster.
+func (s *State) RemoveAddon(cluster string) {
+	delete(s.Addons, cluster)
+	if len(s.Addons) == 0 {
+		s.Addons = nil
+	}
+}
+
+// Addon returns the record of cluster's add-on, if there is one.
+func (s *State) Addon(cluster string) (AddonRecord, bool) {
+	r, ok := s.Addons[cluster]
+	return r, ok
+}

@@ -32,6 +32,25 @@ type State struct {
 	// LoadBalancers are the objects of load_balancer blocks meshd annotated or made, by plan address
 	// (lb_service[<name>], target_group_binding[<name>:<cluster>]).
 	LoadBalancers map[string]LoadBalancerRecord `json:"load_balancers,omitempty"`
+	// Addons are the EKS CoreDNS add-ons whose configurationValues.corefile meshd wrote its blocks into,
+	// by cluster name: where they are and what the configuration was before, so that taking the blocks out
+	// (destroy, corefile_via back to "configmap", a cluster that left) gives it back as it was.
+	Addons map[string]AddonRecord `json:"addons,omitempty"`
+}
+
+// AddonRecord is one add-on configuration meshd wrote to. It holds hashes, never the configuration: that
+// may hold credentials.
+type AddonRecord struct {
+	Region     string   `json:"region"`
+	EKSCluster string   `json:"eks_cluster"`
+	Addon      string   `json:"addon"`
+	Zones      []string `json:"zones,omitempty"` // meshd's zones in the add-on's Corefile
+	// HadCorefile, BaseHash and OriginalHash describe the configuration before meshd's first write (see
+	// corefile.AddonRestore); WrittenHash the configurationValues meshd last wrote.
+	HadCorefile  bool   `json:"had_corefile,omitempty"`
+	BaseHash     string `json:"base_hash,omitempty"`
+	OriginalHash string `json:"original_hash"`
+	WrittenHash  string `json:"written_hash"`
 }
 
 // ReplicaRecord locates one copy meshd made.

@@ -60,6 +60,11 @@ type EKSAPI interface {
 	// may lie outside the subnets the cluster was created with (eksctl adds node groups in new ones).
 	ListNodegroups(context.Context, *eks.ListNodegroupsInput, ...func(*eks.Options)) (*eks.ListNodegroupsOutput, error)
 	DescribeNodegroup(context.Context, *eks.DescribeNodegroupInput, ...func(*eks.Options)) (*eks.DescribeNodegroupOutput, error)
+	// The CoreDNS add-on (addon.go): observed, and written with dns { corefile_via = "eks_addon" }.
+	DescribeAddon(context.Context, *eks.DescribeAddonInput, ...func(*eks.Options)) (*eks.DescribeAddonOutput, error)
+	DescribeAddonConfiguration(context.Context, *eks.DescribeAddonConfigurationInput, ...func(*eks.Options)) (*eks.DescribeAddonConfigurationOutput, error)
+	UpdateAddon(context.Context, *eks.UpdateAddonInput, ...func(*eks.Options)) (*eks.UpdateAddonOutput, error)
+	DescribeUpdate(context.Context, *eks.DescribeUpdateInput, ...func(*eks.Options)) (*eks.DescribeUpdateOutput, error)
 }
 
 // Options configure a Provider.
@@ -91,6 +96,10 @@ type Options struct {
 	ELBClients func(region string) ELBv2API
 	// TargetGroupClients replaces the clients TargetGroup uses (for tests with stubs).
 	TargetGroupClients func(region string) TargetGroupAPI
+	// Corefile reads the Corefile of a cluster's kube-system/coredns ConfigMap through its kube context:
+	// the add-on's default Corefile, when its configuration has none, is that text without meshd's blocks
+	// (addon.go). Nil: such a change fails.
+	Corefile func(ctx context.Context, kubeContext string) (string, error)
 }
 
 // Provider is the AWS side of meshd: one client set per region, created on first use.

@@ -23,6 +23,8 @@ func (p *Provider) Executors() map[plan.Kind]apply.Executor {
 		plan.KindPeering: peeringExecutor{p},
 		plan.KindRoute:   routeExecutor{p},
 		plan.KindSGRule:  ruleExecutor{p},
+
+		plan.KindAddonCorefile: addonExecutor{p},
 	})
 }
 

@@ -131,14 +131,42 @@ func (s sdkEC2) DescribeNetworkAcls(ctx context.Context, in *ec2.DescribeNetwork
 
 // sdkEKS is the EKS client meshd uses.
 type sdkEKS struct {
-	describeCluster   op[eks.DescribeClusterInput, eks.DescribeClusterOutput, eks.Options]
-	listNodegroups    op[eks.ListNodegroupsInput, eks.ListNodegroupsOutput, eks.Options]
-	describeNodegroup op[eks.DescribeNodegroupInput, eks.DescribeNodegroupOutput, eks.Options]
+	describeCluster            op[eks.DescribeClusterInput, eks.DescribeClusterOutput, eks.Options]
+	listNodegroups             op[eks.ListNodegroupsInput, eks.ListNodegroupsOutput, eks.Options]
+	describeNodegroup          op[eks.DescribeNodegroupInput, eks.DescribeNodegroupOutput, eks.Options]
+	describeAddon              op[eks.DescribeAddonInput, eks.DescribeAddonOutput, eks.Options]
+	describeAddonConfiguration op[eks.DescribeAddonConfigurationInput, eks.DescribeAddonConfigurationOutput, eks.Options]
+	updateAddon                op[eks.UpdateAddonInput, eks.UpdateAddonOutput, eks.Options]
+	describeUpdate             op[eks.DescribeUpdateInput, eks.DescribeUpdateOutput, eks.Options]
 }
 
 func newEKS(cfg aws.Config) EKSAPI {
 	c := eks.NewFromConfig(cfg)
-	return sdkEKS{describeCluster: c.DescribeCluster, listNodegroups: c.ListNodegroups, describeNodegroup: c.DescribeNodegroup}
+	return sdkEKS{
+		describeCluster:            c.DescribeCluster,
+		listNodegroups:             c.ListNodegroups,
+		describeNodegroup:          c.DescribeNodegroup,
+		describeAddon:              c.DescribeAddon,
+		describeAddonConfiguration: c.DescribeAddonConfiguration,
+		updateAddon:                c.UpdateAddon,
+		describeUpdate:             c.DescribeUpdate,
+	}
+}
+
+func (s sdkEKS) DescribeAddon(ctx context.Context, in *eks.DescribeAddonInput, optFns ...func(*eks.Options)) (*eks.DescribeAddonOutput, error) {
+	return s.describeAddon(ctx, in, optFns...)
+}
+
+func (s sdkEKS) DescribeAddonConfiguration(ctx context.Context, in *eks.DescribeAddonConfigurationInput, optFns ...func(*eks.Options)) (*eks.DescribeAddonConfigurationOutput, error) {
+	return s.describeAddonConfiguration(ctx, in, optFns...)
+}
+
+func (s sdkEKS) UpdateAddon(ctx context.Context, in *eks.UpdateAddonInput, optFns ...func(*eks.Options)) (*eks.UpdateAddonOutput, error) {
+	return s.updateAddon(ctx, in, optFns...)
+}
+
+func (s sdkEKS) DescribeUpdate(ctx context.Context, in *eks.DescribeUpdateInput, optFns ...func(*eks.Options)) (*eks.DescribeUpdateOutput, error) {
+	return s.describeUpdate(ctx, in, optFns...)
 }
 
 func (s sdkEKS) DescribeCluster(ctx context.Context, in *eks.DescribeClusterInput, optFns ...func(*eks.Options)) (*eks.DescribeClusterOutput, error) {
