@@ -30,8 +30,8 @@ import (
 
 type options struct {
 	spec, statePath, kubeconfig, metricsAddr, triggerAddr, policy, logLevel string
-	interval, minInterval, grace, waitTimeout                               time.Duration
-	dryRun                                                                  bool
+	interval, minInterval, grace, waitTimeout, observeTimeout               time.Duration
+	dryRun, fullObserve                                                     bool
 
 	// The management cluster holds the leader Lease and, with --state-secret, the state.
 	managementContext, stateSecret            string
@@ -52,7 +52,9 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.dryRun, "dry-run", false, "observe and report drift, change nothing")
 	fs.StringVar(&o.policy, "policy", "sync", "sync (create, update, delete) or upsert-only (never delete)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.DurationVar(&o.waitTimeout, "wait-timeout", 90*time.Second, "how long one pass waits for a peering or a DNS load balancer before leaving it to the next pass")
+	fs.DurationVar(&o.waitTimeout, "wait-timeout", 90*time.Second, "how long one pass waits for a peering or a DNS load balancer before leaving it to the next pass; also the longest a pass holds the state lock")
+	fs.DurationVar(&o.observeTimeout, "aws-observe-timeout", 30*time.Second, "how long a pass waits for AWS to be observed before it corrects Kubernetes from the last AWS observation (and changes nothing in AWS)")
+	fs.BoolVar(&o.fullObserve, "full-observe", false, "observe all of AWS and Kubernetes on every pass, also on one triggered by a Kubernetes watch (by default such a pass reads only the cluster that changed and reuses the last AWS observation while younger than --interval)")
 	fs.StringVar(&o.managementContext, "management-context", "", "kubeconfig context of the cluster holding the Lease and state Secret (empty: in-cluster config)")
 	fs.StringVar(&o.stateSecret, "state-secret", "", "keep the state in this Secret (NAMESPACE/NAME) of the management cluster instead of a file")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "run as one of several replicas: only the holder of the Lease acts")
@@ -125,9 +127,10 @@ func run(o options, log *zap.Logger) error {
 		VerifyPaths:       true,
 		AWSAPIOptions:     []func(*middleware.Stack) error{metrics.CountAWSCalls},
 		KubeWrapTransport: metrics.CountKubeCalls,
-		// A pass must not hold the state for minutes on a load balancer that is slow to come: it gives up and
-		// the next pass looks again.
-		KubeWaitTimeout: o.waitTimeout,
+		// A pass must not hold the state for minutes on a load balancer or a peering that is slow to come: it
+		// gives up and the next pass looks again.
+		WaitTimeout:       o.waitTimeout,
+		AWSObserveTimeout: o.observeTimeout,
 	})
 	if err != nil {
 		return err
@@ -161,6 +164,7 @@ func run(o options, log *zap.Logger) error {
 	rec := &daemon.Reconciler{
 		Engine: eng, Backend: backend, Spec: specs, Log: log, Metrics: metrics,
 		DryRun: o.dryRun, UpsertOnly: o.policy == "upsert-only", ShutdownGrace: o.grace,
+		AWSInterval: o.interval, FullObserve: o.fullObserve, MaxLockHold: o.waitTimeout,
 		Events: &daemon.KubeEvents{Host: identity, Client: func(cluster string) (kubeclient.Interface, error) {
 			c := specs.Current().Cluster(cluster)
 			if c == nil {
@@ -174,8 +178,8 @@ func run(o options, log *zap.Logger) error {
 	defer renewal.Stop()
 	rec.Planned = renewal.Schedule
 	ctl := &daemon.Controller{Interval: o.interval, Jitter: 0.1, MinInterval: o.minInterval,
-		Pass: func(ctx context.Context, why string) error {
-			err := rec.Pass(ctx, why)
+		Pass: func(ctx context.Context, why daemon.Reason) error {
+			err := rec.PassFor(ctx, why)
 			// A pass allocates far more than meshd keeps between passes (AWS and Kubernetes responses, the
 			// plan); hand that back to the OS now rather than holding it for the runtime's slow scavenger, so
 			// an idle meshd stays small. One extra GC of a ~10 MiB heap per pass is cheap.
@@ -218,7 +222,7 @@ func run(o options, log *zap.Logger) error {
 		metrics.Set(daemon.MetricLeader, nil, 1)
 	}
 
-	watches := &kubeWatches{client: eng.KubeClient, log: log, trigger: ctl.Trigger}
+	watches := &kubeWatches{client: eng.KubeClient, log: log, trigger: ctl.TriggerKube}
 	watches.restart(ctx, specs.Current())
 
 	if err := specs.Watch(ctx, 200*time.Millisecond, func() {
@@ -313,7 +317,7 @@ func managementClient(client kubeClient, kubeContext string) (kubeclient.Interfa
 type kubeWatches struct {
 	client  kubeClient
 	log     *zap.Logger
-	trigger func(string)
+	trigger func(daemon.KubeEvent)
 
 	mu     sync.Mutex
 	cancel context.CancelFunc

@@ -7,13 +7,75 @@ package daemon
 import (
 	"context"
 	"errors"
+	"maps"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
 
-// PassFunc runs one reconcile pass; why says what triggered it.
-type PassFunc func(ctx context.Context, why string) error
+// PassFunc runs one reconcile pass; the reason says what triggered it and how much must be observed.
+type PassFunc func(ctx context.Context, r Reason) error
+
+// Reason is why a pass runs. A pass asked for only by Kubernetes watch events may observe only the clusters
+// whose objects changed (Kube) and reuse the rest of the last observation; anything else (the timer, the
+// spec, SIGHUP, POST /trigger, a retry, the start) asks for a full pass.
+type Reason struct {
+	Why  string
+	Full bool
+	// Kube are the clusters with a watched object that changed since the last pass started; LoadBalancers
+	// those among them where the object was a Service, whose status names a load balancer in AWS.
+	Kube          []string
+	LoadBalancers []string
+}
+
+// KubeEvent is a watched Kubernetes object that changed.
+type KubeEvent struct {
+	Cluster string
+	// Service: the object is a Service, which stands for a load balancer in AWS.
+	Service bool
+	Why     string
+}
+
+// pending merges the triggers that arrive between two passes.
+type pending struct {
+	whys []string
+	full bool
+	kube map[string]bool // by cluster: true when a Service changed
+}
+
+func (p *pending) add(ev KubeEvent) {
+	if !slices.Contains(p.whys, ev.Why) {
+		p.whys = append(p.whys, ev.Why)
+	}
+	if ev.Cluster == "" {
+		p.full = true
+		return
+	}
+	if p.kube == nil {
+		p.kube = map[string]bool{}
+	}
+	p.kube[ev.Cluster] = p.kube[ev.Cluster] || ev.Service
+}
+
+// reason is the merged reason, with r (the timer's, say) merged in; empty when nothing is pending.
+func (p *pending) reason(r Reason) Reason {
+	if r.Why != "" && r.Why != "trigger" && !slices.Contains(p.whys, r.Why) {
+		p.whys = append([]string{r.Why}, p.whys...)
+	}
+	out := Reason{Why: strings.Join(p.whys, "; "), Full: r.Full || p.full}
+	if out.Full {
+		return out
+	}
+	for _, cl := range slices.Sorted(maps.Keys(p.kube)) {
+		out.Kube = append(out.Kube, cl)
+		if p.kube[cl] {
+			out.LoadBalancers = append(out.LoadBalancers, cl)
+		}
+	}
+	return out
+}
 
 // ErrTransient marks pass errors worth retrying soon (throttling, timeouts) rather than at the next interval.
 var ErrTransient = errors.New("transient")
@@ -31,20 +93,46 @@ type Controller struct {
 	MaxBackoff time.Duration
 
 	once    sync.Once
-	trigger chan string
+	trigger chan struct{}
+	mu      sync.Mutex
+	waiting pending
 }
 
 func (c *Controller) init() {
-	c.once.Do(func() { c.trigger = make(chan string, 1) })
+	c.once.Do(func() { c.trigger = make(chan struct{}, 1) })
 }
 
-// Trigger asks for a pass soon. It never blocks: requests made while one is pending are merged into it.
-func (c *Controller) Trigger(why string) {
+// Trigger asks for a full pass soon. It never blocks: requests made while one is pending are merged into it.
+func (c *Controller) Trigger(why string) { c.request(KubeEvent{Why: why}) }
+
+// TriggerKube asks for a pass soon because a watched object changed: unless something else asks for a full
+// pass meanwhile, the pass observes only the clusters named this way.
+func (c *Controller) TriggerKube(ev KubeEvent) { c.request(ev) }
+
+func (c *Controller) request(ev KubeEvent) {
 	c.init()
+	c.mu.Lock()
+	c.waiting.add(ev)
+	c.mu.Unlock()
 	select {
-	case c.trigger <- why:
+	case c.trigger <- struct{}{}:
 	default:
 	}
+}
+
+func (c *Controller) hasPending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.waiting.whys) > 0
+}
+
+// take returns what was asked for since the last take, merged with r, and clears it.
+func (c *Controller) take(r Reason) Reason {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.waiting.reason(r)
+	c.waiting = pending{}
+	return out
 }
 
 // Run runs passes until ctx is done: one at once, then on every trigger and every interval.
@@ -56,7 +144,7 @@ func (c *Controller) Run(ctx context.Context) {
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = 5 * time.Minute
 	}
-	why := "start"
+	why := Reason{Why: "start", Full: true}
 	var last time.Time
 	backoff := time.Duration(0)
 	timer := time.NewTimer(0)
@@ -73,6 +161,7 @@ func (c *Controller) Run(ctx context.Context) {
 		case <-c.trigger:
 		default:
 		}
+		why = c.take(why)
 		last = time.Now()
 		err := c.Pass(ctx, why)
 		if ctx.Err() != nil {
@@ -87,17 +176,24 @@ func (c *Controller) Run(ctx context.Context) {
 			backoff = 0
 		}
 		timer.Reset(next)
-		select {
-		case <-ctx.Done():
-			return
-		case why = <-c.trigger:
-			if !timer.Stop() {
-				<-timer.C
-			}
-		case <-timer.C:
-			why = "interval"
-			if backoff > 0 {
-				why = "retry"
+		why = Reason{}
+		for why.Why == "" {
+			select {
+			case <-ctx.Done():
+				return
+			case <-c.trigger:
+				// Empty when the pass that just ran took the request already.
+				if c.hasPending() {
+					why = Reason{Why: "trigger"}
+					if !timer.Stop() {
+						<-timer.C
+					}
+				}
+			case <-timer.C:
+				why = Reason{Why: "interval", Full: true}
+				if backoff > 0 {
+					why.Why = "retry"
+				}
 			}
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/hcl/v2"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
@@ -326,10 +327,10 @@ func TestControllerCoalescesAndRespectsMinInterval(t *testing.T) {
 	var starts []time.Time
 	var whys []string
 	ctl := &Controller{Interval: time.Hour, MinInterval: 200 * time.Millisecond}
-	ctl.Pass = func(ctx context.Context, why string) error {
+	ctl.Pass = func(ctx context.Context, why Reason) error {
 		mu.Lock()
 		starts = append(starts, time.Now())
-		whys = append(whys, why)
+		whys = append(whys, why.Why)
 		mu.Unlock()
 		return nil
 	}
@@ -361,10 +362,65 @@ func TestControllerCoalescesAndRespectsMinInterval(t *testing.T) {
 	}
 }
 
+// TestControllerScopesWatchTriggeredPasses: watch events between two passes make one pass that names every
+// cluster they came from (and those where a Service changed) and is not full; any other trigger among them
+// makes it full.
+func TestControllerScopesWatchTriggeredPasses(t *testing.T) {
+	var mu sync.Mutex
+	var reasons []Reason
+	release := make(chan struct{})
+	ctl := &Controller{Interval: time.Hour, MinInterval: 10 * time.Millisecond}
+	ctl.Pass = func(ctx context.Context, r Reason) error {
+		mu.Lock()
+		reasons = append(reasons, r)
+		n := len(reasons)
+		mu.Unlock()
+		if n == 1 {
+			<-release // triggers below arrive while the start pass runs
+		}
+		return nil
+	}
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(reasons)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { ctl.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitUntil := func(n int) {
+		for deadline := time.Now().Add(10 * time.Second); count() < n; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d passes, want %d", count(), n)
+			}
+		}
+	}
+	waitUntil(1)
+	ctl.TriggerKube(KubeEvent{Cluster: "c2", Why: "coredns changed in c2"})
+	ctl.TriggerKube(KubeEvent{Cluster: "c1", Service: true, Why: "Service changed in c1"})
+	ctl.TriggerKube(KubeEvent{Cluster: "c2", Why: "coredns changed in c2"})
+	close(release)
+	waitUntil(2)
+	ctl.TriggerKube(KubeEvent{Cluster: "c1", Why: "coredns changed in c1"})
+	ctl.Trigger("SIGHUP")
+	waitUntil(3)
+	mu.Lock()
+	defer mu.Unlock()
+	want := []Reason{
+		{Why: "start", Full: true},
+		{Why: "coredns changed in c2; Service changed in c1", Kube: []string{"c1", "c2"}, LoadBalancers: []string{"c1"}},
+		{Why: "coredns changed in c1; SIGHUP", Full: true},
+	}
+	if diff := cmp.Diff(want, reasons); diff != "" {
+		t.Errorf("pass reasons: -want, +got:\n%s", diff)
+	}
+}
+
 func TestControllerRetriesTransientErrorsSooner(t *testing.T) {
 	var calls atomic.Int32
 	ctl := &Controller{Interval: time.Hour, MinInterval: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
-	ctl.Pass = func(ctx context.Context, why string) error {
+	ctl.Pass = func(ctx context.Context, _ Reason) error {
 		if calls.Add(1) <= 3 {
 			return errors.Join(ErrTransient, errors.New("throttled"))
 		}
@@ -564,5 +620,55 @@ func TestSpecWatchIgnoresEditorFiles(t *testing.T) {
 		if got := s.relevant(filepath.Join(dir, name)); got != want {
 			t.Errorf("relevant(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// scopedEngine is worldEngine with PlanScoped: it records the scopes asked for and reports awsErr as an AWS
+// observation that could not be renewed.
+type scopedEngine struct {
+	*worldEngine
+	scopes []model.ObserveScope
+	awsErr error
+}
+
+func (e *scopedEngine) PlanScoped(ctx context.Context, m *spec.Mesh, st *state.State, scope model.ObserveScope) (*plan.Plan, model.ObserveReport, hcl.Diagnostics, error) {
+	e.scopes = append(e.scopes, scope)
+	p, diags, err := e.Plan(ctx, m, st, false)
+	return p, model.ObserveReport{AWSError: e.awsErr}, diags, err
+}
+
+// TestPassScopesWatchTriggeredPlans: a pass for watch events only asks for the clusters they name and the
+// AWS interval as the age AWS may be reused at; a full pass, or --full-observe, asks for everything; an AWS
+// that could not be observed ends the pass as a transient error after the corrections.
+func TestPassScopesWatchTriggeredPlans(t *testing.T) {
+	r, world := newReconciler(t)
+	eng := &scopedEngine{worldEngine: world}
+	r.Engine, r.AWSInterval = eng, time.Minute
+	ctx := context.Background()
+	if err := r.PassFor(ctx, Reason{Why: "watch", Kube: []string{"c001"}, LoadBalancers: []string{"c001"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.PassFor(ctx, Reason{Why: "interval", Full: true}); err != nil {
+		t.Fatal(err)
+	}
+	r.FullObserve = true
+	if err := r.PassFor(ctx, Reason{Why: "watch", Kube: []string{"c002"}}); err != nil {
+		t.Fatal(err)
+	}
+	want := []model.ObserveScope{
+		{Scoped: true, Kube: []string{"c001"}, LoadBalancers: []string{"c001"}, AWSMaxAge: time.Minute, KeepLastKnown: true},
+		{KeepLastKnown: true},
+		{KeepLastKnown: true},
+	}
+	if diff := cmp.Diff(want, eng.scopes); diff != "" {
+		t.Errorf("scopes asked for: -want, +got:\n%s", diff)
+	}
+	eng.awsErr = errors.New("connection timed out")
+	err := r.PassFor(ctx, Reason{Why: "interval", Full: true})
+	if !errors.Is(err, ErrTransient) || !strings.Contains(err.Error(), "AWS could not be observed") {
+		t.Errorf("pass with AWS not observed: %v, want a transient error saying so", err)
+	}
+	if got := r.Metrics.Value(MetricErrors, Labels{"kind": "observe"}); got != 1 {
+		t.Errorf("observe errors counted: %v, want 1", got)
 	}
 }

@@ -34,7 +34,7 @@ type WatchedCluster struct {
 // selectors), which keeps the watch cheap on large clusters. Every watch goes through the dynamic client, so
 // a kind of any API group is watched the same way. It returns once the caches have synced (or failed to);
 // the informers stop when ctx is done.
-func WatchKubernetes(ctx context.Context, m *spec.Mesh, clusters []WatchedCluster, trigger func(why string)) error {
+func WatchKubernetes(ctx context.Context, m *spec.Mesh, clusters []WatchedCluster, trigger func(KubeEvent)) error {
 	var informers []cache.SharedIndexInformer
 	for _, c := range clusters {
 		for _, w := range plan.WatchesOf(m, c.Name) {
@@ -67,7 +67,7 @@ func WatchKubernetes(ctx context.Context, m *spec.Mesh, clusters []WatchedCluste
 }
 
 // watch makes the informer for one watch in one cluster.
-func watch(ctx context.Context, c WatchedCluster, w plan.Watch, trigger func(why string)) (cache.SharedIndexInformer, error) {
+func watch(ctx context.Context, c WatchedCluster, w plan.Watch, trigger func(KubeEvent)) (cache.SharedIndexInformer, error) {
 	gv, err := schema.ParseGroupVersion(w.APIVersion)
 	if err != nil {
 		return nil, fmt.Errorf("watch of %s: %w", w.Resource, err)
@@ -97,7 +97,8 @@ func watch(ctx context.Context, c WatchedCluster, w plan.Watch, trigger func(why
 	}
 	inf := cache.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 0, cache.Indexers{})
 	_, err = inf.AddEventHandler(handler(func(obj any) {
-		trigger(fmt.Sprintf("kubernetes: %s %s in %s changed", kindOf(obj), objName(obj), c.Name))
+		trigger(KubeEvent{Cluster: c.Name, Service: w.APIVersion == "v1" && w.Resource == "services",
+			Why: fmt.Sprintf("kubernetes: %s %s in %s changed", kindOf(obj), objName(obj), c.Name)})
 	}, func(old, new any) bool {
 		o, n := old.(metav1.Object), new.(metav1.Object)
 		return o.GetResourceVersion() != n.GetResourceVersion() && !writtenByMeshd(n)

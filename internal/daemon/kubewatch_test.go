@@ -113,7 +113,7 @@ func TestEveryWatchCanBeStarted(t *testing.T) {
 	clusters := watchedClusters(t, "a", "b")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := WatchKubernetes(ctx, m, clusters, func(string) {}); err != nil {
+	if err := WatchKubernetes(ctx, m, clusters, func(KubeEvent) {}); err != nil {
 		t.Errorf("starting every watch: %v", err)
 	}
 	cancel()
@@ -169,7 +169,7 @@ func testLoadBalancerWatches(t *testing.T, clusters []WatchedCluster) {
 	var got triggers
 	m := watchedMesh()
 	m.DNSDisabled = true
-	if err := WatchKubernetes(ctx, m, clusters, got.add); err != nil {
+	if err := WatchKubernetes(ctx, m, clusters, func(ev KubeEvent) { got.add(ev.Why) }); err != nil {
 		t.Fatal(err)
 	}
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/meshd-io/meshd/internal/apply"
 	"github.com/meshd-io/meshd/internal/errclass"
+	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
 	"github.com/meshd-io/meshd/internal/spec"
 	"github.com/meshd-io/meshd/internal/state"
@@ -24,6 +25,12 @@ type Engine interface {
 	Plan(ctx context.Context, m *spec.Mesh, st *state.State, destroy bool) (*plan.Plan, hcl.Diagnostics, error)
 	// Apply applies p; withheld counts the changes a policy took out of it (see apply.Options.Withheld).
 	Apply(ctx context.Context, p *plan.Plan, st *state.State, withheld int) *apply.Result
+}
+
+// ScopedEngine is an Engine that can plan from part of the last observation (engine.Engine.PlanScoped); a
+// pass uses it when the engine has it.
+type ScopedEngine interface {
+	PlanScoped(ctx context.Context, m *spec.Mesh, st *state.State, scope model.ObserveScope) (*plan.Plan, model.ObserveReport, hcl.Diagnostics, error)
 }
 
 // EventRecorder records a correction on the object it touched (a Kubernetes Event); optional.
@@ -53,6 +60,15 @@ type Reconciler struct {
 	Abandon context.Context
 	// Planned, when set, receives each plan (RenewalTimer.Schedule).
 	Planned func(*plan.Plan)
+	// AWSInterval is how long a pass triggered by Kubernetes watch events may reuse the last AWS observation
+	// (the timer's interval: AWS is observed on it). Zero: every pass observes AWS.
+	AWSInterval time.Duration
+	// FullObserve makes every pass observe everything, as before watch-triggered passes were scoped (for
+	// comparison, and as a way out).
+	FullObserve bool
+	// MaxLockHold bounds how long a pass holds the state lock (meshd: --wait-timeout): the pass gives up what
+	// it is doing in time to write the state before it. Zero: no bound.
+	MaxLockHold time.Duration
 
 	repeats repeats
 	paths   pathVerdicts
@@ -70,8 +86,15 @@ func (r *Reconciler) LastSuccess() time.Time {
 	return time.Time{}
 }
 
-// Pass runs one reconcile pass: take the state lock, plan and report, apply and count.
-func (r *Reconciler) Pass(ctx context.Context, why string) (err error) {
+// Pass runs one full reconcile pass: take the state lock, plan and report, apply and count.
+func (r *Reconciler) Pass(ctx context.Context, why string) error {
+	return r.PassFor(ctx, Reason{Why: why, Full: true})
+}
+
+// PassFor runs one pass for the reason given: a pass asked for only by Kubernetes watch events observes the
+// clusters whose objects changed and reuses the rest of the last observation (see ScopedEngine).
+func (r *Reconciler) PassFor(ctx context.Context, reason Reason) (err error) {
+	why := reason.Why
 	if r.IsLeader != nil && !r.IsLeader() {
 		r.Metrics.Add(MetricPasses, Labels{"result": "skipped"}, 1)
 		r.lastOK.Store(time.Now().UnixNano())
@@ -88,17 +111,26 @@ func (r *Reconciler) Pass(ctx context.Context, why string) (err error) {
 
 	passCtx, cancel := r.passContext(ctx)
 	defer cancel()
+	var partialErr error
 	lock, err := r.lock(passCtx, cancel, log)
 	if err != nil {
 		return err
 	}
 	defer lock.unlock()
+	// The pass works until a little before its lock-hold limit, and the state write has the rest.
+	writeBy := time.Time{}
+	if r.MaxLockHold > 0 {
+		writeBy = time.Now().Add(r.MaxLockHold)
+		var stop context.CancelFunc
+		passCtx, stop = context.WithDeadline(passCtx, writeBy.Add(-writeReserve(r.MaxLockHold)))
+		defer stop()
+	}
 	st, err := r.readState(passCtx, m)
 	if err != nil {
 		return r.orLockLost(lock, err)
 	}
 
-	p, err := r.plan(passCtx, log, m, st)
+	p, stale, err := r.plan(passCtx, log, m, st, reason)
 	if err != nil {
 		// Losing the lock cancels the pass: say that, not "context canceled".
 		return r.orLockLost(lock, err)
@@ -106,12 +138,18 @@ func (r *Reconciler) Pass(ctx context.Context, why string) (err error) {
 	if r.Planned != nil {
 		r.Planned(p)
 	}
+	if stale != nil && partialErr == nil {
+		partialErr = stale
+	}
 	r.reportPaths(log)
 	withheld := 0
 	if r.UpsertOnly {
 		withheld = UpsertOnly(p)
 	}
 	partial := r.reportPlan(log, p)
+	if partial == nil {
+		partial = partialErr
+	}
 	pending := r.reportDrift(log, p)
 	if r.DryRun {
 		return partial
@@ -124,11 +162,14 @@ func (r *Reconciler) Pass(ctx context.Context, why string) (err error) {
 	if lock.isLost() {
 		return r.orLockLost(lock, nil)
 	}
-	if err := r.applyAndCount(ctx, passCtx, log, p, st, pending, withheld); err != nil {
+	if err := r.applyAndCount(ctx, passCtx, log, p, st, pending, withheld, writeBy); err != nil {
 		return err
 	}
 	return partial
 }
+
+// writeReserve is the part of the lock-hold limit kept for writing the state after apply.
+func writeReserve(hold time.Duration) time.Duration { return min(5*time.Second, hold/5) }
 
 // orLockLost returns the lost-lock error when the state lock was lost (which cancels whatever the pass was
 // doing), else err.
@@ -234,24 +275,45 @@ func (r *Reconciler) readState(ctx context.Context, m *spec.Mesh) (*state.State,
 }
 
 // plan observes and plans. Failing to observe is an error worth a quick retry when it is transient; a spec
-// that does not match the world is logged, diagnostic by diagnostic, and stops the pass.
-func (r *Reconciler) plan(ctx context.Context, log *zap.Logger, m *spec.Mesh, st *state.State) (*plan.Plan, error) {
-	p, diags, err := r.Engine.Plan(ctx, m, st, false)
+// that does not match the world is logged, diagnostic by diagnostic, and stops the pass. With a
+// ScopedEngine, a pass asked for by watch events only observes what they name, and an AWS that cannot be
+// observed does not stop the Kubernetes corrections: they are planned from the last AWS observation, nothing
+// changes in AWS, and stale says so (the pass then ends as a transient failure).
+func (r *Reconciler) plan(ctx context.Context, log *zap.Logger, m *spec.Mesh, st *state.State, reason Reason) (p *plan.Plan, stale, err error) {
+	var diags hcl.Diagnostics
+	if se, ok := r.Engine.(ScopedEngine); ok {
+		scope := model.ObserveScope{KeepLastKnown: true}
+		if !reason.Full && !r.FullObserve {
+			scope.Scoped, scope.Kube, scope.LoadBalancers, scope.AWSMaxAge = true, reason.Kube, reason.LoadBalancers, r.AWSInterval
+		}
+		var rep model.ObserveReport
+		p, rep, diags, err = se.PlanScoped(ctx, m, st, scope)
+		log.Debug("observed", zap.Bool("aws_fresh", rep.AWSFresh), zap.Duration("aws_age", rep.AWSAge), zap.Strings("kube", rep.Kube))
+		if err == nil && rep.AWSError != nil {
+			r.Metrics.Add(MetricErrors, Labels{"kind": "observe"}, 1)
+			log.Warn("AWS could not be observed: Kubernetes is corrected from the last AWS observation, and nothing is changed in AWS",
+				zap.Error(rep.AWSError), zap.Duration("aws_age", rep.AWSAge))
+			stale = fmt.Errorf("%w: AWS could not be observed (%v); Kubernetes was corrected from the AWS observation of %s ago",
+				ErrTransient, rep.AWSError, rep.AWSAge.Round(time.Second))
+		}
+	} else {
+		p, diags, err = r.Engine.Plan(ctx, m, st, false)
+	}
 	if err != nil {
 		r.Metrics.Add(MetricErrors, Labels{"kind": "observe"}, 1)
-		return nil, classify(err)
+		return nil, nil, classify(err)
 	}
 	if diags.HasErrors() {
 		r.Metrics.Add(MetricErrors, Labels{"kind": "spec"}, 1)
 		for _, d := range FormatDiagnostics(diags) {
 			log.Error("spec does not match the world", zap.String("diagnostic", d))
 		}
-		return nil, errors.New("the spec has errors against the observed world (see log)")
+		return nil, nil, errors.New("the spec has errors against the observed world (see log)")
 	}
 	for _, d := range FormatDiagnostics(diags) {
 		log.Warn("diagnostic", zap.String("diagnostic", d))
 	}
-	return p, nil
+	return p, stale, nil
 }
 
 // reportPlan logs the plan's warnings and conflicts. It returns the error the pass ends with when a member
@@ -293,9 +355,9 @@ func (r *Reconciler) reportDrift(log *zap.Logger, p *plan.Plan) (pending []plan.
 
 // applyAndCount applies the plan, writes the state whatever happened, and counts and records the outcome of
 // each pending change. Its error is apply's, transient when any failure is.
-func (r *Reconciler) applyAndCount(ctx, passCtx context.Context, log *zap.Logger, p *plan.Plan, st *state.State, pending []plan.Change, withheld int) error {
+func (r *Reconciler) applyAndCount(ctx, passCtx context.Context, log *zap.Logger, p *plan.Plan, st *state.State, pending []plan.Change, withheld int, writeBy time.Time) error {
 	res := r.Engine.Apply(passCtx, p, st, withheld)
-	if err := r.writeState(ctx, st); err != nil {
+	if err := r.writeState(ctx, st, writeBy); err != nil {
 		return err
 	}
 	applied := map[string]bool{}
@@ -321,10 +383,15 @@ func (r *Reconciler) applyAndCount(ctx, passCtx context.Context, log *zap.Logger
 }
 
 // writeState writes the state with a context of its own, even after SIGTERM: what succeeded must be
-// remembered.
-func (r *Reconciler) writeState(ctx context.Context, st *state.State) error {
+// remembered. by, when set, is the end of the pass's lock-hold limit.
+func (r *Reconciler) writeState(ctx context.Context, st *state.State, by time.Time) error {
 	writeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	if !by.IsZero() {
+		var stop context.CancelFunc
+		writeCtx, stop = context.WithDeadline(writeCtx, by)
+		defer stop()
+	}
 	if err := r.Backend.Write(writeCtx, st); err != nil {
 		r.Metrics.Add(MetricErrors, Labels{"kind": "state"}, 1)
 		return fmt.Errorf("writing the state: %w", err)

@@ -68,8 +68,14 @@ type Engine struct {
 	// Clock decides which control-plane tokens are due for renewal; nil: time.Now. Tests inject one.
 	Clock func() time.Time
 
+	// AWSObserveTimeout bounds the AWS observation of a plan that may go on with the last one
+	// (ObserveScope.KeepLastKnown, meshd): an AWS that does not answer must not hold back the Kubernetes
+	// corrections. Zero: no bound but the context's.
+	AWSObserveTimeout time.Duration
+
 	pathsMu sync.Mutex
 	paths   *verify.Report
+	cache   obsCache
 
 	clients kubeClients
 }
@@ -93,9 +99,11 @@ type Options struct {
 	AWSAPIOptions []func(*middleware.Stack) error
 	// KubeWrapTransport wraps every Kubernetes client's HTTP transport (call counting).
 	KubeWrapTransport func(http.RoundTripper) http.RoundTripper
-	// KubeWaitTimeout bounds one wait of the Kubernetes side (a DNS Service's load balancer). Zero: the
-	// provider's default.
-	KubeWaitTimeout time.Duration
+	// WaitTimeout bounds one wait of either side (a peering becoming active, a DNS Service's load balancer
+	// appearing and becoming active). Zero: the providers' default (10 minutes).
+	WaitTimeout time.Duration
+	// AWSObserveTimeout is the Engine's field.
+	AWSObserveTimeout time.Duration
 	// ObserveNetwork makes the AWS side also read what Verify checks beyond the plan: network ACLs and the
 	// node groups' egress rules (awsprovider.Options.ObserveNetwork).
 	ObserveNetwork bool
@@ -113,7 +121,8 @@ type Options struct {
 func New(ctx context.Context, opts Options) (*Engine, error) {
 	var kubeSide *kube.Provider
 	awsOpts := awsprovider.Options{Mesh: opts.Mesh, APIOptions: opts.AWSAPIOptions, Progress: opts.Progress,
-		ObserveNetwork: opts.ObserveNetwork, Corefile: corefileReader(func() kubeClients { return kubeSide })}
+		ObserveNetwork: opts.ObserveNetwork, WaitTimeout: opts.WaitTimeout,
+		Corefile: corefileReader(func() kubeClients { return kubeSide })}
 	if opts.AWSTuning != nil {
 		opts.AWSTuning(&awsOpts)
 	}
@@ -122,13 +131,14 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	kubeOpts := kube.Options{Mesh: opts.Mesh, Kubeconfig: opts.Kubeconfig, LoadBalancers: awsSide, TargetGroups: awsSide,
-		Progress: opts.Progress, WrapTransport: opts.KubeWrapTransport, WaitTimeout: opts.KubeWaitTimeout, Now: opts.Clock}
+		Progress: opts.Progress, WrapTransport: opts.KubeWrapTransport, WaitTimeout: opts.WaitTimeout, Now: opts.Clock}
 	if opts.KubeTuning != nil {
 		opts.KubeTuning(&kubeOpts)
 	}
 	kubeSide = kube.New(kubeOpts)
 	return &Engine{AWS: awsSide, Kube: kubeSide, clients: kubeSide, PartialDNS: opts.PartialDNS,
-		Parallelism: opts.Parallelism, Progress: opts.ApplyProgress, VerifyPaths: opts.VerifyPaths, Clock: opts.Clock}, nil
+		Parallelism: opts.Parallelism, Progress: opts.ApplyProgress, VerifyPaths: opts.VerifyPaths, Clock: opts.Clock,
+		AWSObserveTimeout: opts.AWSObserveTimeout}, nil
 }
 
 // KubeClient returns the client of a kubeconfig context: the one the engine itself uses, so that meshd's
@@ -151,8 +161,17 @@ func (e *Engine) CurrentKubeContext() (string, error) {
 
 // Plan observes AWS and Kubernetes for the spec's clusters (and the state's former members) and computes
 // the plan. Spec problems found against the observed world come back as diagnostics (a kube context that
-// is missing or unreachable among them); failures to observe AWS as an error.
+// is missing or unreachable among them); failures to observe AWS as an error. It always observes
+// everything (meshctl); meshd's passes use PlanScoped.
 func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destroy bool) (*plan.Plan, hcl.Diagnostics, error) {
+	p, _, diags, err := e.plan(ctx, m, st, destroy, model.ObserveScope{})
+	return p, diags, err
+}
+
+// plan is Plan under an observe scope (see obsCache): what the scope lets it reuse comes from the cache,
+// the rest is observed and cached.
+func (e *Engine) plan(ctx context.Context, m *spec.Mesh, st *state.State, destroy bool, scope model.ObserveScope) (*plan.Plan, *passView, hcl.Diagnostics, error) {
+	v := e.cache.begin(m, st, destroy, scope)
 	// With DNS turned off meshd leaves Kubernetes alone — except that destroy still removes DNS objects an
 	// earlier apply made (the state records their Corefile zones), rather than orphaning them.
 	dnsOn := e.Kube != nil && (!m.DNSDisabled || (destroy && len(st.Corefiles) > 0))
@@ -168,18 +187,25 @@ func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			kubeObs, kubeDiags = e.Kube.Observe(ctx, kubeTargets(m, st))
+			kubeObs, kubeDiags = e.observeDNS(ctx, v, kubeTargets(m, st))
 		}()
 		go func() {
 			defer wg.Done()
-			addons = e.observeAddons(ctx, m, st, destroy)
+			// The add-ons are AWS: observed with the rest of AWS, or reused with it (obsCache).
+			addons, _ = awsPart(v, "addons", func() (addonObservation, error) {
+				ctx, cancel := e.awsObserveContext(ctx, scope)
+				defer cancel()
+				a := e.observeAddons(ctx, m, st, destroy)
+				return a, a.err
+			})
+			addons.diags = cloneDiags(addons.diags)
 		}()
 	}
 	if e.replicasOn(m, st) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			replicas, replicaDiags = e.observeReplicas(ctx, m, st, destroy)
+			replicas, replicaDiags = e.observeReplicas(ctx, v, m, st, destroy)
 		}()
 	}
 	if e.controlPlanesOn(m, st) {
@@ -189,8 +215,26 @@ func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 			controlPlanes, cpDiags = e.observeControlPlanes(ctx, m, st, destroy)
 		}()
 	}
-	obs, diags, err := e.AWS.Observe(ctx, m, st.Members)
+	type awsResult struct {
+		obs   *awsprovider.Observation
+		diags hcl.Diagnostics
+	}
+	res, err := awsPart(v, "observe", func() (awsResult, error) {
+		ctx, cancel := e.awsObserveContext(ctx, scope)
+		defer cancel()
+		obs, diags, err := e.AWS.Observe(ctx, m, st.Members)
+		return awsResult{obs, diags}, err
+	})
+	obs, diags := res.obs, cloneDiags(res.diags)
 	wg.Wait()
+	var resolved []model.Member
+	var held map[string]model.Member
+	if err == nil {
+		resolved = obs.Members
+		if e.PartialDNS {
+			resolved, held = holdUnresolved(m, st, resolved, diags)
+		}
+	}
 	// With PartialDNS a cluster missing from the observation is planned around (see the field), and what
 	// kept it out is a warning rather than an error.
 	var unobserved map[string]bool
@@ -216,17 +260,17 @@ func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 		diags = append(diags, e.resolveEndpoints(m, controlPlanes, obs.Observed)...)
 	}
 	if err != nil || diags.HasErrors() {
-		return nil, diags, err
+		return nil, v, diags, err
 	}
-	members := withKube(m, obs.Members)
+	members := withKube(m, resolved)
 	var lbs *plan.LoadBalancerInput
 	if e.loadBalancersOn(m, st) {
 		var lbDiags hcl.Diagnostics
-		if lbs, lbDiags, err = e.observeLoadBalancerBlocks(ctx, m, st, members, destroy); err != nil {
-			return nil, diags, err
+		if lbs, lbDiags, err = e.observeLoadBalancerBlocks(ctx, v, m, st, members, destroy); err != nil {
+			return nil, v, diags, err
 		}
 		if diags = append(diags, lbDiags...); diags.HasErrors() {
-			return nil, diags, nil
+			return nil, v, diags, nil
 		}
 	}
 
@@ -236,8 +280,8 @@ func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 		ControlPlanes: controlPlanes,
 	}
 	if dnsOn {
-		if err := e.observeLoadBalancers(ctx, members, st.Members, kubeObs); err != nil {
-			return nil, diags, err
+		if err := e.observeLoadBalancers(ctx, v, members, st.Members, kubeObs); err != nil {
+			return nil, v, diags, err
 		}
 		in.DNS = &plan.DNSInput{ForwardBy: m.ForwardBy, Clusters: kubeObs, Unobserved: unobserved}
 		addons.into(in.DNS, m)
@@ -246,8 +290,30 @@ func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 		e.verifyPaths(m, st, members, obs.Observed, in.DNS)
 	}
 	p := plan.Compute(in)
-	diags = append(diags, plan.Check(m, members, obs.Observed, p)...)
-	return p, diags, nil
+	checked := plan.Check(m, members, obs.Observed, p)
+	dropHeld(m, p, held, checked)
+	diags = append(diags, checked...)
+	return p, v, diags, nil
+}
+
+// awsObserveContext bounds the AWS observation of a plan that may go on without it (AWSObserveTimeout).
+func (e *Engine) awsObserveContext(ctx context.Context, scope model.ObserveScope) (context.Context, context.CancelFunc) {
+	if scope.KeepLastKnown && e.AWSObserveTimeout > 0 {
+		return context.WithTimeout(ctx, e.AWSObserveTimeout)
+	}
+	return ctx, func() {}
+}
+
+// observeDNS reads the DNS objects of the targets, reusing the clusters the view lets it.
+func (e *Engine) observeDNS(ctx context.Context, v *passView, targets []kube.Target) (map[string]model.DNSObserved, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	out := kubeParts(v, "dns", targets, func(t kube.Target) string { return t.Cluster }, func(t kube.Target) string { return t.Cluster },
+		func(todo []kube.Target) map[string]model.DNSObserved {
+			var got map[string]model.DNSObserved
+			got, diags = e.Kube.Observe(ctx, todo)
+			return got
+		}, nil)
+	return out, diags
 }
 
 // withKube copies each cluster's Kubernetes settings from the spec onto its member.
@@ -279,8 +345,8 @@ func kubeTargets(m *spec.Mesh, st *state.State) []kube.Target {
 }
 
 // observeLoadBalancers finds the NLB behind every observed DNS Service that has a hostname: one batch per
-// region.
-func (e *Engine) observeLoadBalancers(ctx context.Context, members []model.Member, former map[string]model.Member, obs map[string]model.DNSObserved) error {
+// region, for the clusters whose lookup the view cannot reuse (see obsCache).
+func (e *Engine) observeLoadBalancers(ctx context.Context, v *passView, members []model.Member, former map[string]model.Member, obs map[string]model.DNSObserved) error {
 	region := map[string]string{}
 	for _, f := range former {
 		region[f.Name] = f.Region
@@ -288,11 +354,24 @@ func (e *Engine) observeLoadBalancers(ctx context.Context, members []model.Membe
 	for _, mem := range members {
 		region[mem.Name] = mem.Region
 	}
-	hosts := map[string][]string{} // by region
+	found := map[string]lbEntry{}  // by cluster
+	hosts := map[string][]string{} // to look up, by region
 	for name, o := range obs {
-		if o.Service != nil && o.Service.Hostname != "" && region[name] != "" {
-			hosts[region[name]] = append(hosts[region[name]], o.Service.Hostname)
+		if o.Service == nil || o.Service.Hostname == "" || region[name] == "" {
+			continue
 		}
+		if got, ok := v.loadBalancer(name, o.Service.Hostname); ok {
+			found[name] = got
+			continue
+		}
+		if v.awsFailed() {
+			// AWS did not answer this plan's observation: do not wait for it again.
+			if got, ok := v.lastLoadBalancer(name, o.Service.Hostname); ok {
+				found[name] = got
+			}
+			continue
+		}
+		hosts[region[name]] = append(hosts[region[name]], o.Service.Hostname)
 	}
 	type result struct {
 		lbs map[string]model.LoadBalancer
@@ -301,27 +380,48 @@ func (e *Engine) observeLoadBalancers(ctx context.Context, members []model.Membe
 	results := map[string]result{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	lbCtx, cancel := e.awsObserveContext(ctx, v.scope)
+	defer cancel()
 	for r, hs := range hosts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lbs, err := e.AWS.LoadBalancers(ctx, r, hs)
+			lbs, err := e.AWS.LoadBalancers(lbCtx, r, hs)
 			mu.Lock()
 			results[r] = result{lbs, err}
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	for _, r := range slices.Sorted(maps.Keys(results)) {
-		if results[r].err != nil {
-			return fmt.Errorf("observing %s: %w", r, results[r].err)
-		}
-	}
 	for name, o := range obs {
-		if o.Service == nil || o.Service.Hostname == "" {
+		if o.Service == nil || o.Service.Hostname == "" || region[name] == "" {
 			continue
 		}
-		if lb, ok := results[region[name]].lbs[o.Service.Hostname]; ok {
+		res, looked := results[region[name]]
+		if _, ok := found[name]; ok || !looked {
+			continue
+		}
+		if res.err != nil {
+			// A plan that may go on without AWS uses the last lookup for the same hostname.
+			last, ok := v.lastLoadBalancer(name, o.Service.Hostname)
+			if !ok || !v.scope.KeepLastKnown {
+				return fmt.Errorf("observing %s: %w", region[name], res.err)
+			}
+			v.failedAWS(fmt.Errorf("observing %s: %w", region[name], res.err), v.c.seen)
+			found[name] = last
+			continue
+		}
+		entry := lbEntry{hostname: o.Service.Hostname}
+		if lb, ok := res.lbs[o.Service.Hostname]; ok {
+			entry.lb = &lb
+		}
+		v.storeLoadBalancer(name, entry)
+		found[name] = entry
+	}
+	for name, got := range found {
+		if got.lb != nil {
+			o := obs[name]
+			lb := *got.lb
 			o.LoadBalancer = &lb
 			obs[name] = o
 		}
@@ -349,6 +449,7 @@ func (e *Engine) Executors() map[plan.Kind]apply.Executor {
 // withheld counts the changes a policy took out of p (see apply.Options.Withheld); meshctl withholds none.
 func (e *Engine) Apply(ctx context.Context, p *plan.Plan, st *state.State, withheld int) *apply.Result {
 	executors := e.Executors()
+	defer e.cache.invalidate(p)
 	return apply.Run(ctx, p, st, apply.Options{
 		Executors:   executors,
 		Parallelism: e.Parallelism,

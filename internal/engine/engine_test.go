@@ -28,8 +28,10 @@ import (
 type stubAWS struct {
 	world   *plantest.World
 	members []model.Member
-	// observeErr, when set, is what Observe fails with.
-	observeErr error
+	// observeErr and lbErr, when set, are what Observe and LoadBalancers fail with.
+	observeErr, lbErr error
+	// unresolved names a member Observe cannot resolve: it is left out, with an error at its vpc_id.
+	unresolved string
 	// lbs are the load balancers by region and DNS name: a hostname asked for in the wrong region is not found.
 	lbs map[string]map[string]model.LoadBalancer
 
@@ -46,12 +48,19 @@ func (s *stubAWS) Observe(_ context.Context, m *spec.Mesh, _ map[string]model.Me
 		return nil, nil, fmt.Errorf("observing us-west-1: %w", s.observeErr)
 	}
 	var members []model.Member
+	var diags hcl.Diagnostics
 	for _, mem := range s.members {
-		if m.Cluster(mem.Name) != nil {
+		c := m.Cluster(mem.Name)
+		switch {
+		case c == nil:
+		case mem.Name == s.unresolved:
+			r := c.AttrRange("vpc_id")
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown VPC", Subject: &r})
+		default:
 			members = append(members, mem)
 		}
 	}
-	return &awsprovider.Observation{Members: members, Observed: s.world.Observed}, nil, nil
+	return &awsprovider.Observation{Members: members, Observed: s.world.Observed}, diags, nil
 }
 
 func (s *stubAWS) LoadBalancers(_ context.Context, region string, hostnames []string) (map[string]model.LoadBalancer, error) {
@@ -62,6 +71,9 @@ func (s *stubAWS) LoadBalancers(_ context.Context, region string, hostnames []st
 	}
 	s.lbAsked[region] = append(s.lbAsked[region], hostnames...)
 	slices.Sort(s.lbAsked[region])
+	if s.lbErr != nil {
+		return nil, s.lbErr
+	}
 	out := map[string]model.LoadBalancer{}
 	for _, h := range hostnames {
 		if lb, ok := s.lbs[region][h]; ok {

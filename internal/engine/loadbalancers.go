@@ -53,8 +53,9 @@ func (e *Engine) loadBalancersOn(m *spec.Mesh, st *state.State) bool {
 // observeLoadBalancerBlocks reads every load_balancer block (the primary's Service and LBC's binding, the
 // target group in AWS, each secondary's CRD, Service and binding) and the recorded objects no block wants,
 // blocks at the same time. Problems are diagnostics at the block; the block (or secondary) concerned is
-// then left as it is. Errors stop meshctl; with PartialDNS (meshd) they are warnings.
-func (e *Engine) observeLoadBalancerBlocks(ctx context.Context, m *spec.Mesh, st *state.State, members []model.Member, destroy bool) (*plan.LoadBalancerInput, hcl.Diagnostics, error) {
+// then left as it is. Errors stop meshctl; with PartialDNS (meshd) they are warnings. Only the orphan
+// bindings go through the observation cache (kubeParts); the rest is read on every plan, scoped or not.
+func (e *Engine) observeLoadBalancerBlocks(ctx context.Context, v *passView, m *spec.Mesh, st *state.State, members []model.Member, destroy bool) (*plan.LoadBalancerInput, hcl.Diagnostics, error) {
 	lk, ok := e.Kube.(lbKube)
 	if !ok {
 		return nil, nil, fmt.Errorf("this engine's Kubernetes side cannot observe load balancers")
@@ -113,7 +114,7 @@ func (e *Engine) observeLoadBalancerBlocks(ctx context.Context, m *spec.Mesh, st
 		}
 	}
 	if len(queries) > 0 {
-		results := e.Kube.ObserveObjects(ctx, queries)
+		results := e.observeObjects(ctx, v, queries)
 		for addr, q := range bindingQuery {
 			if res := results[q]; res.Err == nil {
 				in.OrphanBindings[addr] = res.Object

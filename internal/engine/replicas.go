@@ -27,7 +27,7 @@ func (e *Engine) replicasOn(m *spec.Mesh, st *state.State) bool {
 // there); a missing source a warning (its copies are kept); a cluster that cannot be read an error. With
 // PartialDNS (meshd) the errors are warnings and only the copies concerned are left alone, so that one
 // block's problem does not hold back the correction of everything else.
-func (e *Engine) observeReplicas(ctx context.Context, m *spec.Mesh, st *state.State, destroy bool) (*plan.ReplicaInput, hcl.Diagnostics) {
+func (e *Engine) observeReplicas(ctx context.Context, v *passView, m *spec.Mesh, st *state.State, destroy bool) (*plan.ReplicaInput, hcl.Diagnostics) {
 	contextOf := func(cluster string) string { return kubeContextOf(m, cluster) }
 	var queries []kube.ObjectQuery
 	type block struct {
@@ -77,7 +77,7 @@ func (e *Engine) observeReplicas(ctx context.Context, m *spec.Mesh, st *state.St
 		}
 		queries = append(queries, q)
 	}
-	results := e.Kube.ObserveObjects(ctx, queries)
+	results := e.observeObjects(ctx, v, queries)
 
 	in := &plan.ReplicaInput{Orphans: map[string]*kubeobj.Object{}, Previous: map[string]*kubeobj.Object{}}
 	var diags hcl.Diagnostics
@@ -156,6 +156,29 @@ func kubeContextOf(m *spec.Mesh, cluster string) string {
 		return c.KubeContext
 	}
 	return ""
+}
+
+// observeObjects reads the queried objects, reusing the clusters the view lets it; failed reads are not
+// kept.
+func (e *Engine) observeObjects(ctx context.Context, v *passView, queries []kube.ObjectQuery) map[kube.ObjectQuery]kube.ObjectResult {
+	id := func(q kube.ObjectQuery) string {
+		return fmt.Sprintf("%q", []string{q.KubeContext, q.Kind, q.Namespace, q.Name})
+	}
+	byID := kubeParts(v, "object", queries, func(q kube.ObjectQuery) string { return q.Cluster }, id,
+		func(todo []kube.ObjectQuery) map[string]kube.ObjectResult {
+			out := map[string]kube.ObjectResult{}
+			for q, r := range e.Kube.ObserveObjects(ctx, todo) {
+				out[id(q)] = r
+			}
+			return out
+		}, func(r kube.ObjectResult) bool { return r.Err == nil })
+	out := make(map[kube.ObjectQuery]kube.ObjectResult, len(queries))
+	for _, q := range queries {
+		if r, ok := byID[id(q)]; ok {
+			out[q] = r
+		}
+	}
+	return out
 }
 
 func objectPath(namespace, name string) string {

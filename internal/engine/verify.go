@@ -38,7 +38,7 @@ func (e *Engine) ObserveForVerify(ctx context.Context, m *spec.Mesh, st *state.S
 	if !dnsOn {
 		return verifyInput(m, st, members, obs.Observed, nil), diags, nil
 	}
-	if err := e.observeLoadBalancers(ctx, members, st.Members, kubeObs); err != nil {
+	if err := e.observeLoadBalancers(ctx, uncached(), members, st.Members, kubeObs); err != nil {
 		return verify.Input{}, diags, err
 	}
 	return verifyInput(m, st, members, obs.Observed, kubeObs), diags, nil
