@@ -17,10 +17,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
+	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/meshd-io/meshd/internal/model"
+	awsprovider "github.com/meshd-io/meshd/internal/providers/aws"
 	"github.com/meshd-io/meshd/internal/sandbox"
 )
 
@@ -235,8 +239,11 @@ func TestMeshAcrossTwoAccounts(t *testing.T) {
 	if !strings.Contains(r.stdout, "Plan: 21 to add, 0 to change, 0 to destroy.") {
 		t.Fatalf("first plan summary:\n%s", r.stdout)
 	}
+	// Applied from a saved plan: the plan file carries each object's access, nothing is observed again.
+	planFile := h.dir + "/mesh.plan"
+	h.mustRun(0, "plan", "--out", planFile)
 	h.calls.reset()
-	r = h.mustRun(0, "apply", "--auto-approve")
+	r = h.mustRun(0, "apply", planFile)
 	if !strings.Contains(r.stdout, "Apply complete! Resources: 21 added, 0 changed, 0 destroyed") {
 		t.Fatalf("apply output:\n%s", r.stdout)
 	}
@@ -305,4 +312,42 @@ func TestMeshAcrossTwoAccounts(t *testing.T) {
 		t.Errorf("destroy did not restore the accounts:\nbefore: %+v\nafter:  %+v", before, after)
 	}
 	h.mustRun(0, "plan", "--destroy", "--detailed-exitcode")
+}
+
+// TestLoadBalancerInAnotherAccount: the NLB behind a DNS Service of a cluster with an assumed role is found
+// in that cluster's account (with its private addresses), and not with the default credentials.
+func TestLoadBalancerInAnotherAccount(t *testing.T) {
+	h := newAccountsHarness(t)
+	ctx := context.Background()
+	n := h.nets[1]
+	out, err := elbv2.NewFromConfig(h.cfgs[1]).CreateLoadBalancer(ctx, &elbv2.CreateLoadBalancerInput{
+		Name: aws.String("k8s-dns-tidb2"), Type: elbtypes.LoadBalancerTypeEnumNetwork,
+		Scheme: elbtypes.LoadBalancerSchemeEnumInternal, Subnets: n.SubnetIDs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb := out.LoadBalancers[0]
+	if _, err := h.ec2(1).CreateNetworkInterface(ctx, &ec2.CreateNetworkInterfaceInput{SubnetId: aws.String(n.SubnetIDs[1]),
+		Description: aws.String(awsprovider.ENIDescription(aws.ToString(lb.LoadBalancerArn))), PrivateIpAddress: aws.String("10.2.1.53")}); sentTwice(err, "InvalidIPAddress.InUse") != nil {
+		t.Fatal(err)
+	}
+	p, err := awsprovider.New(ctx, awsprovider.Options{Mesh: "tidb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := aws.ToString(lb.DNSName)
+	found, err := p.LoadBalancersIn(ctx, model.Access{AssumeRole: roleB, ExternalID: externalID}, n.Region, []string{host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := found[host]; got.Name != "k8s-dns-tidb2" || !slices.Equal(got.Addresses, []string{"10.2.1.53"}) {
+		t.Errorf("with the role: %+v, want k8s-dns-tidb2 at 10.2.1.53", got)
+	}
+	found, err = p.LoadBalancers(ctx, n.Region, []string{host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := found[host]; ok {
+		t.Errorf("the default account sees account B's NLB: %+v", got)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -240,50 +241,74 @@ func kubeTargets(m *spec.Mesh, st *state.State) []kube.Target {
 	return out
 }
 
+// accountLoadBalancers is the AWS side's LoadBalancers in the account of a member with an assumed role
+// (the AWS provider has it; a stub without it sees one account).
+type accountLoadBalancers interface {
+	LoadBalancersIn(ctx context.Context, a model.Access, region string, hostnames []string) (map[string]model.LoadBalancer, error)
+}
+
+// loadBalancersIn looks up load balancers with the access, when the AWS side can.
+func (e *Engine) loadBalancersIn(ctx context.Context, a model.Access, region string, hostnames []string) (map[string]model.LoadBalancer, error) {
+	if in, ok := e.AWS.(accountLoadBalancers); ok && a != (model.Access{}) {
+		return in.LoadBalancersIn(ctx, a, region, hostnames)
+	}
+	return e.AWS.LoadBalancers(ctx, region, hostnames)
+}
+
 // observeLoadBalancers finds the NLB behind every observed DNS Service that has a hostname: one batch per
-// region.
+// account access and region (a member with an assumed role has its load balancer in its own account).
 func (e *Engine) observeLoadBalancers(ctx context.Context, members []model.Member, former map[string]model.Member, obs map[string]model.DNSObserved) error {
-	region := map[string]string{}
+	type where struct {
+		access model.Access
+		region string
+	}
+	at := map[string]where{}
 	for _, f := range former {
-		region[f.Name] = f.Region
+		at[f.Name] = where{f.Access, f.Region}
 	}
 	for _, mem := range members {
-		region[mem.Name] = mem.Region
+		at[mem.Name] = where{mem.Access, mem.Region}
 	}
-	hosts := map[string][]string{} // by region
+	hosts := map[where][]string{}
 	for name, o := range obs {
-		if o.Service != nil && o.Service.Hostname != "" && region[name] != "" {
-			hosts[region[name]] = append(hosts[region[name]], o.Service.Hostname)
+		if w := at[name]; o.Service != nil && o.Service.Hostname != "" && w.region != "" {
+			hosts[w] = append(hosts[w], o.Service.Hostname)
 		}
 	}
 	type result struct {
 		lbs map[string]model.LoadBalancer
 		err error
 	}
-	results := map[string]result{}
+	results := map[where]result{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for r, hs := range hosts {
+	for w, hs := range hosts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lbs, err := e.AWS.LoadBalancers(ctx, r, hs)
+			lbs, err := e.loadBalancersIn(ctx, w.access, w.region, hs)
 			mu.Lock()
-			results[r] = result{lbs, err}
+			results[w] = result{lbs, err}
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	for _, r := range slices.Sorted(maps.Keys(results)) {
-		if results[r].err != nil {
-			return fmt.Errorf("observing %s: %w", r, results[r].err)
+	keys := slices.SortedFunc(maps.Keys(results), func(a, b where) int {
+		return strings.Compare(a.region+" "+a.access.AssumeRole, b.region+" "+b.access.AssumeRole)
+	})
+	for _, w := range keys {
+		if err := results[w].err; err != nil {
+			if w.access.AssumeRole != "" {
+				return fmt.Errorf("observing %s as %s: %w", w.region, w.access.AssumeRole, err)
+			}
+			return fmt.Errorf("observing %s: %w", w.region, err)
 		}
 	}
 	for name, o := range obs {
 		if o.Service == nil || o.Service.Hostname == "" {
 			continue
 		}
-		if lb, ok := results[region[name]].lbs[o.Service.Hostname]; ok {
+		if lb, ok := results[at[name]].lbs[o.Service.Hostname]; ok {
 			o.LoadBalancer = &lb
 			obs[name] = o
 		}

@@ -107,6 +107,8 @@ type Provider struct {
 	regions map[clientKey]*regionClients
 	creds   map[model.Access]aws.CredentialsProvider // one cache per assumed role, shared by its regions
 	elb     map[string]ELBv2API
+	// accountELB holds the ELBv2 clients of assumed roles (elbFor).
+	accountELB map[clientKey]ELBv2API
 }
 
 // clientKey names a client set: whose credentials, which region.
