@@ -344,20 +344,45 @@ func kubeTargets(m *spec.Mesh, st *state.State) []kube.Target {
 	return out
 }
 
+// accountLoadBalancers is the AWS side's LoadBalancers in the account of a member with an assumed role
+// (the AWS provider has it; a stub without it sees one account).
+type accountLoadBalancers interface {
+	LoadBalancersIn(ctx context.Context, a model.Access, region string, hostnames []string) (map[string]model.LoadBalancer, error)
+}
+
+// loadBalancersIn looks up load balancers with the access, when the AWS side can.
+func (e *Engine) loadBalancersIn(ctx context.Context, a model.Access, region string, hostnames []string) (map[string]model.LoadBalancer, error) {
+	if in, ok := e.AWS.(accountLoadBalancers); ok && a != (model.Access{}) {
+		return in.LoadBalancersIn(ctx, a, region, hostnames)
+	}
+	return e.AWS.LoadBalancers(ctx, region, hostnames)
+}
+
 // observeLoadBalancers finds the NLB behind every observed DNS Service that has a hostname: one batch per
-// region, for the clusters whose lookup the view cannot reuse (see obsCache).
+// account access and region (a member with an assumed role has its load balancer in its own account), for
+// the clusters whose lookup the view cannot reuse (see obsCache).
 func (e *Engine) observeLoadBalancers(ctx context.Context, v *passView, members []model.Member, former map[string]model.Member, obs map[string]model.DNSObserved) error {
-	region := map[string]string{}
+	type where struct {
+		access model.Access
+		region string
+	}
+	at := map[string]where{}
 	for _, f := range former {
-		region[f.Name] = f.Region
+		at[f.Name] = where{f.Access, f.Region}
 	}
 	for _, mem := range members {
-		region[mem.Name] = mem.Region
+		at[mem.Name] = where{mem.Access, mem.Region}
 	}
-	found := map[string]lbEntry{}  // by cluster
-	hosts := map[string][]string{} // to look up, by region
+	describe := func(w where) string {
+		if w.access.AssumeRole != "" {
+			return w.region + " as " + w.access.AssumeRole
+		}
+		return w.region
+	}
+	found := map[string]lbEntry{} // by cluster
+	hosts := map[where][]string{} // to look up
 	for name, o := range obs {
-		if o.Service == nil || o.Service.Hostname == "" || region[name] == "" {
+		if o.Service == nil || o.Service.Hostname == "" || at[name].region == "" {
 			continue
 		}
 		if got, ok := v.loadBalancer(name, o.Service.Hostname); ok {
@@ -371,43 +396,46 @@ func (e *Engine) observeLoadBalancers(ctx context.Context, v *passView, members 
 			}
 			continue
 		}
-		hosts[region[name]] = append(hosts[region[name]], o.Service.Hostname)
+		hosts[at[name]] = append(hosts[at[name]], o.Service.Hostname)
 	}
 	type result struct {
 		lbs map[string]model.LoadBalancer
 		err error
 	}
-	results := map[string]result{}
+	results := map[where]result{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	lbCtx, cancel := e.awsObserveContext(ctx, v.scope)
 	defer cancel()
-	for r, hs := range hosts {
+	for w, hs := range hosts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lbs, err := e.AWS.LoadBalancers(lbCtx, r, hs)
+			lbs, err := e.loadBalancersIn(lbCtx, w.access, w.region, hs)
 			mu.Lock()
-			results[r] = result{lbs, err}
+			results[w] = result{lbs, err}
 			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	for name, o := range obs {
-		if o.Service == nil || o.Service.Hostname == "" || region[name] == "" {
+	// In name order, so that the error a plan reports does not depend on map order.
+	for _, name := range slices.Sorted(maps.Keys(obs)) {
+		o := obs[name]
+		if o.Service == nil || o.Service.Hostname == "" || at[name].region == "" {
 			continue
 		}
-		res, looked := results[region[name]]
+		res, looked := results[at[name]]
 		if _, ok := found[name]; ok || !looked {
 			continue
 		}
 		if res.err != nil {
 			// A plan that may go on without AWS uses the last lookup for the same hostname.
+			err := fmt.Errorf("observing %s: %w", describe(at[name]), res.err)
 			last, ok := v.lastLoadBalancer(name, o.Service.Hostname)
 			if !ok || !v.scope.KeepLastKnown {
-				return fmt.Errorf("observing %s: %w", region[name], res.err)
+				return err
 			}
-			v.failedAWS(fmt.Errorf("observing %s: %w", region[name], res.err), v.c.seen)
+			v.failedAWS(err, v.c.seen)
 			found[name] = last
 			continue
 		}

@@ -22,12 +22,24 @@ type Member struct {
 	RouteTableIDs   []string `json:"route_table_ids"`
 	SecurityGroupID string   `json:"security_group_id"`
 	OwnerID         string   `json:"owner_id,omitempty"` // the VPC's account
+	// Access is whose credentials reach the member's AWS objects: kept in the state so that a cluster removed
+	// from the spec can still be cleaned up in its account.
+	Access
 
 	// The Kubernetes side, copied from the spec: how to reach the cluster and which zone its names are
 	// forwarded by. Kept in the state so that a cluster removed from the spec can still be cleaned up.
 	KubeContext   string `json:"kube_context,omitempty"`
 	Namespace     string `json:"namespace,omitempty"`
 	ClusterDomain string `json:"cluster_domain,omitempty"` // "" means cluster.local
+}
+
+// Access says which credentials meshd uses for a member's AWS objects: the default chain's (the zero value),
+// or those of the IAM role AssumeRole, assumed with STS (and ExternalID, when the role's trust policy asks for
+// one). Plan resources carry it so that an executor, also one applying a saved plan, acts in the right
+// account.
+type Access struct {
+	AssumeRole string `json:"assume_role,omitempty"`
+	ExternalID string `json:"external_id,omitempty"`
 }
 
 // VPC is an observed VPC.

@@ -118,6 +118,22 @@ func (c *computer) clusterOfVPC(vpc string) string {
 	return vpc
 }
 
+// accessOfVPC is the access of the member (current, else former) whose VPC this is; the default
+// credentials' for a VPC of no member.
+func (c *computer) accessOfVPC(vpc string) model.Access {
+	for _, m := range c.in.Members {
+		if m.VPCID == vpc {
+			return m.Access
+		}
+	}
+	for _, name := range sortedNames(c.in.State.Members) {
+		if c.in.State.Members[name].VPCID == vpc {
+			return c.in.State.Members[name].Access
+		}
+	}
+	return model.Access{}
+}
+
 // memberOfGroup finds the member (current, else former) whose node security group this is.
 func (c *computer) memberOfGroup(group string) model.Member {
 	for _, m := range c.in.Members {

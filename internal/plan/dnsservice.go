@@ -70,6 +70,8 @@ type DNSService struct {
 	Hostname     string   `json:"hostname,omitempty"`
 	LoadBalancer string   `json:"load_balancer,omitempty"`
 	Addresses    []string `json:"addresses,omitempty"`
+	// Access reaches the cluster's account, where its load balancer is.
+	model.Access
 }
 
 func (DNSService) Kind() Kind { return KindDNSService }
@@ -96,7 +98,7 @@ func (d *dnsPlanner) service(m model.Member) {
 	addr := DNSServiceAddress(m.Name)
 	o := d.obs[m.Name]
 	want := DesiredDNSService(d.mesh())
-	after := DNSService{Cluster: m.Name, Region: m.Region, KubeContext: m.KubeContext, Spec: want}
+	after := DNSService{Cluster: m.Name, Region: m.Region, KubeContext: m.KubeContext, Spec: want, Access: m.Access}
 
 	if o.Service == nil {
 		d.c.add(Change{Action: Create, Address: addr, Kind: KindDNSService, Reason: "DNS Service missing", After: after})
@@ -264,7 +266,7 @@ func loadBalancer(o model.DNSObserved) (lb model.LoadBalancer, waiting string) {
 }
 
 func (d *dnsPlanner) observedService(m model.Member, o model.DNSObserved) DNSService {
-	s := DNSService{Cluster: m.Name, Region: m.Region, KubeContext: m.KubeContext,
+	s := DNSService{Cluster: m.Name, Region: m.Region, KubeContext: m.KubeContext, Access: m.Access,
 		Spec: normalizeService(DesiredDNSService(d.mesh()), o.Service.Spec), Hostname: o.Service.Hostname}
 	if lb, waiting := loadBalancer(o); waiting == "" {
 		s.LoadBalancer, s.Addresses = lb.Name, lb.Addresses

@@ -25,6 +25,9 @@ type Endpoint struct {
 	VPCID   string `json:"vpc_id"`
 	Region  string `json:"region"`
 	OwnerID string `json:"owner_id,omitempty"`
+	// Access reaches this side's account: the requester's requests (and deletes) the peering, the
+	// accepter's accepts it.
+	model.Access
 }
 
 // Peering is a VPC peering connection between two member VPCs. ID is empty until the peering exists.
@@ -61,7 +64,7 @@ func PeeringAddress(a, b string) string {
 }
 
 func endpoint(m model.Member) Endpoint {
-	return Endpoint{Cluster: m.Name, VPCID: m.VPCID, Region: m.Region, OwnerID: m.OwnerID}
+	return Endpoint{Cluster: m.Name, VPCID: m.VPCID, Region: m.Region, OwnerID: m.OwnerID, Access: m.Access}
 }
 
 // observedPeering converts an observed peering, naming its sides by member where known.
@@ -80,10 +83,12 @@ func (c *computer) observedPeering(p model.ObservedPeering) Peering {
 		return ""
 	}
 	return Peering{
-		ID:        p.ID,
-		Requester: Endpoint{Cluster: name(p.RequesterVPC), VPCID: p.RequesterVPC, Region: p.RequesterRegion},
-		Accepter:  Endpoint{Cluster: name(p.AccepterVPC), VPCID: p.AccepterVPC, Region: p.AccepterRegion},
-		Status:    p.Status,
+		ID: p.ID,
+		Requester: Endpoint{Cluster: name(p.RequesterVPC), VPCID: p.RequesterVPC, Region: p.RequesterRegion,
+			Access: c.accessOfVPC(p.RequesterVPC)},
+		Accepter: Endpoint{Cluster: name(p.AccepterVPC), VPCID: p.AccepterVPC, Region: p.AccepterRegion,
+			Access: c.accessOfVPC(p.AccepterVPC)},
+		Status: p.Status,
 	}
 }
 

@@ -32,6 +32,8 @@ type Route struct {
 	PeeringAddress  string `json:"peering_address,omitempty"`
 	// Target is a non-peering target (igw-, nat-, ...) of an observed route, shown in conflicts.
 	Target string `json:"target,omitempty"`
+	// Access reaches the route table's account.
+	model.Access
 }
 
 func (Route) Kind() Kind { return KindRoute }
@@ -76,7 +78,7 @@ func (c *computer) routes() {
 					key := rt + "|" + cidr
 					desired[key] = desiredRoute{ref: ref, route: Route{
 						Cluster: a.Name, Region: a.Region, VPCID: a.VPCID, RouteTableID: rt,
-						DestinationCIDR: cidr, PeeringID: ref.ID, PeeringAddress: ref.Address,
+						DestinationCIDR: cidr, PeeringID: ref.ID, PeeringAddress: ref.Address, Access: a.Access,
 					}}
 					order = append(order, key)
 				}
@@ -95,7 +97,7 @@ func (c *computer) routes() {
 			_, ownedByTarget := c.ownedPeeringAny(r.PeeringID)
 			owned := ownedByRecord || ownedByTarget
 			observed := Route{Cluster: cluster, Region: rt.Region, VPCID: rt.VPCID, RouteTableID: rt.ID,
-				DestinationCIDR: r.DestinationCIDR, PeeringID: r.PeeringID, Target: r.Target}
+				DestinationCIDR: r.DestinationCIDR, PeeringID: r.PeeringID, Target: r.Target, Access: c.accessOfVPC(rt.VPCID)}
 			addr := RouteAddress(cluster, rt.ID, r.DestinationCIDR)
 			record := state.RouteRecord{Region: rt.Region, VPCID: rt.VPCID, RouteTableID: rt.ID,
 				DestinationCIDR: r.DestinationCIDR, PeeringID: r.PeeringID}

@@ -28,6 +28,8 @@ type SGRule struct {
 	Protocol    string `json:"protocol"`
 	Description string `json:"description,omitempty"`
 	RuleID      string `json:"rule_id,omitempty"`
+	// Access reaches the security group's account.
+	model.Access
 }
 
 func (SGRule) Kind() Kind { return KindSGRule }
@@ -66,7 +68,7 @@ func (c *computer) rules() {
 					continue
 				}
 				desired[key] = SGRule{Cluster: a.Name, Region: a.Region, GroupID: a.SecurityGroupID,
-					CIDR: cidr, Protocol: "-1", Description: fmt.Sprintf("meshd %s: from %s", c.in.Mesh, b.Name)}
+					CIDR: cidr, Protocol: "-1", Description: fmt.Sprintf("meshd %s: from %s", c.in.Mesh, b.Name), Access: a.Access}
 				order = append(order, key)
 				byGroup[a.SecurityGroupID] = append(byGroup[a.SecurityGroupID], key)
 			}
@@ -142,7 +144,7 @@ func (c *computer) rules() {
 
 func observedRule(m model.Member, r model.SecurityGroupRule) SGRule {
 	return SGRule{Cluster: m.Name, Region: m.Region, GroupID: r.GroupID, CIDR: r.CIDR, Protocol: r.Protocol,
-		Description: r.Description, RuleID: r.ID}
+		Description: r.Description, RuleID: r.ID, Access: m.Access}
 }
 
 // cidrCovers reports whether outer contains all of inner.

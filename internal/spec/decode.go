@@ -51,6 +51,8 @@ var (
 			{Name: "namespace"},
 			{Name: "cluster_domain"},
 			{Name: "api_server"},
+			{Name: "assume_role"},
+			{Name: "external_id"},
 		},
 	}
 )
@@ -297,6 +299,20 @@ func (d *decoder) decodeCluster(b *hcl.Block) {
 		if !isDNSSubdomain(s) {
 			d.errorf(r, "Invalid cluster domain",
 				"%q is not a cluster domain: it must be a DNS-1123 subdomain such as cluster.local (lowercase labels of letters, digits and '-' joined by dots, no trailing dot, at most 253 characters). Use the kubelet's --cluster-domain.", s)
+		}
+	}
+	if s, r, ok := d.str(c, attrs, "assume_role"); ok {
+		c.AssumeRole = s
+		if !roleARNRe.MatchString(s) {
+			d.errorf(r, "Invalid role ARN",
+				`%q is not the ARN of an IAM role: assume_role takes "arn:aws:iam::<12-digit account ID>:role/<name>" (the partition may be aws-cn or aws-us-gov; the name may have a path, role/meshd/mesh-admin), as shown by aws iam get-role.`, s)
+		}
+	}
+	if s, r, ok := d.str(c, attrs, "external_id"); ok {
+		c.ExternalID = s
+		if len(s) < 2 || len(s) > 1224 || !externalIDRe.MatchString(s) {
+			d.errorf(r, "Invalid external ID",
+				"external_id must be 2 to 1224 characters of letters, digits and +=,.@:/- (what STS accepts as an ExternalId), as the role's trust policy names it in sts:ExternalId.")
 		}
 	}
 

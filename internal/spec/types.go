@@ -77,6 +77,10 @@ type Cluster struct {
 	// APIServer is the endpoint a control plane uses to reach this cluster (api_server); "" means the EKS
 	// cluster's endpoint, else the server of the kube context's cluster in meshd's kubeconfig.
 	APIServer string
+	// AssumeRole is the ARN of an IAM role meshd assumes (STS AssumeRole) to observe and change this
+	// cluster's AWS objects, for a cluster in another account; "" uses the default credentials.
+	AssumeRole string
+	ExternalID string // the sts:ExternalId the role's trust policy may require; only with AssumeRole
 
 	DeclRange hcl.Range            // the cluster block's header, e.g. `cluster "tidb-1" {`
 	Attrs     map[string]hcl.Range // value range of each attribute that was set, by attribute name

@@ -20,6 +20,11 @@ var (
 	// An availability zone is the commonest wrong value for a region: us-west-1a.
 	zoneRe  = regexp.MustCompile(`^([a-z]{2,4}(?:-[a-z]+)+-[0-9]{1,2})[a-z]$`)
 	labelRe = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	// An IAM role ARN: partition, empty region, 12-digit account, role/ then an optional path and a name of
+	// letters, digits and +=,.@_- (IAM's own character set).
+	roleARNRe = regexp.MustCompile(`^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::[0-9]{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$`)
+	// STS's ExternalId character set (its length, 2 to 1224, is checked apart: RE2 repeats stop at 1000).
+	externalIDRe = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
 )
 
 // validate runs the checks that combine attributes of a cluster, or clusters with each other, once every
@@ -30,6 +35,7 @@ func (d *decoder) validate() {
 		d.checkRequired(c)
 		d.checkIdentity(c)
 		d.checkEKSDomain(c)
+		d.checkExternalID(c)
 	}
 	d.checkUnique()
 	d.checkCorefileVia()
@@ -41,6 +47,17 @@ func (d *decoder) validate() {
 		d.warnf(m.DeclRange, "Too few clusters",
 			"The mesh %q has %d cluster block(s), so there is nothing to connect. Add a cluster block for each member cluster; a mesh needs two or more.",
 			m.Name, d.clusters)
+	}
+}
+
+// checkExternalID refuses an external_id without assume_role: it is a parameter of AssumeRole, and left alone
+// it would suggest a protection that is not there.
+func (d *decoder) checkExternalID(c *Cluster) {
+	if _, ok := c.Attrs["external_id"]; ok && c.AssumeRole == "" {
+		if _, set := c.Attrs["assume_role"]; !set {
+			d.errorf(c.AttrRange("external_id"), "external_id without assume_role",
+				"Cluster %q sets external_id but no assume_role. The external ID is passed when meshd assumes the role named by assume_role; set assume_role to the role's ARN, or remove external_id.", c.Name)
+		}
 	}
 }
 

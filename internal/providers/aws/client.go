@@ -15,10 +15,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/eks"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/poll"
 )
 
@@ -92,6 +95,9 @@ type Options struct {
 	ObserveNetwork bool
 	// Clients replaces the SDK clients (for tests with stubs). Nil uses the SDK's default chain.
 	Clients func(region string) (EC2API, EKSAPI)
+	// AccountClients replaces the SDK clients of members with an assumed role (for tests with stubs); nil
+	// gives them Clients' too.
+	AccountClients func(a model.Access, region string) (EC2API, EKSAPI)
 	// ELBClients replaces the ELBv2 clients (for tests with stubs). Nil builds them from Config(region).
 	ELBClients func(region string) ELBv2API
 	// TargetGroupClients replaces the clients TargetGroup uses (for tests with stubs).
@@ -102,15 +108,25 @@ type Options struct {
 	Corefile func(ctx context.Context, kubeContext string) (string, error)
 }
 
-// Provider is the AWS side of meshd: one client set per region, created on first use.
+// Provider is the AWS side of meshd: one client set per account access (the default credentials, or an
+// assumed role) and region, created on first use.
 type Provider struct {
 	opts Options
 	base aws.Config
 
 	mu      sync.Mutex
-	regions map[string]*regionClients
+	regions map[clientKey]*regionClients
+	creds   map[model.Access]aws.CredentialsProvider // one cache per assumed role, shared by its regions
 	elb     map[string]ELBv2API
 	tgs     map[string]TargetGroupAPI
+	// accountELB holds the ELBv2 clients of assumed roles (elbFor).
+	accountELB map[clientKey]ELBv2API
+}
+
+// clientKey names a client set: whose credentials, which region.
+type clientKey struct {
+	access model.Access
+	region string
 }
 
 type regionClients struct {
@@ -133,7 +149,7 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 	if opts.RequestTimeout == 0 {
 		opts.RequestTimeout = 30 * time.Second
 	}
-	p := &Provider{opts: opts, regions: map[string]*regionClients{}}
+	p := &Provider{opts: opts, regions: map[clientKey]*regionClients{}, creds: map[model.Access]aws.CredentialsProvider{}}
 	if opts.Clients != nil {
 		return p, nil
 	}
@@ -156,24 +172,59 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 	return p, nil
 }
 
-func (p *Provider) clients(region string) *regionClients {
+func (p *Provider) clients(region string) *regionClients { return p.clientsFor(model.Access{}, region) }
+
+// clientsFor returns the clients that act in a region with the given access: the default credentials for
+// the zero Access, else those of the assumed role. Every call for a member's objects goes through here.
+func (p *Provider) clientsFor(a model.Access, region string) *regionClients {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if c, ok := p.regions[region]; ok {
+	key := clientKey{a, region}
+	if c, ok := p.regions[key]; ok {
 		return c
 	}
 	c := &regionClients{}
-	if p.opts.Clients != nil {
+	switch {
+	case p.opts.AccountClients != nil && a != (model.Access{}):
+		c.ec2, c.eks = p.opts.AccountClients(a, region)
+	case p.opts.Clients != nil:
 		c.ec2, c.eks = p.opts.Clients(region)
-	} else {
-		cfg := p.base.Copy()
-		cfg.Region = region
+	default:
+		cfg := p.configLocked(a, region)
 		c.ec2 = newEC2(cfg)
 		c.eks = newEKS(cfg)
 	}
-	p.regions[region] = c
+	p.regions[key] = c
 	return c
 }
+
+// configLocked is the SDK configuration for a region with the given access. An assumed role's credentials
+// come from STS AssumeRole, made with the default credentials, and are cached (aws.NewCredentialsCache
+// renews them shortly before they expire) once per role for all regions. p.mu is held.
+func (p *Provider) configLocked(a model.Access, region string) aws.Config {
+	cfg := p.base.Copy()
+	cfg.Region = region
+	if a.AssumeRole == "" {
+		return cfg
+	}
+	creds, ok := p.creds[a]
+	if !ok {
+		stsClient := sts.NewFromConfig(cfg)
+		creds = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(stsClient, a.AssumeRole, func(o *stscreds.AssumeRoleOptions) {
+			o.RoleSessionName = "meshd-" + p.opts.Mesh
+			if a.ExternalID != "" {
+				o.ExternalID = aws.String(a.ExternalID)
+			}
+		}))
+		p.creds[a] = creds
+	}
+	cfg.Credentials = creds
+	return cfg
+}
+
+// ec2For and eksFor are the clients of a member's account in its region.
+func (p *Provider) ec2For(a model.Access, region string) EC2API { return p.clientsFor(a, region).ec2 }
+func (p *Provider) eksFor(a model.Access, region string) EKSAPI { return p.clientsFor(a, region).eks }
 
 // EC2 returns the EC2 client for a region.
 func (p *Provider) EC2(region string) EC2API { return p.clients(region).ec2 }

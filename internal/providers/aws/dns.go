@@ -46,6 +46,31 @@ func (p *Provider) ELB(region string) ELBv2API {
 	return c
 }
 
+// elbFor is the ELBv2 client of an account's region: ELB(region) for the default credentials, else one
+// made with the role's credentials on first use.
+func (p *Provider) elbFor(a model.Access, region string) ELBv2API {
+	if a == (model.Access{}) {
+		return p.ELB(region)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	key := clientKey{a, region}
+	if c, ok := p.accountELB[key]; ok {
+		return c
+	}
+	if p.accountELB == nil {
+		p.accountELB = map[clientKey]ELBv2API{}
+	}
+	var c ELBv2API
+	if p.opts.ELBClients != nil {
+		c = p.opts.ELBClients(region)
+	} else {
+		c = newELB(p.configLocked(a, region))
+	}
+	p.accountELB[key] = c
+	return c
+}
+
 // ENIDescription is the description AWS gives the network interfaces of a network load balancer:
 // "ELB net/<name>/<id>", from the last two segments of its ARN (…:loadbalancer/net/<name>/<id>). The type
 // segment is not copied from the ARN: meshd only looks for NLBs, and moto writes "app" there for them too.
@@ -67,11 +92,16 @@ func sameHost(a, b string) bool {
 // DescribeLoadBalancers and one DescribeNetworkInterfaces filtered by all their descriptions, however many
 // hostnames. The hostname is matched against DNSName, never cut apart: its format is AWS's business.
 func (p *Provider) LoadBalancers(ctx context.Context, region string, hostnames []string) (map[string]model.LoadBalancer, error) {
+	return p.LoadBalancersIn(ctx, model.Access{}, region, hostnames)
+}
+
+// LoadBalancersIn is LoadBalancers in the account the access reaches (a member's assumed role).
+func (p *Provider) LoadBalancersIn(ctx context.Context, a model.Access, region string, hostnames []string) (map[string]model.LoadBalancer, error) {
 	out := map[string]model.LoadBalancer{}
 	if len(hostnames) == 0 {
 		return out, nil
 	}
-	pages := elb.NewDescribeLoadBalancersPaginator(p.ELB(region), &elb.DescribeLoadBalancersInput{})
+	pages := elb.NewDescribeLoadBalancersPaginator(p.elbFor(a, region), &elb.DescribeLoadBalancersInput{})
 	byDescription := map[string]string{} // ENI description -> hostname
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
@@ -99,7 +129,7 @@ func (p *Provider) LoadBalancers(ctx context.Context, region string, hostnames [
 	}
 	descriptions := sortedKeys(byDescription)
 	for _, chunk := range chunks(descriptions) {
-		enis := ec2.NewDescribeNetworkInterfacesPaginator(p.EC2(region), &ec2.DescribeNetworkInterfacesInput{
+		enis := ec2.NewDescribeNetworkInterfacesPaginator(p.ec2For(a, region), &ec2.DescribeNetworkInterfacesInput{
 			Filters: []ec2types.Filter{filter("description", chunk)}})
 		for enis.HasMorePages() {
 			page, err := enis.NextPage(ctx)
@@ -136,10 +166,15 @@ func (p *Provider) LoadBalancers(ctx context.Context, region string, hostnames [
 // network interfaces, and returns it. It reports progress every Options.ProgressEvery, prefixed with address (the
 // change waiting), and gives up after the provider's WaitTimeout.
 func (p *Provider) WaitLoadBalancer(ctx context.Context, region, hostname, address string) (model.LoadBalancer, error) {
+	return p.WaitLoadBalancerIn(ctx, model.Access{}, region, hostname, address)
+}
+
+// WaitLoadBalancerIn is WaitLoadBalancer in the account the access reaches.
+func (p *Provider) WaitLoadBalancerIn(ctx context.Context, a model.Access, region, hostname, address string) (model.LoadBalancer, error) {
 	var lb model.LoadBalancer
 	var status string
 	err := poll.Until(ctx, p.waitOptions(), func(ctx context.Context) (bool, error) {
-		lbs, err := p.LoadBalancers(ctx, region, []string{hostname})
+		lbs, err := p.LoadBalancersIn(ctx, a, region, []string{hostname})
 		if err != nil {
 			return false, err
 		}

@@ -60,35 +60,36 @@ func (e peeringExecutor) run(ctx context.Context, ch plan.Change) (string, error
 		if want.Accepter.Region != want.Requester.Region {
 			in.PeerRegion = aws.String(want.Accepter.Region)
 		}
+		// Another account's VPC: requested with the requester's credentials, accepted with the accepter's.
 		if want.Accepter.OwnerID != "" && want.Accepter.OwnerID != want.Requester.OwnerID {
 			in.PeerOwnerId = aws.String(want.Accepter.OwnerID)
 		}
-		out, err := p.EC2(want.Requester.Region).CreateVpcPeeringConnection(ctx, in)
+		out, err := p.ec2For(want.Requester.Access, want.Requester.Region).CreateVpcPeeringConnection(ctx, in)
 		if err != nil {
 			return "", fmt.Errorf("requesting peering %s -> %s: %w", want.Requester.VPCID, want.Accepter.VPCID, err)
 		}
 		id := aws.ToString(out.VpcPeeringConnection.VpcPeeringConnectionId)
-		return id, p.acceptAndWait(ctx, ch.Address, id, want.Accepter.Region)
+		return id, p.acceptAndWait(ctx, ch.Address, id, want.Accepter)
 
 	case plan.Update:
 		before := ch.Before.(plan.Peering)
-		return before.ID, p.acceptAndWait(ctx, ch.Address, before.ID, before.Accepter.Region)
+		return before.ID, p.acceptAndWait(ctx, ch.Address, before.ID, before.Accepter)
 
 	case plan.Adopt:
 		before := ch.Before.(plan.Peering)
 		name := fmt.Sprintf("meshd-%s-%s-%s", p.opts.Mesh, before.Requester.Cluster, before.Accepter.Cluster)
-		if _, err := p.EC2(before.Requester.Region).CreateTags(ctx, &ec2.CreateTagsInput{
+		if _, err := p.ec2For(before.Requester.Access, before.Requester.Region).CreateTags(ctx, &ec2.CreateTagsInput{
 			Resources: []string{before.ID}, Tags: p.tags(ch.Address, name)}); err != nil {
 			return "", fmt.Errorf("tagging %s: %w", before.ID, err)
 		}
 		if before.Status == model.PeeringActive {
 			return before.ID, nil
 		}
-		return before.ID, p.acceptAndWait(ctx, ch.Address, before.ID, before.Accepter.Region)
+		return before.ID, p.acceptAndWait(ctx, ch.Address, before.ID, before.Accepter)
 
 	case plan.Delete:
 		before := ch.Before.(plan.Peering)
-		_, err := p.EC2(before.Requester.Region).DeleteVpcPeeringConnection(ctx, &ec2.DeleteVpcPeeringConnectionInput{
+		_, err := p.ec2For(before.Requester.Access, before.Requester.Region).DeleteVpcPeeringConnection(ctx, &ec2.DeleteVpcPeeringConnectionInput{
 			VpcPeeringConnectionId: aws.String(before.ID)})
 		if err != nil && !HasCode(err, codePeeringNotFound, codePeeringIDNotFound) {
 			return "", fmt.Errorf("deleting %s: %w", before.ID, err)
@@ -99,9 +100,11 @@ func (e peeringExecutor) run(ctx context.Context, ch plan.Change) (string, error
 }
 
 // acceptAndWait accepts a peering from the accepter's region (AWS refuses the accept from the requester's
-// region for cross-region peerings) once it is visible there, then waits until it is active.
-func (p *Provider) acceptAndWait(ctx context.Context, address, id, accepterRegion string) error {
-	c := p.EC2(accepterRegion)
+// region for cross-region peerings) and account (only the accepter's account may accept) once it is
+// visible there, then waits until it is active.
+func (p *Provider) acceptAndWait(ctx context.Context, address, id string, accepter plan.Endpoint) error {
+	accepterRegion := accepter.Region
+	c := p.ec2For(accepter.Access, accepterRegion)
 	status, err := p.waitPeering(ctx, address, c, id, func(s string) bool {
 		return s == model.PeeringPending || s == model.PeeringActive || s == model.PeeringProvision
 	})
@@ -203,7 +206,7 @@ func (e routeExecutor) run(ctx context.Context, ch plan.Change, known apply.Know
 		if err != nil {
 			return "", err
 		}
-		c := p.EC2(want.Region)
+		c := p.ec2For(want.Access, want.Region)
 		if ch.Action == plan.Create {
 			_, err = c.CreateRoute(ctx, &ec2.CreateRouteInput{RouteTableId: aws.String(want.RouteTableID),
 				DestinationCidrBlock: aws.String(want.DestinationCIDR), VpcPeeringConnectionId: aws.String(peering)})
@@ -225,7 +228,7 @@ func (e routeExecutor) run(ctx context.Context, ch plan.Change, known apply.Know
 		return ch.After.(plan.Route).PeeringID, nil // routes take no tags: adopting one is recording it
 	case plan.Delete:
 		before := ch.Before.(plan.Route)
-		c := p.EC2(before.Region)
+		c := p.ec2For(before.Access, before.Region)
 		if err := p.checkRouteUnchanged(ctx, c, before); err != nil {
 			if errors.Is(err, errRouteGone) {
 				return "", nil
@@ -311,7 +314,7 @@ func (e ruleExecutor) run(ctx context.Context, ch plan.Change) (string, error) {
 	switch ch.Action {
 	case plan.Create:
 		want := ch.After.(plan.SGRule)
-		out, err := p.EC2(want.Region).AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
+		out, err := p.ec2For(want.Access, want.Region).AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
 			GroupId: aws.String(want.GroupID),
 			IpPermissions: []ec2types.IpPermission{{
 				IpProtocol: aws.String(want.Protocol),
@@ -336,8 +339,7 @@ func (e ruleExecutor) run(ctx context.Context, ch plan.Change) (string, error) {
 		return id, nil
 	case plan.Adopt:
 		before := ch.Before.(plan.SGRule)
-		region := p.regionOfRule(ch)
-		_, err := p.EC2(region).CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{before.RuleID},
+		_, err := p.ruleClient(ch).CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{before.RuleID},
 			Tags: p.tags(ch.Address, before.Description)})
 		if err != nil {
 			return "", fmt.Errorf("tagging %s: %w", before.RuleID, err)
@@ -345,7 +347,7 @@ func (e ruleExecutor) run(ctx context.Context, ch plan.Change) (string, error) {
 		return before.RuleID, nil
 	case plan.Delete:
 		before := ch.Before.(plan.SGRule)
-		_, err := p.EC2(p.regionOfRule(ch)).RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{
+		_, err := p.ruleClient(ch).RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{
 			GroupId: aws.String(before.GroupID), SecurityGroupRuleIds: []string{before.RuleID}})
 		if err != nil && !HasCode(err, codePermissionNotFound, codeRuleIDNotFound) {
 			return "", fmt.Errorf("revoking %s on %s: %w", before.RuleID, before.GroupID, err)
@@ -355,11 +357,12 @@ func (e ruleExecutor) run(ctx context.Context, ch plan.Change) (string, error) {
 	return "", fmt.Errorf("unsupported action %q", ch.Action)
 }
 
-func (p *Provider) regionOfRule(ch plan.Change) string {
+// ruleClient is the client of the rule's group: its account, its region.
+func (p *Provider) ruleClient(ch plan.Change) EC2API {
 	for _, r := range []plan.Resource{ch.After, ch.Before} {
 		if rule, ok := r.(plan.SGRule); ok && rule.Region != "" {
-			return rule.Region
+			return p.ec2For(rule.Access, rule.Region)
 		}
 	}
-	return ""
+	return p.EC2("")
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -39,8 +41,11 @@ type Observation struct {
 // AWS objects meshd plans against, for those clusters and for former members (clusters removed from the spec
 // since the last apply, whose objects may need cleaning up).
 //
-// The cost is a constant number of filtered, paginated Describe calls per region and resource kind, however
-// many clusters the mesh has (plus, per eks_cluster, EKS's DescribeCluster, ListNodegroups and a
+// Each cluster is observed with its own access (its assumed role, or the default credentials): the work is
+// split by access and region, and each part sees only its account's objects.
+//
+// The cost is a constant number of filtered, paginated Describe calls per access, region and resource kind,
+// however many clusters the mesh has (plus, per eks_cluster, EKS's DescribeCluster, ListNodegroups and a
 // DescribeNodegroup per node group, which have no batch form).
 // Problems with the spec's references (an unknown VPC, say) are diagnostics against the spec; failures to
 // talk to AWS are errors.
@@ -49,19 +54,22 @@ func (p *Provider) Observe(ctx context.Context, m *spec.Mesh, former map[string]
 		clusters []*spec.Cluster
 		former   []model.Member
 	}
-	work := map[string]*regionWork{}
-	get := func(region string) *regionWork {
-		if work[region] == nil {
-			work[region] = &regionWork{}
+	work := map[clientKey]*regionWork{}
+	get := func(a model.Access, region string) *regionWork {
+		k := clientKey{a, region}
+		if work[k] == nil {
+			work[k] = &regionWork{}
 		}
-		return work[region]
+		return work[k]
 	}
 	for _, c := range m.Clusters {
-		get(c.Region).clusters = append(get(c.Region).clusters, c)
+		w := get(accessOf(c), c.Region)
+		w.clusters = append(w.clusters, c)
 	}
 	for _, f := range sortedMembers(former) {
 		if m.Cluster(f.Name) == nil {
-			get(f.Region).former = append(get(f.Region).former, f)
+			w := get(f.Access, f.Region)
+			w.former = append(w.former, f)
 		}
 	}
 
@@ -71,17 +79,17 @@ func (p *Provider) Observe(ctx context.Context, m *spec.Mesh, former map[string]
 		diags   hcl.Diagnostics
 		err     error
 	}
-	results := map[string]*regionResult{}
+	results := map[clientKey]*regionResult{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for region, w := range work {
+	for key, w := range work {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			r := &regionResult{obs: model.NewObserved()}
-			r.members, r.diags, r.err = p.observeRegion(ctx, region, w.clusters, w.former, r.obs)
+			r.members, r.diags, r.err = p.observeRegion(ctx, key, w.clusters, w.former, r.obs)
 			mu.Lock()
-			results[region] = r
+			results[key] = r
 			mu.Unlock()
 		}()
 	}
@@ -90,10 +98,12 @@ func (p *Provider) Observe(ctx context.Context, m *spec.Mesh, former map[string]
 	out := &Observation{Observed: model.NewObserved()}
 	var diags hcl.Diagnostics
 	members := map[string]model.Member{}
-	for _, region := range sortedKeys(results) {
-		r := results[region]
+	keys := slices.Collect(maps.Keys(results))
+	slices.SortFunc(keys, func(a, b clientKey) int { return strings.Compare(a.String(), b.String()) })
+	for _, key := range keys {
+		r := results[key]
 		if r.err != nil {
-			return nil, diags, fmt.Errorf("observing %s: %w", region, classified(r.err))
+			return nil, diags, fmt.Errorf("observing %s: %w", key, classified(r.err))
 		}
 		diags = append(diags, r.diags...)
 		for k, v := range r.members {
@@ -120,9 +130,23 @@ func (p *Provider) Observe(ctx context.Context, m *spec.Mesh, former map[string]
 	return out, diags, nil
 }
 
-func (p *Provider) observeRegion(ctx context.Context, region string, clusters []*spec.Cluster, former []model.Member, obs *model.Observed) (map[string]model.Member, hcl.Diagnostics, error) {
+// accessOf is the access a spec cluster names.
+func accessOf(c *spec.Cluster) model.Access {
+	return model.Access{AssumeRole: c.AssumeRole, ExternalID: c.ExternalID}
+}
+
+// String names a client set in errors: the region, and the role when there is one.
+func (k clientKey) String() string {
+	if k.access.AssumeRole == "" {
+		return k.region
+	}
+	return k.region + " as " + k.access.AssumeRole
+}
+
+func (p *Provider) observeRegion(ctx context.Context, key clientKey, clusters []*spec.Cluster, former []model.Member, obs *model.Observed) (map[string]model.Member, hcl.Diagnostics, error) {
 	var diags hcl.Diagnostics
-	ec2c := p.EC2(region)
+	region := key.region
+	ec2c := p.ec2For(key.access, region)
 
 	// EKS clusters name their VPC, subnets and cluster security group.
 	eksInfo := map[string]*eksCluster{}
@@ -131,7 +155,7 @@ func (p *Provider) observeRegion(ctx context.Context, region string, clusters []
 		if c.EKSCluster == "" {
 			continue
 		}
-		info, err := p.describeEKS(ctx, region, c.EKSCluster)
+		info, err := p.describeEKS(ctx, key.access, region, c.EKSCluster)
 		if HasCode(err, codeEKSNotFound) {
 			unresolved[c.Name] = true
 			diags = append(diags, diagAt(c, "eks_cluster", "Unknown EKS cluster",
@@ -241,8 +265,8 @@ func (e *eksCluster) addSubnets(ids ...string) {
 // describeEKS reads an EKS cluster's VPC configuration and the subnets of its managed node groups: EKS
 // calls per cluster (DescribeCluster, ListNodegroups, a DescribeNodegroup per group), which have no batch
 // form.
-func (p *Provider) describeEKS(ctx context.Context, region, name string) (*eksCluster, error) {
-	client := p.EKS(region)
+func (p *Provider) describeEKS(ctx context.Context, a model.Access, region, name string) (*eksCluster, error) {
+	client := p.eksFor(a, region)
 	out, err := client.DescribeCluster(ctx, &eks.DescribeClusterInput{Name: aws.String(name)})
 	if err != nil {
 		return nil, err
@@ -652,7 +676,7 @@ func describeNACLs(ctx context.Context, c EC2API, vpcIDs []string, obs *model.Ob
 // resolve turns a spec cluster into a member from what was observed in its region.
 func resolve(c *spec.Cluster, info *eksCluster, obs *model.Observed, groups map[string]securityGroup) (model.Member, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
-	mem := model.Member{Name: c.Name, Region: c.Region}
+	mem := model.Member{Name: c.Name, Region: c.Region, Access: accessOf(c)}
 	vpcAttr := "vpc_id"
 	if info != nil {
 		mem.VPCID = info.vpcID

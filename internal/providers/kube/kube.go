@@ -33,6 +33,12 @@ type LoadBalancerWaiter interface {
 	WaitLoadBalancer(ctx context.Context, region, hostname, address string) (model.LoadBalancer, error)
 }
 
+// AccountLoadBalancerWaiter also finds load balancers in another account: that of a cluster with an assumed
+// role (the AWS provider implements it).
+type AccountLoadBalancerWaiter interface {
+	WaitLoadBalancerIn(ctx context.Context, a model.Access, region, hostname, address string) (model.LoadBalancer, error)
+}
+
 // Options configure a Provider.
 type Options struct {
 	// Mesh is the mesh name: the value of the meshd.io/mesh label on what meshd creates.

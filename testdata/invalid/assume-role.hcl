@@ -1,0 +1,34 @@
+mesh "tidb" {}
+
+cluster "tidb-1" {
+  region       = "us-west-1"
+  kube_context = "a"
+  eks_cluster  = "tidb-1"
+  namespace    = "pingcap-1"
+  assume_role  = "arn:aws:iam::1111:role/meshd" # ERROR: Invalid role ARN
+}
+
+cluster "tidb-2" {
+  region       = "us-west-2"
+  kube_context = "b"
+  eks_cluster  = "tidb-2"
+  namespace    = "pingcap-2"
+  assume_role  = "arn:aws:iam::111111111111:user/meshd" # ERROR: Invalid role ARN
+}
+
+cluster "tidb-3" {
+  region       = "us-east-1"
+  kube_context = "c"
+  eks_cluster  = "tidb-3"
+  namespace    = "pingcap-3"
+  external_id  = "mesh-tidb" # ERROR: external_id without assume_role
+}
+
+cluster "tidb-4" {
+  region       = "us-east-2"
+  kube_context = "d"
+  eks_cluster  = "tidb-4"
+  namespace    = "pingcap-4"
+  assume_role  = "arn:aws:iam::111111111111:role/ops/meshd" # a path is fine
+  external_id  = "x" # ERROR: Invalid external ID
+}
