@@ -612,6 +612,47 @@ func TestWrittenByMeshd(t *testing.T) {
 	}
 }
 
+func TestChangedByMeshd(t *testing.T) {
+	at := func(sec int64) *metav1.Time { tm := metav1.Unix(sec, 0); return &tm }
+	entry := func(manager string, op metav1.ManagedFieldsOperationType, sec int64, fields string) metav1.ManagedFieldsEntry {
+		return metav1.ManagedFieldsEntry{Manager: manager, Operation: op, Time: at(sec),
+			FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(fields)}}
+	}
+	const apply, update = metav1.ManagedFieldsOperationApply, metav1.ManagedFieldsOperationUpdate
+	user := entry("kubectl-client-side-apply", update, 10, `{"f:spec":{}}`)
+	meshdAnnotations := entry("meshd", apply, 20, `{"f:metadata":{"f:annotations":{"f:a":{},"f:b":{}}}}`)
+	cases := map[string]struct {
+		old, new []metav1.ManagedFieldsEntry
+		want     bool
+	}{
+		"meshd applied its annotations": {
+			[]metav1.ManagedFieldsEntry{user}, []metav1.ManagedFieldsEntry{user, meshdAnnotations}, true},
+		"meshd applied again later": {
+			[]metav1.ManagedFieldsEntry{user, meshdAnnotations},
+			[]metav1.ManagedFieldsEntry{user, entry("meshd", apply, 25, `{"f:metadata":{"f:annotations":{"f:a":{}}}}`)}, true},
+		// The user's update only deletes meshd's annotation "a": the API server keeps no entry for the
+		// user (it would own nothing) and shrinks meshd's, whose time stays 20.
+		"another manager removed meshd's annotation": {
+			[]metav1.ManagedFieldsEntry{user, meshdAnnotations},
+			[]metav1.ManagedFieldsEntry{user, entry("meshd", apply, 20, `{"f:metadata":{"f:annotations":{"f:b":{}}}}`)}, false},
+		"another manager wrote": {
+			[]metav1.ManagedFieldsEntry{user, meshdAnnotations},
+			[]metav1.ManagedFieldsEntry{entry("kubectl-client-side-apply", update, 30, `{"f:spec":{"f:x":{}}}`), meshdAnnotations}, false},
+		"meshd and another manager in one change": {
+			[]metav1.ManagedFieldsEntry{user},
+			[]metav1.ManagedFieldsEntry{entry("kubectl-client-side-apply", update, 30, `{"f:spec":{}}`), meshdAnnotations}, false},
+		"another manager's fields all taken": {
+			[]metav1.ManagedFieldsEntry{user, meshdAnnotations}, []metav1.ManagedFieldsEntry{entry("meshd", apply, 30, `{"f:spec":{}}`)}, false},
+		"nothing in managedFields changed (status)": {
+			[]metav1.ManagedFieldsEntry{user, meshdAnnotations}, []metav1.ManagedFieldsEntry{user, meshdAnnotations}, false},
+	}
+	for name, tc := range cases {
+		if got := changedByMeshd(&metav1.ObjectMeta{ManagedFields: tc.old}, &metav1.ObjectMeta{ManagedFields: tc.new}); got != tc.want {
+			t.Errorf("%s: changedByMeshd = %v, want %v", name, got, tc.want)
+		}
+	}
+}
+
 func TestSpecWatchIgnoresEditorFiles(t *testing.T) {
 	dir := t.TempDir()
 	s := &SpecSource{Path: dir}

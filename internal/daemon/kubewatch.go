@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -101,7 +102,7 @@ func watch(ctx context.Context, c WatchedCluster, w plan.Watch, trigger func(Kub
 			Why: fmt.Sprintf("kubernetes: %s %s in %s changed", kindOf(obj), objName(obj), c.Name)})
 	}, func(old, new any) bool {
 		o, n := old.(metav1.Object), new.(metav1.Object)
-		return o.GetResourceVersion() != n.GetResourceVersion() && !writtenByMeshd(n)
+		return o.GetResourceVersion() != n.GetResourceVersion() && !changedByMeshd(o, n)
 	}))
 	return inf, err
 }
@@ -141,6 +142,43 @@ func writtenByMeshd(obj metav1.Object) bool {
 		}
 	}
 	return meshdLatest && !othersLatest
+}
+
+// changedByMeshd reports whether the change from old to new was meshd's write, by what changed in
+// managedFields: meshd's own entry is new or newer, and no other manager's entry is. Looking at new alone
+// (writtenByMeshd) is not enough for an update: a user who only removes a field meshd owns (meshd's
+// annotation) leaves no entry of their own, since the API server drops entries with no fields, and meshd's
+// entry, shrunk but with its old time, is then still the latest.
+//
+// Times have a resolution of one second, so two writes of meshd in one second look like someone else's
+// change to meshd's fields: a spare pass, never a missed revert.
+func changedByMeshd(old, new metav1.Object) bool {
+	key := func(f metav1.ManagedFieldsEntry) string {
+		return f.Manager + "\x00" + string(f.Operation) + "\x00" + f.Subresource
+	}
+	before := map[string]metav1.ManagedFieldsEntry{}
+	for _, f := range old.GetManagedFields() {
+		before[key(f)] = f
+	}
+	meshd := false
+	for _, f := range new.GetManagedFields() {
+		o, had := before[key(f)]
+		delete(before, key(f))
+		sameTime := had && o.Time != nil && f.Time != nil && o.Time.Equal(f.Time)
+		if sameTime && (o.FieldsV1 == nil) == (f.FieldsV1 == nil) && (f.FieldsV1 == nil || bytes.Equal(o.FieldsV1.Raw, f.FieldsV1.Raw)) {
+			continue // untouched
+		}
+		if f.Manager != model.FieldManager || sameTime {
+			return false // another manager wrote, or took or removed some of meshd's fields
+		}
+		meshd = true
+	}
+	for _, f := range before {
+		if f.Manager != model.FieldManager {
+			return false // another manager's fields were all taken: not by meshd's write alone
+		}
+	}
+	return meshd
 }
 
 // handler triggers on adds and deletes after the initial listing, and on updates that matter; an add is

@@ -178,7 +178,7 @@ func testLoadBalancerWatches(t *testing.T, clusters []WatchedCluster) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	cfg := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Service",
-		"metadata": map[string]any{"name": "nginx", "namespace": "default", "annotations": map[string]any{plan.AnnotationMultiClusterTargetGroup: "true"}}}}
+		"metadata": map[string]any{"name": "nginx", "namespace": "default", "annotations": map[string]any{plan.AnnotationMultiClusterTargetGroup: "true", "example.com/meshd-too": "x"}}}}
 	if _, err := a.Resource(schema.GroupVersionResource{Version: "v1", Resource: "services"}).Namespace("default").Apply(ctx, "nginx", cfg,
 		metav1.ApplyOptions{FieldManager: model.FieldManager, Force: true}); err != nil {
 		t.Fatal(err)
@@ -191,17 +191,42 @@ func testLoadBalancerWatches(t *testing.T, clusters []WatchedCluster) {
 	if !writtenByMeshd(applied) {
 		t.Errorf("meshd's server-side apply of its annotations is not taken as meshd's write: %v", applied.ManagedFields)
 	}
+	// The user removes one of meshd's two annotations, and nothing else, in a later second: the API server
+	// keeps no entry for the user (it would own nothing), so meshd's shrunk entry, with its old time, is still
+	// the latest. It is a change all the same (TestDaemonKeepsLoadBalancer once waited a minute for it).
+	for time.Now().Unix() <= applied.ManagedFields[len(applied.ManagedFields)-1].Time.Unix() {
+		time.Sleep(50 * time.Millisecond)
+	}
+	delete(applied.Annotations, plan.AnnotationMultiClusterTargetGroup)
+	removed, err := a.CoreV1().Services("default").Update(ctx, applied, metav1.UpdateOptions{FieldManager: "kubectl-edit"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range removed.ManagedFields {
+		if f.Manager == "kubectl-edit" {
+			t.Logf("the API server kept an entry for the removal: %v", removed.ManagedFields)
+		}
+	}
+	got.waitFor(t, "Service default/nginx in a changed")
 	// The user's edit of another annotation (in the same second or later: either way it is not meshd's).
 	cur, err := a.CoreV1().Services("default").Get(ctx, "nginx", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cur.Annotations == nil {
+		cur.Annotations = map[string]string{}
 	}
 	cur.Annotations["example.com/owner"] = "web"
 	if _, err := a.CoreV1().Services("default").Update(ctx, cur, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
 		t.Fatal(err)
 	}
 	svcTrigger := "Service default/nginx in a changed"
-	got.waitFor(t, svcTrigger)
+	for deadline := time.Now().Add(20 * time.Second); got.count(svcTrigger) < 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the user's edit of another annotation fired no trigger: %q", got.got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	// Bindings: one of another name in b and one in a (no watch), then meshd's in b, then it is deleted.
 	tgb := func(name string) kubeobj.Object {
