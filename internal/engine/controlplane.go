@@ -179,8 +179,9 @@ type endpointSource interface {
 
 // resolveEndpoints fills in how each control plane reaches each data plane: the cluster's api_server
 // (with the TLS settings meshd's kubeconfig has for its context), else the EKS cluster's endpoint and CA,
-// else the server and TLS settings of its context in meshd's kubeconfig.
-func (e *Engine) resolveEndpoints(m *spec.Mesh, in *plan.ControlPlaneInput, obs *model.Observed) hcl.Diagnostics {
+// else the server and TLS settings of its context in meshd's kubeconfig. It also decides which EKS
+// endpoints the control plane reaches privately (privateAPI).
+func (e *Engine) resolveEndpoints(m *spec.Mesh, in *plan.ControlPlaneInput, obs *model.Observed, members []model.Member) hcl.Diagnostics {
 	src, _ := e.clients.(endpointSource)
 	var diags hcl.Diagnostics
 	fromKubeconfig := func(c *spec.Cluster) (plan.KubeconfigDataPlane, error) {
@@ -209,6 +210,16 @@ func (e *Engine) resolveEndpoints(m *spec.Mesh, in *plan.ControlPlaneInput, obs 
 			default:
 				dp.Endpoint, err = fromKubeconfig(c)
 			}
+			if isEKS && c.APIServer == "" {
+				var d *hcl.Diagnostic
+				dp.PrivateAPI, d = privateAPI(m, p, c, eks, members)
+				if d != nil {
+					if e.PartialDNS {
+						d.Severity = hcl.DiagWarning
+					}
+					diags = append(diags, d)
+				}
+			}
 			if err != nil {
 				rg := c.AttrRange("kube_context")
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No API server for a data plane",
@@ -218,4 +229,46 @@ func (e *Engine) resolveEndpoints(m *spec.Mesh, in *plan.ControlPlaneInput, obs 
 		}
 	}
 	return diags
+}
+
+// privateAPI reports whether control plane p reaches data plane c's EKS endpoint privately, over the
+// mesh's peering, so that the cluster security group must let it in on TCP 443: the endpoint has private
+// access and both clusters are AWS members of the mesh (meshd peers their VPCs). AWS: "If you activate
+// only private endpoint access, then Amazon EKS automatically advertises the endpoints' private IP
+// addresses through the API server's public DNS name", so a client in a peered VPC reaches it with the
+// endpoint as DescribeCluster reports it. With public access on as well the name resolves to public
+// addresses outside the VPC; the rule is planned all the same, for a control plane whose DNS resolves it
+// privately. An endpoint with private access only that the control plane cannot reach that way is the
+// diagnostic returned.
+func privateAPI(m *spec.Mesh, p *plan.ControlPlaneObserved, c *spec.Cluster, eks model.APIEndpoint, members []model.Member) (bool, *hcl.Diagnostic) {
+	if !eks.PrivateAccess {
+		return false, nil
+	}
+	isMember := func(name string) bool {
+		return slices.ContainsFunc(members, func(mem model.Member) bool { return mem.Name == name && mem.VPCID != "" })
+	}
+	if isMember(p.Cluster) && isMember(c.Name) {
+		return true, nil
+	}
+	if eks.PublicAccess {
+		return false, nil // the public endpoint it is
+	}
+	why := fmt.Sprintf("control plane %q is not an AWS member of the mesh (it names no vpc_id or eks_cluster, or its VPC was not resolved)", p.Cluster)
+	if isMember(p.Cluster) {
+		why = fmt.Sprintf("data plane %q was not resolved as an AWS member of the mesh", c.Name)
+	}
+	var rg hcl.Range
+	for _, cp := range m.ControlPlanes {
+		if cp.Name == p.Name {
+			rg = cp.AttrRange("data_planes")
+			if i := slices.Index(cp.DataPlanes, c.Name); i >= 0 && i < len(cp.Elems["data_planes"]) {
+				rg = cp.Elems["data_planes"][i]
+			}
+		}
+	}
+	return false, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Data plane's API endpoint is private and unreachable",
+		Detail: fmt.Sprintf("EKS cluster %q (data plane %q of control_plane %q) has private endpoint access only, which a client reaches from its own VPC or a peered one; "+
+			"%s, so the mesh does not peer the two clusters' VPCs. Make the control plane a mesh member with vpc_id or eks_cluster, turn on the endpoint's public access, "+
+			"or set api_server on cluster %q to an address the control plane reaches (a proxy).", c.EKSCluster, c.Name, p.Name, why, c.Name),
+		Subject: rg.Ptr()}
 }

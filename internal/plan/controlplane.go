@@ -286,6 +286,10 @@ type DataPlaneObserved struct {
 	Account  AccountObserved
 	// RoleFrom is the address of the replica change that makes the cluster_role there in this plan, if any.
 	RoleFrom string
+	// PrivateAPI is set when the control plane reaches the EKS endpoint privately, over the mesh's
+	// peering: the data plane's EKS cluster security group then lets in TCP 443 from the control plane's
+	// CIDR blocks (apiRules).
+	PrivateAPI bool
 }
 
 // AccountObserved are a data plane's ServiceAccount and ClusterRoleBinding as observed (nil: none).
