@@ -253,10 +253,11 @@ func privateAPI(m *spec.Mesh, p *plan.ControlPlaneObserved, c *spec.Cluster, eks
 	if eks.PublicAccess {
 		return false, nil // the public endpoint it is
 	}
-	why := fmt.Sprintf("control plane %q is not an AWS member of the mesh (it names no vpc_id or eks_cluster, or its VPC was not resolved)", p.Cluster)
+	unresolved := p.Cluster
 	if isMember(p.Cluster) {
-		why = fmt.Sprintf("data plane %q was not resolved as an AWS member of the mesh", c.Name)
+		unresolved = c.Name
 	}
+	why := fmt.Sprintf("cluster %q was not resolved as an AWS member of the mesh (its VPC was not observed)", unresolved)
 	var rg hcl.Range
 	for _, cp := range m.ControlPlanes {
 		if cp.Name == p.Name {
