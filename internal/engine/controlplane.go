@@ -210,21 +210,41 @@ func (e *Engine) resolveEndpoints(m *spec.Mesh, in *plan.ControlPlaneInput, obs 
 			default:
 				dp.Endpoint, err = fromKubeconfig(c)
 			}
-			if isEKS && c.APIServer == "" {
-				var d *hcl.Diagnostic
-				dp.PrivateAPI, d = privateAPI(m, p, c, eks, members)
-				if d != nil {
-					if e.PartialDNS {
-						d.Severity = hcl.DiagWarning
-					}
-					diags = append(diags, d)
-				}
-			}
 			if err != nil {
 				rg := c.AttrRange("kube_context")
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No API server for a data plane",
 					Detail:  fmt.Sprintf("Control plane %q needs the API server of data plane %q: %v. Set api_server on the cluster.", p.Name, c.Name, err),
 					Subject: rg.Ptr()})
+			}
+		}
+	}
+	return append(diags, e.privateAPIs(m, in, obs, members)...)
+}
+
+// privateAPIs fills in the data planes each control plane reaches privately, for the blocks planned and
+// those left alone this time (a destroy has neither), with the diagnostics of those it cannot reach.
+func (e *Engine) privateAPIs(m *spec.Mesh, in *plan.ControlPlaneInput, obs *model.Observed, members []model.Member) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, cp := range m.ControlPlanes {
+		planned := slices.ContainsFunc(in.Planes, func(p plan.ControlPlaneObserved) bool { return p.Name == cp.Name })
+		if !planned && !in.LeftAlone[plan.KubeconfigAddress(cp.Name)] {
+			continue
+		}
+		for _, dp := range cp.Targets(m) {
+			c := m.Cluster(dp)
+			eks, isEKS := obs.APIEndpoints[dp]
+			if c == nil || !isEKS || c.APIServer != "" {
+				continue
+			}
+			private, d := privateAPI(cp, c, eks, members)
+			if private {
+				in.PrivateAPIs = append(in.PrivateAPIs, plan.PrivateAPI{ControlPlane: cp.Name, Cluster: cp.Cluster, DataPlane: dp})
+			}
+			if d != nil {
+				if e.PartialDNS {
+					d.Severity = hcl.DiagWarning
+				}
+				diags = append(diags, d)
 			}
 		}
 	}
@@ -240,36 +260,31 @@ func (e *Engine) resolveEndpoints(m *spec.Mesh, in *plan.ControlPlaneInput, obs 
 // addresses outside the VPC; the rule is planned all the same, for a control plane whose DNS resolves it
 // privately. An endpoint with private access only that the control plane cannot reach that way is the
 // diagnostic returned.
-func privateAPI(m *spec.Mesh, p *plan.ControlPlaneObserved, c *spec.Cluster, eks model.APIEndpoint, members []model.Member) (bool, *hcl.Diagnostic) {
+func privateAPI(cp *spec.ControlPlane, c *spec.Cluster, eks model.APIEndpoint, members []model.Member) (bool, *hcl.Diagnostic) {
 	if !eks.PrivateAccess {
 		return false, nil
 	}
 	isMember := func(name string) bool {
 		return slices.ContainsFunc(members, func(mem model.Member) bool { return mem.Name == name && mem.VPCID != "" })
 	}
-	if isMember(p.Cluster) && isMember(c.Name) {
+	if isMember(cp.Cluster) && isMember(c.Name) {
 		return true, nil
 	}
 	if eks.PublicAccess {
 		return false, nil // the public endpoint it is
 	}
-	unresolved := p.Cluster
-	if isMember(p.Cluster) {
+	unresolved := cp.Cluster
+	if isMember(cp.Cluster) {
 		unresolved = c.Name
 	}
 	why := fmt.Sprintf("cluster %q was not resolved as an AWS member of the mesh (its VPC was not observed)", unresolved)
-	var rg hcl.Range
-	for _, cp := range m.ControlPlanes {
-		if cp.Name == p.Name {
-			rg = cp.AttrRange("data_planes")
-			if i := slices.Index(cp.DataPlanes, c.Name); i >= 0 && i < len(cp.Elems["data_planes"]) {
-				rg = cp.Elems["data_planes"][i]
-			}
-		}
+	rg := cp.AttrRange("data_planes")
+	if i := slices.Index(cp.DataPlanes, c.Name); i >= 0 && i < len(cp.Elems["data_planes"]) {
+		rg = cp.Elems["data_planes"][i]
 	}
 	return false, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Data plane's API endpoint is private and unreachable",
 		Detail: fmt.Sprintf("EKS cluster %q (data plane %q of control_plane %q) has private endpoint access only, which a client reaches from its own VPC or a peered one; "+
 			"%s, so the mesh does not peer the two clusters' VPCs. Make the control plane a mesh member with vpc_id or eks_cluster, turn on the endpoint's public access, "+
-			"or set api_server on cluster %q to an address the control plane reaches (a proxy).", c.EKSCluster, c.Name, p.Name, why, c.Name),
+			"or set api_server on cluster %q to an address the control plane reaches (a proxy).", c.EKSCluster, c.Name, cp.Name, why, c.Name),
 		Subject: rg.Ptr()}
 }

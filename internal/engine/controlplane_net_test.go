@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/meshd-io/meshd/internal/model"
-	"github.com/meshd-io/meshd/internal/plan"
 	"github.com/meshd-io/meshd/internal/spec"
 )
 
@@ -40,7 +39,6 @@ control_plane "kb" {
 	if diags.HasErrors() {
 		t.Fatalf("spec: %v", diags)
 	}
-	p := &plan.ControlPlaneObserved{Name: "kb", Cluster: "cp"}
 	both := []model.Member{{Name: "cp", VPCID: "vpc-0"}, {Name: "dp", VPCID: "vpc-1"}}
 	onlyDP := both[1:]
 	private := model.APIEndpoint{PrivateAccess: true}
@@ -57,7 +55,7 @@ control_plane "kb" {
 		{"private and public, control plane unresolved", model.APIEndpoint{PrivateAccess: true, PublicAccess: true}, onlyDP, false, false},
 		{"private only, control plane unresolved", private, onlyDP, false, true},
 	} {
-		got, d := privateAPI(m, p, m.Cluster("dp"), tc.eks, tc.members)
+		got, d := privateAPI(m.ControlPlanes[0], m.Cluster("dp"), tc.eks, tc.members)
 		if got != tc.want || (d != nil) != tc.wantDiag {
 			t.Errorf("%s: got %v, diagnostic %v", tc.name, got, d)
 			continue

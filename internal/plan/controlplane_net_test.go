@@ -21,18 +21,15 @@ func cpNetMembers() []model.Member {
 	}
 }
 
-func privateDataPlane(cluster string) plan.DataPlaneObserved {
-	dp := dataPlane(cluster, account(cluster))
-	dp.PrivateAPI = true
-	return dp
-}
-
-func computeNet(t *testing.T, obs *model.Observed, st *state.State, destroy bool, dps ...plan.DataPlaneObserved) *plan.Plan {
-	if st == nil {
-		st = state.New("tidb")
+// computeNet plans control plane kb (in a) with data planes b and c, of which those named in private are
+// reached privately.
+func computeNet(t *testing.T, obs *model.Observed, destroy bool, private ...string) *plan.Plan {
+	in := cpInput(t0, appliedSecret(t, "b", "c"), dataPlane("b", account("b")), dataPlane("c", account("c")))
+	for _, dp := range private {
+		in.PrivateAPIs = append(in.PrivateAPIs, plan.PrivateAPI{ControlPlane: "kb", Cluster: "a", DataPlane: dp})
 	}
-	return plan.Compute(plan.Input{Mesh: "tidb", Members: cpNetMembers(), Observed: obs, State: st, Destroy: destroy,
-		ControlPlanes: cpInput(t0, appliedSecret(t, "b", "c"), dps...)})
+	return plan.Compute(plan.Input{Mesh: "tidb", Members: cpNetMembers(), Observed: obs, State: state.New("tidb"), Destroy: destroy,
+		ControlPlanes: in})
 }
 
 // apiRuleChanges are the plan's sg_rule changes on sg-cb, by address.
@@ -47,7 +44,7 @@ func apiRuleChanges(p *plan.Plan) map[string]plan.Change {
 }
 
 func TestControlPlaneOpensPrivateAPIEndpoint(t *testing.T) {
-	p := computeNet(t, model.NewObserved(), nil, false, privateDataPlane("b"), privateDataPlane("c"))
+	p := computeNet(t, model.NewObserved(), false, "b", "c")
 	got := apiRuleChanges(p)
 	if len(got) != 2 {
 		t.Fatalf("want a rule on sg-cb from each of a's 2 CIDR blocks, got %v", got)
@@ -81,13 +78,13 @@ func TestControlPlaneAPIRuleLifecycle(t *testing.T) {
 		obs.Rules["sg-cb"] = append(obs.Rules["sg-cb"], model.SecurityGroupRule{ID: "sgr-" + string(rune('0'+i)), GroupID: "sg-cb",
 			Protocol: "tcp", FromPort: 443, ToPort: 443, CIDR: cidr, Tags: tags})
 	}
-	if got := apiRuleChanges(computeNet(t, obs, nil, false, privateDataPlane("b"))); len(got) != 0 {
+	if got := apiRuleChanges(computeNet(t, obs, false, "b")); len(got) != 0 {
 		t.Errorf("rules in place, yet: %v", got)
 	}
 	// The endpoint no longer private (or b no longer a data plane): meshd's rules go.
 	for name, p := range map[string]*plan.Plan{
-		"not private": computeNet(t, obs, nil, false, dataPlane("b", account("b"))),
-		"destroy":     computeNet(t, obs, nil, true, privateDataPlane("b")),
+		"not private": computeNet(t, obs, false),
+		"destroy":     computeNet(t, obs, true, "b"),
 	} {
 		got := apiRuleChanges(p)
 		if len(got) != 2 {
@@ -109,7 +106,7 @@ func TestControlPlaneAPIRuleLeavesOthersAlone(t *testing.T) {
 		{ID: "sgr-wide", GroupID: "sg-cb", Protocol: "tcp", FromPort: 0, ToPort: 65535, CIDR: "10.0.0.0/16"},
 		{ID: "sgr-80", GroupID: "sg-cb", Protocol: "tcp", FromPort: 80, ToPort: 80, CIDR: "10.100.0.0/16"},
 	}
-	got := apiRuleChanges(computeNet(t, obs, nil, false, privateDataPlane("b")))
+	got := apiRuleChanges(computeNet(t, obs, false, "b"))
 	if ch := got[plan.RuleAddress("b", "sg-cb", "10.0.0.0/16")]; ch.Action != plan.Keep || !strings.Contains(ch.Reason, "sgr-wide") {
 		t.Errorf("10.0.0.0/16: want kept as allowed by sgr-wide, got %s %q", ch.Action, ch.Reason)
 	}
@@ -120,5 +117,23 @@ func TestControlPlaneAPIRuleLeavesOthersAlone(t *testing.T) {
 		if ch.Action == plan.Delete {
 			t.Errorf("deletes a rule it did not create: %s", ch.Address)
 		}
+	}
+}
+
+// A block left alone this time (an object of it unreadable in meshd) keeps its network: the engine still
+// reports its private endpoints, and the rule in place stays.
+func TestControlPlaneLeftAloneKeepsAPIRule(t *testing.T) {
+	obs := model.NewObserved()
+	obs.Rules["sg-cb"] = []model.SecurityGroupRule{{ID: "sgr-1", GroupID: "sg-cb", Protocol: "tcp", FromPort: 443, ToPort: 443,
+		CIDR: "10.0.0.0/16", Tags: map[string]string{model.TagMesh: "tidb"}}}
+	in := &plan.ControlPlaneInput{Now: t0, LeftAlone: map[string]bool{plan.KubeconfigAddress("kb"): true},
+		PrivateAPIs: []plan.PrivateAPI{{ControlPlane: "kb", Cluster: "a", DataPlane: "b"}}}
+	p := plan.Compute(plan.Input{Mesh: "tidb", Members: cpNetMembers(), Observed: obs, State: state.New("tidb"), ControlPlanes: in})
+	got := apiRuleChanges(p)
+	if ch, ok := got[plan.RuleAddress("b", "sg-cb", "10.0.0.0/16")]; ok {
+		t.Errorf("the rule in place changes: %s %q", ch.Action, ch.Reason)
+	}
+	if ch := got[plan.RuleAddress("b", "sg-cb", "10.100.0.0/16")]; ch.Action != plan.Create {
+		t.Errorf("the missing rule from a's second block: %s", ch.Action)
 	}
 }

@@ -196,9 +196,10 @@ const APIPort = 443
 
 // apiRules are the ingress rules that let each control plane reach its data planes' API endpoints
 // privately, over the mesh's peering: TCP 443 on the data plane's EKS cluster security group (which EKS
-// puts on the endpoint's network interfaces) from each of the control plane's CIDR blocks. Only for data
-// planes the engine marked PrivateAPI (see DataPlaneObserved), and only where the cluster security group
-// is not the member's node security group: there the mesh's all-protocols rules already allow it.
+// puts on the endpoint's network interfaces) from each of the control plane's CIDR blocks. Only for the
+// data planes the engine found reached privately (ControlPlaneInput.PrivateAPIs), and only where the
+// cluster security group is not the member's node security group: there the mesh's all-protocols rules
+// already allow it.
 func (c *computer) apiRules() []SGRule {
 	in := c.in.ControlPlanes
 	if in == nil || c.in.Destroy {
@@ -209,21 +210,16 @@ func (c *computer) apiRules() []SGRule {
 		byName[m.Name] = m
 	}
 	var out []SGRule
-	for _, p := range in.Planes {
-		cp, ok := byName[p.Cluster]
-		if !ok {
+	for _, a := range in.PrivateAPIs {
+		cp, okCP := byName[a.Cluster]
+		m, okDP := byName[a.DataPlane]
+		if !okCP || !okDP || m.ClusterSecurityGroupID == "" || m.ClusterSecurityGroupID == m.SecurityGroupID {
 			continue
 		}
-		for _, dp := range p.DataPlanes {
-			m, ok := byName[dp.Cluster]
-			if !dp.PrivateAPI || !ok || m.ClusterSecurityGroupID == "" || m.ClusterSecurityGroupID == m.SecurityGroupID {
-				continue
-			}
-			for _, cidr := range cp.CIDRs {
-				out = append(out, SGRule{Cluster: m.Name, Region: m.Region, GroupID: m.ClusterSecurityGroupID, CIDR: cidr,
-					Protocol: "tcp", FromPort: APIPort, ToPort: APIPort, Access: m.Access,
-					Description: fmt.Sprintf("meshd %s: control_plane %s from %s to the API server", c.in.Mesh, p.Name, p.Cluster)})
-			}
+		for _, cidr := range cp.CIDRs {
+			out = append(out, SGRule{Cluster: m.Name, Region: m.Region, GroupID: m.ClusterSecurityGroupID, CIDR: cidr,
+				Protocol: "tcp", FromPort: APIPort, ToPort: APIPort, Access: m.Access,
+				Description: fmt.Sprintf("meshd %s: control_plane %s from %s to the API server", c.in.Mesh, a.ControlPlane, a.Cluster)})
 		}
 	}
 	return out
