@@ -53,7 +53,10 @@ var regions = []string{"us-west-1", "us-west-2", "us-east-1"}
 
 // newHarness resets moto and lays out three clusters in three regions; tidb-1 is an EKS cluster found by
 // discovery, the others are named by VPC and security group.
-func newHarness(t *testing.T) *harness { t.Helper(); return newHarnessWith(t, nil) }
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	return newHarnessWith(t, nil)
+}
 
 // newHarnessWith is newHarness with each cluster's network adjusted first.
 func newHarnessWith(t *testing.T, adjust func(*sandbox.ClusterNet)) *harness {
