@@ -55,6 +55,12 @@ var regions = []string{"us-west-1", "us-west-2", "us-east-1"}
 // discovery, the others are named by VPC and security group.
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil)
+}
+
+// newHarnessWith is newHarness with each cluster's network adjusted first.
+func newHarnessWith(t *testing.T, adjust func(*sandbox.ClusterNet)) *harness {
+	t.Helper()
 	m := startMoto(t)
 	m.Reset(t)
 	m.SetEnv(t)
@@ -62,8 +68,11 @@ func newHarness(t *testing.T) *harness {
 	h.spec = filepath.Join(h.dir, "mesh.hcl")
 	h.state = filepath.Join(h.dir, "meshd.state.json")
 	for i, region := range regions {
-		n, err := sandbox.CreateNetwork(context.Background(), m.AWSConfig(region), sandbox.ClusterNet{
-			Name: fmt.Sprintf("tidb-%d", i+1), Region: region, CIDR: fmt.Sprintf("10.%d.0.0/16", i+1), EKS: i == 0})
+		c := sandbox.ClusterNet{Name: fmt.Sprintf("tidb-%d", i+1), Region: region, CIDR: fmt.Sprintf("10.%d.0.0/16", i+1), EKS: i == 0}
+		if adjust != nil {
+			adjust(&c)
+		}
+		n, err := sandbox.CreateNetwork(context.Background(), m.AWSConfig(region), c)
 		if err != nil {
 			t.Fatal(err)
 		}

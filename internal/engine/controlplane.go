@@ -179,8 +179,9 @@ type endpointSource interface {
 
 // resolveEndpoints fills in how each control plane reaches each data plane: the cluster's api_server
 // (with the TLS settings meshd's kubeconfig has for its context), else the EKS cluster's endpoint and CA,
-// else the server and TLS settings of its context in meshd's kubeconfig.
-func (e *Engine) resolveEndpoints(m *spec.Mesh, in *plan.ControlPlaneInput, obs *model.Observed) hcl.Diagnostics {
+// else the server and TLS settings of its context in meshd's kubeconfig. It also decides which EKS
+// endpoints the control plane reaches privately (privateAPI).
+func (e *Engine) resolveEndpoints(m *spec.Mesh, in *plan.ControlPlaneInput, obs *model.Observed, members []model.Member) hcl.Diagnostics {
 	src, _ := e.clients.(endpointSource)
 	var diags hcl.Diagnostics
 	fromKubeconfig := func(c *spec.Cluster) (plan.KubeconfigDataPlane, error) {
@@ -217,5 +218,73 @@ func (e *Engine) resolveEndpoints(m *spec.Mesh, in *plan.ControlPlaneInput, obs 
 			}
 		}
 	}
+	return append(diags, e.privateAPIs(m, in, obs, members)...)
+}
+
+// privateAPIs fills in the data planes each control plane reaches privately, for the blocks planned and
+// those left alone this time (a destroy has neither), with the diagnostics of those it cannot reach.
+func (e *Engine) privateAPIs(m *spec.Mesh, in *plan.ControlPlaneInput, obs *model.Observed, members []model.Member) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, cp := range m.ControlPlanes {
+		planned := slices.ContainsFunc(in.Planes, func(p plan.ControlPlaneObserved) bool { return p.Name == cp.Name })
+		if !planned && !in.LeftAlone[plan.KubeconfigAddress(cp.Name)] {
+			continue
+		}
+		for _, dp := range cp.Targets(m) {
+			c := m.Cluster(dp)
+			eks, isEKS := obs.APIEndpoints[dp]
+			if c == nil || !isEKS || c.APIServer != "" {
+				continue
+			}
+			private, d := privateAPI(cp, c, eks, members)
+			if private {
+				in.PrivateAPIs = append(in.PrivateAPIs, plan.PrivateAPI{ControlPlane: cp.Name, Cluster: cp.Cluster, DataPlane: dp})
+			}
+			if d != nil {
+				if e.PartialDNS {
+					d.Severity = hcl.DiagWarning
+				}
+				diags = append(diags, d)
+			}
+		}
+	}
 	return diags
+}
+
+// privateAPI reports whether control plane p reaches data plane c's EKS endpoint privately, over the
+// mesh's peering, so that the cluster security group must let it in on TCP 443: the endpoint has private
+// access and both clusters are AWS members of the mesh (meshd peers their VPCs). AWS: "If you activate
+// only private endpoint access, then Amazon EKS automatically advertises the endpoints' private IP
+// addresses through the API server's public DNS name", so a client in a peered VPC reaches it with the
+// endpoint as DescribeCluster reports it. With public access on as well the name resolves to public
+// addresses outside the VPC; the rule is planned all the same, for a control plane whose DNS resolves it
+// privately. An endpoint with private access only that the control plane cannot reach that way is the
+// diagnostic returned.
+func privateAPI(cp *spec.ControlPlane, c *spec.Cluster, eks model.APIEndpoint, members []model.Member) (bool, *hcl.Diagnostic) {
+	if !eks.PrivateAccess {
+		return false, nil
+	}
+	isMember := func(name string) bool {
+		return slices.ContainsFunc(members, func(mem model.Member) bool { return mem.Name == name && mem.VPCID != "" })
+	}
+	if isMember(cp.Cluster) && isMember(c.Name) {
+		return true, nil
+	}
+	if eks.PublicAccess {
+		return false, nil // the public endpoint it is
+	}
+	unresolved := cp.Cluster
+	if isMember(cp.Cluster) {
+		unresolved = c.Name
+	}
+	why := fmt.Sprintf("cluster %q was not resolved as an AWS member of the mesh (its VPC was not observed)", unresolved)
+	rg := cp.AttrRange("data_planes")
+	if i := slices.Index(cp.DataPlanes, c.Name); i >= 0 && i < len(cp.Elems["data_planes"]) {
+		rg = cp.Elems["data_planes"][i]
+	}
+	return false, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Data plane's API endpoint is private and unreachable",
+		Detail: fmt.Sprintf("EKS cluster %q (data plane %q of control_plane %q) has private endpoint access only, which a client reaches from its own VPC or a peered one; "+
+			"%s, so the mesh does not peer the two clusters' VPCs. Make the control plane a mesh member with vpc_id or eks_cluster, turn on the endpoint's public access, "+
+			"or set api_server on cluster %q to an address the control plane reaches (a proxy).", c.EKSCluster, c.Name, cp.Name, why, c.Name),
+		Subject: rg.Ptr()}
 }

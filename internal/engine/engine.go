@@ -257,7 +257,7 @@ func (e *Engine) plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 	}
 	diags = append(diags, cpDiags...)
 	if err == nil && controlPlanes != nil {
-		diags = append(diags, e.resolveEndpoints(m, controlPlanes, obs.Observed)...)
+		diags = append(diags, e.resolveEndpoints(m, controlPlanes, obs.Observed, obs.Members)...)
 	}
 	if err != nil || diags.HasErrors() {
 		return nil, v, diags, err

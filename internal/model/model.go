@@ -22,6 +22,12 @@ type Member struct {
 	RouteTableIDs   []string `json:"route_table_ids"`
 	SecurityGroupID string   `json:"security_group_id"`
 	OwnerID         string   `json:"owner_id,omitempty"` // the VPC's account
+
+	// ClusterSecurityGroupID is the EKS cluster security group (on the API endpoint's network interfaces)
+	// when it is not SecurityGroupID (a node group has its own): where a control plane that reaches the
+	// endpoint privately is let in on TCP 443. Kept in the state so that meshd's rules there can be removed.
+	ClusterSecurityGroupID string `json:"cluster_security_group_id,omitempty"`
+
 	// Access is whose credentials reach the member's AWS objects: kept in the state so that a cluster removed
 	// from the spec can still be cleaned up in its account.
 	Access

@@ -137,12 +137,12 @@ func (c *computer) accessOfVPC(vpc string) model.Access {
 // memberOfGroup finds the member (current, else former) whose node security group this is.
 func (c *computer) memberOfGroup(group string) model.Member {
 	for _, m := range c.in.Members {
-		if m.SecurityGroupID == group {
+		if m.SecurityGroupID == group || m.ClusterSecurityGroupID == group {
 			return m
 		}
 	}
 	for _, name := range sortedNames(c.in.State.Members) {
-		if m := c.in.State.Members[name]; m.SecurityGroupID == group {
+		if m := c.in.State.Members[name]; m.SecurityGroupID == group || m.ClusterSecurityGroupID == group {
 			return m
 		}
 	}

@@ -259,6 +259,9 @@ type ControlPlaneInput struct {
 	// LeftAlone are the addresses of blocks the spec has but that could not be planned this time (an object
 	// unreadable, a role missing; meshd plans around them): their recorded objects are not orphans.
 	LeftAlone map[string]bool
+	// PrivateAPIs are the data planes reached privately, of every block in the spec, also of those left
+	// alone (their network stays as it is).
+	PrivateAPIs []PrivateAPI
 }
 
 // ControlPlaneObserved is one control_plane block as observed.
@@ -286,6 +289,15 @@ type DataPlaneObserved struct {
 	Account  AccountObserved
 	// RoleFrom is the address of the replica change that makes the cluster_role there in this plan, if any.
 	RoleFrom string
+}
+
+// PrivateAPI is a data plane whose EKS endpoint a control plane reaches privately, over the mesh's
+// peering: the data plane's EKS cluster security group lets in TCP 443 from the control plane's CIDR
+// blocks (apiRules).
+type PrivateAPI struct {
+	ControlPlane string // the block's name
+	Cluster      string // the control plane's cluster
+	DataPlane    string
 }
 
 // AccountObserved are a data plane's ServiceAccount and ClusterRoleBinding as observed (nil: none).

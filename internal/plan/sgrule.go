@@ -9,7 +9,8 @@ import (
 )
 
 // KindSGRule is an all-protocols ingress rule on a member's node security group from another member's
-// CIDR block. Ownership: the tag meshd.io/mesh.
+// CIDR block, or a TCP 443 rule on a data plane's EKS cluster security group from its control plane's
+// CIDR block (see apiRules). Ownership: the tag meshd.io/mesh.
 const KindSGRule Kind = "sg_rule"
 
 func init() {
@@ -19,13 +20,16 @@ func init() {
 	})
 }
 
-// SGRule is an ingress rule, all protocols, from another member's CIDR block.
+// SGRule is an ingress rule from another member's CIDR block: all protocols, or TCP on a port range.
 type SGRule struct {
-	Cluster     string `json:"cluster"`
-	Region      string `json:"region"`
-	GroupID     string `json:"group_id"`
-	CIDR        string `json:"cidr"`
-	Protocol    string `json:"protocol"`
+	Cluster  string `json:"cluster"`
+	Region   string `json:"region"`
+	GroupID  string `json:"group_id"`
+	CIDR     string `json:"cidr"`
+	Protocol string `json:"protocol"`
+	// FromPort and ToPort are the TCP port range (zero for all protocols).
+	FromPort    int32  `json:"from_port,omitempty"`
+	ToPort      int32  `json:"to_port,omitempty"`
 	Description string `json:"description,omitempty"`
 	RuleID      string `json:"rule_id,omitempty"`
 	// Access reaches the security group's account.
@@ -36,8 +40,13 @@ func (SGRule) Kind() Kind { return KindSGRule }
 
 func (r SGRule) Attrs() []Attr {
 	proto := r.Protocol
-	if proto == "-1" {
+	switch {
+	case proto == "-1":
 		proto = "all"
+	case r.FromPort == r.ToPort:
+		proto = fmt.Sprintf("%s/%d", proto, r.FromPort)
+	default:
+		proto = fmt.Sprintf("%s/%d-%d", proto, r.FromPort, r.ToPort)
 	}
 	return []Attr{
 		{Name: "security_group", Value: r.GroupID},
@@ -74,6 +83,15 @@ func (c *computer) rules() {
 			}
 		}
 	}
+	for _, d := range c.apiRules() {
+		key := d.GroupID + "|" + d.CIDR
+		if _, dup := desired[key]; dup {
+			continue
+		}
+		desired[key] = d
+		order = append(order, key)
+		byGroup[d.GroupID] = append(byGroup[d.GroupID], key)
+	}
 
 	groups := make([]string, 0, len(c.in.Observed.Rules))
 	for g := range c.in.Observed.Rules {
@@ -89,7 +107,7 @@ func (c *computer) rules() {
 				continue
 			}
 			key := g + "|" + r.CIDR
-			if _, want := desired[key]; want && r.Protocol == "-1" && !satisfied[key] {
+			if d, want := desired[key]; want && sameTraffic(r, d) && !satisfied[key] {
 				satisfied[key] = true
 				continue
 			}
@@ -106,12 +124,12 @@ func (c *computer) rules() {
 	// Then anyone else's rule that already allows the traffic: it is left alone, and meshd adds no copy.
 	for _, g := range groups {
 		for _, r := range c.in.Observed.Rules[g] {
-			if model.TaggedBy(r.Tags, c.in.Mesh) || r.Protocol != "-1" {
+			if model.TaggedBy(r.Tags, c.in.Mesh) {
 				continue
 			}
 			for _, key := range byGroup[g] {
 				d := desired[key]
-				if satisfied[key] || !cidrCovers(r.CIDR, d.CIDR) {
+				if satisfied[key] || !cidrCovers(r.CIDR, d.CIDR) || !allowsTraffic(r, d) {
 					continue
 				}
 				satisfied[key] = true
@@ -122,7 +140,7 @@ func (c *computer) rules() {
 				case owner != "":
 					c.add(Change{Action: Keep, Address: addr, Kind: KindSGRule, Before: obs, After: obs,
 						Reason: fmt.Sprintf("already allowed by %s of mesh %q: left alone", r.ID, owner)})
-				case c.in.Adopt && r.CIDR == d.CIDR:
+				case c.in.Adopt && r.CIDR == d.CIDR && sameTraffic(r, d):
 					c.add(Change{Action: Adopt, Address: addr, Kind: KindSGRule, Before: obs, After: obs,
 						Reason: "exists, not owned: adopt (tag as meshd's)"})
 				default:
@@ -143,8 +161,68 @@ func (c *computer) rules() {
 }
 
 func observedRule(m model.Member, r model.SecurityGroupRule) SGRule {
-	return SGRule{Cluster: m.Name, Region: m.Region, GroupID: r.GroupID, CIDR: r.CIDR, Protocol: r.Protocol,
+	out := SGRule{Cluster: m.Name, Region: m.Region, GroupID: r.GroupID, CIDR: r.CIDR, Protocol: r.Protocol,
 		Description: r.Description, RuleID: r.ID, Access: m.Access}
+	if r.Protocol != "-1" {
+		out.FromPort, out.ToPort = r.FromPort, r.ToPort
+	}
+	return out
+}
+
+// isTCP reports whether an IP protocol names TCP (AWS reports "tcp"; "6" is the same protocol).
+func isTCP(p string) bool { return p == "tcp" || p == "6" }
+
+// sameTraffic reports whether an observed rule is exactly the one wanted: its protocol and ports.
+func sameTraffic(r model.SecurityGroupRule, d SGRule) bool {
+	if d.Protocol == "-1" || r.Protocol == "-1" {
+		return r.Protocol == d.Protocol
+	}
+	return isTCP(r.Protocol) && isTCP(d.Protocol) && r.FromPort == d.FromPort && r.ToPort == d.ToPort
+}
+
+// allowsTraffic reports whether an observed rule lets in (at least) what the wanted one would.
+func allowsTraffic(r model.SecurityGroupRule, d SGRule) bool {
+	switch {
+	case r.Protocol == "-1":
+		return true
+	case d.Protocol == "-1":
+		return false
+	}
+	return isTCP(r.Protocol) && isTCP(d.Protocol) && r.FromPort <= d.FromPort && d.ToPort <= r.ToPort
+}
+
+// APIPort is the port of an EKS cluster's API endpoint.
+const APIPort = 443
+
+// apiRules are the ingress rules that let each control plane reach its data planes' API endpoints
+// privately, over the mesh's peering: TCP 443 on the data plane's EKS cluster security group (which EKS
+// puts on the endpoint's network interfaces) from each of the control plane's CIDR blocks. Only for the
+// data planes the engine found reached privately (ControlPlaneInput.PrivateAPIs), and only where the
+// cluster security group is not the member's node security group: there the mesh's all-protocols rules
+// already allow it.
+func (c *computer) apiRules() []SGRule {
+	in := c.in.ControlPlanes
+	if in == nil || c.in.Destroy {
+		return nil
+	}
+	byName := map[string]model.Member{}
+	for _, m := range c.members {
+		byName[m.Name] = m
+	}
+	var out []SGRule
+	for _, a := range in.PrivateAPIs {
+		cp, okCP := byName[a.Cluster]
+		m, okDP := byName[a.DataPlane]
+		if !okCP || !okDP || m.ClusterSecurityGroupID == "" || m.ClusterSecurityGroupID == m.SecurityGroupID {
+			continue
+		}
+		for _, cidr := range cp.CIDRs {
+			out = append(out, SGRule{Cluster: m.Name, Region: m.Region, GroupID: m.ClusterSecurityGroupID, CIDR: cidr,
+				Protocol: "tcp", FromPort: APIPort, ToPort: APIPort, Access: m.Access,
+				Description: fmt.Sprintf("meshd %s: control_plane %s from %s to the API server", c.in.Mesh, a.ControlPlane, a.Cluster)})
+		}
+	}
+	return out
 }
 
 // cidrCovers reports whether outer contains all of inner.

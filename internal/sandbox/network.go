@@ -25,6 +25,9 @@ type ClusterNet struct {
 	// EKS registers an EKS cluster with the VPC's subnets, and tags the node security group as eksctl's
 	// shared node group, so that eks_cluster discovery can be exercised.
 	EKS bool
+	// PrivateEndpoint (with EKS) gives the EKS cluster an API endpoint with private access only and a
+	// cluster security group of its own, apart from the node group, as EKS makes it.
+	PrivateEndpoint bool
 }
 
 // Network is what CreateNetwork made for one cluster.
@@ -36,6 +39,8 @@ type Network struct {
 	PrivateTable    string
 	SecurityGroupID string
 	InternetGateway string
+	// ClusterSecurityGroupID is the EKS cluster security group (PrivateEndpoint only).
+	ClusterSecurityGroupID string
 }
 
 // RouteTables are the cluster's route tables: the main one and the private subnet's.
@@ -112,18 +117,16 @@ func CreateNetwork(ctx context.Context, cfg aws.Config, c ClusterNet) (Network, 
 			{Key: aws.String("aws:cloudformation:logical-id"), Value: aws.String("ClusterSharedNodeSecurityGroup")},
 		}}}
 	}
-	sg, err := client.CreateSecurityGroup(ctx, sgIn)
-	if Retried(err, "InvalidGroup.Duplicate") {
-		found, derr := client.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
-			{Name: aws.String("vpc-id"), Values: []string{n.VPCID}}, {Name: aws.String("group-name"), Values: []string{aws.ToString(sgIn.GroupName)}}}})
-		if derr == nil && len(found.SecurityGroups) == 1 {
-			sg, err = &ec2.CreateSecurityGroupOutput{GroupId: found.SecurityGroups[0].GroupId}, nil
-		}
-	}
-	if err != nil {
+	if n.SecurityGroupID, err = createGroup(ctx, client, sgIn); err != nil {
 		return n, fmt.Errorf("creating node security group for %s: %w", c.Name, err)
 	}
-	n.SecurityGroupID = aws.ToString(sg.GroupId)
+	if c.EKS && c.PrivateEndpoint {
+		n.ClusterSecurityGroupID, err = createGroup(ctx, client, &ec2.CreateSecurityGroupInput{VpcId: aws.String(n.VPCID),
+			GroupName: aws.String("eks-cluster-sg-" + c.Name), Description: aws.String("EKS created security group applied to ENI that is attached to EKS Control Plane master nodes")})
+		if err != nil {
+			return n, fmt.Errorf("creating cluster security group for %s: %w", c.Name, err)
+		}
+	}
 
 	if c.EKS {
 		if err := registerEKS(ctx, cfg, c.Name, n); err != nil {
@@ -133,15 +136,34 @@ func CreateNetwork(ctx context.Context, cfg aws.Config, c ClusterNet) (Network, 
 	return n, nil
 }
 
+// createGroup creates a security group, tolerating an SDK retry of a call that had succeeded.
+func createGroup(ctx context.Context, client *ec2.Client, in *ec2.CreateSecurityGroupInput) (string, error) {
+	sg, err := client.CreateSecurityGroup(ctx, in)
+	if Retried(err, "InvalidGroup.Duplicate") {
+		found, derr := client.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: []ec2types.Filter{
+			{Name: aws.String("vpc-id"), Values: []string{aws.ToString(in.VpcId)}}, {Name: aws.String("group-name"), Values: []string{aws.ToString(in.GroupName)}}}})
+		if derr == nil && len(found.SecurityGroups) == 1 {
+			return aws.ToString(found.SecurityGroups[0].GroupId), nil
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(sg.GroupId), nil
+}
+
 // registerEKS creates an EKS cluster whose VPC config names the VPC. The SDK's CreateCluster cannot carry
 // vpcId (AWS fills it in); moto echoes what the request holds, so a signed raw request carries it.
 func registerEKS(ctx context.Context, cfg aws.Config, name string, n Network) error {
+	vpcConfig := map[string]any{"subnetIds": n.SubnetIDs, "securityGroupIds": []string{n.SecurityGroupID}, "vpcId": n.VPCID}
+	if n.PrivateEndpoint {
+		vpcConfig["clusterSecurityGroupId"] = n.ClusterSecurityGroupID
+		vpcConfig["endpointPrivateAccess"], vpcConfig["endpointPublicAccess"] = true, false
+	}
 	body, _ := json.Marshal(map[string]any{
-		"name":    name,
-		"roleArn": "arn:aws:iam::123456789012:role/eks",
-		"resourcesVpcConfig": map[string]any{
-			"subnetIds": n.SubnetIDs, "securityGroupIds": []string{n.SecurityGroupID}, "vpcId": n.VPCID,
-		},
+		"name":               name,
+		"roleArn":            "arn:aws:iam::123456789012:role/eks",
+		"resourcesVpcConfig": vpcConfig,
 	})
 	url := aws.ToString(cfg.BaseEndpoint) + "/clusters"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))

@@ -314,12 +314,16 @@ func (e ruleExecutor) run(ctx context.Context, ch plan.Change) (string, error) {
 	switch ch.Action {
 	case plan.Create:
 		want := ch.After.(plan.SGRule)
+		perm := ec2types.IpPermission{
+			IpProtocol: aws.String(want.Protocol),
+			IpRanges:   []ec2types.IpRange{{CidrIp: aws.String(want.CIDR), Description: aws.String(want.Description)}},
+		}
+		if want.Protocol != "-1" {
+			perm.FromPort, perm.ToPort = aws.Int32(want.FromPort), aws.Int32(want.ToPort)
+		}
 		out, err := p.ec2For(want.Access, want.Region).AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
-			GroupId: aws.String(want.GroupID),
-			IpPermissions: []ec2types.IpPermission{{
-				IpProtocol: aws.String(want.Protocol),
-				IpRanges:   []ec2types.IpRange{{CidrIp: aws.String(want.CIDR), Description: aws.String(want.Description)}},
-			}},
+			GroupId:       aws.String(want.GroupID),
+			IpPermissions: []ec2types.IpPermission{perm},
 			TagSpecifications: []ec2types.TagSpecification{{
 				ResourceType: ec2types.ResourceTypeSecurityGroupRule,
 				Tags:         p.tags(ch.Address, want.Description),

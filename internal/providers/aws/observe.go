@@ -226,12 +226,11 @@ func (p *Provider) observeRegion(ctx context.Context, key clientKey, clusters []
 	}
 
 	groupIDs := map[string]bool{}
-	for _, mem := range members {
-		groupIDs[mem.SecurityGroupID] = true
-	}
-	for _, f := range former {
-		if f.SecurityGroupID != "" {
-			groupIDs[f.SecurityGroupID] = true
+	for _, mem := range append(slices.Collect(maps.Values(members)), former...) {
+		for _, g := range []string{mem.SecurityGroupID, mem.ClusterSecurityGroupID} {
+			if g != "" {
+				groupIDs[g] = true
+			}
 		}
 	}
 	if err := describeRules(ctx, ec2c, sortedKeys(groupIDs), p.opts.ObserveNetwork, obs); err != nil {
@@ -769,6 +768,8 @@ func resolve(c *spec.Cluster, info *eksCluster, obs *model.Observed, groups map[
 		}
 		if mem.SecurityGroupID == "" {
 			mem.SecurityGroupID = info.clusterSG
+		} else if info.clusterSG != mem.SecurityGroupID {
+			mem.ClusterSecurityGroupID = info.clusterSG
 		}
 		if mem.SecurityGroupID == "" {
 			diags = append(diags, diagAt(c, "eks_cluster", "No node security group found",
