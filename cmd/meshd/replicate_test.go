@@ -77,10 +77,7 @@ func newReplicateEnv(t testing.TB) *replicateEnv {
 
 // setenv gives this process the sandbox's environment: meshctl runs in it.
 func (e *e2e) setenv(t testing.TB) {
-	for _, kv := range e.sb.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
+	e.sb.SetEnv(t)
 }
 
 func (r *replicateEnv) client(cluster string) kubernetes.Interface { return r.sb.Clients[cluster] }

@@ -16,7 +16,6 @@ import (
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -130,33 +129,7 @@ func (h *accountsHarness) snapshot() (w world, owners map[string][]string) {
 			w.Peerings = append(w.Peerings, fmt.Sprintf("%s %s->%s %s mesh=%s", id, aws.ToString(pc.RequesterVpcInfo.VpcId),
 				aws.ToString(pc.AccepterVpcInfo.VpcId), status, tag(pc.Tags, "meshd.io/mesh")))
 		}
-		rts, err := c.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{RouteTableIds: n.RouteTables()})
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		for _, rt := range rts.RouteTables {
-			var routes []string
-			for _, r := range rt.Routes {
-				routes = append(routes, aws.ToString(r.DestinationCidrBlock)+" via "+aws.ToString(r.VpcPeeringConnectionId)+aws.ToString(r.GatewayId))
-			}
-			sort.Strings(routes)
-			w.Routes[aws.ToString(rt.RouteTableId)] = routes
-		}
-		rules, err := c.DescribeSecurityGroupRules(ctx, &ec2.DescribeSecurityGroupRulesInput{
-			Filters: []ec2types.Filter{{Name: aws.String("group-id"), Values: []string{n.SecurityGroupID}}}})
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		var list []string
-		for _, r := range rules.SecurityGroupRules {
-			if aws.ToBool(r.IsEgress) || aws.ToString(r.GroupId) != n.SecurityGroupID {
-				continue
-			}
-			list = append(list, fmt.Sprintf("%s %s %d-%d mesh=%s", aws.ToString(r.IpProtocol), aws.ToString(r.CidrIpv4),
-				aws.ToInt32(r.FromPort), aws.ToInt32(r.ToPort), tag(r.Tags, "meshd.io/mesh")))
-		}
-		sort.Strings(list)
-		w.Rules[n.SecurityGroupID] = list
+		w.addNetwork(h.t, c, n)
 	}
 	sort.Strings(w.Peerings)
 	return w, owners

@@ -211,38 +211,44 @@ func (h *harness) snapshot() world {
 			w.Peerings = append(w.Peerings, fmt.Sprintf("%s %s->%s %s mesh=%s", id, aws.ToString(pc.RequesterVpcInfo.VpcId),
 				aws.ToString(pc.AccepterVpcInfo.VpcId), status, tag(pc.Tags, "meshd.io/mesh")))
 		}
-		n := h.nets[i]
-		rts, err := c.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{RouteTableIds: n.RouteTables()})
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		for _, rt := range rts.RouteTables {
-			var routes []string
-			for _, r := range rt.Routes {
-				target := aws.ToString(r.VpcPeeringConnectionId) + aws.ToString(r.GatewayId)
-				routes = append(routes, aws.ToString(r.DestinationCidrBlock)+" via "+target)
-			}
-			sort.Strings(routes)
-			w.Routes[aws.ToString(rt.RouteTableId)] = routes
-		}
-		rules, err := c.DescribeSecurityGroupRules(ctx, &ec2.DescribeSecurityGroupRulesInput{
-			Filters: []ec2types.Filter{{Name: aws.String("group-id"), Values: []string{n.SecurityGroupID}}}})
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		var list []string
-		for _, r := range rules.SecurityGroupRules {
-			if aws.ToBool(r.IsEgress) || aws.ToString(r.GroupId) != n.SecurityGroupID {
-				continue
-			}
-			list = append(list, fmt.Sprintf("%s %s %d-%d mesh=%s", aws.ToString(r.IpProtocol), aws.ToString(r.CidrIpv4),
-				aws.ToInt32(r.FromPort), aws.ToInt32(r.ToPort), tag(r.Tags, "meshd.io/mesh")))
-		}
-		sort.Strings(list)
-		w.Rules[n.SecurityGroupID] = list
+		w.addNetwork(h.t, c, h.nets[i])
 	}
 	sort.Strings(w.Peerings)
 	return w
+}
+
+// addNetwork records the routes of n's route tables and the ingress rules of its security group, read with c.
+func (w *world) addNetwork(t testing.TB, c *ec2.Client, n sandbox.Network) {
+	t.Helper()
+	ctx := context.Background()
+	rts, err := c.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{RouteTableIds: n.RouteTables()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range rts.RouteTables {
+		var routes []string
+		for _, r := range rt.Routes {
+			target := aws.ToString(r.VpcPeeringConnectionId) + aws.ToString(r.GatewayId)
+			routes = append(routes, aws.ToString(r.DestinationCidrBlock)+" via "+target)
+		}
+		sort.Strings(routes)
+		w.Routes[aws.ToString(rt.RouteTableId)] = routes
+	}
+	rules, err := c.DescribeSecurityGroupRules(ctx, &ec2.DescribeSecurityGroupRulesInput{
+		Filters: []ec2types.Filter{{Name: aws.String("group-id"), Values: []string{n.SecurityGroupID}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list []string
+	for _, r := range rules.SecurityGroupRules {
+		if aws.ToBool(r.IsEgress) || aws.ToString(r.GroupId) != n.SecurityGroupID {
+			continue
+		}
+		list = append(list, fmt.Sprintf("%s %s %d-%d mesh=%s", aws.ToString(r.IpProtocol), aws.ToString(r.CidrIpv4),
+			aws.ToInt32(r.FromPort), aws.ToInt32(r.ToPort), tag(r.Tags, "meshd.io/mesh")))
+	}
+	sort.Strings(list)
+	w.Rules[n.SecurityGroupID] = list
 }
 
 func tag(tags []ec2types.Tag, key string) string {

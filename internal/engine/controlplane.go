@@ -37,7 +37,7 @@ func (e *Engine) controlPlanesOn(m *spec.Mesh, st *state.State) bool {
 // observed. A cluster_role missing in a data plane is an error at cluster_role (unless a replicate block
 // copies it there in the same plan); so is an unreadable object or a missing namespace. With PartialDNS
 // (meshd) they are warnings and only the block concerned is left out.
-func (e *Engine) observeControlPlanes(ctx context.Context, m *spec.Mesh, st *state.State, destroy bool) (*plan.ControlPlaneInput, hcl.Diagnostics) {
+func (e *Engine) observeControlPlanes(ctx context.Context, v *passView, m *spec.Mesh, st *state.State, destroy bool) (*plan.ControlPlaneInput, hcl.Diagnostics) {
 	contextOf := func(cluster string) string { return kubeContextOf(m, cluster) }
 	type dataPlane struct {
 		cluster           string
@@ -90,7 +90,8 @@ func (e *Engine) observeControlPlanes(ctx context.Context, m *spec.Mesh, st *sta
 		}
 		queries = append(queries, orphans[addr]...)
 	}
-	results := e.Kube.ObserveObjects(ctx, queries)
+	// Through the pass's view: a watch-triggered pass reads again only the clusters whose objects changed.
+	results := e.observeObjects(ctx, v, queries)
 
 	in := &plan.ControlPlaneInput{Now: e.now(), OrphanAccounts: map[string]plan.AccountObserved{}, OrphanSecrets: map[string]*kubeobj.Object{},
 		LeftAlone: map[string]bool{}}

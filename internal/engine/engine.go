@@ -212,7 +212,7 @@ func (e *Engine) plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			controlPlanes, cpDiags = e.observeControlPlanes(ctx, m, st, destroy)
+			controlPlanes, cpDiags = e.observeControlPlanes(ctx, v, m, st, destroy)
 		}()
 	}
 	type awsResult struct {

@@ -84,7 +84,7 @@ func (e *Engine) observeLoadBalancerBlocks(ctx context.Context, v *passView, m *
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				b, d := e.observeLoadBalancer(ctx, lk, la, m, lb, member, sev)
+				b, d := e.observeLoadBalancer(ctx, v, lk, la, m, lb, member, sev)
 				mu.Lock()
 				blocks[i] = b
 				diags = append(diags, d...)
@@ -124,7 +124,7 @@ func (e *Engine) observeLoadBalancerBlocks(ctx context.Context, v *passView, m *
 	return in, diags, nil
 }
 
-func (e *Engine) observeLoadBalancer(ctx context.Context, lk lbKube, la lbAWS, m *spec.Mesh, lb *spec.LoadBalancer,
+func (e *Engine) observeLoadBalancer(ctx context.Context, v *passView, lk lbKube, la lbAWS, m *spec.Mesh, lb *spec.LoadBalancer,
 	member map[string]model.Member, sev hcl.DiagnosticSeverity) (plan.LoadBalancerBlock, hcl.Diagnostics) {
 	primary := member[lb.Primary]
 	b := plan.LoadBalancerBlock{Name: lb.Name, Primary: lb.Primary, Region: primary.Region, Namespace: lb.Namespace,
@@ -173,7 +173,10 @@ func (e *Engine) observeLoadBalancer(ctx context.Context, lk lbKube, la lbAWS, m
 	b.Observed = plan.LBServiceObserved{Annotations: res.Annotations}
 	b.Port, b.TargetPort, b.Protocol, b.TargetGroupARN = res.Port, res.TargetPort, res.Protocol, res.TargetGroupARN
 	if b.TargetGroupARN != "" && la != nil {
-		tg, err := la.TargetGroup(ctx, b.Region, b.TargetGroupARN)
+		// AWS, so reused with the rest of AWS by a watch-triggered pass (obsCache); a new ARN is a new key.
+		tg, err := awsPart(v, "tg/"+b.Region+"/"+b.TargetGroupARN, func() (model.TargetGroup, error) {
+			return la.TargetGroup(ctx, b.Region, b.TargetGroupARN)
+		})
 		if err != nil {
 			report(lb.DeclRange, "Cannot describe the target group", "load_balancer %q: %v. Its objects are left as they are.", lb.Name, err)
 			b.Skip = true

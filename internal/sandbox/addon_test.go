@@ -36,10 +36,7 @@ const secretToken = "AKIAIOSFODNN7SECRETTOKEN"
 //   - No plan (text, JSON, saved) holds the text of a configured Corefile.
 func TestEKSAddonOnSandbox(t *testing.T) {
 	s := startSandbox(t)
-	for _, kv := range s.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
+	s.SetEnv(t)
 	ctx := context.Background()
 	c1, c2, c3 := s.Clusters[0], s.Clusters[1], s.Clusters[2]
 	userCorefile := sandbox.DefaultEKSCorefile + "# route53 credentials: " + secretToken + "\n"

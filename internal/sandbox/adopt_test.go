@@ -32,10 +32,7 @@ import (
 // blocks; and a second plan is empty.
 func TestAdoptRunbookOnSandbox(t *testing.T) {
 	s := startSandbox(t)
-	for _, kv := range s.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
+	s.SetEnv(t)
 	ctx := context.Background()
 	lbs, err := awsprovider.New(ctx, awsprovider.Options{Mesh: "tidb", PollInterval: 200 * time.Millisecond, WaitTimeout: time.Minute})
 	if err != nil {

@@ -24,10 +24,7 @@ func TestClusterDomainsOnSandbox(t *testing.T) {
 		c.Namespace = "pingcap"
 		c.Domain = "cluster" + strings.TrimPrefix(c.Name, "tidb-") + ".com"
 	})
-	for _, kv := range s.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
+	s.SetEnv(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	spec := filepath.Join(dir, "mesh.hcl")

@@ -53,10 +53,7 @@ func nginx(t *testing.T, s *sandbox.Sandbox, cluster string, primary bool, ips .
 // NLB, the target group and the Service with the user's annotations.
 func TestLoadBalancerOnSandbox(t *testing.T) {
 	s := startSandbox(t)
-	for _, kv := range s.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
+	s.SetEnv(t)
 	pri, sec, old := s.Clusters[0], s.Clusters[1], s.Clusters[2]
 	ctx, cancel := context.WithCancel(context.Background())
 	lbc, stopped, err := s.StartTargetGroups(ctx, map[string][]byte{old.Name: crds.TargetGroupBindingBefore210()})

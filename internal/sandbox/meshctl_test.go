@@ -22,10 +22,7 @@ import (
 // each Corefile byte-identical to EKS's default.
 func TestMeshctlOnSandbox(t *testing.T) {
 	s := startSandbox(t)
-	for _, kv := range s.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
+	s.SetEnv(t)
 	dir := t.TempDir()
 	spec := filepath.Join(dir, "mesh.hcl")
 	var b strings.Builder

@@ -67,3 +67,13 @@ func StartT(t testing.TB, modify ...func(*Cluster)) *Sandbox {
 	})
 	return s
 }
+
+// SetEnv sets Env() in the test's environment, so that meshctl run in this process talks to the sandbox
+// (restored when the test ends; not for parallel tests).
+func (s *Sandbox) SetEnv(t testing.TB) {
+	t.Helper()
+	for _, kv := range s.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+}

@@ -47,10 +47,7 @@ func contains(list []string, s string) bool {
 // exactly that object, nothing else; fixed again, verify exits 0.
 func TestVerifyOnSandbox(t *testing.T) {
 	s := startSandbox(t)
-	for _, kv := range s.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
+	s.SetEnv(t)
 	dir := t.TempDir()
 	spec := filepath.Join(dir, "mesh.hcl")
 	var b strings.Builder
