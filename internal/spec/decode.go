@@ -53,7 +53,9 @@ var (
 			{Name: "api_server"},
 			{Name: "assume_role"},
 			{Name: "external_id"},
+			{Name: "network"},
 		},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "dns"}},
 	}
 )
 
@@ -320,6 +322,8 @@ func (d *decoder) decodeCluster(b *hcl.Block) {
 		c.APIServer = s
 		checkAPIServer(d, r, s)
 	}
+	d.decodeNetwork(c, attrs["network"])
+	d.decodeClusterDNS(c, content.Blocks)
 
 	if first, ok := d.clusterDecl[c.Name]; ok {
 		d.errorf(b.DefRange, "Duplicate cluster name",

@@ -47,15 +47,15 @@ func (lb *LoadBalancer) ElemRange(name string, i int) hcl.Range {
 	return lb.AttrRange(name)
 }
 
-// SecondariesOf are the clusters whose Pods join the target group: Secondaries, or every member but the
-// primary.
+// SecondariesOf are the clusters whose Pods join the target group: Secondaries, or every AWS member but
+// the primary (an external member's Pods are not reachable from the load balancer's VPC through meshd).
 func (lb *LoadBalancer) SecondariesOf(m *Mesh) []string {
 	if len(lb.Secondaries) > 0 {
 		return lb.Secondaries
 	}
 	var out []string
 	for _, c := range m.Clusters {
-		if c.Name != lb.Primary {
+		if c.Name != lb.Primary && !c.External() {
 			out = append(out, c.Name)
 		}
 	}
@@ -149,6 +149,9 @@ func (d *decoder) validateLoadBalancers() {
 		if _, ok := lb.Attrs["primary"]; ok && m.Cluster(lb.Primary) == nil {
 			d.errorf(lb.AttrRange("primary"), "Unknown cluster",
 				"load_balancer %q names primary %q, which is not a cluster of this mesh (%s).", lb.Name, lb.Primary, clusterNames(m))
+		} else if c := m.Cluster(lb.Primary); c != nil && c.External() {
+			d.errorf(lb.AttrRange("primary"), "External member in a load balancer",
+				`load_balancer %q names primary %q, whose network is external: its Service gets no AWS NLB from the AWS Load Balancer Controller. The primary must be an AWS member.`, lb.Name, lb.Primary)
 		}
 		seen := map[string]bool{}
 		for i, s := range lb.Secondaries {
@@ -160,6 +163,9 @@ func (d *decoder) validateLoadBalancers() {
 				d.errorf(rg, "Unknown cluster",
 					"load_balancer %q names secondary %q, which is not a cluster of this mesh (%s). A secondary must be a member: meshd peers its VPC with the primary's, which the target group needs to reach its Pods.",
 					lb.Name, s, clusterNames(m))
+			case m.Cluster(s).External():
+				d.errorf(rg, "External member in a load balancer",
+					`load_balancer %q names secondary %q, whose network is external: meshd does not connect it to the load balancer's VPC, so the target group could not reach its Pods. Remove it from secondaries.`, lb.Name, s)
 			case s == lb.Primary:
 				d.errorf(rg, "Primary listed as a secondary",
 					"%q is load_balancer %q's primary: LBC registers its Pods already. Remove it from secondaries.", s, lb.Name)

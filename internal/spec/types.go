@@ -62,7 +62,20 @@ type Quotas struct {
 // DefaultQuotas are AWS's default quotas (see shared/limits.md).
 var DefaultQuotas = Quotas{PeeringsPerVPC: 50, RoutesPerRouteTable: 50, InboundRulesPerGroup: 60}
 
-// Cluster is one member cluster. Exactly one of EKSCluster or VPCID+SecurityGroupID identifies its network.
+// How a member's network is provided (a cluster's network attribute).
+const (
+	NetworkAWS      = "aws"      // an AWS VPC that meshd peers with the other members' (the default)
+	NetworkExternal = "external" // someone else's (Cilium ClusterMesh, a data centre's routing): meshd leaves it alone
+)
+
+// Types of a member's DNS Service (dns { service_type }).
+const (
+	ServiceTypeLoadBalancer = "LoadBalancer" // an internal NLB on AWS; on an external member a load balancer that publishes an IP (MetalLB)
+	ServiceTypeNodePort     = "NodePort"     // external members only: reached at dns { node_addresses } and the Service's node port
+)
+
+// Cluster is one member cluster. On AWS (the default network), exactly one of EKSCluster or
+// VPCID+SecurityGroupID identifies its network; an external member names no AWS objects at all.
 type Cluster struct {
 	Name            string
 	Region          string
@@ -81,12 +94,44 @@ type Cluster struct {
 	// cluster's AWS objects, for a cluster in another account; "" uses the default credentials.
 	AssumeRole string
 	ExternalID string // the sts:ExternalId the role's trust policy may require; only with AssumeRole
+	// Network is NetworkAWS or NetworkExternal; "" means NetworkAWS (see External).
+	Network string
+	// DNS is the cluster's dns block: how the other members reach its CoreDNS.
+	DNS ClusterDNS
 
 	DeclRange hcl.Range            // the cluster block's header, e.g. `cluster "tidb-1" {`
 	Attrs     map[string]hcl.Range // value range of each attribute that was set, by attribute name
 	// Elems holds the range of each element of a list attribute written as a list literal, by attribute name,
 	// so that a check made after observing AWS (a CIDR block the VPC does not have) can point at the element.
 	Elems map[string][]hcl.Range
+}
+
+// ClusterDNS is a cluster block's dns block: the DNS Service that exposes the cluster's CoreDNS to the
+// other members.
+type ClusterDNS struct {
+	// ServiceType is ServiceTypeLoadBalancer or ServiceTypeNodePort; "" when not set (LoadBalancer on AWS,
+	// NodePort on an external member with NodeAddresses).
+	ServiceType string
+	// NodeAddresses are the IP addresses of the cluster's nodes that the other members reach its NodePort
+	// DNS Service at.
+	NodeAddresses []string
+	// ServiceAnnotations are put on the DNS Service: on AWS on top of the internal-NLB ones, on an external
+	// member instead of them (MetalLB's address pool, say).
+	ServiceAnnotations map[string]string
+}
+
+// External reports whether meshd leaves the cluster's network to someone else (network = "external").
+func (c *Cluster) External() bool { return c.Network == NetworkExternal }
+
+// DNSServiceType is the type of the cluster's DNS Service, defaults applied.
+func (c *Cluster) DNSServiceType() string {
+	switch {
+	case c.DNS.ServiceType != "":
+		return c.DNS.ServiceType
+	case len(c.DNS.NodeAddresses) > 0:
+		return ServiceTypeNodePort
+	}
+	return ServiceTypeLoadBalancer
 }
 
 // AttrRange returns the range of the named attribute if it was set, else the block's header range, so that a

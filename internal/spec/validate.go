@@ -32,10 +32,16 @@ var (
 func (d *decoder) validate() {
 	m := d.m
 	for _, c := range m.Clusters {
+		if _, set := c.Attrs["network"]; set && c.Network == "" {
+			continue // an invalid network: which other attributes it needs is not known
+		}
 		d.checkRequired(c)
-		d.checkIdentity(c)
-		d.checkEKSDomain(c)
-		d.checkExternalID(c)
+		d.checkNetwork(c)
+		if !c.External() {
+			d.checkIdentity(c)
+			d.checkEKSDomain(c)
+			d.checkExternalID(c)
+		}
 	}
 	d.checkUnique()
 	d.checkCorefileVia()
@@ -62,7 +68,7 @@ func (d *decoder) checkExternalID(c *Cluster) {
 }
 
 func (d *decoder) checkRequired(c *Cluster) {
-	if _, ok := c.Attrs["region"]; !ok {
+	if _, ok := c.Attrs["region"]; !ok && !c.External() {
 		d.errorf(c.DeclRange, "Missing required argument",
 			`Cluster %q has no region. Set region to the AWS region the cluster runs in, like region = "us-west-1".`, c.Name)
 	}
