@@ -154,7 +154,7 @@ func render(b Block) (rendered, error) {
 	}
 	ups := make([]string, len(addrs))
 	for i, a := range addrs {
-		ups[i] = a.String()
+		ups[i] = upstreamText(a)
 	}
 	return rendered{zone: z, lines: []string{
 		z + ":53 {",

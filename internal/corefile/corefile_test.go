@@ -56,6 +56,9 @@ func TestRenderUpstreams(t *testing.T) {
 		{"15 is the limit", "a.local", ips(15), strings.Join(ips(15), " ")},
 		{"16 with a duplicate is 15", "a.local", append(ips(15), "10.0.0.1"), strings.Join(ips(15), " ")},
 		{"zone lower case", "Pingcap-2.SVC.cluster.local.", []string{"10.0.0.1"}, "10.0.0.1"},
+		{"node ports", "a.local", []string{"10.0.0.2:30053", "10.0.0.1:30053", "10.0.0.1:30054"}, "10.0.0.1:30053 10.0.0.1:30054 10.0.0.2:30053"},
+		{"v6 node port", "a.local", []string{"[FD00::1]:30053"}, "[fd00::1]:30053"},
+		{"port 53 is the default", "a.local", []string{"10.0.0.1:53", "10.0.0.1"}, "10.0.0.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Render(mesh, Block{Zone: tc.zone, Upstreams: tc.ips})
@@ -91,7 +94,8 @@ func TestRenderErrors(t *testing.T) {
 		{"16 upstreams", mesh, Block{Zone: "pingcap-2.svc.cluster.local", Upstreams: ips(16)}, []string{`"pingcap-2.svc.cluster.local"`, "16 upstreams", "at most 15"}},
 		{"no upstreams", mesh, Block{Zone: "pingcap-2.svc.cluster.local"}, []string{`"pingcap-2.svc.cluster.local"`, "no upstreams"}},
 		{"not an IP", mesh, Block{Zone: "a.local", Upstreams: []string{"nlb.example.com"}}, []string{`"nlb.example.com"`, "not an IP"}},
-		{"IP with port", mesh, Block{Zone: "a.local", Upstreams: []string{"10.0.0.1:53"}}, []string{"not an IP"}},
+		{"port 0", mesh, Block{Zone: "a.local", Upstreams: []string{"10.0.0.1:0"}}, []string{"not an IP"}},
+		{"name with port", mesh, Block{Zone: "a.local", Upstreams: []string{"node-1:30053"}}, []string{"not an IP"}},
 		{"IPv6 zone", mesh, Block{Zone: "a.local", Upstreams: []string{"fe80::1%eth0"}}, []string{"not an IP"}},
 		{"root zone", mesh, Block{Zone: ".", Upstreams: []string{"10.0.0.1"}}, []string{"root zone"}},
 		{"empty zone", mesh, Block{Zone: "", Upstreams: []string{"10.0.0.1"}}, []string{"root zone"}},

@@ -77,16 +77,16 @@ const MaxUpstreams = 15
 
 // upstreamsFor validates a block's upstreams and returns them sorted numerically and de-duplicated, so
 // that the rendered block does not change when the load balancer lists its addresses in another order.
-func upstreamsFor(zone string, ups []string) ([]netip.Addr, error) {
-	addrs := make([]netip.Addr, 0, len(ups))
+func upstreamsFor(zone string, ups []string) ([]netip.AddrPort, error) {
+	addrs := make([]netip.AddrPort, 0, len(ups))
 	for _, u := range ups {
-		a, err := netip.ParseAddr(u)
-		if err != nil || a.Zone() != "" {
-			return nil, fmt.Errorf("corefile: zone %q: upstream %q is not an IP address", zone, u)
+		a, err := parseUpstream(u)
+		if err != nil {
+			return nil, fmt.Errorf("corefile: zone %q: upstream %q is not an IP address or an IP address and port", zone, u)
 		}
-		addrs = append(addrs, a.Unmap())
+		addrs = append(addrs, a)
 	}
-	slices.SortFunc(addrs, netip.Addr.Compare)
+	slices.SortFunc(addrs, netip.AddrPort.Compare)
 	addrs = slices.Compact(addrs)
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("corefile: zone %q has no upstreams; a forward without upstreams does not parse", zone)
@@ -95,6 +95,31 @@ func upstreamsFor(zone string, ups []string) ([]netip.Addr, error) {
 		return nil, fmt.Errorf("corefile: zone %q has %d upstreams; CoreDNS forward accepts at most %d", zone, len(addrs), MaxUpstreams)
 	}
 	return addrs, nil
+}
+
+// parseUpstream reads an upstream as an address, with port 0 standing for CoreDNS's default (53), or as
+// address:port (a NodePort Service's node port; IPv6 in brackets).
+func parseUpstream(u string) (netip.AddrPort, error) {
+	if a, err := netip.ParseAddr(u); err == nil && a.Zone() == "" {
+		return netip.AddrPortFrom(a.Unmap(), 0), nil
+	}
+	ap, err := netip.ParseAddrPort(u)
+	if err != nil || ap.Addr().Zone() != "" || ap.Port() == 0 {
+		return netip.AddrPort{}, fmt.Errorf("not an upstream: %q", u)
+	}
+	port := ap.Port()
+	if port == 53 {
+		port = 0 // the default: 10.0.0.1:53 and 10.0.0.1 are one upstream
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), port), nil
+}
+
+// upstreamText is an upstream as a forward directive takes it: the bare address for the default port.
+func upstreamText(a netip.AddrPort) string {
+	if a.Port() == 0 {
+		return a.Addr().String()
+	}
+	return a.String()
 }
 
 // meshName is what a mesh name may be: a Kubernetes label value, which is also safe in a comment line.

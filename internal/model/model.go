@@ -13,9 +13,11 @@ const (
 // meshd's own writes from drift.
 const FieldManager = "meshd"
 
-// Member is a spec cluster resolved against AWS: the network objects meshd manages for it.
+// Member is a spec cluster resolved against AWS: the network objects meshd manages for it. An External
+// member (network = "external") has none: only its name and its Kubernetes side are set.
 type Member struct {
 	Name            string   `json:"name"`
+	External        bool     `json:"external,omitempty"`
 	Region          string   `json:"region"`
 	VPCID           string   `json:"vpc_id"`
 	CIDRs           []string `json:"cidrs"` // primary first, then associated secondary blocks
@@ -37,6 +39,17 @@ type Member struct {
 	KubeContext   string `json:"kube_context,omitempty"`
 	Namespace     string `json:"namespace,omitempty"`
 	ClusterDomain string `json:"cluster_domain,omitempty"` // "" means cluster.local
+	// DNS is how its DNS Service exposes its CoreDNS, from the cluster's dns block; nil keeps the default
+	// (an AWS member's internal NLB, with meshd's annotations only).
+	DNS *DNSExposure `json:"dns,omitempty"`
+}
+
+// DNSExposure is a member's dns block: the type of its DNS Service, the node addresses a NodePort Service
+// is reached at, and the annotations put on the Service besides (AWS) or instead of (external) the NLB's.
+type DNSExposure struct {
+	ServiceType   string            `json:"service_type,omitempty"` // "LoadBalancer" or "NodePort"
+	NodeAddresses []string          `json:"node_addresses,omitempty"`
+	Annotations   map[string]string `json:"annotations,omitempty"`
 }
 
 // Access says which credentials meshd uses for a member's AWS objects: the default chain's (the zero value),
@@ -215,6 +228,11 @@ type DNSObserved struct {
 type Service struct {
 	Spec     ServiceSpec `json:"spec"`
 	Hostname string      `json:"hostname,omitempty"` // status.loadBalancer.ingress[0].hostname
+	// IPs are the addresses of status.loadBalancer.ingress[].ip, sorted: what a load balancer that publishes
+	// no hostname (MetalLB) gives.
+	IPs []string `json:"ips,omitempty"`
+	// NodePort is the node port the API server allocated to the DNS port (53/TCP); 0 when none.
+	NodePort int32 `json:"node_port,omitempty"`
 }
 
 // ServiceSpec is the part of a Service meshd manages.

@@ -18,8 +18,10 @@ import (
 func Check(m *spec.Mesh, members []model.Member, obs *model.Observed, p *Plan) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	if !p.Destroy { // removing what meshd made needs neither disjoint blocks nor quota room
-		diags = append(diags, checkOverlaps(m, members, obs)...)
-		diags = append(diags, checkQuotas(m, members, obs, p)...)
+		// An external member has no VPC: nothing of it is peered, nor counts toward a quota.
+		networked := slices.DeleteFunc(slices.Clone(members), func(mem model.Member) bool { return mem.External })
+		diags = append(diags, checkOverlaps(m, networked, obs)...)
+		diags = append(diags, checkQuotas(m, networked, obs, p)...)
 		diags = append(diags, checkDomains(m, p)...)
 	}
 	return diags

@@ -57,7 +57,10 @@ func Compute(in Input) *Plan {
 type computer struct {
 	in      Input
 	members []model.Member // sorted by name; empty when destroying
-	plan    *Plan
+	// networked are the members whose network meshd manages (not External): the ones peered, routed and
+	// let in.
+	networked []model.Member
+	plan      *Plan
 
 	// peeringRef is, by pair address, how routes of that pair reach their peering.
 	peeringRef map[string]peeringRef
@@ -93,6 +96,13 @@ func newComputer(in Input) *computer {
 		ownedPeerings:         map[string]model.ObservedPeering{},
 		usedPeerings:          map[string]bool{},
 		routeDeletesByPeering: map[string][]string{},
+	}
+	for _, m := range members {
+		if m.External {
+			c.plan.UnmanagedNetworks = append(c.plan.UnmanagedNetworks, m.Name)
+		} else {
+			c.networked = append(c.networked, m)
+		}
 	}
 	for id, p := range in.Observed.Peerings {
 		if !p.Gone() && model.TaggedBy(p.Tags, in.Mesh) {

@@ -3,8 +3,10 @@ package plan
 import (
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/meshd-io/meshd/internal/corefile"
@@ -34,9 +36,9 @@ func init() {
 // Annotations of the DNS Service: the AWS load balancer controller (or the in-tree cloud provider) makes
 // an internal network load balancer with cross-zone balancing for it.
 const (
-	AnnotationLBType      = "service.beta.kubernetes.io/aws-load-balancer-type"
-	AnnotationLBInternal  = "service.beta.kubernetes.io/aws-load-balancer-internal"
-	AnnotationLBCrossZone = "service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled"
+	AnnotationLBType      = spec.AnnotationLBType
+	AnnotationLBInternal  = spec.AnnotationLBInternal
+	AnnotationLBCrossZone = spec.AnnotationLBCrossZone
 )
 
 // DNSServiceAddress is the address of a cluster's DNS Service.
@@ -46,16 +48,48 @@ func DNSServiceAddress(cluster string) string { return fmt.Sprintf("%s[%s]", Kin
 // LoadBalancer, the CoreDNS selector and port 53/TCP.
 func DesiredDNSService(mesh string) model.ServiceSpec {
 	return model.ServiceSpec{
-		Type: "LoadBalancer",
-		Annotations: map[string]string{
-			AnnotationLBType:      "nlb",
-			AnnotationLBInternal:  "true",
-			AnnotationLBCrossZone: "true",
-		},
-		Labels:   OwnerLabels(mesh),
-		Selector: map[string]string{"k8s-app": "kube-dns"},
-		Ports:    []model.ServicePort{{Name: "dns-tcp", Protocol: "TCP", Port: 53, TargetPort: "53"}},
+		Type:        spec.ServiceTypeLoadBalancer,
+		Annotations: spec.NLBAnnotations(),
+		Labels:      OwnerLabels(mesh),
+		Selector:    map[string]string{"k8s-app": "kube-dns"},
+		Ports:       []model.ServicePort{{Name: "dns-tcp", Protocol: "TCP", Port: 53, TargetPort: "53"}},
 	}
+}
+
+// desiredService is the part of m's DNS Service meshd sets: DesiredDNSService with the dns block's
+// annotations added, or, on an external member, with the dns block's type and annotations instead of the
+// NLB's. The keys of the dns block's annotations are recorded in spec.AnnotationOwnedKeys, so that one
+// removed from the spec is removed from the Service.
+func desiredService(mesh string, m model.Member) model.ServiceSpec {
+	want := DesiredDNSService(mesh)
+	var extra map[string]string
+	if m.DNS != nil {
+		extra = m.DNS.Annotations
+	}
+	if m.External {
+		want.Annotations = map[string]string{}
+		if m.DNS != nil && m.DNS.ServiceType != "" {
+			want.Type = m.DNS.ServiceType
+		}
+	}
+	maps.Copy(want.Annotations, extra)
+	if len(extra) > 0 {
+		want.Annotations[spec.AnnotationOwnedKeys] = strings.Join(slices.Sorted(maps.Keys(extra)), ",")
+	}
+	if len(want.Annotations) == 0 {
+		want.Annotations = nil
+	}
+	return want
+}
+
+// OwnedAnnotationKeys are the keys of dns { service_annotations } that meshd recorded on a Service it set
+// them on.
+func OwnedAnnotationKeys(annotations map[string]string) []string {
+	v := annotations[spec.AnnotationOwnedKeys]
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
 }
 
 // DNSService is a cluster's DNS Service and what its load balancer resolved to. Spec holds only what meshd
@@ -70,6 +104,10 @@ type DNSService struct {
 	Hostname     string   `json:"hostname,omitempty"`
 	LoadBalancer string   `json:"load_balancer,omitempty"`
 	Addresses    []string `json:"addresses,omitempty"`
+	// External marks an external member's Service: Addresses are then what its load balancer published
+	// (status.loadBalancer.ingress[].ip) or, for a NodePort Service, NodeAddresses with its node port.
+	External      bool     `json:"external,omitempty"`
+	NodeAddresses []string `json:"node_addresses,omitempty"`
 	// Access reaches the cluster's account, where its load balancer is.
 	model.Access
 }
@@ -81,24 +119,30 @@ func (s DNSService) Attrs() []Attr {
 	for _, p := range s.Spec.Ports {
 		ports = append(ports, fmt.Sprintf("%s %d/%s -> %s", p.Name, p.Port, p.Protocol, p.TargetPort))
 	}
-	return []Attr{
+	attrs := []Attr{
 		{Name: "service", Value: DNSNamespace + "/" + DNSServiceName},
 		{Name: "type", Value: s.Spec.Type},
 		{Name: "annotations", Value: joinMap(s.Spec.Annotations)},
 		{Name: "labels", Value: joinMap(s.Spec.Labels)},
 		{Name: "selector", Value: joinMap(s.Spec.Selector)},
 		{Name: "ports", Value: strings.Join(ports, ", ")},
-		{Name: "hostname", Value: s.Hostname, Unknown: s.Hostname == ""},
-		{Name: "addresses", Value: strings.Join(s.Addresses, ", "), Unknown: len(s.Addresses) == 0},
 	}
+	if !s.External { // an external member's load balancer publishes addresses, not a hostname
+		attrs = append(attrs, Attr{Name: "hostname", Value: s.Hostname, Unknown: s.Hostname == ""})
+	}
+	return append(attrs, Attr{Name: "addresses", Value: strings.Join(s.Addresses, ", "), Unknown: len(s.Addresses) == 0})
 }
 
 // service plans the DNS Service of a desired member and records where its addresses come from.
 func (d *dnsPlanner) service(m model.Member) {
 	addr := DNSServiceAddress(m.Name)
 	o := d.obs[m.Name]
-	want := DesiredDNSService(d.mesh())
-	after := DNSService{Cluster: m.Name, Region: m.Region, KubeContext: m.KubeContext, Spec: want, Access: m.Access}
+	want := desiredService(d.mesh(), m)
+	after := DNSService{Cluster: m.Name, Region: m.Region, KubeContext: m.KubeContext, Spec: want, Access: m.Access,
+		External: m.External}
+	if m.External && m.DNS != nil && want.Type == spec.ServiceTypeNodePort {
+		after.NodeAddresses = m.DNS.NodeAddresses
+	}
 
 	if o.Service == nil {
 		d.c.add(Change{Action: Create, Address: addr, Kind: KindDNSService, Reason: "DNS Service missing", After: after})
@@ -122,7 +166,7 @@ func (d *dnsPlanner) service(m model.Member) {
 	}
 
 	before := d.observedService(m, o)
-	lb, waiting := loadBalancer(o)
+	lb, waiting := reachAt(m, o)
 	diff := serviceDiff(want, before.Spec)
 	after.Hostname, after.LoadBalancer, after.Addresses = before.Hostname, before.LoadBalancer, before.Addresses
 	switch {
@@ -160,7 +204,15 @@ func (d *dnsPlanner) service(m model.Member) {
 	}
 	// The load balancer is ready: the others' Corefiles use its addresses now. (After an update that
 	// changes them, the next plan updates the Corefiles.)
-	if n := len(lb.Addresses); n > corefile.MaxUpstreams {
+	if n := len(lb.Addresses); n > corefile.MaxUpstreams && m.External {
+		d.conflict(addr,
+			fmt.Sprintf("The DNS Service of cluster %s has %d addresses; CoreDNS forwards to at most %d", m.Name, n, corefile.MaxUpstreams),
+			fmt.Sprintf("Its load balancer published %d addresses in status.loadBalancer.ingress. CoreDNS's forward plugin accepts at most %d upstreams, "+
+				"so meshd refuses to write the other clusters' blocks for %s. Have the load balancer publish %d or fewer.",
+				n, corefile.MaxUpstreams, DNSZone(d.in.ForwardBy, m), corefile.MaxUpstreams))
+		d.sources[m.Name] = upstreamSource{keep: true}
+		return
+	} else if n > corefile.MaxUpstreams {
 		d.conflict(addr,
 			fmt.Sprintf("The DNS load balancer of cluster %s has %d addresses; CoreDNS forwards to at most %d", m.Name, n, corefile.MaxUpstreams),
 			fmt.Sprintf("NLB %s has network interfaces in %d subnets. CoreDNS's forward plugin accepts at most %d upstreams, so meshd "+
@@ -201,6 +253,9 @@ func (d *dnsPlanner) serviceDelete(m model.Member) {
 
 // normalizeService keeps of an observed spec what meshd sets, so that server-set annotations, labels and
 // node ports never show as a difference.
+//
+// Annotations meshd set from dns { service_annotations } (listed in spec.AnnotationOwnedKeys) are kept
+// too, so that one the spec no longer has shows as a difference.
 func normalizeService(want, got model.ServiceSpec) model.ServiceSpec {
 	out := model.ServiceSpec{Type: got.Type, Selector: got.Selector}
 	pick := func(w, g map[string]string) map[string]string {
@@ -215,7 +270,17 @@ func normalizeService(want, got model.ServiceSpec) model.ServiceSpec {
 		}
 		return m
 	}
-	out.Annotations = pick(want.Annotations, got.Annotations)
+	keys := maps.Clone(want.Annotations)
+	if owned := OwnedAnnotationKeys(got.Annotations); len(owned) > 0 {
+		if keys == nil {
+			keys = map[string]string{}
+		}
+		keys[spec.AnnotationOwnedKeys] = ""
+		for _, k := range owned {
+			keys[k] = ""
+		}
+	}
+	out.Annotations = pick(keys, got.Annotations)
 	out.Labels = pick(want.Labels, got.Labels)
 	out.Ports = slices.Clone(got.Ports)
 	slices.SortFunc(out.Ports, func(a, b model.ServicePort) int {
@@ -265,10 +330,44 @@ func loadBalancer(o model.DNSObserved) (lb model.LoadBalancer, waiting string) {
 	return lb, ""
 }
 
+// reachAt returns where the other members reach m's CoreDNS through its observed Service, or why that is
+// not known yet: the NLB's private addresses (AWS), the addresses its load balancer published (an external
+// member's LoadBalancer Service: MetalLB), or its node addresses with the Service's node port (an external
+// member's NodePort Service).
+func reachAt(m model.Member, o model.DNSObserved) (lb model.LoadBalancer, waiting string) {
+	if !m.External {
+		return loadBalancer(o)
+	}
+	switch {
+	case o.Service == nil:
+		return lb, "waiting for the Service"
+	case m.DNS != nil && m.DNS.ServiceType == spec.ServiceTypeNodePort:
+		if o.Service.NodePort == 0 {
+			return lb, "waiting for its node port: the Service has none for 53/TCP yet"
+		}
+		lb.Addresses = NodeUpstreams(m.DNS.NodeAddresses, o.Service.NodePort)
+	case len(o.Service.IPs) == 0:
+		return lb, "waiting for its load balancer: the Service has no load balancer IP yet (status.loadBalancer.ingress[].ip)"
+	default:
+		lb.Addresses = slices.Clone(o.Service.IPs)
+	}
+	return lb, ""
+}
+
+// NodeUpstreams are the upstreams of a NodePort DNS Service: each node address with the node port.
+func NodeUpstreams(nodes []string, port int32) []string {
+	out := make([]string, 0, len(nodes))
+	for _, n := range nodes {
+		out = append(out, net.JoinHostPort(n, strconv.Itoa(int(port))))
+	}
+	slices.Sort(out)
+	return out
+}
+
 func (d *dnsPlanner) observedService(m model.Member, o model.DNSObserved) DNSService {
-	s := DNSService{Cluster: m.Name, Region: m.Region, KubeContext: m.KubeContext, Access: m.Access,
-		Spec: normalizeService(DesiredDNSService(d.mesh()), o.Service.Spec), Hostname: o.Service.Hostname}
-	if lb, waiting := loadBalancer(o); waiting == "" {
+	s := DNSService{Cluster: m.Name, Region: m.Region, KubeContext: m.KubeContext, Access: m.Access, External: m.External,
+		Spec: normalizeService(desiredService(d.mesh(), m), o.Service.Spec), Hostname: o.Service.Hostname}
+	if lb, waiting := reachAt(m, o); waiting == "" {
 		s.LoadBalancer, s.Addresses = lb.Name, lb.Addresses
 	} else if lb.Name != "" {
 		s.LoadBalancer = lb.Name

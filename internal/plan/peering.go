@@ -109,8 +109,8 @@ func (c *computer) peerings() {
 		key := pairKey(p.RequesterVPC, p.AccepterVPC)
 		byPair[key] = append(byPair[key], p)
 	}
-	for i, a := range c.members {
-		for _, b := range c.members[i+1:] {
+	for i, a := range c.networked {
+		for _, b := range c.networked[i+1:] {
 			c.peering(a, b, byPair[pairKey(a.VPCID, b.VPCID)])
 		}
 	}

@@ -87,6 +87,10 @@ type Plan struct {
 	// the plan leaves their DNS alone, so it is not the whole correction.
 	Unobserved []string `json:"unobserved,omitempty"`
 
+	// UnmanagedNetworks are the external members (network = "external"): no peering, route or rule is
+	// planned for them, which the rendered plan says once.
+	UnmanagedNetworks []string `json:"unmanaged_networks,omitempty"`
+
 	// Members are the clusters as resolved for this plan; apply stores them in the state.
 	Members map[string]model.Member `json:"members"`
 	// Record and Forget fix the state without touching AWS: routes that are meshd's by their target but were

@@ -71,6 +71,10 @@ func RenderHuman(w io.Writer, p *Plan) error {
 		}
 		fmt.Fprintln(bw)
 	}
+	if n := p.UnmanagedNetworks; len(n) > 0 {
+		fmt.Fprintf(bw, "Note: the network of %s is external (network = \"external\"): meshd plans no peering, route or security-group rule for %s; DNS, replicas and control planes are planned as for any member.\n\n",
+			strings.Join(n, ", "), map[bool]string{true: "it", false: "them"}[len(n) == 1])
+	}
 	for _, w := range p.Warnings {
 		fmt.Fprintf(bw, "Warning: %s\n\n", w)
 	}

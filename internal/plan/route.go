@@ -67,9 +67,9 @@ type desiredRoute struct {
 func (c *computer) routes() {
 	desired := map[string]desiredRoute{} // by route table | destination
 	var order []string
-	for _, a := range c.members {
+	for _, a := range c.networked {
 		for _, rt := range a.RouteTableIDs {
-			for _, b := range c.members {
+			for _, b := range c.networked {
 				if a.Name == b.Name {
 					continue
 				}

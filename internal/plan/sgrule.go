@@ -66,8 +66,8 @@ func (c *computer) rules() {
 	desired := map[string]SGRule{}
 	var order []string
 	byGroup := map[string][]string{} // desired keys by security group, to match others' rules cheaply
-	for _, a := range c.members {
-		for _, b := range c.members {
+	for _, a := range c.networked {
+		for _, b := range c.networked {
 			if a.Name == b.Name {
 				continue
 			}
@@ -206,7 +206,7 @@ func (c *computer) apiRules() []SGRule {
 		return nil
 	}
 	byName := map[string]model.Member{}
-	for _, m := range c.members {
+	for _, m := range c.networked {
 		byName[m.Name] = m
 	}
 	var out []SGRule

@@ -177,6 +177,9 @@ func annotationKeyProblem(k string) string {
 // checkNetwork checks a cluster's network against its other attributes and its dns block: an external
 // member names nothing of AWS and says how the others reach its DNS; an AWS member's DNS is an internal NLB.
 func (d *decoder) checkNetwork(c *Cluster) {
+	if _, set := c.Attrs["dns.service_type"]; set && c.DNS.ServiceType == "" {
+		return // an invalid service_type, reported already: which settings go with it is not known
+	}
 	dnsOn := !d.m.DNSDisabled
 	if !c.External() {
 		for _, a := range []string{"dns.service_type", "dns.node_addresses"} {

@@ -174,6 +174,10 @@ func (d *decoder) validateLoadBalancers() {
 			}
 			seen[s] = true
 		}
+		if _, set := lb.Attrs["secondaries"]; !set && len(lb.SecondariesOf(m)) == 0 && m.Cluster(lb.Primary) != nil {
+			d.errorf(lb.DeclRange, "No secondary",
+				"Every member of the mesh but load_balancer %q's primary %q is external, so no other cluster can join its target group. Add an AWS member, or remove the load_balancer block.", lb.Name, lb.Primary)
+		}
 		if _, set := lb.Attrs["secondaries"]; set && len(lb.Secondaries) == 0 {
 			d.errorf(lb.AttrRange("secondaries"), "Empty secondary list",
 				"load_balancer %q has no secondaries, so no other cluster joins its target group. Name them, or remove secondaries to use every other member.", lb.Name)

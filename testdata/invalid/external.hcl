@@ -61,18 +61,15 @@ cluster "dc-4" {
   }
 }
 
-cluster "dc-5" {
-  kube_context   = "dc-5"
-  network        = "on-prem" # ERROR: Invalid network
-  cluster_domain = "dc5.local"
-  dns {
-    service_type = "ClusterIP" # ERROR: Invalid DNS Service type
-  }
-}
-
 load_balancer "web" {
   primary     = "dc-1" # ERROR: External member in a load balancer
   namespace   = "default"
   service     = "web"
   secondaries = ["aws-1", "dc-4"] # ERROR: External member in a load balancer
+}
+
+load_balancer "solo" { # ERROR: No secondary
+  primary   = "aws-1"
+  namespace = "default"
+  service   = "solo"
 }

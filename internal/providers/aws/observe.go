@@ -63,11 +63,14 @@ func (p *Provider) Observe(ctx context.Context, m *spec.Mesh, former map[string]
 		return work[k]
 	}
 	for _, c := range m.Clusters {
+		if c.External() {
+			continue // meshd leaves its network alone: nothing of it is in AWS
+		}
 		w := get(accessOf(c), c.Region)
 		w.clusters = append(w.clusters, c)
 	}
 	for _, f := range sortedMembers(former) {
-		if m.Cluster(f.Name) == nil {
+		if m.Cluster(f.Name) == nil && !f.External {
 			w := get(f.Access, f.Region)
 			w.former = append(w.former, f)
 		}
@@ -112,7 +115,9 @@ func (p *Provider) Observe(ctx context.Context, m *spec.Mesh, former map[string]
 		merge(out.Observed, r.obs)
 	}
 	for _, c := range m.Clusters {
-		if mem, ok := members[c.Name]; ok {
+		if c.External() {
+			out.Members = append(out.Members, model.Member{Name: c.Name, External: true})
+		} else if mem, ok := members[c.Name]; ok {
 			out.Members = append(out.Members, mem)
 		}
 	}

@@ -107,9 +107,26 @@ func ServiceFromAPI(svc *corev1.Service) model.Service {
 	for _, port := range svc.Spec.Ports {
 		s.Spec.Ports = append(s.Spec.Ports, model.ServicePort{Name: port.Name, Protocol: string(port.Protocol),
 			Port: port.Port, TargetPort: port.TargetPort.String()})
+		if port.Port == 53 && port.Protocol == corev1.ProtocolTCP {
+			s.NodePort = port.NodePort
+		}
 	}
 	s.Hostname = hostname(svc)
+	s.IPs = ingressIPs(svc)
 	return s
+}
+
+// ingressIPs are the addresses a load balancer that publishes IPs (MetalLB) put into the Service's status,
+// sorted and without repeats.
+func ingressIPs(svc *corev1.Service) []string {
+	var out []string
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if in.IP != "" && !slices.Contains(out, in.IP) {
+			out = append(out, in.IP)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func hostname(svc *corev1.Service) string {
