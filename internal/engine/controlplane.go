@@ -279,6 +279,9 @@ func privateAPI(cp *spec.ControlPlane, c *spec.Cluster, eks model.APIEndpoint, m
 		unresolved = c.Name
 	}
 	why := fmt.Sprintf("cluster %q was not resolved as an AWS member of the mesh (its VPC was not observed)", unresolved)
+	if slices.ContainsFunc(members, func(mem model.Member) bool { return mem.Name == unresolved && mem.External }) {
+		why = fmt.Sprintf("cluster %q is external (network = \"external\"), a network meshd does not manage", unresolved)
+	}
 	rg := cp.AttrRange("data_planes")
 	if i := slices.Index(cp.DataPlanes, c.Name); i >= 0 && i < len(cp.Elems["data_planes"]) {
 		rg = cp.Elems["data_planes"][i]

@@ -322,10 +322,21 @@ func withKube(m *spec.Mesh, members []model.Member) []model.Member {
 	for i, mem := range members {
 		if c := m.Cluster(mem.Name); c != nil {
 			mem.KubeContext, mem.Namespace, mem.ClusterDomain = c.KubeContext, c.Namespace, c.ClusterDomain
+			mem.DNS = dnsExposure(c)
 		}
 		out[i] = mem
 	}
 	return out
+}
+
+// dnsExposure is a cluster's dns block as its member carries it: nil when the block changes nothing of
+// the default (an AWS member's internal NLB).
+func dnsExposure(c *spec.Cluster) *model.DNSExposure {
+	if !c.External() && len(c.DNS.ServiceAnnotations) == 0 {
+		return nil
+	}
+	return &model.DNSExposure{ServiceType: c.DNSServiceType(), NodeAddresses: c.DNS.NodeAddresses,
+		Annotations: c.DNS.ServiceAnnotations}
 }
 
 // kubeTargets are the spec's clusters and the former members the state knows a kube context for.

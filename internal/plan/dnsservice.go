@@ -166,7 +166,7 @@ func (d *dnsPlanner) service(m model.Member) {
 	}
 
 	before := d.observedService(m, o)
-	lb, waiting := reachAt(m, o)
+	lb, waiting := ReachAt(m, o)
 	diff := serviceDiff(want, before.Spec)
 	after.Hostname, after.LoadBalancer, after.Addresses = before.Hostname, before.LoadBalancer, before.Addresses
 	switch {
@@ -330,11 +330,11 @@ func loadBalancer(o model.DNSObserved) (lb model.LoadBalancer, waiting string) {
 	return lb, ""
 }
 
-// reachAt returns where the other members reach m's CoreDNS through its observed Service, or why that is
+// ReachAt returns where the other members reach m's CoreDNS through its observed Service, or why that is
 // not known yet: the NLB's private addresses (AWS), the addresses its load balancer published (an external
 // member's LoadBalancer Service: MetalLB), or its node addresses with the Service's node port (an external
 // member's NodePort Service).
-func reachAt(m model.Member, o model.DNSObserved) (lb model.LoadBalancer, waiting string) {
+func ReachAt(m model.Member, o model.DNSObserved) (lb model.LoadBalancer, waiting string) {
 	if !m.External {
 		return loadBalancer(o)
 	}
@@ -367,7 +367,7 @@ func NodeUpstreams(nodes []string, port int32) []string {
 func (d *dnsPlanner) observedService(m model.Member, o model.DNSObserved) DNSService {
 	s := DNSService{Cluster: m.Name, Region: m.Region, KubeContext: m.KubeContext, Access: m.Access, External: m.External,
 		Spec: normalizeService(desiredService(d.mesh(), m), o.Service.Spec), Hostname: o.Service.Hostname}
-	if lb, waiting := reachAt(m, o); waiting == "" {
+	if lb, waiting := ReachAt(m, o); waiting == "" {
 		s.LoadBalancer, s.Addresses = lb.Name, lb.Addresses
 	} else if lb.Name != "" {
 		s.LoadBalancer = lb.Name

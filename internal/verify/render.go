@@ -52,6 +52,8 @@ func cell(s Status) string {
 		return "ok"
 	case Fail:
 		return "FAIL"
+	case Unmanaged:
+		return "network not managed"
 	}
 	return "-"
 }

@@ -39,6 +39,9 @@ const (
 	OK      Status = "ok"
 	Fail    Status = "fail"
 	Skipped Status = "skipped" // not checked: not asked for (probe), not observed (DNS off), or a layer it needs failed
+	// Unmanaged is an AWS layer of a pair with an external member (network = "external"): meshd does not
+	// manage that network, so there is nothing of it to check.
+	Unmanaged Status = "unmanaged"
 )
 
 // Verdict is the outcome of one layer for one ordered pair. Causes name the object to fix (for Fail) or why
@@ -131,18 +134,30 @@ func Verify(in Input) Report {
 			if a.Name == b.Name {
 				continue
 			}
-			pcx, peering := v.peering(a, b)
 			add := func(l Layer, res result) {
 				r.Verdicts = append(r.Verdicts, Verdict{From: a.Name, To: b.Name, Layer: l, Status: res.status, Causes: res.causes})
 			}
-			add(LayerPeering, peering)
-			if peering.status == OK {
-				add(LayerRoutes, v.routes(a, b, pcx))
-			} else {
-				add(LayerRoutes, skip("the pair's peering is not active"))
+			switch {
+			case a.External || b.External:
+				ext := a.Name
+				if !a.External {
+					ext = b.Name
+				}
+				why := result{status: Unmanaged, causes: []string{fmt.Sprintf("network not managed: %s is external", ext)}}
+				for _, l := range []Layer{LayerPeering, LayerRoutes, LayerSG, LayerNACL} {
+					add(l, why)
+				}
+			default:
+				pcx, peering := v.peering(a, b)
+				add(LayerPeering, peering)
+				if peering.status == OK {
+					add(LayerRoutes, v.routes(a, b, pcx))
+				} else {
+					add(LayerRoutes, skip("the pair's peering is not active"))
+				}
+				add(LayerSG, v.groups(a, b))
+				add(LayerNACL, v.nacls(a, b))
 			}
-			add(LayerSG, v.groups(a, b))
-			add(LayerNACL, v.nacls(a, b))
 			add(LayerDNS, v.dns(a, b))
 			add(LayerProbe, v.probe(a, b))
 		}
@@ -422,6 +437,13 @@ func (v *verifier) dns(a, b model.Member) result {
 	switch {
 	case bo.Service == nil:
 		causes = append(causes, svc+" does not exist")
+	case b.External:
+		// Where its load balancer (MetalLB) or its nodes publish it, as the plan forwards to.
+		if lb, waiting := plan.ReachAt(b, bo); waiting != "" {
+			causes = append(causes, svc+": "+waiting)
+		} else {
+			want = lb.Addresses
+		}
 	case bo.Service.Hostname == "":
 		causes = append(causes, svc+" has no load-balancer hostname (status.loadBalancer.ingress)")
 	case bo.LoadBalancer == nil:

@@ -12,6 +12,7 @@ import (
 	"github.com/meshd-io/meshd/internal/corefile"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/spec"
 	"github.com/meshd-io/meshd/internal/state"
 )
 
@@ -119,12 +120,42 @@ func (e serviceExecutor) Execute(_ context.Context, ch plan.Change, _ apply.Know
 				return apply.Outcome{}, fmt.Errorf("cluster %s: Service %s/%s exists and is not meshd's: left alone; plan again",
 					want.Cluster, plan.DNSNamespace, plan.DNSServiceName)
 			}
-			// meshd's labels and annotations are added to the Service's own; type, selector and ports are meshd's.
-			svc = &model.Service{Spec: cloneSpec(o.Service.Spec), Hostname: o.Service.Hostname}
+			// meshd's labels and annotations are added to the Service's own (less those it set from the spec
+			// before and no longer does); type, selector and ports are meshd's.
+			svc = cloneService(o.Service)
 			maps.Copy(svc.Spec.Labels, want.Spec.Labels)
+			for _, k := range plan.OwnedAnnotationKeys(svc.Spec.Annotations) {
+				if _, keep := want.Spec.Annotations[k]; !keep {
+					delete(svc.Spec.Annotations, k)
+				}
+			}
+			delete(svc.Spec.Annotations, spec.AnnotationOwnedKeys)
+			if svc.Spec.Annotations == nil {
+				svc.Spec.Annotations = map[string]string{}
+			}
 			maps.Copy(svc.Spec.Annotations, want.Spec.Annotations)
 			svc.Spec.Type, svc.Spec.Selector = want.Spec.Type, maps.Clone(want.Spec.Selector)
 			svc.Spec.Ports = slices.Clone(want.Spec.Ports)
+		}
+		if want.External {
+			// An external member's Service gets a node port at once (the API server allocates it) and, as
+			// type LoadBalancer, an address from its MetalLB-like load balancer, kept once it has one.
+			if svc.NodePort == 0 {
+				svc.NodePort = ExternalNodePort
+			}
+			var addrs []string
+			if want.Spec.Type == spec.ServiceTypeNodePort {
+				svc.IPs = nil
+				addrs = plan.NodeUpstreams(want.NodeAddresses, svc.NodePort)
+			} else {
+				if len(svc.IPs) == 0 {
+					svc.IPs = w.lbAddresses(want.Cluster)
+				}
+				addrs = svc.IPs
+			}
+			o.Service = svc
+			w.DNS[want.Cluster] = o
+			return apply.WithID(strings.Join(addrs, ","), nil)
 		}
 		host := fmt.Sprintf("k8s-kubesyst-acrossc-%s.elb.%s.amazonaws.com", want.Cluster, want.Region)
 		svc.Hostname = host
@@ -221,15 +252,35 @@ func (e corefileExecutor) Execute(_ context.Context, ch plan.Change, known apply
 
 func cloneDNS(o model.DNSObserved) model.DNSObserved {
 	out := model.DNSObserved{CoreDNS: cloneConfigMap(o.CoreDNS), Backup: cloneConfigMap(o.Backup)}
-	if o.Service != nil {
-		out.Service = &model.Service{Spec: cloneSpec(o.Service.Spec), Hostname: o.Service.Hostname}
-	}
+	out.Service = cloneService(o.Service)
 	if o.LoadBalancer != nil {
 		lb := *o.LoadBalancer
 		lb.Addresses = slices.Clone(lb.Addresses)
 		out.LoadBalancer = &lb
 	}
 	return out
+}
+
+// ExternalNodePort is the node port an external member's DNS Service gets.
+const ExternalNodePort = 30053
+
+// SetServiceIPs sets the addresses a cluster's DNS Service's load balancer publishes, as MetalLB does when
+// its pool or the requested address changes.
+func (w *World) SetServiceIPs(cluster string, ips ...string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	o := w.DNS[cluster]
+	if o.Service != nil {
+		o.Service.IPs = slices.Sorted(slices.Values(ips))
+	}
+	w.DNS[cluster] = o
+}
+
+func cloneService(s *model.Service) *model.Service {
+	if s == nil {
+		return nil
+	}
+	return &model.Service{Spec: cloneSpec(s.Spec), Hostname: s.Hostname, IPs: slices.Clone(s.IPs), NodePort: s.NodePort}
 }
 
 func cloneConfigMap(cm *model.ConfigMap) *model.ConfigMap {

@@ -47,6 +47,9 @@ type Cluster struct {
 	RouteTables  int
 	// Corefile is the cluster's Corefile before meshd; "" is the EKS CoreDNS add-on's default.
 	Corefile string
+	// External makes a member whose network meshd does not manage (network = "external"): no VPC, route
+	// tables or security group; Region, CIDRs and RouteTables are ignored.
+	External bool
 }
 
 // NewWorld creates a VPC, route tables and a node security group for each cluster, and a CoreDNS ConfigMap
@@ -62,6 +65,10 @@ func NewWorld(mesh string, clusters []Cluster) (*World, []model.Member) {
 		}
 		w.originalCorefile[c.Name] = text
 		w.DNS[c.Name] = model.DNSObserved{CoreDNS: &model.ConfigMap{Data: map[string]string{plan.CorefileKey: text}}}
+		if c.External {
+			members = append(members, model.Member{Name: c.Name, External: true})
+			continue
+		}
 		w.cidrs[c.Name] = c.CIDRs[0]
 		vpc := fmt.Sprintf("vpc-%04x", i+1)
 		m := model.Member{Name: c.Name, Region: c.Region, VPCID: vpc, CIDRs: c.CIDRs,

@@ -20,6 +20,7 @@ import (
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
 	"github.com/meshd-io/meshd/internal/poll"
+	specpkg "github.com/meshd-io/meshd/internal/spec"
 	"github.com/meshd-io/meshd/internal/state"
 )
 
@@ -62,6 +63,13 @@ func (e serviceExecutor) run(ctx context.Context, ch plan.Change) (string, error
 		}
 		if err := p.applyService(ctx, c, want.Spec, ch.Action == plan.Adopt); err != nil {
 			return "", fmt.Errorf("cluster %s: %w", want.Cluster, err)
+		}
+		if want.External {
+			addrs, err := p.waitReachable(ctx, c, want, ch.Address)
+			if err != nil {
+				return "", fmt.Errorf("cluster %s: %w", want.Cluster, err)
+			}
+			return strings.Join(addrs, ","), nil
 		}
 		host, err := p.waitHostname(ctx, c, ch.Address)
 		if err != nil {
@@ -160,6 +168,13 @@ func (p *Provider) applyService(ctx context.Context, c kubeclient.Interface, spe
 		if cur.Annotations == nil {
 			cur.Annotations = map[string]string{}
 		}
+		// Annotations meshd set from the spec earlier and the spec no longer has are removed; others' stay.
+		for _, k := range plan.OwnedAnnotationKeys(cur.Annotations) {
+			if _, keep := spec.Annotations[k]; !keep {
+				delete(cur.Annotations, k)
+			}
+		}
+		delete(cur.Annotations, specpkg.AnnotationOwnedKeys)
 		maps.Copy(cur.Annotations, spec.Annotations)
 		cur.Spec.Type = corev1.ServiceType(spec.Type)
 		cur.Spec.Selector = maps.Clone(spec.Selector)
@@ -181,6 +196,35 @@ func (p *Provider) poll(ctx context.Context, address, what string, check func(co
 		return fmt.Errorf("gave up waiting for %s after %s: %w", what, ended.Waited, ended.Err)
 	}
 	return err
+}
+
+// waitReachable waits until an external member's DNS Service can be reached and returns where: the
+// addresses its load balancer published (MetalLB), or, for a NodePort Service, the node addresses with the
+// node port the API server allocated.
+func (p *Provider) waitReachable(ctx context.Context, c kubeclient.Interface, want plan.DNSService, address string) ([]string, error) {
+	nodePort := want.Spec.Type == specpkg.ServiceTypeNodePort
+	what := "the load balancer to set the Service's status.loadBalancer.ingress[].ip"
+	if nodePort {
+		what = "the Service's node port"
+	}
+	var addrs []string
+	err := p.poll(ctx, address, what, func(ctx context.Context) (bool, error) {
+		svc, err := p.services(c).Get(ctx, plan.DNSServiceName, metav1.GetOptions{})
+		if err != nil {
+			return false, fmt.Errorf("reading Service %s/%s: %w", plan.DNSNamespace, plan.DNSServiceName, err)
+		}
+		got := ServiceFromAPI(svc)
+		if nodePort {
+			if got.NodePort == 0 {
+				return false, nil
+			}
+			addrs = plan.NodeUpstreams(want.NodeAddresses, got.NodePort)
+		} else {
+			addrs = got.IPs
+		}
+		return len(addrs) > 0, nil
+	})
+	return addrs, err
 }
 
 // waitHostname waits until the load balancer controller has set the Service's load balancer hostname.
