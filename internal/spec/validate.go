@@ -318,7 +318,7 @@ func (d *decoder) checkCorefileVia() {
 		return
 	}
 	for _, c := range m.Clusters {
-		if c.EKSCluster == "" {
+		if c.EKSCluster == "" && !c.External() { // an external member has no add-on, and knows it
 			d.warnf(c.DeclRange, "No EKS add-on to configure",
 				`corefile_via = "eks_addon" (at %s), but cluster %q names no eks_cluster: meshd writes its Corefile blocks into that cluster's ConfigMap only.`,
 				pos(m.AttrRange("dns.corefile_via")), c.Name)
