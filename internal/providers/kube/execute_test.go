@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -16,6 +17,7 @@ import (
 	"github.com/meshd-io/meshd/internal/kubeclient"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/spec"
 )
 
 // These tests run the executors against client-go's in-memory clientset, for the checks made at the moment
@@ -193,5 +195,53 @@ func TestLongWaitReportsProgress(t *testing.T) {
 		if !strings.HasPrefix(l, "dns_service[a]: still waiting for the load balancer controller") || !strings.HasSuffix(l, "elapsed]") {
 			t.Errorf("progress line %q", l)
 		}
+	}
+}
+
+// externalService is meshd's DNS Service of an external member as an earlier apply left it: MetalLB's
+// address in its status, a node port, and an annotation meshd set from the spec beside one of another party.
+func externalService() *corev1.Service {
+	want := plan.DesiredDNSService("tidb")
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: plan.DNSServiceName, Namespace: plan.DNSNamespace, Labels: want.Labels,
+			Annotations: map[string]string{"metallb.io/loadBalancerIPs": "192.168.4.53", spec.AnnotationOwnedKeys: "metallb.io/loadBalancerIPs",
+				"someone.else/note": "kept"}},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: want.Selector,
+			Ports: []corev1.ServicePort{{Name: "dns-tcp", Protocol: corev1.ProtocolTCP, Port: 53, NodePort: 30053}}},
+		Status: corev1.ServiceStatus{LoadBalancer: corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "192.168.4.53"}}}},
+	}
+}
+
+func externalChange(typ string, annotations map[string]string, nodes ...string) plan.Change {
+	want := plan.DesiredDNSService("tidb")
+	want.Type, want.Annotations = typ, annotations
+	return plan.Change{Action: plan.Update, Address: plan.DNSServiceAddress("d"), Kind: plan.KindDNSService,
+		After: plan.DNSService{Cluster: "d", KubeContext: "ctx-d", Spec: want, External: true, NodeAddresses: nodes}}
+}
+
+func TestExternalServiceReachedAtItsAddresses(t *testing.T) {
+	pool := map[string]string{"metallb.io/address-pool": "dns", spec.AnnotationOwnedKeys: "metallb.io/address-pool"}
+	p, cs := fakeProvider(externalService())
+	out, err := serviceExecutor{p}.Execute(context.Background(), externalChange("LoadBalancer", pool), nil)
+	if err != nil || out.ID != "192.168.4.53" {
+		t.Fatalf("LoadBalancer: ID %q, err %v; want MetalLB's address 192.168.4.53", out.ID, err)
+	}
+	got := getService(t, cs).Annotations
+	want := map[string]string{"metallb.io/address-pool": "dns", spec.AnnotationOwnedKeys: "metallb.io/address-pool", "someone.else/note": "kept"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("annotations (-want +got): the one the spec dropped goes, another party's stays\n%s", diff)
+	}
+
+	p, cs = fakeProvider(externalService())
+	out, err = serviceExecutor{p}.Execute(context.Background(), externalChange("NodePort", nil, "192.168.4.12", "192.168.4.11"), nil)
+	if err != nil || out.ID != "192.168.4.11:30053,192.168.4.12:30053" {
+		t.Fatalf("NodePort: ID %q, err %v; want each node address with the node port", out.ID, err)
+	}
+	svc := getService(t, cs)
+	if svc.Spec.Type != corev1.ServiceTypeNodePort || svc.Spec.Ports[0].NodePort != 30053 {
+		t.Errorf("NodePort: type %s, node port %d; want NodePort keeping 30053", svc.Spec.Type, svc.Spec.Ports[0].NodePort)
+	}
+	if _, ok := svc.Annotations[spec.AnnotationOwnedKeys]; ok {
+		t.Errorf("NodePort: %s is still there with no spec annotations: %v", spec.AnnotationOwnedKeys, svc.Annotations)
 	}
 }
