@@ -73,24 +73,7 @@ type TargetGroupController struct {
 	Logf      func(format string, args ...any)
 	Interval  time.Duration // default 300ms
 
-	pauseMu sync.Mutex
-	paused  map[string]bool
-}
-
-// Pause stops (or resumes) the stand-in in one cluster, as if its controller were down.
-func (c *TargetGroupController) Pause(cluster string, pause bool) {
-	c.pauseMu.Lock()
-	defer c.pauseMu.Unlock()
-	if c.paused == nil {
-		c.paused = map[string]bool{}
-	}
-	c.paused[cluster] = pause
-}
-
-func (c *TargetGroupController) isPaused(cluster string) bool {
-	c.pauseMu.Lock()
-	defer c.pauseMu.Unlock()
-	return c.paused[cluster]
+	pauses
 }
 
 // Run serves every cluster until ctx ends.
