@@ -458,11 +458,12 @@ func mapKeys(m map[string]bool) func(func(string) bool) {
 }
 
 // StartTargetGroups installs the TargetGroupBinding CRD (crd: the manifest, by cluster; a cluster not
-// listed gets crds.TargetGroupBinding) in every cluster's API server and runs the target-group stand-in
-// until ctx ends; wait for its end with the returned func.
+// listed gets crds.TargetGroupBinding) in the API server of every cluster but the External ones (which run
+// no AWS Load Balancer Controller) and runs the target-group stand-in until ctx ends; wait for its end with
+// the returned func.
 func (s *Sandbox) StartTargetGroups(ctx context.Context, crd map[string][]byte) (*TargetGroupController, func(), error) {
 	c := &TargetGroupController{AWSConfig: s.AWSConfig, Logf: s.Logf}
-	for _, cl := range s.Clusters {
+	for _, cl := range s.awsClusters() {
 		cfg := s.APIServers[cl.Name].RESTConfig()
 		manifest := crd[cl.Name]
 		if manifest == nil {
