@@ -47,6 +47,10 @@ type Sandbox struct {
 	Clients      map[string]kubernetes.Interface
 	Syncers      map[string]*CorefileSyncer
 	LB           *LBController
+	// MetalLB and NodePorts stand in for MetalLB and kube-proxy's node ports in the External clusters
+	// (they serve no cluster when none is External).
+	MetalLB   *MetalLB
+	NodePorts *NodePorts
 	// Addons stands in for the EKS add-on API (moto has none) and passes the rest of EKS on to moto; Env
 	// points the SDK's EKS endpoint at it.
 	Addons *EKSAddons
@@ -264,6 +268,29 @@ func Start(ctx context.Context, o Options) (s *Sandbox, err error) {
 		}()
 		return nil
 	})
+
+	s.MetalLB, s.NodePorts = &MetalLB{Logf: o.Logf}, &NodePorts{Logf: o.Logf}
+	for _, c := range o.Clusters {
+		if c.External {
+			s.MetalLB.Clusters = append(s.MetalLB.Clusters, MetalLBCluster{Name: c.Name, Client: s.Clients[c.Name], Pool: c.DNS})
+			s.NodePorts.Clusters = append(s.NodePorts.Clusters, NodePortCluster{Name: c.Name, Client: s.Clients[c.Name],
+				Nodes: c.NodeAddresses(), PodIP: c.DNSAddr()})
+		}
+	}
+	if n := len(s.MetalLB.Clusters); n > 0 {
+		s.step(fmt.Sprintf("starting the MetalLB and kube-proxy stand-ins for %d external clusters", n), func() error {
+			s.wg.Add(2)
+			go func() {
+				defer s.wg.Done()
+				s.MetalLB.Run(bg)
+			}()
+			go func() {
+				defer s.wg.Done()
+				s.NodePorts.Run(bg)
+			}()
+			return nil
+		})
+	}
 
 	if err := s.step("starting the probe-Pod kubelet stand-in", func() error {
 		s.Pods = &PodListeners{}
