@@ -8,7 +8,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
@@ -112,12 +111,15 @@ func (m *MetalLB) reconcile(ctx context.Context, cl MetalLBCluster, pool *addres
 		if svc, err = services.Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
 			return err
 		}
+		m.logf("metallb %s: %s: annotation %s %s", cl.Name, key, AnnotationMetalLBPool, map[bool]string{true: "set", false: "removed"}[addr.IsValid()])
 	}
 	want := corev1.LoadBalancerStatus{}
 	if addr.IsValid() {
 		want.Ingress = []corev1.LoadBalancerIngress{{IP: addr.String()}}
 	}
-	if apiequality.Semantic.DeepEqual(svc.Status.LoadBalancer, want) {
+	// The API server adds ipMode: VIP to each ingress (LoadBalancerIPMode), so compare the addresses.
+	if have := svc.Status.LoadBalancer.Ingress; len(have) == len(want.Ingress) &&
+		(len(have) == 0 || have[0].IP == want.Ingress[0].IP && have[0].Hostname == "") {
 		return nil
 	}
 	svc.Status.LoadBalancer = want
