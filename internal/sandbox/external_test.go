@@ -59,16 +59,8 @@ func TestExternalCluster(t *testing.T) {
 
 	// The DNS Service meshd makes, as a LoadBalancer: MetalLB's address, not an NLB.
 	svcs := s.Clients[ext.Name].CoreV1().Services("kube-system")
-	const name = "across-cluster-dns-tcp"
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "kube-system", Annotations: map[string]string{
-			sandbox.AnnotationLBType: "nlb", sandbox.AnnotationInternal: "true"}},
-		Spec: corev1.ServiceSpec{
-			Type:     corev1.ServiceTypeLoadBalancer,
-			Selector: map[string]string{"k8s-app": "kube-dns"},
-			Ports:    []corev1.ServicePort{{Name: "dns-tcp", Port: 53, TargetPort: intstr.FromInt32(53), Protocol: corev1.ProtocolTCP}},
-		},
-	}
+	svc := dnsService(map[string]string{sandbox.AnnotationLBType: "nlb", sandbox.AnnotationInternal: "true"})
+	name := svc.Name
 	if _, err := svcs.Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

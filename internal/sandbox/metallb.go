@@ -34,23 +34,25 @@ type MetalLBCluster struct {
 	Pool []string
 }
 
-// MetalLB stands in for MetalLB (v0.13 and later, L2 mode) in the External clusters. Like MetalLB's
-// controller, it serves each Service of type LoadBalancer that has no spec.loadBalancerClass: it assigns the
-// Service one IPv4 address of the cluster's pool, writes status.loadBalancer.ingress = [{ip: <address>}]
-// and annotates the Service metallb.io/ip-allocated-from-pool: default. The address is
+// MetalLB stands in for MetalLB's controller (L2 mode, v0.13 and later) in the External clusters. It
+// serves each Service of type LoadBalancer that has no spec.loadBalancerClass: it assigns the Service one
+// IPv4 address of the cluster's pool, writes status.loadBalancer.ingress = [{ip: <address>}] and, as
+// current releases do, annotates the Service metallb.io/ip-allocated-from-pool: default (a writer of the
+// Service's annotations must expect it). The address is
 //   - the one requested by the annotation metallb.io/loadBalancerIPs (else metallb.universe.tf/
-//     loadBalancerIPs), or by spec.loadBalancerIP (not both). A request it cannot meet (an address outside
-//     the pool or held by another Service, an address that does not parse, more than one address: the pool
-//     has one family) assigns nothing and clears the status, with a log line where MetalLB emits an
-//     AllocationFailed event; it is looked at again when the Service changes or another Service frees an
-//     address;
+//     loadBalancerIPs, which v0.13 reads), or by spec.loadBalancerIP (not both). A request it cannot meet
+//     (an address outside the pool or held by another Service, an address that does not parse, more than
+//     one address: the pool has one family) assigns nothing and clears the status, with a log line where
+//     MetalLB emits an AllocationFailed event; the Service is looked at again when it changes or another
+//     Service frees an address;
 //   - without a request: the address the Service already has (in the stand-in's memory, else in its
 //     status, if that is in the pool and free), else the last free address of the pool, in pool order.
 //
 // Changing the request moves the Service to the new address. A Service that stops being of type
-// LoadBalancer, or is deleted, frees its address (its status is cleared). No two Services share an address
-// (MetalLB's allow-shared-ip is not copied). L2 mode's part, answering ARP for the address on a node, is
-// played by the loopback interface: the pool's addresses are the cluster's own.
+// LoadBalancer, or is deleted, frees its address (its status and the annotation are cleared). No two
+// Services share an address (MetalLB's allow-shared-ip is not copied), and the deprecated annotations are
+// left on the Service (the newest releases delete them). L2 mode's part, answering ARP for the address on
+// a node, is played by the loopback interface: the pool's addresses are the cluster's own.
 type MetalLB struct {
 	Clusters []MetalLBCluster
 	Logf     func(format string, args ...any)
