@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,7 +33,19 @@ type Cluster struct {
 	DNS []string
 	// SampleIP is the address of the verification Pod, which the other clusters' CoreDNS must resolve.
 	SampleIP string
+	// External marks a self-managed cluster (a mesh block with network = "external"): it stands in its own
+	// data centre, on a network meshd does not manage. Start makes nothing for it in moto (no VPC, no EKS
+	// cluster; Sandbox.Networks has no entry for it; EKS and PrivateEndpoint are cleared) and runs neither
+	// the EKS add-on nor the load-balancer stand-ins for it: its LoadBalancer Services get their addresses
+	// from the MetalLB stand-in, and its node ports are served by the kube-proxy stand-in (NodePorts). Its
+	// API server, CoreDNS and probe Pods are as any cluster's.
+	External bool
 }
+
+// NodeAddresses are the addresses of the cluster's nodes, as a user lists them for a NodePort Service:
+// the sandbox gives a cluster one node per CoreDNS address (DNS, in order), so a node port of an external
+// cluster is served at each of them (see NodePorts).
+func (c Cluster) NodeAddresses() []string { return slices.Clone(c.DNS) }
 
 // DNSAddr is the address to query this cluster's CoreDNS at (port 53).
 func (c Cluster) DNSAddr() string { return c.DNS[0] }

@@ -73,24 +73,7 @@ type TargetGroupController struct {
 	Logf      func(format string, args ...any)
 	Interval  time.Duration // default 300ms
 
-	pauseMu sync.Mutex
-	paused  map[string]bool
-}
-
-// Pause stops (or resumes) the stand-in in one cluster, as if its controller were down.
-func (c *TargetGroupController) Pause(cluster string, pause bool) {
-	c.pauseMu.Lock()
-	defer c.pauseMu.Unlock()
-	if c.paused == nil {
-		c.paused = map[string]bool{}
-	}
-	c.paused[cluster] = pause
-}
-
-func (c *TargetGroupController) isPaused(cluster string) bool {
-	c.pauseMu.Lock()
-	defer c.pauseMu.Unlock()
-	return c.paused[cluster]
+	pauses
 }
 
 // Run serves every cluster until ctx ends.
@@ -475,11 +458,12 @@ func mapKeys(m map[string]bool) func(func(string) bool) {
 }
 
 // StartTargetGroups installs the TargetGroupBinding CRD (crd: the manifest, by cluster; a cluster not
-// listed gets crds.TargetGroupBinding) in every cluster's API server and runs the target-group stand-in
-// until ctx ends; wait for its end with the returned func.
+// listed gets crds.TargetGroupBinding) in the API server of every cluster but the External ones (which run
+// no AWS Load Balancer Controller) and runs the target-group stand-in until ctx ends; wait for its end with
+// the returned func.
 func (s *Sandbox) StartTargetGroups(ctx context.Context, crd map[string][]byte) (*TargetGroupController, func(), error) {
 	c := &TargetGroupController{AWSConfig: s.AWSConfig, Logf: s.Logf}
-	for _, cl := range s.Clusters {
+	for _, cl := range s.awsClusters() {
 		cfg := s.APIServers[cl.Name].RESTConfig()
 		manifest := crd[cl.Name]
 		if manifest == nil {

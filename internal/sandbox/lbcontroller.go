@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -17,10 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
 
 	awsprovider "github.com/meshd-io/meshd/internal/providers/aws"
 )
@@ -60,81 +56,16 @@ type LBController struct {
 	// Resync re-examines every Service this often (default 30s), repairing what was changed behind its back.
 	Resync time.Duration
 
-	pauseMu sync.Mutex
-	paused  map[string]bool
-}
-
-// Pause stops (or, with false, resumes) the stand-in's work in one cluster, as if its controller were down:
-// a test can then break a Service's status and see it stay broken. A Service changed while paused is
-// looked at again at the next event or resync after the resume.
-func (c *LBController) Pause(cluster string, pause bool) {
-	c.pauseMu.Lock()
-	defer c.pauseMu.Unlock()
-	if c.paused == nil {
-		c.paused = map[string]bool{}
-	}
-	c.paused[cluster] = pause
-}
-
-func (c *LBController) isPaused(cluster string) bool {
-	c.pauseMu.Lock()
-	defer c.pauseMu.Unlock()
-	return c.paused[cluster]
+	pauses
 }
 
 // Run serves every cluster until ctx ends.
 func (c *LBController) Run(ctx context.Context) {
-	var wg sync.WaitGroup
-	for _, cl := range c.Clusters {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.runCluster(ctx, cl)
-		}()
-	}
-	wg.Wait()
-}
-
-func (c *LBController) runCluster(ctx context.Context, cl LBCluster) {
-	queue := workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 10*time.Second))
-	enqueue := func(obj any) {
-		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
-			queue.Add(key)
-		}
-	}
-	resync := c.Resync
-	if resync == 0 {
-		resync = 30 * time.Second
-	}
-	store, ctrl := cache.NewInformerWithOptions(cache.InformerOptions{
-		ListerWatcher: cache.NewListWatchFromClient(cl.Client.CoreV1().RESTClient(), "services", metav1.NamespaceAll, fields.Everything()),
-		ObjectType:    &corev1.Service{},
-		ResyncPeriod:  resync,
-		Handler: cache.ResourceEventHandlerFuncs{
-			AddFunc:    enqueue,
-			UpdateFunc: func(_, obj any) { enqueue(obj) },
-			DeleteFunc: enqueue,
-		},
+	forEach(c.Clusters, func(cl LBCluster) {
+		runServiceQueue(ctx, cl.Client, c.Resync,
+			func(q *serviceQueue, key string) error { return c.reconcile(ctx, cl, q, key) },
+			func(key string, err error) { c.logf("lb %s: %s: %v (retrying)", cl.Name, key, err) })
 	})
-	go func() {
-		<-ctx.Done()
-		queue.ShutDown()
-	}()
-	go ctrl.Run(ctx.Done())
-	for {
-		key, quit := queue.Get()
-		if quit {
-			return
-		}
-		err := c.reconcile(ctx, cl, store, key)
-		if err != nil && ctx.Err() == nil {
-			c.logf("lb %s: %s: %v (retrying)", cl.Name, key, err)
-			queue.AddRateLimited(key)
-		} else {
-			queue.Forget(key)
-		}
-		queue.Done(key)
-	}
 }
 
 // wantsNLB reports whether the stand-in should give svc a network load balancer.
@@ -143,15 +74,14 @@ func wantsNLB(svc *corev1.Service) bool {
 		svc.Annotations[AnnotationLBType] == "nlb"
 }
 
-func (c *LBController) reconcile(ctx context.Context, cl LBCluster, store cache.Store, key string) error {
+func (c *LBController) reconcile(ctx context.Context, cl LBCluster, q *serviceQueue, key string) error {
 	if c.isPaused(cl.Name) {
 		return nil
 	}
-	obj, exists, err := store.GetByKey(key)
-	if err != nil || !exists {
+	svc, err := q.service(key)
+	if err != nil || svc == nil {
 		return err
 	}
-	svc := obj.(*corev1.Service).DeepCopy()
 	hasFinalizer := slices.Contains(svc.Finalizers, LBFinalizer)
 	if !wantsNLB(svc) && !hasFinalizer {
 		return nil

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -33,19 +34,23 @@ type Options struct {
 	Logf func(format string, args ...any)
 }
 
-// Sandbox is a running set of simulated clusters: moto with a VPC per cluster, one etcd, a kube-apiserver
-// and a CoreDNS per cluster, and the kubelet and load-balancer-controller stand-ins (goroutines of this
-// process). Stop stops all of it.
+// Sandbox is a running set of simulated clusters: moto with a VPC per cluster (but the external ones), one
+// etcd, a kube-apiserver and a CoreDNS per cluster, and the kubelet and load-balancer-controller stand-ins
+// (goroutines of this process). Stop stops all of it.
 type Sandbox struct {
 	Options
 	MotoEndpoint string
-	Kubeconfig   string // one context per cluster, named Cluster.Context
-	Networks     map[string]Network
+	Kubeconfig   string             // one context per cluster, named Cluster.Context
+	Networks     map[string]Network // by cluster name; none for an External cluster
 	APIServers   map[string]*testenv.APIServer
 	DNS          map[string]*testenv.DNSServer
 	Clients      map[string]kubernetes.Interface
 	Syncers      map[string]*CorefileSyncer
 	LB           *LBController
+	// MetalLB and NodePorts stand in for MetalLB and kube-proxy's node ports in the External clusters
+	// (they serve no cluster when none is External).
+	MetalLB   *MetalLB
+	NodePorts *NodePorts
 	// Addons stands in for the EKS add-on API (moto has none) and passes the rest of EKS on to moto; Env
 	// points the SDK's EKS endpoint at it.
 	Addons *EKSAddons
@@ -68,6 +73,12 @@ func Start(ctx context.Context, o Options) (s *Sandbox, err error) {
 	}
 	if len(o.Clusters) == 0 {
 		o.Clusters = DefaultClusters()
+	}
+	o.Clusters = slices.Clone(o.Clusters)
+	for i := range o.Clusters {
+		if o.Clusters[i].External {
+			o.Clusters[i].EKS, o.Clusters[i].PrivateEndpoint = false, false
+		}
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
@@ -152,8 +163,8 @@ func Start(ctx context.Context, o Options) (s *Sandbox, err error) {
 		return errors.Join(errs...)
 	}
 
-	if err := s.step(fmt.Sprintf("creating %d VPCs in moto as eksctl lays them out", len(o.Clusters)), func() error {
-		for _, c := range o.Clusters {
+	if err := s.step(fmt.Sprintf("creating %d VPCs in moto as eksctl lays them out", len(s.awsClusters())), func() error {
+		for _, c := range s.awsClusters() {
 			n, err := CreateNetwork(ctx, s.AWSConfig(c.Region), c.ClusterNet)
 			if err != nil {
 				return err
@@ -232,7 +243,7 @@ func Start(ctx context.Context, o Options) (s *Sandbox, err error) {
 
 	if err := s.step("starting the EKS add-on stand-in", func() error {
 		clients := map[string]kubernetes.Interface{}
-		for _, c := range o.Clusters {
+		for _, c := range s.awsClusters() {
 			if c.EKS {
 				clients[c.Name] = s.Clients[c.Name]
 			}
@@ -246,7 +257,7 @@ func Start(ctx context.Context, o Options) (s *Sandbox, err error) {
 
 	s.step("starting the load-balancer-controller stand-in", func() error {
 		s.LB = &LBController{Logf: o.Logf}
-		for _, c := range o.Clusters {
+		for _, c := range s.awsClusters() {
 			s.LB.Clusters = append(s.LB.Clusters, LBCluster{Name: c.Name, Client: s.Clients[c.Name],
 				AWS: s.AWSConfig(c.Region), SubnetIDs: s.Networks[c.Name].SubnetIDs, IPs: c.DNS})
 		}
@@ -257,6 +268,29 @@ func Start(ctx context.Context, o Options) (s *Sandbox, err error) {
 		}()
 		return nil
 	})
+
+	s.MetalLB, s.NodePorts = &MetalLB{Logf: o.Logf}, &NodePorts{Logf: o.Logf}
+	for _, c := range o.Clusters {
+		if c.External {
+			s.MetalLB.Clusters = append(s.MetalLB.Clusters, MetalLBCluster{Name: c.Name, Client: s.Clients[c.Name], Pool: c.DNS})
+			s.NodePorts.Clusters = append(s.NodePorts.Clusters, NodePortCluster{Name: c.Name, Client: s.Clients[c.Name],
+				Nodes: c.NodeAddresses(), PodIP: c.DNSAddr()})
+		}
+	}
+	if n := len(s.MetalLB.Clusters); n > 0 {
+		s.step(fmt.Sprintf("starting the MetalLB and kube-proxy stand-ins for %d external clusters", n), func() error {
+			s.wg.Add(2)
+			go func() {
+				defer s.wg.Done()
+				s.MetalLB.Run(bg)
+			}()
+			go func() {
+				defer s.wg.Done()
+				s.NodePorts.Run(bg)
+			}()
+			return nil
+		})
+	}
 
 	if err := s.step("starting the probe-Pod kubelet stand-in", func() error {
 		s.Pods = &PodListeners{}
@@ -299,6 +333,11 @@ func (s *Sandbox) step(what string, f func() error) error {
 	}
 	fmt.Fprintf(s.Progress, "ok (%.1fs)\n", time.Since(t).Seconds())
 	return nil
+}
+
+// awsClusters are the clusters that are not External: those with a VPC in moto.
+func (s *Sandbox) awsClusters() []Cluster {
+	return slices.DeleteFunc(slices.Clone(s.Clusters), func(c Cluster) bool { return c.External })
 }
 
 // Cluster returns the cluster named name.

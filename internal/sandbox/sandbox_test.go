@@ -129,18 +129,11 @@ func TestSandboxResolvesAcrossClusters(t *testing.T) {
 	// The load-balancer stand-in: the DNS Service meshd makes in cluster 3 (kube-system/across-cluster-dns-tcp)
 	// gets an NLB and ENIs whose addresses are cluster 3's CoreDNS.
 	svcs := s.Clients[c3.Name].CoreV1().Services("kube-system")
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "across-cluster-dns-tcp", Namespace: "kube-system", Annotations: map[string]string{
-			sandbox.AnnotationLBType:   "nlb",
-			sandbox.AnnotationInternal: "true",
-			"service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled": "true",
-		}},
-		Spec: corev1.ServiceSpec{
-			Type:     corev1.ServiceTypeLoadBalancer,
-			Selector: map[string]string{"k8s-app": "kube-dns"},
-			Ports:    []corev1.ServicePort{{Name: "dns-tcp", Port: 53, TargetPort: intstr.FromInt32(53), Protocol: corev1.ProtocolTCP}},
-		},
-	}
+	svc := dnsService(map[string]string{
+		sandbox.AnnotationLBType:   "nlb",
+		sandbox.AnnotationInternal: "true",
+		"service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled": "true",
+	})
 	if _, err := svcs.Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -210,6 +203,19 @@ func TestSandboxResolvesAcrossClusters(t *testing.T) {
 	_, err = elbv2.NewFromConfig(cfg).DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{Names: []string{aws.ToString(lb.LoadBalancerName)}})
 	if err == nil {
 		t.Errorf("load balancer %s left after the Service was deleted", aws.ToString(lb.LoadBalancerName))
+	}
+}
+
+// dnsService is the DNS Service meshd makes in a cluster, kube-system/across-cluster-dns-tcp of type
+// LoadBalancer, with annotations.
+func dnsService(annotations map[string]string) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "across-cluster-dns-tcp", Namespace: "kube-system", Annotations: annotations},
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeLoadBalancer,
+			Selector: map[string]string{"k8s-app": "kube-dns"},
+			Ports:    []corev1.ServicePort{{Name: "dns-tcp", Port: 53, TargetPort: intstr.FromInt32(53), Protocol: corev1.ProtocolTCP}},
+		},
 	}
 }
 

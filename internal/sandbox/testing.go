@@ -14,7 +14,13 @@ import (
 // CoreDNS listens on 127.0.0.11-13 (and 127.0.1.11-13) as in `make demo`, or on another set of loopback
 // addresses when those are taken (a demo sandbox running on the same machine). Each modify is applied to
 // every cluster before the start (another namespace or cluster domain).
-func StartT(t testing.TB, modify ...func(*Cluster)) *Sandbox {
+func StartT(t testing.TB, modify ...func(*Cluster)) *Sandbox { return StartNT(t, 3, modify...) }
+
+// StartNT is StartT with n clusters, ClustersN(n, ...): tidb-1..tidb-n, CoreDNS on 127.0.0.1<i> and
+// 127.0.1.1<i> (or the other sets StartT tries). A modify can make one of them External:
+//
+//	sandbox.StartNT(t, 4, func(c *sandbox.Cluster) { c.External = c.Name == "tidb-4" })
+func StartNT(t testing.TB, n int, modify ...func(*Cluster)) *Sandbox {
 	t.Helper()
 	for _, b := range []testenv.Binary{testenv.BinMoto, testenv.BinEtcd, testenv.BinKubeAPIServer, testenv.BinCoreDNS} {
 		testenv.Require(t, b)
@@ -22,7 +28,7 @@ func StartT(t testing.TB, modify ...func(*Cluster)) *Sandbox {
 	var clusters []Cluster
 	var bindErr error
 	for _, set := range [][]string{{"127.0.0.1%d", "127.0.1.1%d"}, {"127.0.7.1%d", "127.0.8.1%d"}, {"127.0.9.1%d", "127.0.10.1%d"}} {
-		cs := ClustersOn(set...)
+		cs := ClustersN(n, set...)
 		var addrs []string
 		for _, c := range cs {
 			addrs = append(addrs, c.DNS...)
