@@ -82,6 +82,11 @@ func (e *e2e) writeSpec(clusters []sandbox.Cluster) {
 	var b strings.Builder
 	b.WriteString("mesh \"tidb\" {\n  dns {\n    forward_by = \"namespace\"\n  }\n}\n")
 	for _, c := range clusters {
+		if c.External { // outside AWS: its DNS Service gets an address from the MetalLB stand-in
+			fmt.Fprintf(&b, "\ncluster %q {\n  network      = \"external\"\n  kube_context = %q\n  namespace    = %q\n  dns {\n    service_type = \"LoadBalancer\"\n  }\n}\n",
+				c.Name, c.Context, c.Namespace)
+			continue
+		}
 		fmt.Fprintf(&b, "\ncluster %q {\n  region       = %q\n  kube_context = %q\n  eks_cluster  = %q\n  namespace    = %q\n}\n",
 			c.Name, c.Region, c.Context, c.Name, c.Namespace)
 	}
