@@ -623,3 +623,56 @@ func TestAdoptHandMadeMesh(t *testing.T) {
 		t.Errorf("destroy after adoption did not remove the adopted mesh:\nwant: %+v\ngot:  %+v", empty, got)
 	}
 }
+
+// TestExternalMembersCallNoAWS: external members (network = "external") cost no AWS call: a mesh of the
+// three VPCs and two external clusters makes the calls of the three VPCs alone, and plans no network change
+// for them; a mesh of external clusters only makes none at all, and its plan says once that their network
+// is not managed.
+func TestExternalMembersCallNoAWS(t *testing.T) {
+	h := newHarness(t)
+	const external = "\ncluster \"dc-1\" {\n  network      = \"external\"\n  kube_context = \"dc-1\"\n  namespace    = \"dc-1\"\n}\n" +
+		"\ncluster \"dc-2\" {\n  network      = \"external\"\n  kube_context = \"dc-2\"\n  namespace    = \"dc-2\"\n}\n"
+	calls := func(withExternal bool) (map[string]int, string) {
+		h.writeSpec("")
+		if withExternal {
+			f, err := os.OpenFile(h.spec, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteString(external); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		}
+		c := &callCounter{calls: map[string]int{}}
+		h.awsOptions = []func(*middleware.Stack) error{c.middleware}
+		r := h.mustRun(2, "plan", "--detailed-exitcode")
+		return c.calls, r.stdout
+	}
+	aws, _ := calls(false)
+	mixed, out := calls(true)
+	if fmt.Sprint(aws) != fmt.Sprint(mixed) {
+		t.Errorf("AWS calls per plan with two external members differ:\nwithout: %v\nwith:    %v", aws, mixed)
+	}
+	if n := strings.Count(out, "the network of dc-1, dc-2 is external"); n != 1 {
+		t.Errorf("the plan says %d times that dc-1 and dc-2 are external, want once:\n%s", n, out)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "dc-") && (strings.Contains(l, "peering[") || strings.Contains(l, "route[") || strings.Contains(l, "sg_rule[")) {
+			t.Errorf("a network change for an external member: %s", l)
+		}
+	}
+
+	if err := os.WriteFile(h.spec, []byte("mesh \"dc\" {\n  dns {\n    enabled = false\n  }\n}\n"+external), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &callCounter{calls: map[string]int{}}
+	h.awsOptions = []func(*middleware.Stack) error{c.middleware}
+	r := h.mustRun(0, "plan", "--detailed-exitcode")
+	if c.total() != 0 {
+		t.Errorf("a mesh of external members made %d AWS calls, want none: %v", c.total(), c.calls)
+	}
+	if !strings.Contains(r.stdout, "is external") || !strings.Contains(r.stdout, "No changes") {
+		t.Errorf("plan of external members:\n%s", r.stdout)
+	}
+}

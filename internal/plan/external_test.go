@@ -262,3 +262,16 @@ func change(t *testing.T, p *plan.Plan, address string) plan.Change {
 	t.Fatalf("no change %s in the plan:\n%s", address, strings.Join(dnsLines(p), "\n"))
 	return plan.Change{}
 }
+
+// An AWS member's dns block adds annotations to the internal-NLB ones.
+func TestAWSMemberExtraAnnotations(t *testing.T) {
+	w := newExternalWorld(nil)
+	const subnets = "service.beta.kubernetes.io/aws-load-balancer-subnets"
+	w.members[0].DNS = &model.DNSExposure{ServiceType: spec.ServiceTypeLoadBalancer, Annotations: map[string]string{subnets: "subnet-1"}}
+	got := change(t, w.plan(w.members[:3]), plan.DNSServiceAddress("a")).After.(plan.DNSService).Spec.Annotations
+	want := spec.NLBAnnotations()
+	want[subnets], want[spec.AnnotationOwnedKeys] = "subnet-1", subnets
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("a's Service annotations (-want +got):\n%s", diff)
+	}
+}
