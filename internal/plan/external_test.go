@@ -275,3 +275,31 @@ func TestAWSMemberExtraAnnotations(t *testing.T) {
 		t.Errorf("a's Service annotations (-want +got):\n%s", diff)
 	}
 }
+
+// A member that becomes external loses what meshd made for its network: the peerings, routes and rules
+// toward it are deleted, the rest of the mesh stays.
+func TestMemberBecomesExternal(t *testing.T) {
+	e := converged(t)
+	for i := range e.members {
+		if e.members[i].Name == "c" {
+			e.members[i] = model.Member{Name: "c", External: true}
+		}
+	}
+	p := e.plan(false)
+	for _, ch := range p.Changes {
+		towardC := strings.Contains(ch.Address, "c") || strings.Contains(ch.Address, ":10.3.") || strings.Contains(ch.Address, ":10.30.")
+		if ch.Action != plan.Delete || !towardC {
+			t.Errorf("unexpected change: %s %s (%s)", ch.Action, ch.Address, ch.Reason)
+		}
+	}
+	if got := count(p, plan.KindPeering); got != 2 {
+		t.Errorf("%d peering deletes, want 2 (a-c, b-c)", got)
+	}
+	e.apply(t, p)
+	if p := e.plan(false); p.HasChanges() {
+		t.Errorf("the plan after apply is not empty: %v", p.Changes)
+	}
+	if got := count(e.plan(true), plan.KindPeering); got != 1 {
+		t.Errorf("destroy deletes %d peerings, want a-b only", got)
+	}
+}
