@@ -82,6 +82,15 @@ func desiredService(mesh string, m model.Member) model.ServiceSpec {
 	return want
 }
 
+// StaleAnnotations are annotations meshd removes from s's Service because they belong to another kind of
+// member: on an external member, the internal-NLB ones an earlier apply set while it was an AWS member.
+func StaleAnnotations(s DNSService) []string {
+	if !s.External {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(spec.NLBAnnotations()))
+}
+
 // OwnedAnnotationKeys are the keys of dns { service_annotations } that meshd recorded on a Service it set
 // them on.
 func OwnedAnnotationKeys(annotations map[string]string) []string {
@@ -254,9 +263,9 @@ func (d *dnsPlanner) serviceDelete(m model.Member) {
 // normalizeService keeps of an observed spec what meshd sets, so that server-set annotations, labels and
 // node ports never show as a difference.
 //
-// Annotations meshd set from dns { service_annotations } (listed in spec.AnnotationOwnedKeys) are kept
-// too, so that one the spec no longer has shows as a difference.
-func normalizeService(want, got model.ServiceSpec) model.ServiceSpec {
+// Annotations meshd set from dns { service_annotations } (listed in spec.AnnotationOwnedKeys) and the stale
+// ones are kept too, so that one the spec no longer has shows as a difference.
+func normalizeService(want, got model.ServiceSpec, stale ...string) model.ServiceSpec {
 	out := model.ServiceSpec{Type: got.Type, Selector: got.Selector}
 	pick := func(w, g map[string]string) map[string]string {
 		var m map[string]string
@@ -271,14 +280,17 @@ func normalizeService(want, got model.ServiceSpec) model.ServiceSpec {
 		return m
 	}
 	keys := maps.Clone(want.Annotations)
+	if keys == nil {
+		keys = map[string]string{}
+	}
 	if owned := OwnedAnnotationKeys(got.Annotations); len(owned) > 0 {
-		if keys == nil {
-			keys = map[string]string{}
-		}
 		keys[spec.AnnotationOwnedKeys] = ""
 		for _, k := range owned {
 			keys[k] = ""
 		}
+	}
+	for _, k := range stale {
+		keys[k] = ""
 	}
 	out.Annotations = pick(keys, got.Annotations)
 	out.Labels = pick(want.Labels, got.Labels)
@@ -366,7 +378,8 @@ func NodeUpstreams(nodes []string, port int32) []string {
 
 func (d *dnsPlanner) observedService(m model.Member, o model.DNSObserved) DNSService {
 	s := DNSService{Cluster: m.Name, Region: m.Region, KubeContext: m.KubeContext, Access: m.Access, External: m.External,
-		Spec: normalizeService(desiredService(d.mesh(), m), o.Service.Spec), Hostname: o.Service.Hostname}
+		Spec: normalizeService(desiredService(d.mesh(), m), o.Service.Spec, StaleAnnotations(DNSService{External: m.External})...),
+		Hostname: o.Service.Hostname}
 	if lb, waiting := ReachAt(m, o); waiting == "" {
 		s.LoadBalancer, s.Addresses = lb.Name, lb.Addresses
 	} else if lb.Name != "" {

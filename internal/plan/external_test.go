@@ -303,3 +303,32 @@ func TestMemberBecomesExternal(t *testing.T) {
 		t.Errorf("destroy deletes %d peerings, want a-b only", got)
 	}
 }
+
+// Its DNS Service then takes the external settings: the NLB annotations go, and the other Corefiles forward
+// to the address its load balancer publishes.
+func TestMemberBecomesExternalDNS(t *testing.T) {
+	w := newDNSWorld().converge(t)
+	w.ips["c"] = []string{"192.168.3.53"}
+	for i := range w.members {
+		if w.members[i].Name == "c" {
+			w.members[i] = model.Member{Name: "c", External: true, KubeContext: "ctx-c", Namespace: "ns-c",
+				DNS: &model.DNSExposure{ServiceType: spec.ServiceTypeLoadBalancer}}
+		}
+	}
+	// MetalLB now serves the Service: it publishes an address, not a hostname.
+	o := w.obs["c"]
+	o.Service.Hostname, o.LoadBalancer = "", nil
+	w.obs["c"] = o
+	p := w.plan(false)
+	if ch := change(t, p, plan.DNSServiceAddress("c")); ch.Action != plan.Update || !strings.Contains(ch.Reason, "annotations") {
+		t.Fatalf("dns_service[c]: %s %q, want an update of its annotations", ch.Action, ch.Reason)
+	}
+	w.converge(t)
+	if got := w.obs["c"].Service.Spec.Annotations; len(got) != 0 {
+		t.Errorf("c's Service keeps annotations %v; the NLB ones go", got)
+	}
+	text := w.world.Corefile("a")
+	if !strings.Contains(text, "forward . 192.168.3.53 {") {
+		t.Errorf("a's Corefile does not forward c's zone to its MetalLB address:\n%s", text)
+	}
+}

@@ -130,6 +130,9 @@ func (e serviceExecutor) Execute(_ context.Context, ch plan.Change, _ apply.Know
 				}
 			}
 			delete(svc.Spec.Annotations, spec.AnnotationOwnedKeys)
+			for _, k := range plan.StaleAnnotations(want) {
+				delete(svc.Spec.Annotations, k)
+			}
 			if svc.Spec.Annotations == nil {
 				svc.Spec.Annotations = map[string]string{}
 			}

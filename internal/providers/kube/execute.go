@@ -61,7 +61,7 @@ func (e serviceExecutor) run(ctx context.Context, ch plan.Change) (string, error
 		if err != nil {
 			return "", err
 		}
-		if err := p.applyService(ctx, c, want.Spec, ch.Action == plan.Adopt); err != nil {
+		if err := p.applyService(ctx, c, want.Spec, plan.StaleAnnotations(want), ch.Action == plan.Adopt); err != nil {
 			return "", fmt.Errorf("cluster %s: %w", want.Cluster, err)
 		}
 		if want.External {
@@ -129,7 +129,7 @@ func servicePorts(spec model.ServiceSpec, existing []corev1.ServicePort) []corev
 // Service that is not meshd's is never changed (the plan reports it as a conflict; this is the check at the
 // moment of writing), unless adopt is set and it carries no meshd managed-by label (made by hand): then it
 // is updated in place, never replaced.
-func (p *Provider) applyService(ctx context.Context, c kubeclient.Interface, spec model.ServiceSpec, adopt bool) error {
+func (p *Provider) applyService(ctx context.Context, c kubeclient.Interface, spec model.ServiceSpec, stale []string, adopt bool) error {
 	svcs := p.services(c)
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := svcs.Get(ctx, plan.DNSServiceName, metav1.GetOptions{})
@@ -175,6 +175,9 @@ func (p *Provider) applyService(ctx context.Context, c kubeclient.Interface, spe
 			}
 		}
 		delete(cur.Annotations, specpkg.AnnotationOwnedKeys)
+		for _, k := range stale {
+			delete(cur.Annotations, k)
+		}
 		maps.Copy(cur.Annotations, spec.Annotations)
 		cur.Spec.Type = corev1.ServiceType(spec.Type)
 		cur.Spec.Selector = maps.Clone(spec.Selector)
