@@ -145,11 +145,16 @@ type attr struct {
 func stateEntries(st *state.State) []entry {
 	var members, routes, corefiles, replicas []entry
 	for name, m := range st.Members {
-		members = append(members, entry{address: "member[" + name + "]", attrs: []attr{
+		kube := []attr{{"kube_context", m.KubeContext}, {"namespace", m.Namespace}, {"cluster_domain", m.ClusterDomain}}
+		if m.External { // no AWS side to show
+			members = append(members, entry{address: "member[" + name + "]",
+				attrs: append([]attr{{"name", m.Name}, {"network", "external"}}, kube...)})
+			continue
+		}
+		members = append(members, entry{address: "member[" + name + "]", attrs: append([]attr{
 			{"name", m.Name}, {"region", m.Region}, {"vpc_id", m.VPCID}, {"cidrs", m.CIDRs},
 			{"route_table_ids", m.RouteTableIDs}, {"security_group_id", m.SecurityGroupID}, {"owner_id", m.OwnerID},
-			{"kube_context", m.KubeContext}, {"namespace", m.Namespace}, {"cluster_domain", m.ClusterDomain},
-		}})
+		}, kube...)})
 	}
 	for _, r := range st.Routes {
 		routes = append(routes, entry{address: plan.RouteAddress(clusterOfVPC(st, r.VPCID), r.RouteTableID, r.DestinationCIDR),

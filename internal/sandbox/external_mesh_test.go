@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/meshd-io/meshd/internal/cli"
 	"github.com/meshd-io/meshd/internal/sandbox"
 )
 
@@ -109,6 +110,12 @@ control_plane "kubeblocks" {
 	run(0, "apply", "--auto-approve")
 	resolvesEveryPair(t, s)
 	run(0, "plan", "--detailed-exitcode")
+	var shown strings.Builder
+	app := &cli.App{Stdin: strings.NewReader(""), Stdout: &shown, Stderr: &shown}
+	if code := app.Main(ctx, []string{"state", "show", "--state", filepath.Join(dir, "state.json"), "member[tidb-4]"}); code != 0 ||
+		!strings.Contains(shown.String(), `"external"`) || strings.Contains(shown.String(), "vpc_id") {
+		t.Errorf("state show member[tidb-4]: exit %d; want network external and no AWS attributes:\n%s", code, shown.String())
+	}
 
 	svc := dnsServiceOf(t, s, "tidb-4")
 	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.Annotations["metallb.io/address-pool"] != "default" ||
