@@ -378,7 +378,7 @@ func NodeUpstreams(nodes []string, port int32) []string {
 
 func (d *dnsPlanner) observedService(m model.Member, o model.DNSObserved) DNSService {
 	s := DNSService{Cluster: m.Name, Region: m.Region, KubeContext: m.KubeContext, Access: m.Access, External: m.External,
-		Spec: normalizeService(desiredService(d.mesh(), m), o.Service.Spec, StaleAnnotations(DNSService{External: m.External})...),
+		Spec:     normalizeService(desiredService(d.mesh(), m), o.Service.Spec, StaleAnnotations(DNSService{External: m.External})...),
 		Hostname: o.Service.Hostname}
 	if lb, waiting := ReachAt(m, o); waiting == "" {
 		s.LoadBalancer, s.Addresses = lb.Name, lb.Addresses
