@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
@@ -102,9 +103,38 @@ func watch(ctx context.Context, c WatchedCluster, w plan.Watch, trigger func(Kub
 			Why: fmt.Sprintf("kubernetes: %s %s in %s changed", kindOf(obj), objName(obj), c.Name)})
 	}, func(old, new any) bool {
 		o, n := old.(metav1.Object), new.(metav1.Object)
+		if w.IgnoreForeignAnnotations && onlyForeignAnnotations(old, new) {
+			return false
+		}
 		return o.GetResourceVersion() != n.GetResourceVersion() && !changedByMeshd(o, n)
 	}))
 	return inf, err
+}
+
+// onlyForeignAnnotations reports whether old and new differ in annotations meshd does not set
+// (plan.MeshdAnnotation) and in what every write changes (resourceVersion, managedFields), and in
+// nothing else.
+func onlyForeignAnnotations(old, new any) bool {
+	o, ok1 := old.(*unstructured.Unstructured)
+	n, ok2 := new.(*unstructured.Unstructured)
+	if !ok1 || !ok2 {
+		return false
+	}
+	oa, na := o.GetAnnotations(), n.GetAnnotations()
+	meshds := func(u *unstructured.Unstructured) map[string]any {
+		c := u.DeepCopy()
+		unstructured.RemoveNestedField(c.Object, "metadata", "managedFields")
+		unstructured.RemoveNestedField(c.Object, "metadata", "resourceVersion")
+		kept := map[string]string{}
+		for k, v := range c.GetAnnotations() {
+			if plan.MeshdAnnotation(k, oa) || plan.MeshdAnnotation(k, na) {
+				kept[k] = v
+			}
+		}
+		c.SetAnnotations(kept)
+		return c.Object
+	}
+	return equality.Semantic.DeepEqual(meshds(o), meshds(n))
 }
 
 // kindOf names an object's kind for the trigger message ("ConfigMap").

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -262,5 +263,52 @@ func testLoadBalancerWatches(t *testing.T, clusters []WatchedCluster) {
 	got.waitFor(t, "TargetGroupBinding default/nginx in b changed")
 	if n := got.count("TargetGroupBinding"); n != 1 {
 		t.Errorf("triggers for bindings: %q, want one, for the secondary's deletion", got.got)
+	}
+}
+
+// TestOnlyForeignAnnotations: on the DNS Service, an update of annotations meshd does not set (a user
+// asking MetalLB for an address, MetalLB recording its pool) is not a change that matters; one of meshd's
+// annotations, its record of them, a label or the status is.
+func TestOnlyForeignAnnotations(t *testing.T) {
+	svc := func(annotations map[string]string, ip string) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Service",
+			"metadata": map[string]any{"name": "across-cluster-dns-tcp", "namespace": "kube-system", "resourceVersion": ip,
+				"labels": map[string]any{model.LabelManagedBy: model.ManagedByMeshd}},
+			"status": map[string]any{"loadBalancer": map[string]any{"ingress": []any{map[string]any{"ip": ip}}}}}}
+		u.SetAnnotations(annotations)
+		return u
+	}
+	meshds := map[string]string{"metallb.io/address-pool": "dns", spec.AnnotationOwnedKeys: "metallb.io/address-pool"}
+	with := func(k, v string) map[string]string {
+		a := maps.Clone(meshds)
+		if v == "" {
+			delete(a, k)
+		} else {
+			a[k] = v
+		}
+		return a
+	}
+	base := svc(meshds, "10.0.0.1")
+	for _, tc := range []struct {
+		name string
+		new  *unstructured.Unstructured
+		want bool
+	}{
+		{"a user's annotation", svc(with("metallb.io/loadBalancerIPs", "10.0.0.2"), "10.0.0.1"), true},
+		{"MetalLB's pool record", svc(with("metallb.io/ip-allocated-from-pool", "dns"), "10.0.0.1"), true},
+		{"meshd's annotation removed", svc(with("metallb.io/address-pool", ""), "10.0.0.1"), false},
+		{"meshd's record removed", svc(with(spec.AnnotationOwnedKeys, ""), "10.0.0.1"), false},
+		{"an NLB annotation added", svc(with(spec.AnnotationLBType, "nlb"), "10.0.0.1"), false},
+		{"a new address", svc(meshds, "10.0.0.2"), false},
+		{"a user's annotation and a new address", svc(with("metallb.io/loadBalancerIPs", "10.0.0.2"), "10.0.0.2"), false},
+	} {
+		if got := onlyForeignAnnotations(base, tc.new); got != tc.want {
+			t.Errorf("%s: onlyForeignAnnotations = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	labelled := base.DeepCopy()
+	labelled.SetLabels(map[string]string{"app": "x"})
+	if onlyForeignAnnotations(base, labelled) {
+		t.Error("a label change counted as foreign annotations only")
 	}
 }

@@ -28,7 +28,8 @@ func init() {
 				Namespace: DNSNamespace, Name: DNSServiceName}
 		},
 		Watches: func(m *spec.Mesh) []Watch {
-			return everyMember(m, Watch{APIVersion: "v1", Resource: "services", Namespace: DNSNamespace, OwnedOnly: true})
+			return everyMember(m, Watch{APIVersion: "v1", Resource: "services", Namespace: DNSNamespace, OwnedOnly: true,
+				IgnoreForeignAnnotations: true})
 		},
 	})
 }
@@ -80,6 +81,16 @@ func desiredService(mesh string, m model.Member) model.ServiceSpec {
 		want.Annotations = nil
 	}
 	return want
+}
+
+// MeshdAnnotation reports whether meshd sets (or removes) the annotation key on a DNS Service annotated
+// with annotations: the internal-NLB ones, those of dns { service_annotations } it recorded, and that
+// record. Every other annotation is someone else's.
+func MeshdAnnotation(key string, annotations map[string]string) bool {
+	if _, nlb := spec.NLBAnnotations()[key]; nlb || key == spec.AnnotationOwnedKeys {
+		return true
+	}
+	return slices.Contains(OwnedAnnotationKeys(annotations), key)
 }
 
 // StaleAnnotations are annotations meshd removes from s's Service because they belong to another kind of

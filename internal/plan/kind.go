@@ -54,6 +54,11 @@ type Watch struct {
 	// Name limits the watch to one object; else OwnedOnly limits it to the objects carrying meshd's label.
 	Name      string
 	OwnedOnly bool
+	// IgnoreForeignAnnotations marks objects that others annotate too (the DNS Service: a user asking
+	// MetalLB for an address, MetalLB recording its pool): an update that changes nothing but annotations
+	// meshd does not set (MeshdAnnotation) triggers no pass. What it causes, a load balancer's new status, is
+	// an update of its own, which then is not held back by the minimum interval behind a useless pass.
+	IgnoreForeignAnnotations bool
 }
 
 // KindInfo is everything meshd knows about one kind of managed object, in one place. Each kind's file
