@@ -230,7 +230,13 @@ func (r *run) finish(p *plan.Plan) {
 		members[name] = m
 	}
 	for name, m := range r.st.Members {
-		if _, ok := members[name]; !ok && (!clean || slices.Contains(p.Retain, name)) {
+		now, ok := members[name]
+		if !ok && (!clean || slices.Contains(p.Retain, name)) {
+			members[name] = m
+		}
+		// A member turned external keeps its AWS record until a clean apply: only that record finds what
+		// meshd made in its VPC.
+		if ok && now.External && !m.External && m.VPCID != "" && !clean {
 			members[name] = m
 		}
 	}

@@ -676,3 +676,49 @@ func TestExternalMembersCallNoAWS(t *testing.T) {
 		t.Errorf("plan of external members:\n%s", r.stdout)
 	}
 }
+
+// TestMemberTurnsExternalAndBack: a member set to network = "external" loses everything meshd made for its
+// network, in its own VPC too (routes in its tables, rules on its group: found through the state's record
+// of its VPC), so that AWS is as if it had never been meshed; set back to AWS, it is meshed again without a
+// conflict.
+func TestMemberTurnsExternalAndBack(t *testing.T) {
+	h := newHarness(t)
+	all := h.nets
+	spec := func(external bool) {
+		h.nets = all[:2]
+		h.writeSpec("")
+		h.nets = all
+		if !external {
+			h.writeSpec("")
+			return
+		}
+		f, err := os.OpenFile(h.spec, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(f, "\ncluster %q {\n  network      = \"external\"\n  kube_context = %q\n  namespace    = \"pingcap-3\"\n}\n", all[2].Name, all[2].Name)
+		f.Close()
+	}
+	h.nets = all[:2]
+	h.writeSpec("")
+	h.nets = all
+	h.mustRun(0, "apply", "--auto-approve")
+	two := h.snapshot()
+	spec(false)
+	h.mustRun(0, "apply", "--auto-approve")
+	three := h.snapshot()
+
+	spec(true)
+	h.mustRun(0, "apply", "--auto-approve")
+	if got := h.snapshot(); !equalWorld(two, got) {
+		t.Errorf("after %s turned external, AWS differs from the mesh without it:\nwant: %+v\ngot:  %+v", all[2].Name, two, got)
+	}
+	h.mustRun(0, "plan", "--detailed-exitcode")
+
+	spec(false)
+	h.mustRun(0, "apply", "--auto-approve")
+	h.mustRun(0, "plan", "--detailed-exitcode")
+	if got := h.snapshot(); len(got.Peerings) != len(three.Peerings) || fmt.Sprint(got.Rules) == fmt.Sprint(two.Rules) {
+		t.Errorf("back on AWS: %d peerings (want %d), rules %v", len(got.Peerings), len(three.Peerings), got.Rules)
+	}
+}

@@ -70,7 +70,9 @@ func (p *Provider) Observe(ctx context.Context, m *spec.Mesh, former map[string]
 		w.clusters = append(w.clusters, c)
 	}
 	for _, f := range sortedMembers(former) {
-		if m.Cluster(f.Name) == nil && !f.External {
+		// A cluster that left the spec, or turned external since the state recorded its VPC: what meshd made
+		// there is found through that record.
+		if c := m.Cluster(f.Name); (c == nil || c.External()) && !f.External {
 			w := get(f.Access, f.Region)
 			w.former = append(w.former, f)
 		}
