@@ -93,13 +93,26 @@ func MeshdAnnotation(key string, annotations map[string]string) bool {
 	return slices.Contains(OwnedAnnotationKeys(annotations), key)
 }
 
-// StaleAnnotations are annotations meshd removes from s's Service because they belong to another kind of
-// member: on an external member, the internal-NLB ones an earlier apply set while it was an AWS member.
-func StaleAnnotations(s DNSService) []string {
-	if !s.External {
+// staleAnnotations are the internal-NLB annotations meshd set on m's Service while the state recorded m as
+// an AWS member, now that m is external: only those that still have meshd's values, and not those the
+// dns block now asks for. Anyone else's annotation, under those keys too, is left alone.
+func (d *dnsPlanner) staleAnnotations(m model.Member, o model.DNSObserved) []string {
+	prev, recorded := d.c.in.State.Members[m.Name]
+	if !m.External || !recorded || prev.External || o.Service == nil {
 		return nil
 	}
-	return slices.Sorted(maps.Keys(spec.NLBAnnotations()))
+	var wanted map[string]string
+	if m.DNS != nil {
+		wanted = m.DNS.Annotations
+	}
+	var out []string
+	for k, v := range spec.NLBAnnotations() {
+		if _, asked := wanted[k]; !asked && o.Service.Spec.Annotations[k] == v {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // OwnedAnnotationKeys are the keys of dns { service_annotations } that meshd recorded on a Service it set
@@ -128,6 +141,8 @@ type DNSService struct {
 	// (status.loadBalancer.ingress[].ip) or, for a NodePort Service, NodeAddresses with its node port.
 	External      bool     `json:"external,omitempty"`
 	NodeAddresses []string `json:"node_addresses,omitempty"`
+	// StaleAnnotations are annotations meshd set and removes now (see staleAnnotations).
+	StaleAnnotations []string `json:"stale_annotations,omitempty"`
 	// Access reaches the cluster's account, where its load balancer is.
 	model.Access
 }
@@ -186,6 +201,7 @@ func (d *dnsPlanner) service(m model.Member) {
 	}
 
 	before := d.observedService(m, o)
+	after.StaleAnnotations = d.staleAnnotations(m, o)
 	lb, waiting := ReachAt(m, o)
 	diff := serviceDiff(want, before.Spec)
 	after.Hostname, after.LoadBalancer, after.Addresses = before.Hostname, before.LoadBalancer, before.Addresses
@@ -389,7 +405,7 @@ func NodeUpstreams(nodes []string, port int32) []string {
 
 func (d *dnsPlanner) observedService(m model.Member, o model.DNSObserved) DNSService {
 	s := DNSService{Cluster: m.Name, Region: m.Region, KubeContext: m.KubeContext, Access: m.Access, External: m.External,
-		Spec:     normalizeService(desiredService(d.mesh(), m), o.Service.Spec, StaleAnnotations(DNSService{External: m.External})...),
+		Spec:     normalizeService(desiredService(d.mesh(), m), o.Service.Spec, d.staleAnnotations(m, o)...),
 		Hostname: o.Service.Hostname}
 	if lb, waiting := ReachAt(m, o); waiting == "" {
 		s.LoadBalancer, s.Addresses = lb.Name, lb.Addresses

@@ -332,3 +332,15 @@ func TestMemberBecomesExternalDNS(t *testing.T) {
 		t.Errorf("a's Corefile does not forward c's zone to its MetalLB address:\n%s", text)
 	}
 }
+
+// An AWS load-balancer annotation someone put on an external member's Service is theirs: left alone.
+func TestExternalMemberKeepsOthersNLBAnnotations(t *testing.T) {
+	w := newExternalWorld(&model.DNSExposure{ServiceType: spec.ServiceTypeLoadBalancer})
+	w.converge(t, w.members)
+	o := w.world.DNS["d"]
+	o.Service.Spec.Annotations = map[string]string{spec.AnnotationLBInternal: "true"}
+	w.world.DNS["d"] = o
+	if p := w.plan(w.members); p.HasChanges() {
+		t.Errorf("the plan changes something for a user's annotation:\n%s", strings.Join(dnsLines(p), "\n"))
+	}
+}

@@ -130,7 +130,7 @@ func (e serviceExecutor) Execute(_ context.Context, ch plan.Change, _ apply.Know
 				}
 			}
 			delete(svc.Spec.Annotations, spec.AnnotationOwnedKeys)
-			for _, k := range plan.StaleAnnotations(want) {
+			for _, k := range want.StaleAnnotations {
 				delete(svc.Spec.Annotations, k)
 			}
 			if svc.Spec.Annotations == nil {

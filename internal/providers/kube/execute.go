@@ -61,7 +61,7 @@ func (e serviceExecutor) run(ctx context.Context, ch plan.Change) (string, error
 		if err != nil {
 			return "", err
 		}
-		if err := p.applyService(ctx, c, want.Spec, plan.StaleAnnotations(want), ch.Action == plan.Adopt); err != nil {
+		if err := p.applyService(ctx, c, want.Spec, want.StaleAnnotations, ch.Action == plan.Adopt); err != nil {
 			return "", fmt.Errorf("cluster %s: %w", want.Cluster, err)
 		}
 		if want.External {
