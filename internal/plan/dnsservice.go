@@ -201,6 +201,15 @@ func (d *dnsPlanner) service(m model.Member) {
 	}
 
 	before := d.observedService(m, o)
+	if m.External && want.Type == spec.ServiceTypeLoadBalancer && o.Service.Hostname != "" && len(o.Service.IPs) == 0 {
+		d.conflict(addr,
+			fmt.Sprintf("The load balancer of cluster %s's DNS Service publishes a hostname, not an IP address", m.Name),
+			fmt.Sprintf("Its status.loadBalancer.ingress has the hostname %s and no ip. CoreDNS forwards to addresses, so meshd "+
+				"cannot write the other clusters' blocks for %s. Use a load balancer that publishes IP addresses (MetalLB), "+
+				"or set dns { node_addresses } for a NodePort Service.", o.Service.Hostname, DNSZone(d.in.ForwardBy, m)))
+		d.sources[m.Name] = upstreamSource{keep: true}
+		return
+	}
 	after.StaleAnnotations = d.staleAnnotations(m, o)
 	lb, waiting := ReachAt(m, o)
 	diff := serviceDiff(want, before.Spec)

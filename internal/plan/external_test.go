@@ -344,3 +344,20 @@ func TestExternalMemberKeepsOthersNLBAnnotations(t *testing.T) {
 		t.Errorf("the plan changes something for a user's annotation:\n%s", strings.Join(dnsLines(p), "\n"))
 	}
 }
+
+// A load balancer that publishes a hostname only (an AWS one in front of a cluster outside meshd's AWS
+// mesh) cannot be forwarded to: a conflict, the others' blocks for it stay as they are.
+func TestExternalMemberHostnameOnly(t *testing.T) {
+	w := newExternalWorld(&model.DNSExposure{ServiceType: spec.ServiceTypeLoadBalancer})
+	w.converge(t, w.members)
+	o := w.world.DNS["d"]
+	o.Service.IPs, o.Service.Hostname = nil, "internal-dns-1234.elb.us-east-1.amazonaws.com"
+	w.world.DNS["d"] = o
+	p := w.plan(w.members)
+	if len(p.Conflicts) != 1 || !strings.Contains(p.Conflicts[0].Summary, "publishes a hostname") {
+		t.Fatalf("conflicts %+v, want one about the hostname", p.Conflicts)
+	}
+	if p.HasChanges() {
+		t.Errorf("the plan changes something:\n%s", strings.Join(dnsLines(p), "\n"))
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -224,10 +226,39 @@ func (p *Provider) waitReachable(ctx context.Context, c kubeclient.Interface, wa
 			addrs = plan.NodeUpstreams(want.NodeAddresses, got.NodePort)
 		} else {
 			addrs = got.IPs
+			if requested := requestedIPs(want.Spec.Annotations); requested != nil && !slices.Equal(requested, addrs) {
+				return false, nil // MetalLB has not moved the Service to the addresses the spec asks for yet
+			}
+			if len(addrs) == 0 && got.Hostname != "" {
+				return false, fmt.Errorf("the load balancer published the hostname %s, not an IP address: CoreDNS forwards to addresses; "+
+					"use one that publishes IPs (MetalLB), or dns { node_addresses }", got.Hostname)
+			}
 		}
 		return len(addrs) > 0, nil
 	})
 	return addrs, err
+}
+
+// MetalLB's annotations that ask for given addresses (v0.14.9 and later, then the older prefix).
+var metalLBIPAnnotations = []string{"metallb.io/loadBalancerIPs", "metallb.universe.tf/loadBalancerIPs"}
+
+// requestedIPs are the addresses a Service's annotations ask MetalLB for, sorted; nil when they ask for
+// none. A spec that asks for them makes apply wait until the Service has them, so that the other
+// Corefiles get the new addresses rather than the ones MetalLB is about to give up.
+func requestedIPs(annotations map[string]string) []string {
+	for _, k := range metalLBIPAnnotations {
+		if v := annotations[k]; v != "" {
+			var out []string
+			for _, ip := range strings.Split(v, ",") {
+				if a, err := netip.ParseAddr(strings.TrimSpace(ip)); err == nil {
+					out = append(out, a.String())
+				}
+			}
+			slices.Sort(out)
+			return out
+		}
+	}
+	return nil
 }
 
 // waitHostname waits until the load balancer controller has set the Service's load balancer hostname.

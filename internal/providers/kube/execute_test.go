@@ -245,3 +245,45 @@ func TestExternalServiceReachedAtItsAddresses(t *testing.T) {
 		t.Errorf("NodePort: %s is still there with no spec annotations: %v", spec.AnnotationOwnedKeys, svc.Annotations)
 	}
 }
+
+// A spec that asks MetalLB for another address: apply waits until the Service has it, so that the other
+// Corefiles get the new address, not the one MetalLB is giving up.
+func TestExternalServiceWaitsForRequestedAddress(t *testing.T) {
+	p, cs := fakeProvider(externalService())
+	p.opts.PollInterval = 10 * time.Millisecond
+	ask := map[string]string{"metallb.io/loadBalancerIPs": "192.168.4.54", spec.AnnotationOwnedKeys: "metallb.io/loadBalancerIPs"}
+	done := make(chan string, 1)
+	go func() {
+		out, err := serviceExecutor{p}.Execute(context.Background(), externalChange("LoadBalancer", ask), nil)
+		if err != nil {
+			out.ID = "error: " + err.Error()
+		}
+		done <- out.ID
+	}()
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	for getService(t, cs).Annotations["metallb.io/loadBalancerIPs"] != "192.168.4.54" {
+		if time.Now().After(deadline) {
+			t.Fatal("the executor did not write the annotation")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case id := <-done:
+		t.Fatalf("the executor returned %q before MetalLB moved the Service", id)
+	case <-time.After(100 * time.Millisecond):
+	}
+	svc := getService(t, cs)
+	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "192.168.4.54"}}
+	if _, err := cs.CoreV1().Services(plan.DNSNamespace).UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-done:
+		if id != "192.168.4.54" {
+			t.Errorf("ID %q, want the requested address", id)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the executor did not return after MetalLB moved the Service")
+	}
+}
