@@ -104,6 +104,9 @@ func (d *decoder) checkNodeAddresses(c *Cluster, l []string, rs []hcl.Range, att
 		case err != nil || a.Zone() != "":
 			d.errorf(r, "Invalid node address",
 				"%q is not an IP address. node_addresses are the addresses of cluster %q's nodes that the other clusters reach (CoreDNS forwards to addresses, not names), like \"192.168.10.11\".", s, c.Name)
+		case a.IsUnspecified() || a.IsMulticast():
+			d.errorf(r, "Invalid node address",
+				"%s is not the address of a node: name addresses of cluster %q's nodes that the other clusters reach, like \"192.168.10.11\".", s, c.Name)
 		case seen[a.Unmap()]:
 			d.errorf(r, "Duplicate list entry", "Node address %s is listed twice.", s)
 		default:

@@ -52,7 +52,7 @@ cluster "dc-4" {
   cluster_domain = "dc4.local"
   dns {
     service_type   = "LoadBalancer"
-    node_addresses = ["192.168.1.1", "node-1.dc", "192.168.1.1"] # ERROR: Conflicting DNS Service settings # ERROR: Invalid node address # ERROR: Duplicate list entry
+    node_addresses = ["192.168.1.1", "node-1.dc", "192.168.1.1", "0.0.0.0"] # ERROR: Conflicting DNS Service settings # ERROR: Invalid node address # ERROR: Duplicate list entry # ERROR: Invalid node address
     service_annotations = {
       "metallb.universe.tf/address-pool" = "dns"
       "meshd.io/service-annotations"     = "x" # ERROR: Invalid annotation key
