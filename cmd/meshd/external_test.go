@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -95,10 +94,7 @@ func BenchmarkExternalAddressFollow(b *testing.B) {
 			})
 			lat = append(lat, time.Since(start))
 		}
-		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-		b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
-		b.ReportMetric(ms(lat[len(lat)*95/100]), "p95-ms")
-		b.ReportMetric(ms(lat[len(lat)-1]), "max-ms")
+		reportLatencies(b, lat)
 		b.Logf("address moved -> every Corefile follows, sorted: %v", lat)
 	}
 }

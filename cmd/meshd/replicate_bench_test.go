@@ -47,10 +47,7 @@ func BenchmarkReplication(b *testing.B) {
 			}
 			lat = append(lat, slowest)
 		}
-		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-		b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
-		b.ReportMetric(ms(lat[len(lat)*95/100]), "p95-ms")
-		b.ReportMetric(ms(lat[len(lat)-1]), "max-ms")
+		reportLatencies(b, lat)
 		b.Logf("source renewed -> both copies updated, sorted: %v", lat)
 	}
 }
