@@ -282,10 +282,7 @@ func privateAPI(cp *spec.ControlPlane, c *spec.Cluster, eks model.APIEndpoint, m
 	if slices.ContainsFunc(members, func(mem model.Member) bool { return mem.Name == unresolved && mem.External }) {
 		why = fmt.Sprintf("cluster %q is external (network = \"external\"), a network meshd does not manage", unresolved)
 	}
-	rg := cp.AttrRange("data_planes")
-	if i := slices.Index(cp.DataPlanes, c.Name); i >= 0 && i < len(cp.Elems["data_planes"]) {
-		rg = cp.Elems["data_planes"][i]
-	}
+	rg := cp.ElemRange("data_planes", slices.Index(cp.DataPlanes, c.Name))
 	return false, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Data plane's API endpoint is private and unreachable",
 		Detail: fmt.Sprintf("EKS cluster %q (data plane %q of control_plane %q) has private endpoint access only, which a client reaches from its own VPC or a peered one; "+
 			"%s, so the mesh does not peer the two clusters' VPCs. Make the control plane a mesh member with vpc_id or eks_cluster, turn on the endpoint's public access, "+

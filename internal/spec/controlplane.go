@@ -36,17 +36,7 @@ type ControlPlane struct {
 	// <TokenFileDir>/<cluster>.token. "" writes the tokens into the kubeconfig instead.
 	TokenFileDir string
 
-	DeclRange hcl.Range
-	Attrs     map[string]hcl.Range
-	Elems     map[string][]hcl.Range
-}
-
-// AttrRange returns the range of the named attribute if it was set, else the block's header.
-func (cp *ControlPlane) AttrRange(name string) hcl.Range {
-	if r, ok := cp.Attrs[name]; ok {
-		return r
-	}
-	return cp.DeclRange
+	BlockRanges
 }
 
 // Targets are the data planes: DataPlanes, or every member but the control plane.
@@ -76,8 +66,8 @@ var controlPlaneSchema = &hcl.BodySchema{
 }
 
 func (d *decoder) decodeControlPlane(b *hcl.Block) {
-	cp := &ControlPlane{Name: b.Labels[0], DeclRange: b.DefRange, TokenTTL: DefaultTokenTTL, TokenFileDir: DefaultTokenFileDir,
-		Attrs: map[string]hcl.Range{}, Elems: map[string][]hcl.Range{}}
+	cp := &ControlPlane{Name: b.Labels[0], TokenTTL: DefaultTokenTTL, TokenFileDir: DefaultTokenFileDir,
+		BlockRanges: newBlockRanges(b.DefRange)}
 	if !isDNSLabel(cp.Name) {
 		d.errorf(b.LabelRanges[0], "Invalid control plane name", "%s", labelDetail("control_plane", cp.Name))
 	}
@@ -156,10 +146,7 @@ func (d *decoder) validateControlPlanes() {
 		}
 		seen := map[string]bool{}
 		for i, dp := range cp.DataPlanes {
-			rg := cp.AttrRange("data_planes")
-			if rs := cp.Elems["data_planes"]; i < len(rs) {
-				rg = rs[i]
-			}
+			rg := cp.ElemRange("data_planes", i)
 			switch {
 			case m.Cluster(dp) == nil:
 				d.errorf(rg, "Unknown cluster", "Control plane %q has data plane %q, which is not a cluster of this mesh (%s).", cp.Name, dp, clusterNames(m))

@@ -236,9 +236,7 @@ func (d *decoder) decodeCluster(b *hcl.Block) {
 	c := &Cluster{
 		Name:          b.Labels[0],
 		ClusterDomain: DefaultClusterDomain,
-		DeclRange:     b.DefRange,
-		Attrs:         map[string]hcl.Range{},
-		Elems:         map[string][]hcl.Range{},
+		BlockRanges:   newBlockRanges(b.DefRange),
 	}
 	if !isDNSLabel(c.Name) {
 		d.errorf(b.LabelRanges[0], "Invalid cluster name", "%s", labelDetail("cluster", c.Name))

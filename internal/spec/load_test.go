@@ -302,9 +302,9 @@ func TestLoadValid(t *testing.T) {
 
 	ignore := gocmp.Options{
 		cmpopts.IgnoreFields(Mesh{}, "Files", "DeclRange", "Attrs"),
-		cmpopts.IgnoreFields(Cluster{}, "DeclRange", "Attrs", "Elems"),
+		cmpopts.IgnoreFields(Cluster{}, "BlockRanges"),
 		cmpopts.IgnoreFields(Replicate{}, "DeclRange", "FromDeclRange", "Attrs", "Elems"),
-		cmpopts.IgnoreFields(ControlPlane{}, "DeclRange", "Attrs", "Elems"),
+		cmpopts.IgnoreFields(ControlPlane{}, "BlockRanges"),
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -26,25 +26,7 @@ type LoadBalancer struct {
 	// 0: the Service's only port.
 	Port int32
 
-	DeclRange hcl.Range
-	Attrs     map[string]hcl.Range
-	Elems     map[string][]hcl.Range
-}
-
-// AttrRange returns the range of the named attribute if it was set, else the block's header.
-func (lb *LoadBalancer) AttrRange(name string) hcl.Range {
-	if r, ok := lb.Attrs[name]; ok {
-		return r
-	}
-	return lb.DeclRange
-}
-
-// ElemRange returns the range of element i of a list attribute, else the attribute's range.
-func (lb *LoadBalancer) ElemRange(name string, i int) hcl.Range {
-	if rs := lb.Elems[name]; i >= 0 && i < len(rs) {
-		return rs[i]
-	}
-	return lb.AttrRange(name)
+	BlockRanges
 }
 
 // SecondariesOf are the clusters whose Pods join the target group: Secondaries, or every AWS member but
@@ -80,8 +62,7 @@ var loadBalancerSchema = &hcl.BodySchema{
 }
 
 func (d *decoder) decodeLoadBalancer(b *hcl.Block) {
-	lb := &LoadBalancer{Name: b.Labels[0], DeletionProtection: true, DeclRange: b.DefRange,
-		Attrs: map[string]hcl.Range{}, Elems: map[string][]hcl.Range{}}
+	lb := &LoadBalancer{Name: b.Labels[0], DeletionProtection: true, BlockRanges: newBlockRanges(b.DefRange)}
 	if !isDNSLabel(lb.Name) {
 		d.errorf(b.LabelRanges[0], "Invalid load_balancer name", "%s", labelDetail("load_balancer", lb.Name))
 	}

@@ -99,11 +99,23 @@ type Cluster struct {
 	// DNS is the cluster's dns block: how the other members reach its CoreDNS.
 	DNS ClusterDNS
 
-	DeclRange hcl.Range            // the cluster block's header, e.g. `cluster "tidb-1" {`
+	// BlockRanges are where the cluster block and its attributes are written, e.g. `cluster "tidb-1" {`.
+	BlockRanges
+}
+
+// BlockRanges are the source ranges of a block, so that a diagnostic about a value, also one made after
+// observing AWS or Kubernetes, points at the most specific place the user can fix.
+type BlockRanges struct {
+	DeclRange hcl.Range            // the block's header
 	Attrs     map[string]hcl.Range // value range of each attribute that was set, by attribute name
-	// Elems holds the range of each element of a list attribute written as a list literal, by attribute name,
-	// so that a check made after observing AWS (a CIDR block the VPC does not have) can point at the element.
+	// Elems holds the range of each element of a list attribute written as a list literal, by attribute name
+	// (a CIDR block the VPC does not have, a data plane that is not a member).
 	Elems map[string][]hcl.Range
+}
+
+// newBlockRanges starts the ranges of the block whose header is decl.
+func newBlockRanges(decl hcl.Range) BlockRanges {
+	return BlockRanges{DeclRange: decl, Attrs: map[string]hcl.Range{}, Elems: map[string][]hcl.Range{}}
 }
 
 // ClusterDNS is a cluster block's dns block: the DNS Service that exposes the cluster's CoreDNS to the
@@ -134,22 +146,21 @@ func (c *Cluster) DNSServiceType() string {
 	return ServiceTypeLoadBalancer
 }
 
-// AttrRange returns the range of the named attribute if it was set, else the block's header range, so that a
-// diagnostic about a value always points at the most specific place the user can fix.
-func (c *Cluster) AttrRange(name string) hcl.Range {
-	if r, ok := c.Attrs[name]; ok {
+// AttrRange returns the range of the named attribute if it was set, else the block's header range.
+func (b BlockRanges) AttrRange(name string) hcl.Range {
+	if r, ok := b.Attrs[name]; ok {
 		return r
 	}
-	return c.DeclRange
+	return b.DeclRange
 }
 
 // ElemRange returns the range of element i of the named list attribute, else the attribute's range (see
 // AttrRange).
-func (c *Cluster) ElemRange(name string, i int) hcl.Range {
-	if rs := c.Elems[name]; i >= 0 && i < len(rs) {
+func (b BlockRanges) ElemRange(name string, i int) hcl.Range {
+	if rs := b.Elems[name]; i >= 0 && i < len(rs) {
 		return rs[i]
 	}
-	return c.AttrRange(name)
+	return b.AttrRange(name)
 }
 
 // AttrRange returns the range of the named mesh attribute ("adopt", "dns.forward_by",
