@@ -303,7 +303,7 @@ func TestLoadValid(t *testing.T) {
 	ignore := gocmp.Options{
 		cmpopts.IgnoreFields(Mesh{}, "Files", "DeclRange", "Attrs"),
 		cmpopts.IgnoreFields(Cluster{}, "BlockRanges"),
-		cmpopts.IgnoreFields(Replicate{}, "DeclRange", "FromDeclRange", "Attrs", "Elems"),
+		cmpopts.IgnoreFields(Replicate{}, "BlockRanges", "FromDeclRange"),
 		cmpopts.IgnoreFields(ControlPlane{}, "BlockRanges"),
 	}
 	for name, tc := range cases {

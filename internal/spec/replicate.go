@@ -32,10 +32,9 @@ type Replicate struct {
 	// Namespace is the copies' namespace: the source's unless set (namespaced kinds only).
 	Namespace string
 
-	DeclRange     hcl.Range            // the block's header
-	FromDeclRange hcl.Range            // the from block's header (the block itself when there is none)
-	Attrs         map[string]hcl.Range // value ranges: "to", "namespace", "from.cluster", "from.kind", ...
-	Elems         map[string][]hcl.Range
+	// BlockRanges: value ranges by "to", "namespace", "from.cluster", "from.kind", ...
+	BlockRanges
+	FromDeclRange hcl.Range // the from block's header (the block itself when there is none)
 }
 
 // AttrRange returns the range of the named attribute ("to", "from.name", ...) if it was set, else the most
@@ -104,8 +103,7 @@ var (
 )
 
 func (d *decoder) decodeReplicate(b *hcl.Block) {
-	r := &Replicate{Name: b.Labels[0], DeclRange: b.DefRange, FromDeclRange: b.DefRange,
-		Attrs: map[string]hcl.Range{}, Elems: map[string][]hcl.Range{}}
+	r := &Replicate{Name: b.Labels[0], BlockRanges: newBlockRanges(b.DefRange), FromDeclRange: b.DefRange}
 	if !isDNSLabel(r.Name) {
 		d.errorf(b.LabelRanges[0], "Invalid replicate name", "%s", labelDetail("replicate", r.Name))
 	}
@@ -196,7 +194,7 @@ func (d *decoder) validateReplicates() {
 		}
 		seen := map[string]bool{}
 		for i, t := range r.To {
-			rg := r.elemRange("to", i)
+			rg := r.ElemRange("to", i)
 			switch {
 			case m.Cluster(t) == nil:
 				d.errorf(rg, "Unknown cluster", "Replicate %q copies to cluster %q, which is not a cluster of this mesh (%s).", r.Name, t, clusterNames(m))
@@ -226,13 +224,6 @@ func (d *decoder) validateReplicates() {
 			copies[k] = r
 		}
 	}
-}
-
-func (r *Replicate) elemRange(name string, i int) hcl.Range {
-	if rs := r.Elems[name]; i >= 0 && i < len(rs) {
-		return rs[i]
-	}
-	return r.AttrRange(name)
 }
 
 func objectName(namespace, name string) string {
