@@ -111,7 +111,6 @@ func (r *Reconciler) PassFor(ctx context.Context, reason Reason) (err error) {
 
 	passCtx, cancel := r.passContext(ctx)
 	defer cancel()
-	var partialErr error
 	lock, err := r.lock(passCtx, cancel, log)
 	if err != nil {
 		return err
@@ -138,9 +137,6 @@ func (r *Reconciler) PassFor(ctx context.Context, reason Reason) (err error) {
 	if r.Planned != nil {
 		r.Planned(p)
 	}
-	if stale != nil && partialErr == nil {
-		partialErr = stale
-	}
 	r.reportPaths(log)
 	withheld := 0
 	if r.UpsertOnly {
@@ -148,7 +144,7 @@ func (r *Reconciler) PassFor(ctx context.Context, reason Reason) (err error) {
 	}
 	partial := r.reportPlan(log, p)
 	if partial == nil {
-		partial = partialErr
+		partial = stale
 	}
 	pending := r.reportDrift(log, p)
 	if r.DryRun {

@@ -166,15 +166,6 @@ func (v *passView) failedAWS(err error, at time.Time) {
 	}
 }
 
-// kubeFresh reports whether this plan reads cluster's Kubernetes objects: it was named in the scope, its
-// last reading was dropped, or there is no scope.
-func (v *passView) kubeFresh(cluster string) bool {
-	v.c.mu.Lock()
-	defer v.c.mu.Unlock()
-	_, cached := v.c.kube[cluster]
-	return !cached || v.kubeRead[cluster]
-}
-
 // kubeParts reads items (each in one cluster, named by id within key) through observe, except those of
 // clusters this plan may reuse, which come from the cache. Results that keep says are good are cached by
 // cluster; the others (an unreachable cluster, a failed read) are read again next time.

@@ -188,10 +188,9 @@ type Observed struct {
 type APIEndpoint struct {
 	Server string // https://...
 	CAData []byte // PEM
-	// PublicAccess and PrivateAccess are the endpoint's access settings; PublicCIDRs limit the public one.
+	// PublicAccess and PrivateAccess are the endpoint's access settings.
 	PublicAccess  bool
 	PrivateAccess bool
-	PublicCIDRs   []string
 }
 
 // NewObserved returns an empty Observed ready to be filled.

@@ -17,16 +17,8 @@ type LoadBalancerRecord struct {
 
 // SetLoadBalancer records the object at address.
 func (s *State) SetLoadBalancer(address string, r LoadBalancerRecord) {
-	if s.LoadBalancers == nil {
-		s.LoadBalancers = map[string]LoadBalancerRecord{}
-	}
-	s.LoadBalancers[address] = r
+	setIn(&s.LoadBalancers, address, r)
 }
 
 // RemoveLoadBalancer forgets the object at address.
-func (s *State) RemoveLoadBalancer(address string) {
-	delete(s.LoadBalancers, address)
-	if len(s.LoadBalancers) == 0 {
-		s.LoadBalancers = nil
-	}
-}
+func (s *State) RemoveLoadBalancer(address string) { removeFrom(&s.LoadBalancers, address) }

@@ -86,37 +86,33 @@ func (s *State) SetCorefileZones(cluster string, zones []string) {
 // CorefileZones returns the zones meshd owns in cluster's Corefile.
 func (s *State) CorefileZones(cluster string) []string { return s.Corefiles[cluster] }
 
-// SetReplica records the copy at address.
-func (s *State) SetReplica(address string, r ReplicaRecord) {
-	if s.Replicas == nil {
-		s.Replicas = map[string]ReplicaRecord{}
+// setIn sets m[k] = v, making the map first if needed.
+func setIn[V any](m *map[string]V, k string, v V) {
+	if *m == nil {
+		*m = map[string]V{}
 	}
-	s.Replicas[address] = r
+	(*m)[k] = v
 }
+
+// removeFrom deletes k from m, and leaves no empty map behind (the state file omits it then).
+func removeFrom[V any](m *map[string]V, k string) {
+	delete(*m, k)
+	if len(*m) == 0 {
+		*m = nil
+	}
+}
+
+// SetReplica records the copy at address.
+func (s *State) SetReplica(address string, r ReplicaRecord) { setIn(&s.Replicas, address, r) }
 
 // RemoveReplica forgets the copy at address.
-func (s *State) RemoveReplica(address string) {
-	delete(s.Replicas, address)
-	if len(s.Replicas) == 0 {
-		s.Replicas = nil
-	}
-}
+func (s *State) RemoveReplica(address string) { removeFrom(&s.Replicas, address) }
 
 // SetControlPlane records an object of a control_plane block at address.
-func (s *State) SetControlPlane(address string, r ReplicaRecord) {
-	if s.ControlPlanes == nil {
-		s.ControlPlanes = map[string]ReplicaRecord{}
-	}
-	s.ControlPlanes[address] = r
-}
+func (s *State) SetControlPlane(address string, r ReplicaRecord) { setIn(&s.ControlPlanes, address, r) }
 
 // RemoveControlPlane forgets the object at address.
-func (s *State) RemoveControlPlane(address string) {
-	delete(s.ControlPlanes, address)
-	if len(s.ControlPlanes) == 0 {
-		s.ControlPlanes = nil
-	}
-}
+func (s *State) RemoveControlPlane(address string) { removeFrom(&s.ControlPlanes, address) }
 
 // SetMembers records the members of the last apply. The per-cluster records of clusters that are no longer
 // members go with them (after a clean destroy: all): their Corefile zones. Copies of replicated objects
@@ -131,20 +127,10 @@ func (s *State) SetMembers(members map[string]model.Member) {
 }
 
 // SetAddon records the add-on configuration meshd wrote to in cluster.
-func (s *State) SetAddon(cluster string, r AddonRecord) {
-	if s.Addons == nil {
-		s.Addons = map[string]AddonRecord{}
-	}
-	s.Addons[cluster] = r
-}
+func (s *State) SetAddon(cluster string, r AddonRecord) { setIn(&s.Addons, cluster, r) }
 
 // RemoveAddon forgets the add-on of cluster.
-func (s *State) RemoveAddon(cluster string) {
-	delete(s.Addons, cluster)
-	if len(s.Addons) == 0 {
-		s.Addons = nil
-	}
-}
+func (s *State) RemoveAddon(cluster string) { removeFrom(&s.Addons, cluster) }
 
 // Addon returns the record of cluster's add-on, if there is one.
 func (s *State) Addon(cluster string) (AddonRecord, bool) {

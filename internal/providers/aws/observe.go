@@ -284,7 +284,6 @@ func (p *Provider) describeEKS(ctx context.Context, a model.Access, region, name
 		info.clusterSG = aws.ToString(vc.ClusterSecurityGroupId)
 		info.addSubnets(vc.SubnetIds...)
 		info.endpoint.PublicAccess, info.endpoint.PrivateAccess = vc.EndpointPublicAccess, vc.EndpointPrivateAccess
-		info.endpoint.PublicCIDRs = vc.PublicAccessCidrs
 	}
 	if out.Cluster != nil {
 		info.endpoint.Server = aws.ToString(out.Cluster.Endpoint)

@@ -62,10 +62,8 @@ type LBResult struct {
 	TargetPort  string
 	Protocol    string
 	PortProblem string
-	// TargetGroupARN is the ARN of LBC's binding for the port once it is multi-cluster; PrimaryBinding
-	// whether LBC made one at all.
+	// TargetGroupARN is the ARN of LBC's binding for the port once it is multi-cluster.
 	TargetGroupARN string
-	PrimaryBinding bool
 	Secondaries    map[string]LBSecondaryResult
 }
 
@@ -125,38 +123,37 @@ func (p *Provider) observePrimary(ctx context.Context, c kubeclient.Interface, q
 			res.TargetPort = strconv.Itoa(int(port.Port))
 		}
 	}
-	arn, found, err := primaryBinding(ctx, c, q.Namespace, q.Service, res.Port)
+	arn, err := primaryBinding(ctx, c, q.Namespace, q.Service, res.Port)
 	if err != nil {
 		return err
 	}
-	res.TargetGroupARN, res.PrimaryBinding = arn, found
+	res.TargetGroupARN = arn
 	return nil
 }
 
 // primaryBinding finds LBC's binding for the Service's port (labels stack-name, stack-namespace) and
 // returns its target group ARN once it is multi-cluster.
-func primaryBinding(ctx context.Context, c kubeclient.Interface, namespace, service string, port int32) (arn string, found bool, err error) {
+func primaryBinding(ctx context.Context, c kubeclient.Interface, namespace, service string, port int32) (string, error) {
 	sel := labels.SelectorFromSet(labels.Set{plan.LabelStackName: service, plan.LabelStackNamespace: namespace}).String()
 	list, err := c.Resource(tgbGVR).Namespace(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if apierrors.IsNotFound(err) {
-		return "", false, nil // no CRD: no LBC
+		return "", nil // no CRD: no LBC
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("listing the TargetGroupBindings of Service %s/%s: %w", namespace, service, err)
+		return "", fmt.Errorf("listing the TargetGroupBindings of Service %s/%s: %w", namespace, service, err)
 	}
 	for _, it := range list.Items {
 		ref, _, _ := unstructured.NestedFieldNoCopy(it.Object, "spec", "serviceRef", "port")
 		if len(list.Items) > 1 && fmt.Sprint(ref) != strconv.Itoa(int(port)) {
 			continue
 		}
-		found = true
 		mc, _, _ := unstructured.NestedBool(it.Object, "spec", "multiClusterTargetGroup")
 		a, _, _ := unstructured.NestedString(it.Object, "spec", "targetGroupARN")
 		if mc && a != "" {
-			return a, true, nil
+			return a, nil
 		}
 	}
-	return "", found, nil
+	return "", nil
 }
 
 func (p *Provider) observeSecondary(ctx context.Context, s LBSecondaryQuery, q LBQuery) LBSecondaryResult {
@@ -345,7 +342,7 @@ func (p *Provider) waitTargetGroup(ctx context.Context, c kubeclient.Interface, 
 	var arn string
 	err := p.poll(ctx, address, fmt.Sprintf("the load balancer controller's TargetGroupBinding of Service %s/%s to be multi-cluster", namespace, service),
 		func(ctx context.Context) (bool, error) {
-			a, _, err := primaryBinding(ctx, c, namespace, service, 0)
+			a, err := primaryBinding(ctx, c, namespace, service, 0)
 			arn = a
 			return a != "", err
 		})
