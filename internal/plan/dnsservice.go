@@ -115,6 +115,26 @@ func (d *dnsPlanner) staleAnnotations(m model.Member, o model.DNSObserved) []str
 	return out
 }
 
+// MergeServiceAnnotations is what the annotations cur of meshd's DNS Service become when meshd writes want:
+// the keys it set from the spec before and no longer wants, its record of them and the stale ones are
+// removed, want is added, and everyone else's stay. cur is changed in place (made when nil) and returned.
+func MergeServiceAnnotations(cur, want map[string]string, stale []string) map[string]string {
+	if cur == nil {
+		cur = map[string]string{}
+	}
+	for _, k := range OwnedAnnotationKeys(cur) {
+		if _, keep := want[k]; !keep {
+			delete(cur, k)
+		}
+	}
+	delete(cur, spec.AnnotationOwnedKeys)
+	for _, k := range stale {
+		delete(cur, k)
+	}
+	maps.Copy(cur, want)
+	return cur
+}
+
 // OwnedAnnotationKeys are the keys of dns { service_annotations } that meshd recorded on a Service it set
 // them on.
 func OwnedAnnotationKeys(annotations map[string]string) []string {

@@ -124,19 +124,7 @@ func (e serviceExecutor) Execute(_ context.Context, ch plan.Change, _ apply.Know
 			// before and no longer does); type, selector and ports are meshd's.
 			svc = cloneService(o.Service)
 			maps.Copy(svc.Spec.Labels, want.Spec.Labels)
-			for _, k := range plan.OwnedAnnotationKeys(svc.Spec.Annotations) {
-				if _, keep := want.Spec.Annotations[k]; !keep {
-					delete(svc.Spec.Annotations, k)
-				}
-			}
-			delete(svc.Spec.Annotations, spec.AnnotationOwnedKeys)
-			for _, k := range want.StaleAnnotations {
-				delete(svc.Spec.Annotations, k)
-			}
-			if svc.Spec.Annotations == nil {
-				svc.Spec.Annotations = map[string]string{}
-			}
-			maps.Copy(svc.Spec.Annotations, want.Spec.Annotations)
+			svc.Spec.Annotations = plan.MergeServiceAnnotations(svc.Spec.Annotations, want.Spec.Annotations, want.StaleAnnotations)
 			svc.Spec.Type, svc.Spec.Selector = want.Spec.Type, maps.Clone(want.Spec.Selector)
 			svc.Spec.Ports = slices.Clone(want.Spec.Ports)
 		}

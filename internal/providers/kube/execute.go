@@ -167,20 +167,7 @@ func (p *Provider) applyService(ctx context.Context, c kubeclient.Interface, spe
 			cur.Labels = map[string]string{}
 		}
 		maps.Copy(cur.Labels, spec.Labels)
-		if cur.Annotations == nil {
-			cur.Annotations = map[string]string{}
-		}
-		// Annotations meshd set from the spec earlier and the spec no longer has are removed; others' stay.
-		for _, k := range plan.OwnedAnnotationKeys(cur.Annotations) {
-			if _, keep := spec.Annotations[k]; !keep {
-				delete(cur.Annotations, k)
-			}
-		}
-		delete(cur.Annotations, specpkg.AnnotationOwnedKeys)
-		for _, k := range stale {
-			delete(cur.Annotations, k)
-		}
-		maps.Copy(cur.Annotations, spec.Annotations)
+		cur.Annotations = plan.MergeServiceAnnotations(cur.Annotations, spec.Annotations, stale)
 		cur.Spec.Type = corev1.ServiceType(spec.Type)
 		cur.Spec.Selector = maps.Clone(spec.Selector)
 		cur.Spec.Ports = servicePorts(spec, cur.Spec.Ports)
@@ -219,22 +206,20 @@ func (p *Provider) waitReachable(ctx context.Context, c kubeclient.Interface, wa
 			return false, fmt.Errorf("reading Service %s/%s: %w", plan.DNSNamespace, plan.DNSServiceName, err)
 		}
 		got := ServiceFromAPI(svc)
-		if nodePort {
-			if got.NodePort == 0 {
-				return false, nil
-			}
-			addrs = plan.NodeUpstreams(want.NodeAddresses, got.NodePort)
-		} else {
-			addrs = got.IPs
-			if requested := requestedIPs(want.Spec.Annotations); requested != nil && !slices.Equal(requested, addrs) {
+		if !nodePort {
+			if requested := requestedIPs(want.Spec.Annotations); requested != nil && !slices.Equal(requested, got.IPs) {
 				return false, nil // MetalLB has not moved the Service to the addresses the spec asks for yet
 			}
-			if len(addrs) == 0 && got.Hostname != "" {
+			if len(got.IPs) == 0 && got.Hostname != "" {
 				return false, fmt.Errorf("the load balancer published the hostname %s, not an IP address: CoreDNS forwards to addresses; "+
 					"use one that publishes IPs (MetalLB), or dns { node_addresses }", got.Hostname)
 			}
 		}
-		return len(addrs) > 0, nil
+		// Where the planner finds them too, from the same Service.
+		member := model.Member{External: true, DNS: &model.DNSExposure{ServiceType: want.Spec.Type, NodeAddresses: want.NodeAddresses}}
+		lb, waiting := plan.ReachAt(member, model.DNSObserved{Service: &got})
+		addrs = lb.Addresses
+		return waiting == "", nil
 	})
 	return addrs, err
 }
