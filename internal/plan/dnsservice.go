@@ -220,7 +220,8 @@ func (d *dnsPlanner) service(m model.Member) {
 		return
 	}
 
-	before := d.observedService(m, o)
+	stale := d.staleAnnotations(m, o)
+	before, lb, waiting := d.observedService(m, o, want, stale)
 	if m.External && want.Type == spec.ServiceTypeLoadBalancer && o.Service.Hostname != "" && len(o.Service.IPs) == 0 {
 		d.conflict(addr,
 			fmt.Sprintf("The load balancer of cluster %s's DNS Service publishes a hostname, not an IP address", m.Name),
@@ -230,8 +231,7 @@ func (d *dnsPlanner) service(m model.Member) {
 		d.sources[m.Name] = upstreamSource{keep: true}
 		return
 	}
-	after.StaleAnnotations = d.staleAnnotations(m, o)
-	lb, waiting := ReachAt(m, o)
+	after.StaleAnnotations = stale
 	diff := serviceDiff(want, before.Spec)
 	after.Hostname, after.LoadBalancer, after.Addresses = before.Hostname, before.LoadBalancer, before.Addresses
 	switch {
@@ -313,7 +313,7 @@ func (d *dnsPlanner) serviceDelete(m model.Member) {
 	}
 	sort.Strings(deps)
 	d.c.add(Change{Action: Delete, Address: DNSServiceAddress(m.Name), Kind: KindDNSService, Reason: d.goneReason(),
-		Before: d.observedService(m, o), DependsOn: deps})
+		Before: d.observedServiceOf(m, o), DependsOn: deps})
 }
 
 // normalizeService keeps of an observed spec what meshd sets, so that server-set annotations, labels and
@@ -432,14 +432,22 @@ func NodeUpstreams(nodes []string, port int32) []string {
 	return out
 }
 
-func (d *dnsPlanner) observedService(m model.Member, o model.DNSObserved) DNSService {
-	s := DNSService{Cluster: m.Name, Region: m.Region, KubeContext: m.KubeContext, Access: m.Access, External: m.External,
-		Spec:     normalizeService(desiredService(d.mesh(), m), o.Service.Spec, d.staleAnnotations(m, o)...),
-		Hostname: o.Service.Hostname}
-	if lb, waiting := ReachAt(m, o); waiting == "" {
+// observedService is m's Service as observed, normalised to the fields meshd sets (want, and the stale
+// annotations it removes), with where it is reached (ReachAt: lb, or why not yet).
+func (d *dnsPlanner) observedService(m model.Member, o model.DNSObserved, want model.ServiceSpec, stale []string) (s DNSService, lb model.LoadBalancer, waiting string) {
+	s = DNSService{Cluster: m.Name, Region: m.Region, KubeContext: m.KubeContext, Access: m.Access, External: m.External,
+		Spec: normalizeService(want, o.Service.Spec, stale...), Hostname: o.Service.Hostname}
+	lb, waiting = ReachAt(m, o)
+	if waiting == "" {
 		s.LoadBalancer, s.Addresses = lb.Name, lb.Addresses
 	} else if lb.Name != "" {
 		s.LoadBalancer = lb.Name
 	}
+	return s, lb, waiting
+}
+
+// observedServiceOf is observedService for what meshd wants of m now.
+func (d *dnsPlanner) observedServiceOf(m model.Member, o model.DNSObserved) DNSService {
+	s, _, _ := d.observedService(m, o, desiredService(d.mesh(), m), d.staleAnnotations(m, o))
 	return s
 }
