@@ -114,34 +114,27 @@ func newComputer(in Input) *computer {
 
 func (c *computer) add(ch Change) { c.plan.Changes = append(c.plan.Changes, ch) }
 
-func (c *computer) clusterOfVPC(vpc string) string {
+// memberOfVPC finds the member (current, else former, in name order) whose VPC this is.
+func (c *computer) memberOfVPC(vpc string) (model.Member, bool) {
 	for _, m := range c.in.Members {
-		if m.VPCID == vpc {
-			return m.Name
+		if vpc != "" && m.VPCID == vpc {
+			return m, true
 		}
 	}
 	for _, name := range sortedNames(c.in.State.Members) {
-		if c.in.State.Members[name].VPCID == vpc {
-			return name
+		if m := c.in.State.Members[name]; vpc != "" && m.VPCID == vpc {
+			return m, true
 		}
 	}
-	return vpc
+	return model.Member{}, false
 }
 
-// accessOfVPC is the access of the member (current, else former) whose VPC this is; the default
-// credentials' for a VPC of no member.
-func (c *computer) accessOfVPC(vpc string) model.Access {
-	for _, m := range c.in.Members {
-		if m.VPCID == vpc {
-			return m.Access
-		}
+// clusterOfVPC names the member whose VPC this is, else the VPC itself.
+func (c *computer) clusterOfVPC(vpc string) string {
+	if m, ok := c.memberOfVPC(vpc); ok {
+		return m.Name
 	}
-	for _, name := range sortedNames(c.in.State.Members) {
-		if c.in.State.Members[name].VPCID == vpc {
-			return c.in.State.Members[name].Access
-		}
-	}
-	return model.Access{}
+	return vpc
 }
 
 // memberOfGroup finds the member (current, else former) whose node security group this is.

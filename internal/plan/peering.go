@@ -69,26 +69,16 @@ func endpoint(m model.Member) Endpoint {
 
 // observedPeering converts an observed peering, naming its sides by member where known.
 func (c *computer) observedPeering(p model.ObservedPeering) Peering {
-	name := func(vpc string) string {
-		for _, m := range c.in.Members {
-			if m.VPCID == vpc {
-				return m.Name
-			}
-		}
-		for _, m := range c.in.State.Members {
-			if m.VPCID == vpc {
-				return m.Name
-			}
-		}
-		return ""
+	// A VPC of no member is named by nobody and reached with the default credentials.
+	side := func(vpc, region string) Endpoint {
+		m, _ := c.memberOfVPC(vpc)
+		return Endpoint{Cluster: m.Name, VPCID: vpc, Region: region, Access: m.Access}
 	}
 	return Peering{
-		ID: p.ID,
-		Requester: Endpoint{Cluster: name(p.RequesterVPC), VPCID: p.RequesterVPC, Region: p.RequesterRegion,
-			Access: c.accessOfVPC(p.RequesterVPC)},
-		Accepter: Endpoint{Cluster: name(p.AccepterVPC), VPCID: p.AccepterVPC, Region: p.AccepterRegion,
-			Access: c.accessOfVPC(p.AccepterVPC)},
-		Status: p.Status,
+		ID:        p.ID,
+		Requester: side(p.RequesterVPC, p.RequesterRegion),
+		Accepter:  side(p.AccepterVPC, p.AccepterRegion),
+		Status:    p.Status,
 	}
 }
 

@@ -90,6 +90,7 @@ func (c *computer) routes() {
 	seen := map[string]bool{}
 	for _, rt := range c.sortedRouteTables() {
 		cluster := c.clusterOfVPC(rt.VPCID)
+		owner, _ := c.memberOfVPC(rt.VPCID)
 		for _, r := range rt.Routes {
 			key := rt.ID + "|" + r.DestinationCIDR
 			rec, recorded := records[key]
@@ -97,7 +98,7 @@ func (c *computer) routes() {
 			_, ownedByTarget := c.ownedPeeringAny(r.PeeringID)
 			owned := ownedByRecord || ownedByTarget
 			observed := Route{Cluster: cluster, Region: rt.Region, VPCID: rt.VPCID, RouteTableID: rt.ID,
-				DestinationCIDR: r.DestinationCIDR, PeeringID: r.PeeringID, Target: r.Target, Access: c.accessOfVPC(rt.VPCID)}
+				DestinationCIDR: r.DestinationCIDR, PeeringID: r.PeeringID, Target: r.Target, Access: owner.Access}
 			addr := RouteAddress(cluster, rt.ID, r.DestinationCIDR)
 			record := state.RouteRecord{Region: rt.Region, VPCID: rt.VPCID, RouteTableID: rt.ID,
 				DestinationCIDR: r.DestinationCIDR, PeeringID: r.PeeringID}
