@@ -148,12 +148,11 @@ type TargetGroupBinding struct {
 	// outcome is the ARN, or is empty when the executor waits for the primary's binding itself.
 	TargetGroupARN string `json:"target_group_arn,omitempty"`
 	Pending        string `json:"pending,omitempty"`
-	// Where the ARN and the load balancer's network come from: the primary, its region and Service.
-	PrimaryCluster   string `json:"primary_cluster"`
-	PrimaryContext   string `json:"primary_context"`
-	PrimaryRegion    string `json:"primary_region"`
-	PrimaryNamespace string `json:"primary_namespace"`
-	PrimaryService   string `json:"primary_service"`
+	// Where the ARN and the load balancer's network come from: the primary and its region (its Service is
+	// Namespace/Service, the same as here).
+	PrimaryCluster string `json:"primary_cluster"`
+	PrimaryContext string `json:"primary_context"`
+	PrimaryRegion  string `json:"primary_region"`
 
 	Region   string `json:"region"` // the secondary's
 	VPCID    string `json:"vpc_id"` // the secondary's: no webhook fills it for a binding meshd writes
@@ -435,15 +434,6 @@ func observedLBService(addr string, rec state.LoadBalancerRecord, obs LBServiceO
 		MultiCluster: obs.Annotations[AnnotationMultiClusterTargetGroup] == "true", DeletionProtection: dp == "true", Attributes: attrs}
 }
 
-func (c *computer) member(name string) model.Member {
-	for _, m := range c.in.Members {
-		if m.Name == name {
-			return m
-		}
-	}
-	return model.Member{Name: name}
-}
-
 func (c *computer) loadBalancer(b LoadBalancerBlock) {
 	addr := LBServiceAddress(b.Name)
 	rec, recorded := c.in.State.LoadBalancers[addr]
@@ -507,17 +497,26 @@ func (c *computer) loadBalancer(b LoadBalancerBlock) {
 
 // targetsByCluster sorts a target group's targets by the member whose VPC CIDR holds them.
 func (c *computer) targetsByCluster(targets []model.Target) []ClusterTargets {
+	type block struct {
+		cluster string
+		prefix  netip.Prefix
+	}
+	var blocks []block // every member's CIDR blocks, in member order, parsed once
+	for _, m := range c.in.Members {
+		for _, cidr := range m.CIDRs {
+			if p, err := netip.ParsePrefix(cidr); err == nil {
+				blocks = append(blocks, block{m.Name, p})
+			}
+		}
+	}
 	by := map[string][]string{}
 	for _, t := range targets {
 		cluster := ""
 		if ip, err := netip.ParseAddr(t.ID); err == nil {
-		members:
-			for _, m := range c.in.Members {
-				for _, cidr := range m.CIDRs {
-					if p, err := netip.ParsePrefix(cidr); err == nil && p.Contains(ip) {
-						cluster = m.Name
-						break members
-					}
+			for _, b := range blocks {
+				if b.prefix.Contains(ip) {
+					cluster = b.cluster
+					break
 				}
 			}
 		}
@@ -534,10 +533,10 @@ func (c *computer) targetsByCluster(targets []model.Target) []ClusterTargets {
 
 func (c *computer) binding(b LoadBalancerBlock, s LoadBalancerSecondary, serviceChange string) {
 	addr := BindingAddress(b.Name, s.Cluster)
-	mem := c.member(s.Cluster)
+	mem := c.plan.Members[s.Cluster]
 	after := TargetGroupBinding{LoadBalancer: b.Name, Cluster: s.Cluster, KubeContext: s.KubeContext, Namespace: b.Namespace, Name: b.Name,
 		TargetGroupARN: b.TargetGroupARN, PrimaryCluster: b.Primary, PrimaryContext: b.PrimaryContext, PrimaryRegion: b.Region,
-		PrimaryNamespace: b.Namespace, PrimaryService: b.Service, Region: mem.Region, VPCID: mem.VPCID,
+		Region: mem.Region, VPCID: mem.VPCID,
 		Service: b.Service, Port: b.Port, Target: b.TargetPort, Protocol: b.Protocol}
 	if b.TargetGroup != nil {
 		after.IngressFrom = IngressFrom(*b.TargetGroup, mem.Region)

@@ -205,15 +205,11 @@ func (c *computer) apiRules() []SGRule {
 	if in == nil || c.in.Destroy {
 		return nil
 	}
-	byName := map[string]model.Member{}
-	for _, m := range c.networked {
-		byName[m.Name] = m
-	}
 	var out []SGRule
 	for _, a := range in.PrivateAPIs {
-		cp, okCP := byName[a.Cluster]
-		m, okDP := byName[a.DataPlane]
-		if !okCP || !okDP || m.ClusterSecurityGroupID == "" || m.ClusterSecurityGroupID == m.SecurityGroupID {
+		cp, okCP := c.plan.Members[a.Cluster]
+		m, okDP := c.plan.Members[a.DataPlane]
+		if !okCP || !okDP || cp.External || m.External || m.ClusterSecurityGroupID == "" || m.ClusterSecurityGroupID == m.SecurityGroupID {
 			continue
 		}
 		for _, cidr := range cp.CIDRs {

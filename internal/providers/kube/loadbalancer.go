@@ -373,7 +373,7 @@ func (e bindingExecutor) Execute(ctx context.Context, ch plan.Change, known appl
 			if err != nil {
 				return apply.Outcome{}, err
 			}
-			if b.TargetGroupARN, err = p.waitTargetGroup(ctx, pc, ch.Address, b.PrimaryNamespace, b.PrimaryService, ""); err != nil {
+			if b.TargetGroupARN, err = p.waitTargetGroup(ctx, pc, ch.Address, b.Namespace, b.Service, ""); err != nil {
 				return apply.Outcome{}, fmt.Errorf("cluster %s: %w", b.PrimaryCluster, err)
 			}
 		}
