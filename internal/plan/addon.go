@@ -176,12 +176,10 @@ func (d *dnsPlanner) addonCorefile(m model.Member, cmText string, want []Corefil
 	if err != nil {
 		return // the corefile kind reported the ConfigMap's problem
 	}
-	blocks := make([]corefile.Block, len(want))
+	blocks := planningBlocks(want)
 	var deps []string
-	for i, b := range want {
-		blocks[i] = corefile.Block{Zone: b.Zone, Upstreams: b.Upstreams}
+	for _, b := range want {
 		if b.Pending != "" {
-			blocks[i].Upstreams = []string{placeholderUpstream}
 			deps = append(deps, b.Pending)
 		}
 	}

@@ -475,7 +475,7 @@ func (c *computer) controlPlane(p ControlPlaneObserved) {
 	}
 	if !renewed || p.TokenFileDir != "" {
 		if kc, err := kubeobj.RenderKubeconfig(want.Entries(inline)); err == nil {
-			want.KubeconfigHash = kubeobj.ContentHash(kubeobj.Object{Kind: "Secret", Content: map[string]any{"data": kubeobj.SecretData(map[string][]byte{KubeconfigKey: kc})}})
+			want.KubeconfigHash = kubeconfigHash(kc)
 			if p.Secret != nil && string(data[KubeconfigKey]) != string(kc) {
 				reasons = append(reasons, "the kubeconfig differs (a context, server or CA changed)")
 			}
@@ -587,6 +587,11 @@ func bindsAccount(b kubeobj.Object, namespace, name string) bool {
 	return s["kind"] == "ServiceAccount" && s["namespace"] == namespace && s["name"] == name
 }
 
+// kubeconfigHash is the content hash of a Secret holding only the kubeconfig kc, as the plan shows it.
+func kubeconfigHash(kc []byte) string {
+	return kubeobj.ContentHash(kubeobj.Object{Kind: "Secret", Content: map[string]any{"data": kubeobj.SecretData(map[string][]byte{KubeconfigKey: kc})}})
+}
+
 // observedKubeconfig describes an observed Secret for the plan: its keys, the hash of its kubeconfig key
 // and the data planes its annotation records, with the servers of want (when updating to it) for those it
 // keeps.
@@ -596,7 +601,7 @@ func observedKubeconfig(addr string, rec state.ReplicaRecord, s kubeobj.Object, 
 	data := kubeobj.SecretBytes(s)
 	k.Keys = slices.Sorted(maps.Keys(data))
 	if kc, ok := data[KubeconfigKey]; ok {
-		k.KubeconfigHash = kubeobj.ContentHash(kubeobj.Object{Kind: "Secret", Content: map[string]any{"data": kubeobj.SecretData(map[string][]byte{KubeconfigKey: kc})}})
+		k.KubeconfigHash = kubeconfigHash(kc)
 	}
 	recs := ParseTokenRecords(s.Annotations)
 	for _, name := range slices.Sorted(maps.Keys(recs)) {

@@ -69,6 +69,13 @@ type CorefileBlock struct {
 
 func (Corefile) Kind() Kind { return KindCorefile }
 
+// planningBlocks are the blocks of want to merge while planning: a block whose upstreams are found by
+// apply forwards to placeholderUpstream for now.
+func planningBlocks(want []CorefileBlock) []corefile.Block {
+	blocks, _ := Corefile{Blocks: want}.Resolved(func(string) (string, bool) { return placeholderUpstream, true })
+	return blocks
+}
+
 // Resolved returns the blocks to merge, with the addresses of each Pending block taken from the ID its
 // dns_service change produced in this apply (known, as apply.Known looks it up).
 func (c Corefile) Resolved(known func(address string) (string, bool)) ([]corefile.Block, error) {
@@ -143,13 +150,7 @@ func (d *dnsPlanner) corefile(m model.Member) {
 			want = append(want, CorefileBlock{Zone: zone, Upstreams: src.addresses})
 		}
 	}
-	blocks := make([]corefile.Block, len(want))
-	for i, b := range want {
-		blocks[i] = corefile.Block{Zone: b.Zone, Upstreams: b.Upstreams}
-		if b.Pending != "" {
-			blocks[i].Upstreams = []string{placeholderUpstream}
-		}
-	}
+	blocks := planningBlocks(want)
 	merged, rep, err := corefile.Merge(text, d.mesh(), owned, blocks)
 	if err != nil {
 		d.conflict(addr, fmt.Sprintf("Cannot update meshd's blocks in the Corefile of cluster %s", m.Name),
