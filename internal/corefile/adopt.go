@@ -2,7 +2,6 @@ package corefile
 
 import (
 	"fmt"
-	"net/netip"
 	"slices"
 	"strings"
 )
@@ -66,13 +65,7 @@ func Adoptable(src, mesh string, owned []string, zone string, upstreams []string
 func normalizeUpstreams(ups []string) []string {
 	out := make([]string, 0, len(ups))
 	for _, u := range ups {
-		s := strings.TrimPrefix(u, "dns://")
-		if ap, err := netip.ParseAddrPort(s); err == nil && ap.Port() == 53 {
-			s = ap.Addr().String()
-		} else if a, err := netip.ParseAddr(s); err == nil {
-			s = a.String()
-		}
-		out = append(out, s)
+		out = append(out, CanonicalUpstream(u))
 	}
 	slices.Sort(out)
 	return slices.Compact(out)

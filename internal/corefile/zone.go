@@ -114,6 +114,17 @@ func parseUpstream(u string) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), port), nil
 }
 
+// CanonicalUpstream is an upstream of a forward directive as meshd writes it, for comparing: dns:// taken
+// off, port 53 left out, the address in canonical form. What is not an address (with a port) stays as
+// written, less dns://.
+func CanonicalUpstream(u string) string {
+	s := strings.TrimPrefix(u, "dns://")
+	if a, err := parseUpstream(s); err == nil {
+		return upstreamText(a)
+	}
+	return s
+}
+
 // upstreamText is an upstream as a forward directive takes it: the bare address for the default port.
 func upstreamText(a netip.AddrPort) string {
 	if a.Port() == 0 {

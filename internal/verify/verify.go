@@ -498,11 +498,7 @@ func (v *verifier) dns(a, b model.Member) result {
 func upstreamAddrs(ups []string) []string {
 	out := []string{}
 	for _, u := range ups {
-		u = strings.TrimPrefix(u, "dns://")
-		if ap, err := netip.ParseAddrPort(u); err == nil && ap.Port() == 53 {
-			u = ap.Addr().String()
-		}
-		out = append(out, u)
+		out = append(out, corefile.CanonicalUpstream(u))
 	}
 	sort.Strings(out)
 	return out
