@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/meshd-io/meshd/internal/corefile"
 )
 
 // The annotations of an AWS member's DNS Service that make its internal NLB: the AWS Load Balancer
@@ -27,10 +29,6 @@ func NLBAnnotations() map[string]string {
 // AnnotationOwnedKeys is the annotation in which meshd records the keys of dns { service_annotations } it
 // set, so that a key removed from the spec is removed from the Service too.
 const AnnotationOwnedKeys = "meshd.io/service-annotations"
-
-// maxNodeAddresses is CoreDNS's limit on a forward's upstreams (corefile.MaxUpstreams, which this package
-// cannot import): each node address is one upstream of the other members' blocks.
-const maxNodeAddresses = 15
 
 // awsAttributes are the cluster attributes that name AWS objects or reach AWS: an external member has none.
 var awsAttributes = []string{"region", "eks_cluster", "vpc_id", "security_group_id", "route_table_ids", "cidr_blocks", "assume_role", "external_id"}
@@ -118,10 +116,10 @@ func (d *decoder) checkNodeAddresses(c *Cluster, l []string, rs []hcl.Range, att
 		d.errorf(attr, "Empty node address list",
 			"Cluster %q's node_addresses is empty, so the other clusters cannot reach its DNS. Name the addresses of two or more of its nodes, or remove node_addresses.", c.Name)
 	}
-	if len(out) > maxNodeAddresses {
+	if len(out) > corefile.MaxUpstreams {
 		d.errorf(attr, "Too many node addresses",
 			"Cluster %q names %d node addresses; each is an upstream of the other clusters' Corefile blocks, and CoreDNS forwards to at most %d. Name %d or fewer.",
-			c.Name, len(out), maxNodeAddresses, maxNodeAddresses)
+			c.Name, len(out), corefile.MaxUpstreams, corefile.MaxUpstreams)
 	}
 	return out
 }
