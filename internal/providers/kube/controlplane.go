@@ -28,14 +28,10 @@ type Endpoint struct {
 // Endpoint returns the server and TLS settings of a kube context's cluster (its CA file read in).
 func (p *Provider) Endpoint(kubeContext string) (Endpoint, error) {
 	p.mu.Lock()
-	if !p.loaded {
-		p.loaded = true
-		p.raw, p.rawErr = p.loadingRules().Load()
-	}
-	raw, rawErr := p.raw, p.rawErr
+	raw, err := p.rawLocked()
 	p.mu.Unlock()
-	if rawErr != nil {
-		return Endpoint{}, fmt.Errorf("reading the kubeconfig %s: %w", p.Source(), rawErr)
+	if err != nil {
+		return Endpoint{}, err
 	}
 	kc, ok := raw.Contexts[kubeContext]
 	if !ok {

@@ -128,17 +128,27 @@ func (p *Provider) Source() string {
 func (p *Provider) CurrentContext() (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	raw, err := p.rawLocked()
+	if err != nil {
+		return "", err
+	}
+	if raw.CurrentContext == "" {
+		return "", fmt.Errorf("%w: the kubeconfig %s has no current context", ErrNoContext, p.Source())
+	}
+	return raw.CurrentContext, nil
+}
+
+// rawLocked is the kubeconfig, read on first use. Called with p.mu held.
+func (p *Provider) rawLocked() (*clientcmdapi.Config, error) {
 	if !p.loaded {
 		p.loaded = true
 		p.raw, p.rawErr = p.loadingRules().Load()
 	}
 	if p.rawErr != nil {
-		return "", fmt.Errorf("reading the kubeconfig %s: %w", p.Source(), p.rawErr)
+		// clientcmd's errors name the file and the problem, not the file's contents.
+		return nil, fmt.Errorf("reading the kubeconfig %s: %w", p.Source(), p.rawErr)
 	}
-	if p.raw.CurrentContext == "" {
-		return "", fmt.Errorf("%w: the kubeconfig %s has no current context", ErrNoContext, p.Source())
-	}
-	return p.raw.CurrentContext, nil
+	return p.raw, nil
 }
 
 // Client returns the client for a kubeconfig context.
@@ -165,13 +175,8 @@ func (p *Provider) Client(kubeContext string) (kubeclient.Interface, error) {
 // newClient builds a client for a context of the kubeconfig. Called with p.mu held.
 func (p *Provider) newClient(kubeContext string) (kubeclient.Interface, error) {
 	rules := p.loadingRules()
-	if !p.loaded {
-		p.loaded = true
-		p.raw, p.rawErr = rules.Load()
-	}
-	if p.rawErr != nil {
-		// clientcmd's errors name the file and the problem, not the file's contents.
-		return nil, fmt.Errorf("reading the kubeconfig %s: %w", p.Source(), p.rawErr)
+	if _, err := p.rawLocked(); err != nil {
+		return nil, err
 	}
 	if _, ok := p.raw.Contexts[kubeContext]; !ok {
 		names := slices.Sorted(func(yield func(string) bool) {
