@@ -103,10 +103,13 @@ func watch(ctx context.Context, c WatchedCluster, w plan.Watch, trigger func(Kub
 			Why: fmt.Sprintf("kubernetes: %s %s in %s changed", kindOf(obj), objName(obj), c.Name)})
 	}, func(old, new any) bool {
 		o, n := old.(metav1.Object), new.(metav1.Object)
+		if o.GetResourceVersion() == n.GetResourceVersion() { // a resync: nothing changed
+			return false
+		}
 		if w.IgnoreForeignAnnotations && onlyForeignAnnotations(old, new) {
 			return false
 		}
-		return o.GetResourceVersion() != n.GetResourceVersion() && !changedByMeshd(o, n)
+		return !changedByMeshd(o, n)
 	}))
 	return inf, err
 }

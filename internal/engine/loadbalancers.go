@@ -128,17 +128,11 @@ func (e *Engine) observeLoadBalancer(ctx context.Context, v *passView, lk lbKube
 	member map[string]model.Member, sev hcl.DiagnosticSeverity) (plan.LoadBalancerBlock, hcl.Diagnostics) {
 	primary := member[lb.Primary]
 	b := plan.LoadBalancerBlock{Name: lb.Name, Primary: lb.Primary, Region: primary.Region, Namespace: lb.Namespace,
-		Service: lb.Service, DeletionProtection: lb.DeletionProtection}
-	if c := m.Cluster(lb.Primary); c != nil {
-		b.PrimaryContext = c.KubeContext
-	}
+		Service: lb.Service, DeletionProtection: lb.DeletionProtection, PrimaryContext: kubeContextOf(m, lb.Primary)}
 	q := kube.LBQuery{Primary: lb.Primary, PrimaryContext: b.PrimaryContext, Namespace: lb.Namespace, Service: lb.Service,
 		Port: lb.Port, Binding: lb.Name}
 	for _, s := range lb.SecondariesOf(m) {
-		sq := kube.LBSecondaryQuery{Cluster: s}
-		if c := m.Cluster(s); c != nil {
-			sq.KubeContext = c.KubeContext
-		}
+		sq := kube.LBSecondaryQuery{Cluster: s, KubeContext: kubeContextOf(m, s)}
 		q.Secondaries = append(q.Secondaries, sq)
 		b.Secondaries = append(b.Secondaries, plan.LoadBalancerSecondary{Cluster: s, KubeContext: sq.KubeContext})
 	}

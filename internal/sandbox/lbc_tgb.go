@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -82,26 +82,20 @@ func (c *TargetGroupController) Run(ctx context.Context) {
 	if interval == 0 {
 		interval = 300 * time.Millisecond
 	}
-	var wg sync.WaitGroup
-	for _, cl := range c.Clusters {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				if !c.isPaused(cl.Name) {
-					if err := c.reconcile(ctx, cl); err != nil && ctx.Err() == nil {
-						c.logf("lbc %s: %v (retrying)", cl.Name, err)
-					}
-				}
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(interval):
+	forEach(c.Clusters, func(cl TGBCluster) {
+		for {
+			if !c.isPaused(cl.Name) {
+				if err := c.reconcile(ctx, cl); err != nil && ctx.Err() == nil {
+					c.logf("lbc %s: %v (retrying)", cl.Name, err)
 				}
 			}
-		}()
-	}
-	wg.Wait()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(interval):
+			}
+		}
+	})
 }
 
 func (c *TargetGroupController) logf(format string, args ...any) {
@@ -290,7 +284,7 @@ func (c *TargetGroupController) binding(ctx context.Context, cl TGBCluster, tgb 
 	res := cl.Dynamic.Resource(tgbResource).Namespace(ns)
 
 	if tgb.GetDeletionTimestamp() != nil {
-		if err := deregister(ctx, lbs, arn, slices.Sorted(mapKeys(tracked))); err != nil {
+		if err := deregister(ctx, lbs, arn, slices.Sorted(maps.Keys(tracked))); err != nil {
 			return err
 		}
 		if err := cms.Delete(ctx, cmName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
@@ -361,7 +355,7 @@ func (c *TargetGroupController) binding(ctx context.Context, cl TGBCluster, tgb 
 	if !mc {
 		return nil
 	}
-	value := strings.Join(slices.Sorted(mapKeys(desired)), ",")
+	value := strings.Join(slices.Sorted(maps.Keys(desired)), ",")
 	if !cmExists {
 		_, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: cmName, Namespace: ns},
 			Data: map[string]string{TargetsConfigMapKey: value}}, metav1.CreateOptions{})
@@ -445,16 +439,6 @@ func readyEndpoints(ctx context.Context, kc kubernetes.Interface, tgb *unstructu
 		}
 	}
 	return out, nil
-}
-
-func mapKeys(m map[string]bool) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // StartTargetGroups installs the TargetGroupBinding CRD (crd: the manifest, by cluster; a cluster not
