@@ -117,10 +117,8 @@ type Provider struct {
 	mu      sync.Mutex
 	regions map[clientKey]*regionClients
 	creds   map[model.Access]aws.CredentialsProvider // one cache per assumed role, shared by its regions
-	elb     map[string]ELBv2API
+	elb     map[clientKey]ELBv2API                   // by access and region (elbFor)
 	tgs     map[string]TargetGroupAPI
-	// accountELB holds the ELBv2 clients of assumed roles (elbFor).
-	accountELB map[clientKey]ELBv2API
 }
 
 // clientKey names a client set: whose credentials, which region.

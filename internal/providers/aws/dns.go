@@ -27,39 +27,19 @@ const ProgressEvery = 10 * time.Second
 
 // ELB returns the ELBv2 client for a region, built from Config(region) (so AWS_ENDPOINT_URL and the
 // provider's APIOptions apply).
-func (p *Provider) ELB(region string) ELBv2API {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if c, ok := p.elb[region]; ok {
-		return c
-	}
-	if p.elb == nil {
-		p.elb = map[string]ELBv2API{}
-	}
-	var c ELBv2API
-	if p.opts.ELBClients != nil {
-		c = p.opts.ELBClients(region)
-	} else {
-		c = newELB(p.Config(region))
-	}
-	p.elb[region] = c
-	return c
-}
+func (p *Provider) ELB(region string) ELBv2API { return p.elbFor(model.Access{}, region) }
 
-// elbFor is the ELBv2 client of an account's region: ELB(region) for the default credentials, else one
-// made with the role's credentials on first use.
+// elbFor is the ELBv2 client of an account's region, made on first use with the access's credentials (the
+// default ones, or the role's).
 func (p *Provider) elbFor(a model.Access, region string) ELBv2API {
-	if a == (model.Access{}) {
-		return p.ELB(region)
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	key := clientKey{a, region}
-	if c, ok := p.accountELB[key]; ok {
+	if c, ok := p.elb[key]; ok {
 		return c
 	}
-	if p.accountELB == nil {
-		p.accountELB = map[clientKey]ELBv2API{}
+	if p.elb == nil {
+		p.elb = map[clientKey]ELBv2API{}
 	}
 	var c ELBv2API
 	if p.opts.ELBClients != nil {
@@ -67,7 +47,7 @@ func (p *Provider) elbFor(a model.Access, region string) ELBv2API {
 	} else {
 		c = newELB(p.configLocked(a, region))
 	}
-	p.accountELB[key] = c
+	p.elb[key] = c
 	return c
 }
 
