@@ -29,8 +29,9 @@ import (
 // AWS is what the engine needs from the AWS side (the AWS provider; a stub in tests).
 type AWS interface {
 	Observe(ctx context.Context, m *spec.Mesh, former map[string]model.Member) (*awsprovider.Observation, hcl.Diagnostics, error)
-	// LoadBalancers finds the NLBs of a region behind the DNS Services' hostnames.
-	LoadBalancers(ctx context.Context, region string, hostnames []string) (map[string]model.LoadBalancer, error)
+	// LoadBalancersIn finds the NLBs of a region behind the DNS Services' hostnames, in the account the
+	// access reaches (a member's assumed role; the zero Access is the default credentials').
+	LoadBalancersIn(ctx context.Context, a model.Access, region string, hostnames []string) (map[string]model.LoadBalancer, error)
 	Executors() map[plan.Kind]apply.Executor
 }
 
@@ -355,20 +356,6 @@ func kubeTargets(m *spec.Mesh, st *state.State) []kube.Target {
 	return out
 }
 
-// accountLoadBalancers is the AWS side's LoadBalancers in the account of a member with an assumed role
-// (the AWS provider has it; a stub without it sees one account).
-type accountLoadBalancers interface {
-	LoadBalancersIn(ctx context.Context, a model.Access, region string, hostnames []string) (map[string]model.LoadBalancer, error)
-}
-
-// loadBalancersIn looks up load balancers with the access, when the AWS side can.
-func (e *Engine) loadBalancersIn(ctx context.Context, a model.Access, region string, hostnames []string) (map[string]model.LoadBalancer, error) {
-	if in, ok := e.AWS.(accountLoadBalancers); ok && a != (model.Access{}) {
-		return in.LoadBalancersIn(ctx, a, region, hostnames)
-	}
-	return e.AWS.LoadBalancers(ctx, region, hostnames)
-}
-
 // observeLoadBalancers finds the NLB behind every observed DNS Service that has a hostname: one batch per
 // account access and region (a member with an assumed role has its load balancer in its own account), for
 // the clusters whose lookup the view cannot reuse (see obsCache).
@@ -422,7 +409,7 @@ func (e *Engine) observeLoadBalancers(ctx context.Context, v *passView, members 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lbs, err := e.loadBalancersIn(lbCtx, w.access, w.region, hs)
+			lbs, err := e.AWS.LoadBalancersIn(lbCtx, w.access, w.region, hs)
 			mu.Lock()
 			results[w] = result{lbs, err}
 			mu.Unlock()

@@ -63,7 +63,7 @@ func (s *stubAWS) Observe(_ context.Context, m *spec.Mesh, _ map[string]model.Me
 	return &awsprovider.Observation{Members: members, Observed: s.world.Observed}, diags, nil
 }
 
-func (s *stubAWS) LoadBalancers(_ context.Context, region string, hostnames []string) (map[string]model.LoadBalancer, error) {
+func (s *stubAWS) LoadBalancersIn(_ context.Context, _ model.Access, region string, hostnames []string) (map[string]model.LoadBalancer, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.lbAsked == nil {

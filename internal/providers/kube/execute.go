@@ -80,12 +80,7 @@ func (e serviceExecutor) run(ctx context.Context, ch plan.Change) (string, error
 		if p.opts.LoadBalancers == nil {
 			return "", errors.New("no AWS provider to find the load balancer with")
 		}
-		var lb model.LoadBalancer
-		if w, ok := p.opts.LoadBalancers.(AccountLoadBalancerWaiter); ok && want.Access != (model.Access{}) {
-			lb, err = w.WaitLoadBalancerIn(ctx, want.Access, want.Region, host, ch.Address)
-		} else {
-			lb, err = p.opts.LoadBalancers.WaitLoadBalancer(ctx, want.Region, host, ch.Address)
-		}
+		lb, err := p.opts.LoadBalancers.WaitLoadBalancerIn(ctx, want.Access, want.Region, host, ch.Address)
 		if err != nil {
 			return "", fmt.Errorf("cluster %s: %w", want.Cluster, err)
 		}

@@ -26,7 +26,7 @@ import (
 
 type fixedLB struct{ addrs []string }
 
-func (f fixedLB) WaitLoadBalancer(context.Context, string, string, string) (model.LoadBalancer, error) {
+func (f fixedLB) WaitLoadBalancerIn(context.Context, model.Access, string, string, string) (model.LoadBalancer, error) {
 	return model.LoadBalancer{Name: "k8s-dns", State: model.LoadBalancerActive, Addresses: f.addrs}, nil
 }
 

@@ -30,12 +30,8 @@ import (
 // LoadBalancerWaiter finds the load balancer behind a Service's hostname once it is active (the AWS
 // provider implements it).
 type LoadBalancerWaiter interface {
-	WaitLoadBalancer(ctx context.Context, region, hostname, address string) (model.LoadBalancer, error)
-}
-
-// AccountLoadBalancerWaiter also finds load balancers in another account: that of a cluster with an assumed
-// role (the AWS provider implements it).
-type AccountLoadBalancerWaiter interface {
+	// WaitLoadBalancerIn waits in the account the access reaches (a cluster's assumed role; the zero Access
+	// is the default credentials').
 	WaitLoadBalancerIn(ctx context.Context, a model.Access, region, hostname, address string) (model.LoadBalancer, error)
 }
 
