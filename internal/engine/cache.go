@@ -253,8 +253,7 @@ func (c *obsCache) invalidate(p *plan.Plan) {
 		if !ch.Action.IsChange() {
 			continue
 		}
-		info, _ := plan.Lookup(ch.Kind)
-		if info.Provider == plan.ProviderAWS {
+		if isAWSChange(ch) {
 			// Observed again by the next plan; the last observation stays only as the fallback for
 			// KeepLastKnown, which changes nothing in AWS from it.
 			c.awsAt = time.Time{}
@@ -275,22 +274,21 @@ func (c *obsCache) invalidate(p *plan.Plan) {
 	}
 }
 
-// hasAWSChanges reports whether applying p would change anything in AWS.
-func hasAWSChanges(p *plan.Plan) bool {
-	for _, ch := range p.Changes {
-		if info, _ := plan.Lookup(ch.Kind); ch.Action.IsChange() && info.Provider == plan.ProviderAWS {
-			return true
-		}
-	}
-	return false
+// isAWSChange reports whether ch changes something in AWS.
+func isAWSChange(ch plan.Change) bool {
+	info, _ := plan.Lookup(ch.Kind)
+	return ch.Action.IsChange() && info.Provider == plan.ProviderAWS
 }
+
+// hasAWSChanges reports whether applying p would change anything in AWS.
+func hasAWSChanges(p *plan.Plan) bool { return slices.ContainsFunc(p.Changes, isAWSChange) }
 
 // withoutAWSChanges takes the AWS changes out of a plan made from an AWS observation that could not be
 // renewed (nothing is applied to AWS from it), and the changes that wait on them.
 func withoutAWSChanges(p *plan.Plan) {
 	dropped := map[string]bool{}
 	for _, ch := range p.Changes {
-		if info, _ := plan.Lookup(ch.Kind); ch.Action.IsChange() && info.Provider == plan.ProviderAWS {
+		if isAWSChange(ch) {
 			dropped[ch.Address] = true
 		}
 	}
