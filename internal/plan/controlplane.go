@@ -358,7 +358,7 @@ func (c *computer) controlPlanes() {
 			continue
 		}
 		before := CPAccount{Cluster: rec.Cluster, KubeContext: rec.KubeContext, Namespace: rec.Namespace, Name: rec.Name}
-		before.ControlPlane, _, _ = strings.Cut(strings.TrimPrefix(addr, string(KindCPAccount)+"["), ":")
+		before.ControlPlane, _ = addressArgs(KindCPAccount, addr)
 		if sa := obs.ServiceAccount; sa != nil && model.OwnedBy(sa.Labels, c.in.Mesh) {
 			before.UID, before.Labels = sa.UID, sa.Labels
 		}
@@ -597,7 +597,7 @@ func kubeconfigHash(kc []byte) string {
 // keeps.
 func observedKubeconfig(addr string, rec state.ReplicaRecord, s kubeobj.Object, want *Kubeconfig) Kubeconfig {
 	k := Kubeconfig{Cluster: rec.Cluster, KubeContext: rec.KubeContext, Namespace: s.Namespace, Name: s.Name, UID: s.UID, Labels: s.Labels}
-	k.ControlPlane = strings.TrimSuffix(strings.TrimPrefix(addr, string(KindKubeconfig)+"["), "]")
+	k.ControlPlane, _ = addressArgs(KindKubeconfig, addr)
 	data := kubeobj.SecretBytes(s)
 	k.Keys = slices.Sorted(maps.Keys(data))
 	if kc, ok := data[KubeconfigKey]; ok {

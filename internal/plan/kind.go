@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/meshd-io/meshd/internal/spec"
 )
@@ -90,6 +91,14 @@ type KindInfo struct {
 }
 
 var registry = map[Kind]KindInfo{}
+
+// addressArgs are the first and the rest of the arguments of a kind's address: for "kind[a:b]", a and b
+// (rest is "" for "kind[a]").
+func addressArgs(k Kind, addr string) (first, rest string) {
+	inner := strings.TrimSuffix(strings.TrimPrefix(addr, string(k)+"["), "]")
+	first, rest, _ = strings.Cut(inner, ":")
+	return first, rest
+}
 
 // Register makes a kind known. It panics on a duplicate kind or rank: both are programming errors, found
 // by any test that loads the package.

@@ -380,7 +380,7 @@ func (c *computer) loadBalancers() {
 		case obs == nil || !model.OwnedBy(obs.Labels, c.in.Mesh):
 			c.plan.ForgetLoadBalancers = append(c.plan.ForgetLoadBalancers, addr)
 		default:
-			lb, cluster := splitBindingAddress(addr)
+			lb, cluster := addressArgs(KindTargetGroupBinding, addr)
 			b := TargetGroupBinding{LoadBalancer: lb, Cluster: cluster, KubeContext: rec.KubeContext,
 				Namespace: rec.Namespace, Name: rec.Name, UID: obs.UID}
 			c.add(Change{Action: Delete, Address: addr, Kind: KindTargetGroupBinding, Reason: c.goneReason(), Before: b})
@@ -420,14 +420,8 @@ func (c *computer) goneReason() string {
 	return "no longer in the spec"
 }
 
-func splitBindingAddress(addr string) (lb, cluster string) {
-	inner := strings.TrimSuffix(strings.TrimPrefix(addr, string(KindTargetGroupBinding)+"["), "]")
-	lb, cluster, _ = strings.Cut(inner, ":")
-	return lb, cluster
-}
-
 func observedLBService(addr string, rec state.LoadBalancerRecord, obs LBServiceObserved) LBService {
-	lb := strings.TrimSuffix(strings.TrimPrefix(addr, string(KindLBService)+"["), "]")
+	lb, _ := addressArgs(KindLBService, addr)
 	attrs := obs.Annotations[AnnotationLBAttributes]
 	dp, _ := AttributeValue(attrs, DeletionProtection)
 	return LBService{LoadBalancer: lb, Cluster: rec.Cluster, KubeContext: rec.KubeContext, Namespace: rec.Namespace, Name: rec.Name,

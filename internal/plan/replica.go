@@ -264,8 +264,7 @@ func (c *computer) replicas() {
 
 // observedReplica describes an observed copy for the plan.
 func observedReplica(addr string, rec state.ReplicaRecord, obs kubeobj.Object) Replica {
-	name, _ := strings.CutPrefix(addr, string(KindReplica)+"[")
-	replicate, _, _ := strings.Cut(name, ":")
+	replicate, _ := addressArgs(KindReplica, addr)
 	r := Replica{Replicate: replicate, Cluster: rec.Cluster, KubeContext: rec.KubeContext, APIVersion: obs.APIVersion,
 		ObjectKind: obs.Kind, Namespace: obs.Namespace, Name: obs.Name, UID: obs.UID}
 	describe(&r, obs)
