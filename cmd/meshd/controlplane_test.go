@@ -6,9 +6,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -293,7 +295,7 @@ func TestControlPlaneOnSandbox(t *testing.T) {
 	}
 	s = e.mountSecret()
 	if _, ok := s.Data["tidb-3.token"]; ok || strings.Contains(string(s.Data["kubeconfig"]), "tidb-3") {
-		t.Errorf("the Secret keeps tidb-3: keys %v", keys(s.Data))
+		t.Errorf("the Secret keeps tidb-3: keys %v", slices.Sorted(maps.Keys(s.Data)))
 	}
 	err = poll(20*time.Second, func() error {
 		_, err := e.tokenClient("tidb-3", token3).CoreV1().Pods("").List(ctx, metav1.ListOptions{})
@@ -358,14 +360,6 @@ func (e *cpEnv) readSpec() string {
 		e.t.Fatal(err)
 	}
 	return string(b)
-}
-
-func keys(m map[string][]byte) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 // poll retries f until it succeeds or d has passed, returning its last error.

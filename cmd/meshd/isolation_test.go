@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -106,7 +105,7 @@ func TestDaemonFastAndIsolated(t *testing.T) {
 			`{api="kubernetes",operation="PUT configmaps"}`: 1,       // the repair
 			`{api="kubernetes",operation="POST events"}`:    1,       // its Event
 		}
-		if n < 1 || n > 2 || !mapsEqual(want, got) {
+		if n < 1 || n > 2 || !maps.Equal(want, got) {
 			t.Errorf("API calls of %v watch-triggered passes: %v, want %v", n, got, want)
 		}
 		t.Logf("%v pass(es): %v", n, got)
@@ -232,10 +231,6 @@ func TestDaemonFastAndIsolated(t *testing.T) {
 			t.Error("tidb-1's block for the held tidb-3 was removed")
 		}
 	})
-}
-
-func mapsEqual(a, b map[string]float64) bool {
-	return slices.Equal(slices.Sorted(maps.Keys(a)), slices.Sorted(maps.Keys(b))) && maps.Equal(a, b)
 }
 
 // lineOf is the line of the spec file's mesh.hcl that holds text.

@@ -54,7 +54,7 @@ func TestControlPlaneOpensPrivateEndpoint(t *testing.T) {
 	}
 	got := rules[0]
 	if aws.ToString(got.IpProtocol) != "tcp" || aws.ToInt32(got.FromPort) != 443 || aws.ToInt32(got.ToPort) != 443 ||
-		aws.ToString(got.CidrIpv4) != cp.CIDR || !hasTag(got.Tags, "meshd.io/mesh", "tidb") ||
+		aws.ToString(got.CidrIpv4) != cp.CIDR || tag(got.Tags, "meshd.io/mesh") != "tidb" ||
 		!strings.Contains(aws.ToString(got.Description), "control_plane cpnet") {
 		t.Errorf("rule: protocol %s ports %d-%d from %s, tags %v, description %q", aws.ToString(got.IpProtocol),
 			aws.ToInt32(got.FromPort), aws.ToInt32(got.ToPort), aws.ToString(got.CidrIpv4), got.Tags, aws.ToString(got.Description))
@@ -84,13 +84,4 @@ func apiRules(t *testing.T, h *harness, n sandbox.Network) []ec2types.SecurityGr
 		}
 	}
 	return in
-}
-
-func hasTag(tags []ec2types.Tag, k, v string) bool {
-	for _, t := range tags {
-		if aws.ToString(t.Key) == k && aws.ToString(t.Value) == v {
-			return true
-		}
-	}
-	return false
 }
