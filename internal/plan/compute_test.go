@@ -44,8 +44,13 @@ func (e *env) plan(destroy bool) *plan.Plan {
 
 func (e *env) apply(t *testing.T, p *plan.Plan) {
 	t.Helper()
-	res := apply.Run(context.Background(), p, e.st, apply.Options{Executors: e.world.Executors()})
-	if err := res.Err(); err != nil {
+	mustApply(t, e.world, e.st, p)
+}
+
+// mustApply applies p to the world and its state, failing the test on any error.
+func mustApply(t *testing.T, world *plantest.World, st *state.State, p *plan.Plan) {
+	t.Helper()
+	if err := apply.Run(context.Background(), p, st, apply.Options{Executors: world.Executors()}).Err(); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
 }

@@ -1,7 +1,6 @@
 package plan_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/hcl/v2"
 
-	"github.com/meshd-io/meshd/internal/apply"
 	"github.com/meshd-io/meshd/internal/corefile"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
@@ -80,9 +78,7 @@ func (w *domainWorld) plan(destroy bool) (*plan.Plan, hcl.Diagnostics) {
 
 func (w *domainWorld) apply(t *testing.T, p *plan.Plan) {
 	t.Helper()
-	if err := apply.Run(context.Background(), p, w.st, apply.Options{Executors: w.world.Executors()}).Err(); err != nil {
-		t.Fatalf("apply: %v", err)
-	}
+	mustApply(t, w.world, w.st, p)
 }
 
 // TestComputeClusterDomains: in cluster-domain mode each Corefile gets one block per other member whose

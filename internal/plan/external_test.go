@@ -2,13 +2,11 @@ package plan_test
 
 import (
 	"bytes"
-	"context"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/meshd-io/meshd/internal/apply"
 	"github.com/meshd-io/meshd/internal/corefile"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
@@ -53,9 +51,7 @@ func (w *externalWorld) plan(members []model.Member) *plan.Plan {
 
 func (w *externalWorld) apply(t *testing.T, p *plan.Plan) {
 	t.Helper()
-	if err := apply.Run(context.Background(), p, w.st, apply.Options{Executors: w.world.Executors()}).Err(); err != nil {
-		t.Fatalf("apply: %v", err)
-	}
+	mustApply(t, w.world, w.st, p)
 }
 
 // converge applies the members' plan and checks that the next one is empty.
