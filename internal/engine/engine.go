@@ -371,12 +371,6 @@ func (e *Engine) observeLoadBalancers(ctx context.Context, v *passView, members 
 	for _, mem := range members {
 		at[mem.Name] = where{mem.Access, mem.Region}
 	}
-	describe := func(w where) string {
-		if w.access.AssumeRole != "" {
-			return w.region + " as " + w.access.AssumeRole
-		}
-		return w.region
-	}
 	found := map[string]lbEntry{} // by cluster
 	hosts := map[where][]string{} // to look up
 	for name, o := range obs {
@@ -428,7 +422,7 @@ func (e *Engine) observeLoadBalancers(ctx context.Context, v *passView, members 
 		}
 		if res.err != nil {
 			// A plan that may go on without AWS uses the last lookup for the same hostname.
-			err := fmt.Errorf("observing %s: %w", describe(at[name]), res.err)
+			err := fmt.Errorf("observing %s: %w", at[name].access.In(at[name].region), res.err)
 			last, ok := v.lastLoadBalancer(name, o.Service.Hostname)
 			if !ok || !v.scope.KeepLastKnown {
 				return err

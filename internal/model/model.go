@@ -61,6 +61,14 @@ type Access struct {
 	ExternalID string `json:"external_id,omitempty"`
 }
 
+// In names a region as reached with the access, for messages: "us-west-2", or "us-west-2 as <role ARN>".
+func (a Access) In(region string) string {
+	if a.AssumeRole == "" {
+		return region
+	}
+	return region + " as " + a.AssumeRole
+}
+
 // VPC is an observed VPC.
 type VPC struct {
 	ID      string

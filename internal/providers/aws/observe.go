@@ -143,12 +143,7 @@ func accessOf(c *spec.Cluster) model.Access {
 }
 
 // String names a client set in errors: the region, and the role when there is one.
-func (k clientKey) String() string {
-	if k.access.AssumeRole == "" {
-		return k.region
-	}
-	return k.region + " as " + k.access.AssumeRole
-}
+func (k clientKey) String() string { return k.access.In(k.region) }
 
 func (p *Provider) observeRegion(ctx context.Context, key clientKey, clusters []*spec.Cluster, former []model.Member, obs *model.Observed) (map[string]model.Member, hcl.Diagnostics, error) {
 	var diags hcl.Diagnostics
