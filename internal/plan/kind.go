@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/meshd-io/meshd/internal/access"
 	"github.com/meshd-io/meshd/internal/spec"
 )
 
@@ -88,6 +89,12 @@ type KindInfo struct {
 	Watches func(m *spec.Mesh) []Watch
 	// RepeatHint says where to find the other writer when the kind's drift keeps coming back.
 	RepeatHint string
+	// RBAC lists the Kubernetes permissions the kind's observation, executor and watches need in the
+	// member clusters under the spec m (nil for AWS kinds); `meshctl rbac` renders them.
+	RBAC func(m *spec.Mesh) []access.Rule
+	// IAM lists the AWS permissions the kind's observation and executor need under the spec m (nil for
+	// Kubernetes kinds); `meshctl iam-policy` renders them.
+	IAM func(m *spec.Mesh) []access.Statement
 }
 
 var registry = map[Kind]KindInfo{}
