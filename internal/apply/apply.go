@@ -31,12 +31,16 @@ type Executor interface {
 	Execute(ctx context.Context, ch plan.Change, known Known) (Outcome, error)
 }
 
-// Outcome is what a change that succeeded leaves behind.
+// Outcome is what a change leaves behind.
 type Outcome struct {
 	// ID is the object's ID (a new peering's, a load balancer's addresses), for the changes that wait on it.
+	// It is kept only when the change succeeded.
 	ID string
 	// Record, when set, writes into the state what cannot be observed later (a route meshd made, the
-	// Corefile zones it owns). Run calls it under its lock, so it needs no locking of its own.
+	// Corefile zones it owns). Run calls it under its lock, so it needs no locking of its own. It is called
+	// also when Execute returns it together with an error: an executor that did part of its work before
+	// failing (the Corefile written, its backup not deleted) records that part, or meshd would forget what
+	// it owns.
 	Record func(*state.State)
 }
 
@@ -168,7 +172,7 @@ func (r *run) runOne(ctx context.Context, ch plan.Change) {
 	if !ok {
 		err := fmt.Errorf("no executor for %s changes", ch.Kind)
 		r.progress("%s: %s failed: %v", ch.Address, ch.Action.Verb(), err)
-		r.fail(ch, err)
+		r.fail(ch, err, nil)
 		return
 	}
 	r.progress("%s: %s...", ch.Address, ch.Action.Progressive())
@@ -176,7 +180,7 @@ func (r *run) runOne(ctx context.Context, ch plan.Change) {
 	out, err := exec.Execute(ctx, ch, r.lookup)
 	if err != nil {
 		r.progress("%s: %s failed after %s: %v", ch.Address, ch.Action.Verb(), since(start), err)
-		r.fail(ch, err)
+		r.fail(ch, err, out.Record)
 		return
 	}
 	suffix := ""
@@ -204,11 +208,15 @@ func (r *run) lookup(address string) (string, bool) {
 	return id, ok
 }
 
-func (r *run) fail(ch plan.Change, err error) {
+// fail records a failed change, and what its executor recorded of the work it did before failing.
+func (r *run) fail(ch plan.Change, err error, record func(*state.State)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.outcome[ch.Address] = err
 	r.result.Failed[ch.Address] = err
+	if record != nil {
+		record(r.st)
+	}
 }
 
 func (r *run) skip(ch plan.Change, why string) {

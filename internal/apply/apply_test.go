@@ -703,9 +703,9 @@ func TestRunRecord(t *testing.T) {
 			},
 			want: []state.RouteRecord{rec("rtb-a", "10.2.0.0/16", "pcx-1"), rec("rtb-b", "10.1.0.0/16", "pcx-1")},
 		},
-		"FailedChangesDoNotRecord": {
-			reason: "The Record of a change that failed is not called, even when its executor returned one; " +
-				"neither is that of a skipped change (never executed).",
+		"FailedChangesKeepTheirRecord": {
+			reason: "The Record an executor returns together with its error is kept: it records what was done " +
+				"before the failure. A skipped change (never executed) records nothing.",
 			changes: []plan.Change{route(plan.Create, rA), peering(plan.Create, pBC), route(plan.Create, rB, pBC)},
 			records: map[string]func(*state.State){
 				rA:  addRoute(rec("rtb-a", "10.2.0.0/16", "pcx-1")),
@@ -713,7 +713,7 @@ func TestRunRecord(t *testing.T) {
 				rB:  addRoute(rec("rtb-b", "10.1.0.0/16", "pcx-9")),
 			},
 			fail: map[string]error{pBC: errBoom},
-			want: []state.RouteRecord{rec("rtb-a", "10.2.0.0/16", "pcx-1")},
+			want: []state.RouteRecord{rec("rtb-a", "10.2.0.0/16", "pcx-1"), rec("rtb-x", "10.9.0.0/16", "pcx-9")},
 		},
 		"ChangesWithoutRecord": {
 			reason:  "A change whose Outcome has no Record leaves the state as it was.",
