@@ -31,6 +31,13 @@
 # The full reference is docs/spec.md ("control_plane blocks").
 
 mesh "kubeblocks" {
+  # The operator manages Pods, Services, PVCs and RBAC in the data planes, which takes an admin-like role
+  # there (cluster_role below): meshd refuses to bind one, and to write its tokens into a Secret, unless the
+  # mesh says so. With it, the Secret kb-system/kubeblocks-data-planes in k8s-0 holds admin tokens of every
+  # data plane, and write access to this spec (its ConfigMap) is as sensitive as meshd's own credentials:
+  # restrict both. See docs/spec.md, "Privileged blocks".
+  allow_privileged = true
+
   dns {
     forward_by = "namespace"
   }

@@ -28,7 +28,7 @@ control_plane "kb" {
   cluster     = "cp"
   data_planes = ["dp"]
   secret      = "kb-system/dp"
-  cluster_role = "admin"
+  cluster_role = "view"
 }
 `
 	path := filepath.Join(t.TempDir(), "mesh.hcl")

@@ -26,7 +26,7 @@ var (
 		},
 	}
 	meshSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "adopt"}},
+		Attributes: []hcl.AttributeSchema{{Name: "adopt"}, {Name: "allow_privileged"}},
 		Blocks:     []hcl.BlockHeaderSchema{{Type: "dns"}, {Type: "quotas"}},
 	}
 	dnsSchema = &hcl.BodySchema{
@@ -146,6 +146,12 @@ func (d *decoder) decodeMesh(b *hcl.Block) {
 		if v, st := d.value(a, cty.Bool); st == valOK {
 			m.Adopt = v.True()
 			m.Attrs["adopt"] = a.Expr.Range()
+		}
+	}
+	if a := content.Attributes["allow_privileged"]; a != nil {
+		if v, st := d.value(a, cty.Bool); st == valOK {
+			m.AllowPrivileged = v.True()
+			m.Attrs["allow_privileged"] = a.Expr.Range()
 		}
 	}
 

@@ -269,9 +269,32 @@ func TestLoadValid(t *testing.T) {
 				},
 				ControlPlanes: []*ControlPlane{
 					{Name: "kubeblocks", Cluster: "k8s-0", DataPlanes: []string{"k8s-2", "k8s-1"}, SecretNamespace: "kb-system",
-						SecretName: "kubeblocks-data-planes", ClusterRole: "cluster-admin", TokenTTL: 2 * time.Hour},
+						SecretName: "kubeblocks-data-planes", ClusterRole: "kubeblocks-manager", TokenTTL: 2 * time.Hour},
 					{Name: "defaults", Cluster: "k8s-1", SecretNamespace: "kb-system", SecretName: "data-planes",
 						ClusterRole: "kubeblocks-cluster-pod-role", TokenTTL: DefaultTokenTTL, TokenFileDir: DefaultTokenFileDir},
+				},
+			},
+		},
+		"privileged.hcl": {
+			reason: "allow_privileged = true lets replicate blocks use kube-* namespaces and control planes bind admin-like roles.",
+			want: &Mesh{
+				Name:            "ops",
+				ForwardBy:       ForwardByNamespace,
+				AllowPrivileged: true,
+				Quotas:          DefaultQuotas,
+				Clusters: []*Cluster{
+					{Name: "a", Region: "us-west-1", KubeContext: "a", EKSCluster: "a", Namespace: "ops-a", ClusterDomain: DefaultClusterDomain},
+					{Name: "b", Region: "us-west-2", KubeContext: "b", EKSCluster: "b", Namespace: "ops-b", ClusterDomain: DefaultClusterDomain},
+				},
+				Replicates: []*Replicate{
+					{Name: "registry-credentials", FromCluster: "a", FromKind: "Secret", FromNamespace: "kube-system", FromName: "registry"},
+					{Name: "bootstrap", FromCluster: "a", FromKind: "RoleBinding", FromNamespace: "ops-a", FromName: "bootstrap", Namespace: "kube-public"},
+				},
+				ControlPlanes: []*ControlPlane{
+					{Name: "admin", Cluster: "a", SecretNamespace: "ops-a", SecretName: "data-planes", ClusterRole: "cluster-admin",
+						TokenTTL: DefaultTokenTTL, TokenFileDir: DefaultTokenFileDir},
+					{Name: "controller", Cluster: "b", SecretNamespace: "ops-b", SecretName: "data-planes", ClusterRole: "system:aggregate-to-admin",
+						TokenTTL: DefaultTokenTTL, TokenFileDir: DefaultTokenFileDir},
 				},
 			},
 		},

@@ -28,6 +28,10 @@ type Mesh struct {
 	Name      string
 	ForwardBy string // ForwardByNamespace (default) or ForwardByClusterDomain
 	Adopt     bool   // take over matching pre-existing peerings, routes, rules, copies and the runbook's DNS Service and Corefile blocks
+	// AllowPrivileged (allow_privileged = true) lets replicate and control_plane blocks reach what is otherwise
+	// refused as a privilege escalation (see privilege.go): kube-* namespaces, admin-like roles, roles that
+	// grant wildcards, escalate, bind, impersonate or ServiceAccount tokens.
+	AllowPrivileged bool
 	// DNSDisabled (dns { enabled = false }) leaves the Kubernetes side alone: no DNS Services, no Corefile
 	// blocks, no kube contexts contacted. meshd then manages the AWS network only.
 	DNSDisabled bool

@@ -48,6 +48,7 @@ func (d *decoder) validate() {
 	d.validateReplicates()
 	d.validateLoadBalancers()
 	d.validateControlPlanes()
+	d.checkPrivileges()
 	// Counted in blocks, not in distinct clusters: two blocks with one name are an error of their own.
 	if d.meshBlock != nil && d.clusters < 2 {
 		d.warnf(m.DeclRange, "Too few clusters",

@@ -22,7 +22,7 @@ control_plane "kubeblocks" {
   cluster        = "k8s-0"
   data_planes    = ["k8s-0", "k8s-1", "k8s-1", "k8s-9"] # ERROR: Control plane as its own data plane # ERROR: Duplicate list entry # ERROR: Unknown cluster
   secret         = "kubeblocks-data-planes" # ERROR: Invalid Secret name
-  cluster_role   = "cluster-admin"
+  cluster_role   = "kb-manager"
   token_ttl      = "5m" # ERROR: Token lifetime too short
   token_file_dir = "secrets/kb" # ERROR: Invalid token directory
 }

@@ -28,7 +28,7 @@ control_plane "kubeblocks" {
   cluster        = "k8s-0"
   data_planes    = ["k8s-2", "k8s-1"]
   secret         = "kb-system/kubeblocks-data-planes"
-  cluster_role   = "cluster-admin"
+  cluster_role   = "kubeblocks-manager"
   token_ttl      = "2h"
   token_file_dir = ""
 }
