@@ -1,14 +1,18 @@
 package secretstate_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshd-io/meshd/internal/kubeclient"
@@ -176,5 +180,41 @@ func TestLockLostWhenTakenOver(t *testing.T) {
 	l, err = leases.Get(ctx, "meshd-state-lock", metav1.GetOptions{})
 	if err != nil || l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != intruder {
 		t.Errorf("after releasing a lost lock the Lease is held by %v (err %v), want %s", l.Spec.HolderIdentity, err, intruder)
+	}
+}
+
+// TestReadLimitsExpansion: a Secret whose 1 MB of gzip expands to 960 MiB (a gzip bomb: 960 members of 1 MiB
+// of zeros each, as much as a Secret holds) is refused with an error saying so, after reading a bounded amount, instead of being
+// decompressed whole (which kills a pod with a 256 MiB limit at every pass).
+func TestReadLimitsExpansion(t *testing.T) {
+	c := apiClient(t)
+	ctx := context.Background()
+	var member bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&member, gzip.BestCompression)
+	if _, err := zw.Write(make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	bomb := bytes.Repeat(member.Bytes(), 960) // gzip.Reader reads concatenated members as one stream
+	t.Logf("bomb: %d bytes of gzip for 960 MiB", len(bomb))
+	_, err := c.CoreV1().Secrets("kube-system").Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "meshd-state", Namespace: "kube-system"},
+		Data:       map[string][]byte{"state.json.gz": bomb},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = secretstate.NewSecret(c, "kube-system", "meshd-state", "replica-a").Read(ctx)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "expands to more than 64 MiB") {
+		t.Errorf("read of a gzip bomb: %v, want an error naming the 64 MiB limit", err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 512<<20 {
+		t.Errorf("reading the gzip bomb allocated %d MiB, want it bounded by the limit", alloc>>20)
 	}
 }
