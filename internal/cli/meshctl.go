@@ -65,6 +65,7 @@ Commands:
   verify     check that every pair of clusters can reach and resolve each other (--probe: for real)
   show       print a saved plan: meshctl show [--json] FILE
   state      print what the state records: meshctl state list, meshctl state show ADDRESS
+  rbac       print the Kubernetes RBAC meshd needs for the spec: meshctl rbac --cluster NAME | --all | --management
   version    print meshctl's version and the plan and state format versions
 
 Run 'meshctl <command> -h' for a command's flags.
@@ -93,6 +94,8 @@ func (a *App) Main(ctx context.Context, args []string) int {
 		return a.version(args[1:])
 	case "verify":
 		return a.verify(ctx, args[1:])
+	case "rbac":
+		return a.rbac(args[1:])
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(a.Stdout, usage)
 		return ExitOK
@@ -350,16 +353,13 @@ func absPath(p string) string {
 	return p
 }
 
+// writePlan saves p at path atomically with mode 0600, also over an existing file of a wider mode: a plan
+// names what meshd manages and where, and a failed write must not leave half a plan for apply to refuse.
 func writePlan(path string, p *plan.Plan) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
+	if err := state.WriteFileAtomic(path, func(w io.Writer) error { return plan.RenderJSON(w, p) }); err != nil {
+		return fmt.Errorf("save the plan: %w", err)
 	}
-	if err := plan.RenderJSON(f, p); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return nil
 }
 
 func (a *App) apply(ctx context.Context, args []string, destroy bool) int {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/meshd-io/meshd/internal/access"
 	"github.com/meshd-io/meshd/internal/kubeobj"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/spec"
@@ -46,6 +47,7 @@ func init() {
 			}
 			return out
 		},
+		RBAC: cpAccountRBAC,
 	})
 	Register(KindInfo{
 		Kind: KindKubeconfig, Address: "kubeconfig[<control plane>]", Rank: 7,
@@ -62,7 +64,54 @@ func init() {
 			}
 			return out
 		},
+		RBAC: kubeconfigRBAC,
 	})
+}
+
+// cpAccountRBAC: in each data plane, the control plane's ServiceAccount (a token for it, which is how the
+// control plane reaches the data plane) and its ClusterRoleBinding to cluster_role. Kubernetes lets meshd
+// write a binding to a role whose permissions it does not hold only with "bind" on that role: meshd gets
+// bind on cluster_role by name, and reads it (the spec check looks at its rules).
+func cpAccountRBAC(m *spec.Mesh) []access.Rule {
+	const rbacGroup = "rbac.authorization.k8s.io"
+	var out []access.Rule
+	for _, cp := range m.ControlPlanes {
+		name := []string{CPAccountName(cp.Name)}
+		for _, dp := range cp.Targets(m) {
+			out = append(out,
+				rbacRule(dp, CPAccountNamespace, "", "serviceaccounts", name,
+					fmt.Sprintf("Control plane %q's ServiceAccount: read, updated and deleted, never without meshd's labels.", cp.Name),
+					"get", "update", "delete"),
+				rbacRule(dp, CPAccountNamespace, "", "serviceaccounts", nil,
+					whyCreate+fmt.Sprintf(" Here: control plane %q's ServiceAccount.", cp.Name), "create"),
+				rbacRule(dp, CPAccountNamespace, "", "serviceaccounts/token", name,
+					fmt.Sprintf("Tokens (TokenRequest) for control plane %q's ServiceAccount only, for its kubeconfig Secret.", cp.Name), "create"),
+				rbacRule(dp, "", rbacGroup, "clusterrolebindings", name,
+					fmt.Sprintf("Control plane %q's ClusterRoleBinding: read, deleted (and created again) when its role changes, never without meshd's labels.", cp.Name),
+					"get", "update", "delete"),
+				rbacRule(dp, "", rbacGroup, "clusterrolebindings", nil,
+					whyCreate+fmt.Sprintf(" Here: control plane %q's ClusterRoleBinding; Kubernetes still refuses one to a role meshd may not bind.", cp.Name), "create"),
+				rbacRule(dp, "", rbacGroup, "clusterroles", []string{cp.ClusterRole},
+					fmt.Sprintf("The cluster_role of control plane %q: read (its rules are checked), and bound to its ServiceAccount, which Kubernetes allows only with bind on it.", cp.Name),
+					"get", "bind"))
+		}
+	}
+	return out
+}
+
+// kubeconfigRBAC: the control plane's kubeconfig Secret, in its namespace, which meshd checks exists.
+func kubeconfigRBAC(m *spec.Mesh) []access.Rule {
+	var out []access.Rule
+	for _, cp := range m.ControlPlanes {
+		out = append(out,
+			rbacRule(cp.Cluster, cp.SecretNamespace, "", "secrets", []string{cp.SecretName},
+				fmt.Sprintf("Control plane %q's kubeconfig Secret: read (its token times), written, deleted, never without meshd's labels.", cp.Name),
+				"get", "update", "delete"),
+			rbacRule(cp.Cluster, cp.SecretNamespace, "", "secrets", nil,
+				whyCreate+fmt.Sprintf(" Here: control plane %q's kubeconfig Secret.", cp.Name), "create"),
+			namespaceRule(cp.Cluster, cp.SecretNamespace))
+	}
+	return out
 }
 
 // Names, keys and annotations of the control-plane kinds.

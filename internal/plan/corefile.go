@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/meshd-io/meshd/internal/access"
 	"github.com/meshd-io/meshd/internal/corefile"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/spec"
@@ -27,6 +28,22 @@ func init() {
 		Watches: func(m *spec.Mesh) []Watch {
 			return everyMember(m, Watch{APIVersion: "v1", Resource: "configmaps", Namespace: DNSNamespace, Name: CoreDNSConfigMap})
 		},
+		RBAC: corefileRBAC,
+	})
+}
+
+// corefileRBAC: the coredns ConfigMap (meshd writes only its own server blocks into it; the EKS add-on
+// path reads it too), and the backup meshd keeps of it before its first change (created once, deleted on
+// destroy, never updated).
+func corefileRBAC(m *spec.Mesh) []access.Rule {
+	return everyMemberRules(m, func(c string) []access.Rule {
+		return []access.Rule{
+			rbacRule(c, DNSNamespace, "", "configmaps", []string{CoreDNSConfigMap},
+				"The Corefile: read at every pass; updated with meshd's server blocks only, every other byte kept.", "get", "update"),
+			rbacRule(c, DNSNamespace, "", "configmaps", []string{BackupConfigMap},
+				"The backup of the original Corefile: read, and deleted on destroy.", "get", "delete"),
+			rbacRule(c, DNSNamespace, "", "configmaps", nil, whyCreate+" Here: the Corefile backup "+BackupConfigMap+".", "create"),
+		}
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/meshd-io/meshd/internal/access"
 	"github.com/meshd-io/meshd/internal/corefile"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/spec"
@@ -293,6 +294,18 @@ func (d *dnsPlanner) checkServedDomain(m model.Member) {
 }
 
 // everyMember is w in each member cluster, or nothing when the spec turns DNS off (dns { enabled = false }).
+// everyMemberRules is the RBAC rules of a DNS kind in every member, or none when DNS is off.
+func everyMemberRules(m *spec.Mesh, rules func(cluster string) []access.Rule) []access.Rule {
+	if m.DNSDisabled {
+		return nil
+	}
+	var out []access.Rule
+	for _, c := range m.Clusters {
+		out = append(out, rules(c.Name)...)
+	}
+	return out
+}
+
 func everyMember(m *spec.Mesh, w Watch) []Watch {
 	if m.DNSDisabled {
 		return nil

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/meshd-io/meshd/internal/access"
 	"github.com/meshd-io/meshd/internal/corefile"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/spec"
@@ -28,9 +29,23 @@ func init() {
 				Namespace: DNSNamespace, Name: DNSServiceName}
 		},
 		Watches: func(m *spec.Mesh) []Watch {
-			return everyMember(m, Watch{APIVersion: "v1", Resource: "services", Namespace: DNSNamespace, OwnedOnly: true,
+			return everyMember(m, Watch{APIVersion: "v1", Resource: "services", Namespace: DNSNamespace, Name: DNSServiceName,
 				IgnoreForeignAnnotations: true})
 		},
+		RBAC: dnsServiceRBAC,
+	})
+}
+
+// dnsServiceRBAC: each member's DNS Service, read at every pass (and while its load balancer comes up),
+// created, updated in place and deleted, only ever while it carries meshd's labels.
+func dnsServiceRBAC(m *spec.Mesh) []access.Rule {
+	return everyMemberRules(m, func(c string) []access.Rule {
+		return []access.Rule{
+			rbacRule(c, DNSNamespace, "", "services", []string{DNSServiceName},
+				"meshd's DNS Service: read at every pass and while its load balancer comes up, updated in place, deleted on destroy; never touched without meshd's labels.",
+				"get", "update", "delete"),
+			rbacRule(c, DNSNamespace, "", "services", nil, whyCreate+" Here: the DNS Service "+DNSServiceName+".", "create"),
+		}
 	})
 }
 

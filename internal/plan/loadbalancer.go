@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/meshd-io/meshd/internal/access"
 	"github.com/meshd-io/meshd/internal/kubeobj"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/spec"
@@ -40,6 +41,7 @@ func init() {
 			return ObjectRef{Cluster: b.Cluster, APIVersion: tgbAPIVersion, Kind: "TargetGroupBinding", Namespace: b.Namespace, Name: b.Name}
 		},
 		Watches: bindingWatches,
+		RBAC:    bindingRBAC,
 	})
 	Register(KindInfo{
 		Kind: KindLBService, Address: "lb_service[<load_balancer>]", Rank: 9, First: true,
@@ -51,7 +53,45 @@ func init() {
 			return ObjectRef{Cluster: s.Cluster, APIVersion: "v1", Kind: "Service", Namespace: s.Namespace, Name: s.Name}
 		},
 		Watches: lbServiceWatches,
+		RBAC:    lbServiceRBAC,
 	})
+}
+
+// bindingRBAC: in each secondary, the TargetGroupBinding CRD (read, to tell LBC v2.10+ from older ones),
+// the Service (read: it must exist), and meshd's TargetGroupBinding.
+func bindingRBAC(m *spec.Mesh) []access.Rule {
+	const crds = "customresourcedefinitions"
+	var out []access.Rule
+	for _, lb := range m.LoadBalancers {
+		for _, s := range lb.SecondariesOf(m) {
+			out = append(out,
+				rbacRule(s, "", "apiextensions.k8s.io", crds, []string{"targetgroupbindings.elbv2.k8s.aws"},
+					"The TargetGroupBinding CRD: read, to tell an AWS Load Balancer Controller that supports multiClusterTargetGroup (v2.10+).", "get"),
+				rbacRule(s, lb.Namespace, "", "services", []string{lb.Service},
+					fmt.Sprintf("load_balancer %q: its Service, read only (the binding refers to it).", lb.Name), "get"),
+				rbacRule(s, lb.Namespace, "elbv2.k8s.aws", "targetgroupbindings", []string{lb.Name},
+					fmt.Sprintf("load_balancer %q's TargetGroupBinding: read, updated, deleted, never without meshd's labels.", lb.Name),
+					"get", "update", "delete"),
+				rbacRule(s, lb.Namespace, "elbv2.k8s.aws", "targetgroupbindings", nil,
+					whyCreate+fmt.Sprintf(" Here: load_balancer %q's TargetGroupBinding.", lb.Name), "create"))
+		}
+	}
+	return out
+}
+
+// lbServiceRBAC: in the primary, the Service (read; meshd's two annotation values written by server-side
+// apply and removed by merge patch), and the TargetGroupBindings the AWS Load Balancer Controller made for
+// it, found by LBC's labels.
+func lbServiceRBAC(m *spec.Mesh) []access.Rule {
+	var out []access.Rule
+	for _, lb := range m.LoadBalancers {
+		out = append(out,
+			rbacRule(lb.Primary, lb.Namespace, "", "services", []string{lb.Service},
+				fmt.Sprintf("load_balancer %q's Service: read, and patched with meshd's annotation values only.", lb.Name), "get", "patch"),
+			rbacRule(lb.Primary, lb.Namespace, "elbv2.k8s.aws", "targetgroupbindings", nil,
+				"The AWS Load Balancer Controller's TargetGroupBindings for the Service: listed by LBC's labels, whose names LBC makes up, so the list cannot be named.", "list"))
+	}
+	return out
 }
 
 const tgbAPIVersion = "elbv2.k8s.aws/v1beta1"

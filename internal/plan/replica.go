@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/meshd-io/meshd/internal/access"
 	"github.com/meshd-io/meshd/internal/kubeobj"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/spec"
@@ -26,7 +27,45 @@ func init() {
 			return ObjectRef{Cluster: c.Cluster, APIVersion: c.APIVersion, Kind: c.ObjectKind, Namespace: c.Namespace, Name: c.Name}
 		},
 		Watches: replicaWatches,
+		RBAC:    replicaRBAC,
 	})
+}
+
+// replicaRBAC: the source is only read; each copy is read, created, updated in place (with the
+// resourceVersion read, never patched) and deleted, only while it carries meshd's labels; each target
+// namespace is checked to exist. Kubernetes lets an identity write a Role or ClusterRole only with every
+// permission it grants, or with "escalate" on it, and a binding only with "bind" on the role it binds:
+// meshd gets escalate on the copied roles by name (the spec check refuses roles granting escalate, bind,
+// impersonate, tokens or wildcards unless allow_privileged is set), but the role a copied binding refers to
+// is not in the spec, so bind on it is left to the user.
+func replicaRBAC(m *spec.Mesh) []access.Rule {
+	var out []access.Rule
+	for _, r := range m.Replicates {
+		k, err := kubeobj.Lookup(r.FromKind)
+		if err != nil {
+			continue // the spec check reports it
+		}
+		group, res, names := k.GVR.Group, k.GVR.Resource, []string{r.FromName}
+		out = append(out, rbacRule(r.FromCluster, r.FromNamespace, group, res, names,
+			fmt.Sprintf("The source of replicate %q: read only.", r.Name), "get"))
+		for _, t := range r.Targets(m) {
+			ns := r.TargetNamespace()
+			out = append(out,
+				rbacRule(t, ns, group, res, names,
+					fmt.Sprintf("The copy of replicate %q: read, updated in place and deleted, never without meshd's labels.", r.Name),
+					"get", "update", "delete"),
+				rbacRule(t, ns, group, res, nil, whyCreate+fmt.Sprintf(" Here: the copy of replicate %q.", r.Name), "create"))
+			if ns != "" {
+				out = append(out, namespaceRule(t, ns))
+			}
+			if r.FromKind == "Role" || r.FromKind == "ClusterRole" {
+				out = append(out, rbacRule(t, ns, group, res, names,
+					fmt.Sprintf("Replicate %q copies a role: Kubernetes lets meshd write one whose permissions it does not hold only with escalate on it.", r.Name),
+					"escalate"))
+			}
+		}
+	}
+	return out
 }
 
 // replicaWatches are the sources, so that a renewed CA reaches its copies at once, and the copies, so that
