@@ -39,6 +39,8 @@ type worldEngine struct {
 	applies int
 	// unobserved are clusters whose Kubernetes side "could not be observed" (the real engine's PartialDNS).
 	unobserved []string
+	// edit, when set, changes each plan before the pass sees it.
+	edit func(*plan.Plan)
 }
 
 func (e *worldEngine) Plan(_ context.Context, m *spec.Mesh, st *state.State, destroy bool) (*plan.Plan, hcl.Diagnostics, error) {
@@ -46,6 +48,9 @@ func (e *worldEngine) Plan(_ context.Context, m *spec.Mesh, st *state.State, des
 	defer e.mu.Unlock()
 	p := plan.Compute(plan.Input{Mesh: m.Name, Members: e.members, Observed: e.world.Observed, State: st, Destroy: destroy})
 	p.Unobserved = e.unobserved
+	if e.edit != nil {
+		e.edit(p)
+	}
 	return p, nil, nil
 }
 
@@ -118,6 +123,55 @@ func TestPassCorrectsDriftAndCountsIt(t *testing.T) {
 	}
 	if r.Metrics.Value(MetricLastSuccess, nil) == 0 || r.Metrics.Value(MetricPasses, Labels{"result": "ok"}) != 3 {
 		t.Errorf("pass metrics not recorded")
+	}
+}
+
+// TestPassWritesStateFixesOfEveryKind: a plan with nothing to change but state fixes of kinds other than
+// routes (a copy's record to forget, a control plane's objects to record) is applied and the state written:
+// else what meshd made before a crash would stay unrecorded, and be left behind when its block is removed.
+func TestPassWritesStateFixesOfEveryKind(t *testing.T) {
+	r, eng := newReconciler(t)
+	ctx := context.Background()
+	if err := r.Pass(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	gone := plan.ReplicaAddress("s", "c001")
+	st, err := r.Backend.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.SetReplica(gone, state.ReplicaRecord{Cluster: "c001", KubeContext: "c1", Kind: "Secret", Namespace: "n1", Name: "s"})
+	if err := r.Backend.Write(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	cp := state.ReplicaRecord{Cluster: "c002", KubeContext: "c2", Kind: "ServiceAccount", Namespace: "n2", Name: "meshd-cp-x"}
+	cpAddr := plan.CPAccountAddress("x", "c002")
+	eng.edit = func(p *plan.Plan) {
+		p.ForgetReplicas = []string{gone}
+		p.RecordControlPlanes = map[string]state.ReplicaRecord{cpAddr: cp}
+	}
+	if err := r.Pass(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Backend.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Serial != st.Serial+1 {
+		t.Errorf("state serial %d after the pass, want %d: the state fixes were not written", got.Serial, st.Serial+1)
+	}
+	if diff := cmp.Diff(map[string]state.ReplicaRecord{cpAddr: cp}, got.ControlPlanes); diff != "" {
+		t.Errorf("control planes in the state: -want, +got:\n%s", diff)
+	}
+	if _, ok := got.Replicas[gone]; ok {
+		t.Errorf("the forgotten copy %s is still recorded", gone)
+	}
+	// Fixes already in the state change nothing: the next pass writes nothing.
+	if err := r.Pass(ctx, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := r.Backend.Read(ctx); again.Serial != got.Serial {
+		t.Errorf("a pass whose state fixes are already in the state wrote it (serial %d, was %d)", again.Serial, got.Serial)
 	}
 }
 

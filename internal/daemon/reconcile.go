@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -150,7 +152,7 @@ func (r *Reconciler) PassFor(ctx context.Context, reason Reason) (err error) {
 	if r.DryRun {
 		return partial
 	}
-	if len(pending) == 0 && len(p.Record)+len(p.Forget) == 0 {
+	if len(pending) == 0 && !fixesState(p, st) {
 		log.Debug("no drift", zap.Duration("duration", time.Since(start)))
 		return partial
 	}
@@ -162,6 +164,24 @@ func (r *Reconciler) PassFor(ctx context.Context, reason Reason) (err error) {
 		return err
 	}
 	return partial
+}
+
+// fixesState reports whether the plan's state fixes (Plan.FixState: the Record and Forget lists of every
+// kind) would change st. A plan with nothing else to do is applied all the same when they would: a record
+// left out is an object meshd would not find to delete once its block is removed. Asking FixState itself,
+// rather than naming the lists here, keeps a kind added later from being missed.
+func fixesState(p *plan.Plan, st *state.State) bool {
+	before, err := state.Encode(st) // sorts st.Routes, as writing it does
+	if err != nil {
+		return true
+	}
+	var fixed state.State
+	if err := json.Unmarshal(before, &fixed); err != nil {
+		return true
+	}
+	p.FixState(&fixed)
+	after, err := state.Encode(&fixed)
+	return err != nil || !bytes.Equal(before, after)
 }
 
 // writeReserve is the part of the lock-hold limit kept for writing the state after apply.
