@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -139,9 +140,19 @@ func (l *Local) Write(ctx context.Context, s *State) (err error) {
 	return nil
 }
 
-// writeAtomic replaces path with data: a temporary file in the same directory, fsync, rename, fsync of the
-// directory. The file mode is 0600.
-func writeAtomic(path string, data []byte) (err error) {
+// writeAtomic replaces path with data (WriteFileAtomic).
+func writeAtomic(path string, data []byte) error {
+	return WriteFileAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteFileAtomic replaces the file at path with what write writes: into a temporary file in the same
+// directory, fsync, rename over path, fsync of the directory. The file has mode 0600 whatever the mode of the
+// file it replaces (it may hold a state or a plan: what meshd manages, where), and a write that fails leaves
+// the previous file as it was, never a truncated one.
+func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -160,7 +171,7 @@ func writeAtomic(path string, data []byte) (err error) {
 	if err = f.Chmod(0o600); err != nil {
 		return err
 	}
-	if _, err = f.Write(data); err != nil {
+	if err = write(f); err != nil {
 		return err
 	}
 	if err = f.Sync(); err != nil {

@@ -3,6 +3,8 @@ package state
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -213,5 +215,62 @@ func TestReadCorrupt(t *testing.T) {
 				t.Fatalf("error %v does not name %s", err, path)
 			}
 		})
+	}
+}
+
+// TestWriteFileAtomicOverWiderFile: a file replaced by WriteFileAtomic has mode 0600 even when the file it
+// replaces was 0644 (a mode given to os.OpenFile applies only to a new file), and a write that fails halfway
+// leaves the previous file whole and no temporary file behind.
+func TestWriteFileAtomicOverWiderFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mesh.plan")
+	if err := os.WriteFile(path, []byte("old plan\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	err := WriteFileAtomic(path, func(w io.Writer) error {
+		_, err := io.WriteString(w, "new plan\n")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertFile(t, path, "new plan\n", 0o600)
+
+	broken := errors.New("disk full")
+	err = WriteFileAtomic(path, func(w io.Writer) error {
+		_, _ = io.WriteString(w, "half a pl")
+		return broken
+	})
+	if !errors.Is(err, broken) {
+		t.Fatalf("failed write: %v, want %v", err, broken)
+	}
+	assertFile(t, path, "new plan\n", 0o600)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Errorf("files left in the directory: %v", entries)
+	}
+}
+
+func assertFile(t *testing.T, path, content string, mode os.FileMode) {
+	t.Helper()
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != content {
+		t.Errorf("%s holds %q, want %q", path, got, content)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != mode {
+		t.Errorf("%s has mode %v, want %v", path, fi.Mode().Perm(), mode)
 	}
 }
