@@ -48,9 +48,11 @@ const (
 	codeEKSNotFound         = "ResourceNotFoundException"
 )
 
-// transientCodes are errors worth retrying later (the SDK's retryer already retried them a few times).
+// transientCodes are errors worth retrying later (the SDK's retryer already retried them a few times). EC2
+// and ELBv2 say RequestLimitExceeded, ServiceUnavailable or InternalError; EKS says ServerException (its
+// HTTP 500) and ServiceUnavailableException (its 503), which its API reference tells callers to retry.
 var transientCodes = []string{"RequestLimitExceeded", "Throttling", "ThrottlingException", "RequestTimeout",
-	"ServiceUnavailable", "InternalError", "Unavailable"}
+	"ServiceUnavailable", "InternalError", "Unavailable", "ServerException", "ServiceUnavailableException"}
 
 // IsTransient reports whether err is throttling or a passing AWS fault.
 func IsTransient(err error) bool { return HasCode(err, transientCodes...) }

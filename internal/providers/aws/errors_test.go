@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
 	"github.com/aws/smithy-go"
 	"github.com/google/go-cmp/cmp"
 
@@ -71,6 +72,70 @@ cluster "a" {
 			}
 			if diff := cmp.Diff(tc.want, errclass.IsTransient(err)); diff != "" {
 				t.Errorf("%s\nExecute error %q transient: -want, +got:\n%s", tc.reason, err, diff)
+			}
+		})
+	}
+}
+
+// failingEKS answers DescribeCluster and DescribeAddon with err.
+type failingEKS struct {
+	awsprovider.EKSAPI
+	err error
+}
+
+func (f failingEKS) DescribeCluster(context.Context, *eks.DescribeClusterInput, ...func(*eks.Options)) (*eks.DescribeClusterOutput, error) {
+	return nil, f.err
+}
+
+func (f failingEKS) DescribeAddon(context.Context, *eks.DescribeAddonInput, ...func(*eks.Options)) (*eks.DescribeAddonOutput, error) {
+	return nil, f.err
+}
+
+// TestUnitEKSFaultsAreTransient: EKS's own words for a passing fault (ServerException, HTTP 500, and
+// ServiceUnavailableException, 503) make the error transient, so the daemon retries soon instead of
+// reporting a hard failure; EKS's client errors stay hard.
+func TestUnitEKSFaultsAreTransient(t *testing.T) {
+	m := writeSpec(t, `mesh "m" {}
+cluster "a" {
+  region       = "us-west-1"
+  kube_context = "a"
+  namespace    = "a"
+  eks_cluster  = "a"
+}
+`)
+	cases := map[string]struct {
+		reason string
+		code   string
+		want   bool
+	}{
+		"ServerException":             {reason: "EKS's internal error is worth a retry", code: "ServerException", want: true},
+		"ServiceUnavailableException": {reason: "EKS briefly unavailable is worth a retry", code: "ServiceUnavailableException", want: true},
+		"InvalidParameterException":   {reason: "a bad request stays bad", code: "InvalidParameterException", want: false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			stub := failingEKS{err: &smithy.GenericAPIError{Code: tc.code, Message: "stub"}}
+			p, err := awsprovider.New(context.Background(), awsprovider.Options{Mesh: "m",
+				Clients: func(string) (awsprovider.EC2API, awsprovider.EKSAPI) { return nil, stub }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, awsprovider.IsTransient(stub.err)); diff != "" {
+				t.Errorf("%s\nIsTransient(%s): -want, +got:\n%s", tc.reason, tc.code, diff)
+			}
+			_, err = p.ObserveAddons(context.Background(), []awsprovider.AddonTarget{{Cluster: "a", Region: "us-west-1", EKSCluster: "a"}})
+			if err == nil {
+				t.Fatal("ObserveAddons: no error from a failing DescribeAddon")
+			}
+			if diff := cmp.Diff(tc.want, errclass.IsTransient(err)); diff != "" {
+				t.Errorf("%s\nObserveAddons error %q transient: -want, +got:\n%s", tc.reason, err, diff)
+			}
+			_, _, err = p.Observe(context.Background(), m, nil)
+			if err == nil {
+				t.Fatal("Observe: no error from a failing DescribeCluster")
+			}
+			if diff := cmp.Diff(tc.want, errclass.IsTransient(err)); diff != "" {
+				t.Errorf("%s\nObserve error %q transient: -want, +got:\n%s", tc.reason, err, diff)
 			}
 		})
 	}
