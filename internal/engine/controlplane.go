@@ -126,7 +126,8 @@ func (e *Engine) observeControlPlanes(ctx context.Context, v *passView, m *spec.
 			d := plan.DataPlaneObserved{Cluster: dp.cluster, KubeContext: dp.sa.KubeContext,
 				Account: plan.AccountObserved{ServiceAccount: read(dp.sa), Binding: read(dp.binding)}}
 			d.RoleFrom = replicatedRole(m, cp.ClusterRole, dp.cluster)
-			if role := read(dp.role); role == nil && results[dp.role].Err == nil && d.RoleFrom == "" {
+			d.Role = read(dp.role)
+			if d.Role == nil && results[dp.role].Err == nil && d.RoleFrom == "" {
 				problem(cp.AttrRange("cluster_role"), "ClusterRole missing",
 					fmt.Sprintf("Control plane %q binds its account in data plane %q to ClusterRole %q, which that cluster does not have. Create it there, or replicate it from the control plane with a replicate block (kind = \"ClusterRole\").",
 						cp.Name, dp.cluster, cp.ClusterRole))

@@ -276,7 +276,7 @@ func (e *Engine) plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 	}
 
 	in := plan.Input{
-		Mesh: m.Name, SpecHash: m.Hash(), Adopt: m.Adopt, Members: members,
+		Mesh: m.Name, SpecHash: m.Hash(), Adopt: m.Adopt, AllowPrivileged: m.AllowPrivileged, Members: members,
 		Observed: obs.Observed, State: st, Destroy: destroy, Replicas: replicas, LoadBalancers: lbs,
 		ControlPlanes: controlPlanes,
 	}
@@ -292,6 +292,9 @@ func (e *Engine) plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 	}
 	p := plan.Compute(in)
 	checked := plan.Check(m, members, obs.Observed, p)
+	if e.PartialDNS {
+		plan.PrivilegesAsWarnings(checked) // withheld from the plan: meshd keeps the rest of the mesh
+	}
 	dropHeld(m, p, held, checked)
 	diags = append(diags, checked...)
 	return p, v, diags, nil

@@ -23,6 +23,7 @@ func Check(m *spec.Mesh, members []model.Member, obs *model.Observed, p *Plan) h
 		diags = append(diags, checkOverlaps(m, networked, obs)...)
 		diags = append(diags, checkQuotas(m, networked, obs, p)...)
 		diags = append(diags, checkDomains(m, p)...)
+		diags = append(diags, checkPrivileges(m, p)...)
 	}
 	return diags
 }

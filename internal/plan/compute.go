@@ -19,6 +19,11 @@ type Input struct {
 	State    *state.State
 	// Destroy plans the removal of everything meshd owns, whatever the members ask for.
 	Destroy bool
+
+	// AllowPrivileged (the mesh's allow_privileged) lets replicated roles and control-plane roles that grant
+	// wildcards, escalate, bind, impersonate or ServiceAccount tokens into the plan (privilege.go).
+	AllowPrivileged bool
+
 	// DNS, when set, plans the DNS Services and Corefiles as well (see dns.go); nil leaves DNS alone.
 	DNS *DNSInput
 	// Replicas, when set, plans the copies of replicated objects (see replica.go); nil leaves them alone.
@@ -48,6 +53,7 @@ func Compute(in Input) *Plan {
 	c.rules()
 	c.orphanPeerings()
 	c.dns()
+	c.privileges()
 	c.replicas()
 	c.loadBalancers()
 	c.controlPlanes()

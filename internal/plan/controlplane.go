@@ -338,6 +338,8 @@ type DataPlaneObserved struct {
 	Account  AccountObserved
 	// RoleFrom is the address of the replica change that makes the cluster_role there in this plan, if any.
 	RoleFrom string
+	// Role is the cluster_role as observed there (nil: none, or not read), whose rules privileges checks.
+	Role *kubeobj.Object
 }
 
 // PrivateAPI is a data plane whose EKS endpoint a control plane reaches privately, over the mesh's

@@ -115,6 +115,9 @@ type Plan struct {
 	// DomainMismatches are members whose CoreDNS does not serve their declared cluster domain, found by
 	// Compute for Check to report against the spec. Not saved: Check runs on the plan Compute returned.
 	DomainMismatches []DomainMismatch `json:"-"`
+	// Privileged are the replicated objects and control-plane roles that grant what a spec may hand out
+	// only with allow_privileged (privilege.go), found by Compute for Check. Not saved.
+	Privileged []Privileged `json:"-"`
 	// Addons say, for each member whose CoreDNS is an EKS managed add-on, what an add-on update would do to
 	// meshd's blocks (addon.go). ForgetAddons are clusters whose add-on record is void: the add-on is
 	// gone, or meshd's blocks are no longer in it.
