@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/meshd-io/meshd/internal/kubeclient"
+	"github.com/meshd-io/meshd/internal/state"
 	"github.com/meshd-io/meshd/internal/state/secretstate"
 	"github.com/meshd-io/meshd/internal/testenv"
 )
@@ -91,6 +92,26 @@ func TestStateSecret(t *testing.T) {
 	}
 	if st.Mesh != "tidb" || st.Serial != 1 || st.Lineage == "" || len(st.Routes) != routes || routes == 0 {
 		t.Errorf("the Secret's state: mesh %q serial %d lineage %q, %d route records for %d routes", st.Mesh, st.Serial, st.Lineage, len(st.Routes), routes)
+	}
+
+	// verify reads the same Secret, without taking its lock, and checks it as the other commands do: a Secret
+	// holding another mesh's state is refused, and --state with --state-secret is an error.
+	r = h.run("verify")
+	if r.code == 1 || !strings.Contains(r.stdout, "tidb-1") {
+		t.Errorf("verify --state-secret after apply: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	leaseReleased("verify")
+	foreign := secretstate.NewSecret(mgmt, ns, "other-state", "test")
+	if err := foreign.Write(ctx, state.New("other")); err != nil {
+		t.Fatal(err)
+	}
+	h.stateArgs = []string{"--state-secret", ns + "/other-state"}
+	if r = h.mustRun(1, "verify"); !strings.Contains(r.stderr, `the state in Secret kube-system/other-state belongs to mesh "other"`) {
+		t.Errorf("verify with another mesh's Secret state: %s", r.stderr)
+	}
+	h.stateArgs = append(secretArgs, "--state", h.state)
+	if r = h.mustRun(1, "verify"); !strings.Contains(r.stderr, "--state and --state-secret are mutually exclusive") {
+		t.Errorf("verify --state with --state-secret: %s", r.stderr)
 	}
 
 	h.stateArgs = []string{"--state-secret", ns + "/" + name, "--state-context", "mgmt"}

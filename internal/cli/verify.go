@@ -14,7 +14,6 @@ import (
 	"github.com/meshd-io/meshd/internal/kubeclient"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/spec"
-	"github.com/meshd-io/meshd/internal/state"
 	"github.com/meshd-io/meshd/internal/verify"
 )
 
@@ -55,19 +54,28 @@ func (a *App) verify(ctx context.Context, args []string) int {
 	fs.StringVar(&po.target, "probe-target", "sample-nginx.sample-nginx-peer", "<pod hostname>.<headless service> in each cluster's namespace that the probes resolve")
 	fs.IntVar(&po.port, "probe-port", 80, "TCP port of the probed Pod")
 	fs.DurationVar(&po.timeout, "probe-timeout", 60*time.Second, "how long to wait for a probe Pod to finish")
-	if err := fs.Parse(args); err != nil {
+	if !a.parse(fs, &c, args) {
 		return ExitError
 	}
 	m, ok := a.loadSpec(c.spec)
 	if !ok {
 		return ExitError
 	}
-	st, err := state.NewLocal(c.state).Read(ctx)
+	eng, err := a.engineWith(ctx, m.Name, c.kubeconfig, true)
 	if err != nil {
 		return a.errorf("%v", err)
 	}
-	eng, err := a.engineWith(ctx, m.Name, c.kubeconfig, true)
+	// The state (a file, or meshd's Secret with --state-secret) is read without its lock: verify writes
+	// nothing, and both backends replace the state whole.
+	b, err := backend(&c, eng)
 	if err != nil {
+		return a.errorf("%v", err)
+	}
+	st, err := b.Read(ctx)
+	if err != nil {
+		return a.errorf("%v", err)
+	}
+	if err := checkStateMesh(st, m.Name, &c); err != nil {
 		return a.errorf("%v", err)
 	}
 	in, diags, err := eng.ObserveForVerify(ctx, m, st)
