@@ -311,7 +311,7 @@ func (d *decoder) decodeCluster(b *hcl.Block) {
 		c.AssumeRole = s
 		if !roleARNRe.MatchString(s) {
 			d.errorf(r, "Invalid role ARN",
-				`%q is not the ARN of an IAM role: assume_role takes "arn:aws:iam::<12-digit account ID>:role/<name>" (the partition may be aws-cn or aws-us-gov; the name may have a path, role/meshd/mesh-admin), as shown by aws iam get-role.`, s)
+				`%q is not the ARN of an IAM role: assume_role takes "arn:aws:iam::<12-digit account ID>:role/<name>" (the partition one of %s; the name may have a path, role/meshd/mesh-admin), as shown by aws iam get-role.`, s, partitionNames(", "))
 		}
 	}
 	if s, r, ok := d.str(c, attrs, "external_id"); ok {

@@ -14,18 +14,63 @@ var (
 	sgIDRe    = regexp.MustCompile(`^sg-([0-9a-f]{8}|[0-9a-f]{17})$`)
 	rtbIDRe   = regexp.MustCompile(`^rtb-([0-9a-f]{8}|[0-9a-f]{17})$`)
 	eksNameRe = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z_-]{0,99}$`)
-	// Region codes are a partition prefix, one or more words and a number: us-west-1, us-gov-west-1,
-	// cn-north-1, us-isob-east-1, eusc-de-east-1.
+	// The shape of a region code, whatever its partition: a prefix, one or more words and a number. Only
+	// for telling a near miss (an upper-case code, a zone) from something else; partitionOf decides.
 	regionRe = regexp.MustCompile(`^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$`)
 	// An availability zone is the commonest wrong value for a region: us-west-1a.
 	zoneRe  = regexp.MustCompile(`^([a-z]{2,4}(?:-[a-z]+)+-[0-9]{1,2})[a-z]$`)
 	labelRe = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-	// An IAM role ARN: partition, empty region, 12-digit account, role/ then an optional path and a name of
-	// letters, digits and +=,.@_- (IAM's own character set).
-	roleARNRe = regexp.MustCompile(`^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::[0-9]{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$`)
+	// An IAM role ARN: a partition of the table, empty region, 12-digit account, role/ then an optional path
+	// and a name of letters, digits and +=,.@_- (IAM's own character set).
+	roleARNRe = regexp.MustCompile(`^arn:(` + partitionNames("|") + `):iam::[0-9]{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$`)
 	// STS's ExternalId character set (its length, 2 to 1224, is checked apart: RE2 repeats stop at 1000).
 	externalIDRe = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
 )
+
+// partitions are AWS's partitions and the region codes of each, as the SDK's endpoint rules define them
+// (aws-sdk-go-v2 internal/endpoints/awsrulesfn/partitions.json, regionRegex). Both the region check and
+// the role-ARN check read this one table, so that a cluster in any region meshd accepts can assume a role
+// of that region's partition, and no other.
+var partitions = []struct {
+	name    string
+	regions *regexp.Regexp
+}{
+	{"aws", regexp.MustCompile(`^(us|eu|ap|sa|ca|me|af|il|mx)-[a-z]+-[0-9]{1,2}$`)},
+	{"aws-cn", regexp.MustCompile(`^cn-[a-z]+-[0-9]{1,2}$`)},
+	{"aws-us-gov", regexp.MustCompile(`^us-gov-[a-z]+-[0-9]{1,2}$`)},
+	{"aws-iso", regexp.MustCompile(`^us-iso-[a-z]+-[0-9]{1,2}$`)},
+	{"aws-iso-b", regexp.MustCompile(`^us-isob-[a-z]+-[0-9]{1,2}$`)},
+	{"aws-iso-e", regexp.MustCompile(`^eu-isoe-[a-z]+-[0-9]{1,2}$`)},
+	{"aws-iso-f", regexp.MustCompile(`^us-isof-[a-z]+-[0-9]{1,2}$`)},
+	{"aws-eusc", regexp.MustCompile(`^eusc-de-[a-z]+-[0-9]{1,2}$`)},
+}
+
+// partitionOf is the partition of a region code, or "" when no partition has it.
+func partitionOf(region string) string {
+	for _, p := range partitions {
+		if p.regions.MatchString(region) {
+			return p.name
+		}
+	}
+	return ""
+}
+
+// partitionNames are the partitions' names joined by sep.
+func partitionNames(sep string) string {
+	names := make([]string, len(partitions))
+	for i, p := range partitions {
+		names[i] = p.name
+	}
+	return strings.Join(names, sep)
+}
+
+// rolePartition is the partition an IAM role ARN names ("" when it is not one).
+func rolePartition(arn string) string {
+	if m := roleARNRe.FindStringSubmatch(arn); m != nil {
+		return m[1]
+	}
+	return ""
+}
 
 // validate runs the checks that combine attributes of a cluster, or clusters with each other, once every
 // file is decoded.
@@ -60,12 +105,25 @@ func (d *decoder) validate() {
 // checkExternalID refuses an external_id without assume_role: it is a parameter of AssumeRole, and left alone
 // it would suggest a protection that is not there.
 func (d *decoder) checkExternalID(c *Cluster) {
+	d.checkRolePartition(c)
 	if _, ok := c.Attrs["external_id"]; ok && c.AssumeRole == "" {
 		if _, set := c.Attrs["assume_role"]; !set {
 			d.errorf(c.AttrRange("external_id"), "external_id without assume_role",
 				"Cluster %q sets external_id but no assume_role. The external ID is passed when meshd assumes the role named by assume_role; set assume_role to the role's ARN, or remove external_id.", c.Name)
 		}
 	}
+}
+
+// checkRolePartition refuses a role of another partition than the cluster's region: STS of one partition
+// cannot issue credentials for a role of another, and AWS objects of one are invisible from the other.
+func (d *decoder) checkRolePartition(c *Cluster) {
+	rp, cp := rolePartition(c.AssumeRole), partitionOf(c.Region)
+	if rp == "" || cp == "" || rp == cp {
+		return
+	}
+	d.errorf(c.AttrRange("assume_role"), "Role in another partition",
+		"Cluster %q is in region %s of partition %s, but assume_role names a role of partition %s. Partitions are separate: STS in %s cannot give credentials for that role. Use the ARN of a role in the cluster's partition (arn:%s:iam::...).",
+		c.Name, c.Region, cp, rp, cp, cp)
 }
 
 func (d *decoder) checkRequired(c *Cluster) {
@@ -261,7 +319,7 @@ func isDNSSubdomain(s string) bool {
 	return true
 }
 
-func isRegion(s string) bool { return regionRe.MatchString(s) }
+func isRegion(s string) bool { return partitionOf(s) != "" }
 
 func labelDetail(kind, name string) string {
 	detail := fmt.Sprintf("%q is not a valid %s name. %s names become AWS tag values and Kubernetes label values, so they must be DNS-1123 labels: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit.",
@@ -297,8 +355,11 @@ func regionDetail(s string) string {
 	if l := strings.ToLower(s); l != s && isRegion(l) {
 		return fmt.Sprintf("Region codes are lowercase: write %q.", l)
 	}
-	if m := zoneRe.FindStringSubmatch(s); m != nil {
+	if m := zoneRe.FindStringSubmatch(s); m != nil && isRegion(m[1]) {
 		return fmt.Sprintf("%q is an availability zone, not a region. Use its region, %q.", s, m[1])
+	}
+	if regionRe.MatchString(s) {
+		return fmt.Sprintf("%q is not a region of an AWS partition meshd knows (%s). Use the code of the region the cluster runs in, like us-west-1, cn-north-1 or us-gov-west-1.", s, partitionNames(", "))
 	}
 	return fmt.Sprintf("%q is not an AWS region code. Use the code of the region the cluster runs in, like us-west-1, eu-central-1 or us-gov-west-1.", s)
 }

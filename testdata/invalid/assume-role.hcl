@@ -32,3 +32,29 @@ cluster "tidb-4" {
   assume_role  = "arn:aws:iam::111111111111:role/ops/meshd" # a path is fine
   external_id  = "x" # ERROR: Invalid external ID
 }
+
+# Every partition whose regions are accepted has its roles accepted (aws-iso-f: us-isof-*).
+cluster "tidb-5" {
+  region       = "us-isof-south-1"
+  kube_context = "e"
+  eks_cluster  = "tidb-5"
+  namespace    = "pingcap-5"
+  assume_role  = "arn:aws-iso-f:iam::111111111111:role/meshd"
+}
+
+cluster "tidb-6" {
+  region       = "eusc-de-east-1"
+  kube_context = "f"
+  eks_cluster  = "tidb-6"
+  namespace    = "pingcap-6"
+  assume_role  = "arn:aws-eusc:iam::111111111111:role/meshd"
+}
+
+# A role of another partition than the cluster's region cannot be assumed there.
+cluster "tidb-7" {
+  region       = "cn-north-1"
+  kube_context = "g"
+  eks_cluster  = "tidb-7"
+  namespace    = "pingcap-7"
+  assume_role  = "arn:aws:iam::111111111111:role/meshd" # ERROR: Role in another partition
+}

@@ -27,3 +27,10 @@ cluster "tidb-4" {
   eks_cluster  = "tidb-4"
   namespace    = "pingcap-4"
 }
+
+cluster "tidb-5" {
+  region       = "xx-west-1" # ERROR: Invalid region
+  kube_context = "e"
+  eks_cluster  = "tidb-5"
+  namespace    = "pingcap-5"
+}
