@@ -89,7 +89,14 @@ func (e peeringExecutor) run(ctx context.Context, ch plan.Change) (string, error
 
 	case plan.Delete:
 		before := ch.Before.(plan.Peering)
-		_, err := p.ec2For(before.Requester.Access, before.Requester.Region).DeleteVpcPeeringConnection(ctx, &ec2.DeleteVpcPeeringConnectionInput{
+		c := p.ec2For(before.Requester.Access, before.Requester.Region)
+		if err := p.checkPeeringOwned(ctx, c, before.ID); err != nil {
+			if errors.Is(err, errGone) {
+				return "", nil
+			}
+			return "", err
+		}
+		_, err := c.DeleteVpcPeeringConnection(ctx, &ec2.DeleteVpcPeeringConnectionInput{
 			VpcPeeringConnectionId: aws.String(before.ID)})
 		if err != nil && !HasCode(err, codePeeringNotFound, codePeeringIDNotFound) {
 			return "", fmt.Errorf("deleting %s: %w", before.ID, err)
@@ -351,6 +358,12 @@ func (e ruleExecutor) run(ctx context.Context, ch plan.Change) (string, error) {
 		return before.RuleID, nil
 	case plan.Delete:
 		before := ch.Before.(plan.SGRule)
+		if err := p.checkRuleOwned(ctx, p.ruleClient(ch), before); err != nil {
+			if errors.Is(err, errGone) {
+				return "", nil
+			}
+			return "", err
+		}
 		_, err := p.ruleClient(ch).RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{
 			GroupId: aws.String(before.GroupID), SecurityGroupRuleIds: []string{before.RuleID}})
 		if err != nil && !HasCode(err, codePermissionNotFound, codeRuleIDNotFound) {
@@ -369,4 +382,73 @@ func (p *Provider) ruleClient(ch plan.Change) EC2API {
 		}
 	}
 	return p.EC2("")
+}
+
+// errGone says that the object a delete was planned for no longer exists: the delete has nothing to do.
+var errGone = errors.New("no longer exists")
+
+// notOwned is the refusal of a delete whose object stopped being meshd's between plan and apply (someone
+// removed or changed its tag, or an edited saved plan names another object): it is left alone.
+func (p *Provider) notOwned(what, id string, tags map[string]string) error {
+	now := "no " + model.TagMesh + " tag"
+	if mesh := model.MeshOf(tags); mesh != "" {
+		now = fmt.Sprintf("%s=%s", model.TagMesh, mesh)
+	}
+	return fmt.Errorf("%w: %s %s carries %s, not %s=%s as planned: it is not meshd's, left alone; plan again",
+		ErrConflict, what, id, now, model.TagMesh, p.opts.Mesh)
+}
+
+// checkPeeringOwned re-reads a peering meshd is about to delete and refuses unless it still carries this
+// mesh's tag, as checkRouteUnchanged does for routes: the plan may be a saved one, and the peering's tags
+// may have changed since it was made. A peering that is gone (or going) is errGone.
+func (p *Provider) checkPeeringOwned(ctx context.Context, c EC2API, id string) error {
+	out, err := c.DescribeVpcPeeringConnections(ctx, &ec2.DescribeVpcPeeringConnectionsInput{VpcPeeringConnectionIds: []string{id}})
+	if HasCode(err, codePeeringNotFound, codePeeringIDNotFound) {
+		return errGone
+	}
+	if err != nil {
+		return fmt.Errorf("describing %s before deleting it: %w", id, err)
+	}
+	// Filtered here too: moto ignores the IDs and lists deleted peerings.
+	for _, pc := range out.VpcPeeringConnections {
+		if aws.ToString(pc.VpcPeeringConnectionId) != id {
+			continue
+		}
+		if pc.Status != nil && (model.ObservedPeering{Status: string(pc.Status.Code)}).Gone() {
+			return errGone
+		}
+		if tags := tagMap(pc.Tags); !model.TaggedBy(tags, p.opts.Mesh) {
+			return p.notOwned("peering", id, tags)
+		}
+		return nil
+	}
+	return errGone
+}
+
+// checkRuleOwned re-reads a security-group rule meshd is about to revoke and refuses unless it still
+// carries this mesh's tag and belongs to the planned group. A rule that is gone is errGone.
+func (p *Provider) checkRuleOwned(ctx context.Context, c EC2API, rule plan.SGRule) error {
+	if rule.RuleID == "" {
+		return fmt.Errorf("%w: the plan names no rule ID for %s on %s; left alone, plan again", ErrConflict, rule.CIDR, rule.GroupID)
+	}
+	out, err := c.DescribeSecurityGroupRules(ctx, &ec2.DescribeSecurityGroupRulesInput{SecurityGroupRuleIds: []string{rule.RuleID}})
+	if HasCode(err, codeRuleIDNotFound) {
+		return errGone
+	}
+	if err != nil {
+		return fmt.Errorf("describing %s before revoking it: %w", rule.RuleID, err)
+	}
+	for _, r := range out.SecurityGroupRules {
+		if aws.ToString(r.SecurityGroupRuleId) != rule.RuleID {
+			continue
+		}
+		if g := aws.ToString(r.GroupId); g != rule.GroupID {
+			return fmt.Errorf("%w: rule %s is in group %s, not %s as planned: left alone, plan again", ErrConflict, rule.RuleID, g, rule.GroupID)
+		}
+		if tags := tagMap(r.Tags); !model.TaggedBy(tags, p.opts.Mesh) {
+			return p.notOwned("rule", rule.RuleID, tags)
+		}
+		return nil
+	}
+	return errGone
 }
