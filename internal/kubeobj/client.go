@@ -69,13 +69,36 @@ func (c *Client) Get(ctx context.Context, kind, namespace, name string) (*Object
 	return &o, nil
 }
 
-// Create creates want, labelled as meshd's (Own), and returns the object the API server made of it.
+// Create creates want, labelled as meshd's (Own), and returns the object the API server made of it. An
+// object whose content grants permissions (Kind.Grants) is created empty and then given its content by an
+// update, so that "escalate" on it by name is enough (see Kind.Grants); if the update is refused, the
+// empty object is deleted again.
 func (c *Client) Create(ctx context.Context, want Object) (Object, error) {
 	want = Own(want, c.mesh)
 	k, err := want.kind()
 	if err != nil {
 		return Object{}, err
 	}
+	if k.Grants && len(want.Content) > 0 {
+		empty := want
+		empty.Content = nil
+		created, err := c.create(ctx, k, empty)
+		if err != nil {
+			return Object{}, err
+		}
+		full, err := c.update(ctx, want, "", true)
+		if err != nil {
+			if derr := c.delete(ctx, created, true); derr != nil {
+				err = fmt.Errorf("%w (and deleting the empty %s again: %v)", err, want.Ref(), derr)
+			}
+			return Object{}, err
+		}
+		return full, nil
+	}
+	return c.create(ctx, k, want)
+}
+
+func (c *Client) create(ctx context.Context, k Kind, want Object) (Object, error) {
 	u, err := want.ToUnstructured()
 	if err != nil {
 		return Object{}, redact(err, want)

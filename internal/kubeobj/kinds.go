@@ -32,6 +32,11 @@ type Kind struct {
 	Immutable bool
 	// Sensitive: the content is secret; only key names and a hash are ever shown.
 	Sensitive bool
+	// Grants: the content grants permissions (a role's rules). The API server lets an identity write such
+	// content only if it holds every permission granted, or holds "escalate" on the object; escalate can be
+	// given by name (meshctl rbac does), but a create has no name when it is authorized, so Create makes
+	// such an object empty and then writes its content as an update, which the named escalate covers.
+	Grants bool
 }
 
 // APIVersion is the kind's apiVersion, e.g. "v1" or "rbac.authorization.k8s.io/v1".
@@ -55,9 +60,9 @@ var kinds = map[string]Kind{
 	"Namespace":      {Name: "Namespace", GVR: core.WithResource("namespaces")},
 	"ServiceAccount": {Name: "ServiceAccount", GVR: core.WithResource("serviceaccounts"), Namespaced: true},
 	"ClusterRole": {Name: "ClusterRole", GVR: rbac.WithResource("clusterroles"),
-		Content: []string{"rules", "aggregationRule"}},
+		Content: []string{"rules", "aggregationRule"}, Grants: true},
 	"Role": {Name: "Role", GVR: rbac.WithResource("roles"), Namespaced: true,
-		Content: []string{"rules"}},
+		Content: []string{"rules"}, Grants: true},
 	// A binding's roleRef cannot be changed once created (the API server's validation).
 	"ClusterRoleBinding": {Name: "ClusterRoleBinding", GVR: rbac.WithResource("clusterrolebindings"),
 		Content: []string{"roleRef", "subjects"}, ReplaceOn: []string{"roleRef"}},

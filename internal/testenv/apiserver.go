@@ -42,6 +42,23 @@ type APIServer struct {
 	Name  string
 	Host  string // https://127.0.0.1:<port>
 	Token string
+	// UnprivilegedToken is a second identity, the user UnprivilegedUser in the group UnprivilegedGroup,
+	// which holds no right until a test binds some: least-privilege tests run meshd as it.
+	UnprivilegedToken string
+}
+
+// The unprivileged identity of every APIServer (meshctl rbac's default subject is Group:meshd).
+const (
+	UnprivilegedUser  = "meshd"
+	UnprivilegedGroup = "meshd"
+)
+
+// Unprivileged is the same server reached as the unprivileged identity: its RESTConfig and Kubeconfig
+// authenticate with UnprivilegedToken.
+func (s *APIServer) Unprivileged() *APIServer {
+	u := *s
+	u.Token = s.UnprivilegedToken
+	return &u
 }
 
 // RunAPIServer starts kube-apiserver on a free port of 127.0.0.1 against the etcd at opts.EtcdURL with the
@@ -69,11 +86,16 @@ func RunAPIServer(ctx context.Context, opts APIServerOptions) (*APIServer, error
 	if err != nil {
 		return nil, err
 	}
-	tokenFile := filepath.Join(opts.Dir, "tokens.csv")
-	if err := os.WriteFile(tokenFile, []byte(token+",admin,admin,\"system:masters\"\n"), 0o600); err != nil {
+	unprivileged, err := randomHex(16)
+	if err != nil {
 		return nil, err
 	}
-	s := &APIServer{Name: opts.Name, Token: token}
+	tokenFile := filepath.Join(opts.Dir, "tokens.csv")
+	tokens := fmt.Sprintf("%s,admin,admin,\"system:masters\"\n%s,%s,%s-uid,%q\n", token, unprivileged, UnprivilegedUser, UnprivilegedUser, UnprivilegedGroup)
+	if err := os.WriteFile(tokenFile, []byte(tokens), 0o600); err != nil {
+		return nil, err
+	}
+	s := &APIServer{Name: opts.Name, Token: token, UnprivilegedToken: unprivileged}
 	p, err := startReady(ctx, 3, "kube-apiserver "+opts.Name, bin, nil, opts.LogPath, 200*time.Millisecond, func() ([]string, func(context.Context) error, error) {
 		port, err := FreePort("127.0.0.1")
 		if err != nil {
