@@ -11,7 +11,8 @@ import (
 )
 
 // Server serves /metrics, /healthz and /readyz on one listener (Start), for Prometheus and the kubelet's
-// probes, and POST /trigger on another (StartTrigger), on loopback, since it is unauthenticated.
+// probes, and POST /trigger on another (StartTrigger), on loopback, since it is unauthenticated. Both drop a
+// client that is slow to send its request, to read the response, or idle (defaultTimeouts).
 type Server struct {
 	Metrics *Metrics
 	// Ready reports whether the daemon can do its job (a valid spec is loaded).
@@ -29,6 +30,9 @@ type Server struct {
 	Started time.Time
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+
+	// limits, when set, replace defaultTimeouts (tests shorten them).
+	limits *timeouts
 
 	srv, trigger      *http.Server
 	addr, triggerAddr atomic.Value
@@ -72,7 +76,7 @@ func (s *Server) Start(addr string) error {
 	if s.Started.IsZero() {
 		s.Started = s.now()
 	}
-	srv, bound, err := serve(addr, s.handler())
+	srv, bound, err := serve(addr, s.handler(), s.timeouts())
 	if err != nil {
 		return err
 	}
@@ -113,7 +117,7 @@ func (s *Server) handler() http.Handler {
 func (s *Server) StartTrigger(addr string) error {
 	mux := http.NewServeMux()
 	mux.Handle("POST /trigger", s.TriggerHandler())
-	srv, bound, err := serve(addr, mux)
+	srv, bound, err := serve(addr, mux, s.timeouts())
 	if err != nil {
 		return err
 	}
@@ -145,14 +149,32 @@ func loopback(remote string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func serve(addr string, h http.Handler) (*http.Server, string, error) {
+// timeouts bound what one client can hold of the listeners: a connection and a goroutine.
+type timeouts struct {
+	// readHeader and read bound receiving a request, write the handler and sending its response, idle a
+	// kept-alive connection waiting for the next request.
+	readHeader, read, write, idle time.Duration
+}
+
+// defaultTimeouts: a request is a few hundred bytes, and /metrics some tens of kilobytes that Prometheus
+// reads within its scrape timeout (10 s by default); a client slower than these is dropped.
+var defaultTimeouts = timeouts{readHeader: 5 * time.Second, read: 10 * time.Second, write: 30 * time.Second, idle: time.Minute}
+
+func serve(addr string, h http.Handler, t timeouts) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: t.readHeader, ReadTimeout: t.read, WriteTimeout: t.write, IdleTimeout: t.idle}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, ln.Addr().String(), nil
+}
+
+func (s *Server) timeouts() timeouts {
+	if s.limits != nil {
+		return *s.limits
+	}
+	return defaultTimeouts
 }
 
 // Addr is the address /metrics is served on.

@@ -149,11 +149,21 @@ func (m *Metrics) Sum(name string) float64 {
 	return total
 }
 
-// WriteTo renders every family in the Prometheus text format.
+// WriteTo renders every family in the Prometheus text format. It renders under the lock and writes after
+// releasing it: a scraper that stops reading must not block Add, which the AWS and Kubernetes call hooks, and
+// so every pass, call.
 func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
+	var b strings.Builder
+	m.render(&b)
+	writeRuntime(&b)
+	n, err := io.WriteString(w, b.String())
+	return int64(n), err
+}
+
+// render writes the families into b, under the lock.
+func (m *Metrics) render(b *strings.Builder) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var b strings.Builder
 	names := make([]string, 0, len(m.families))
 	for n := range m.families {
 		names = append(names, n)
@@ -161,25 +171,22 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	sort.Strings(names)
 	for _, n := range names {
 		f := m.families[n]
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", f.name, f.help, f.name, f.typ)
+		fmt.Fprintf(b, "# HELP %s %s\n# TYPE %s %s\n", f.name, f.help, f.name, f.typ)
 		if f.typ == "histogram" {
 			for _, ls := range sortedSeries(f.hist) {
 				h := f.hist[ls]
 				for i, bound := range f.buckets {
-					fmt.Fprintf(&b, "%s_bucket%s %d\n", f.name, withLabel(ls, "le", formatFloat(bound)), h.counts[i])
+					fmt.Fprintf(b, "%s_bucket%s %d\n", f.name, withLabel(ls, "le", formatFloat(bound)), h.counts[i])
 				}
-				fmt.Fprintf(&b, "%s_bucket%s %d\n", f.name, withLabel(ls, "le", "+Inf"), h.count)
-				fmt.Fprintf(&b, "%s_sum%s %s\n%s_count%s %d\n", f.name, ls, formatFloat(h.sum), f.name, ls, h.count)
+				fmt.Fprintf(b, "%s_bucket%s %d\n", f.name, withLabel(ls, "le", "+Inf"), h.count)
+				fmt.Fprintf(b, "%s_sum%s %s\n%s_count%s %d\n", f.name, ls, formatFloat(h.sum), f.name, ls, h.count)
 			}
 			continue
 		}
 		for _, ls := range sortedSeries(f.series) {
-			fmt.Fprintf(&b, "%s%s %s\n", f.name, ls, formatFloat(f.series[ls]))
+			fmt.Fprintf(b, "%s%s %s\n", f.name, ls, formatFloat(f.series[ls]))
 		}
 	}
-	writeRuntime(&b)
-	n, err := io.WriteString(w, b.String())
-	return int64(n), err
 }
 
 // writeRuntime adds the Go runtime gauges operators expect from any Go service (named as the Prometheus
