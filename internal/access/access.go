@@ -20,11 +20,14 @@ type Rule struct {
 
 // Statement is one IAM policy statement. Resources default to "*" when empty; Condition is the statement's
 // condition block (operator -> key -> values). Why documents the statement for tests and docs (IAM policy
-// JSON has no comments; the renderer derives the Sid from it).
+// JSON has no comments; the renderer derives the Sid from it: the words before its first colon or full
+// stop). Role names the identity that makes the calls: a member's assume_role ARN, or "" for meshd's own
+// (default) credentials; a policy is printed for one identity at a time (plan.IAMOf).
 type Statement struct {
 	Sid       string
 	Actions   []string
 	Resources []string
 	Condition map[string]map[string][]string
 	Why       string
+	Role      string
 }

@@ -67,6 +67,7 @@ Commands:
   state      print what the state records: meshctl state list, meshctl state show ADDRESS
   rbac       print the Kubernetes RBAC meshd needs for the spec: meshctl rbac --cluster NAME | --all | --management
   version    print meshctl's version and the plan and state format versions
+  iam-policy print the IAM policy meshd needs for a spec: meshctl iam-policy --spec PATH [--cluster NAME]
 
 Run 'meshctl <command> -h' for a command's flags.
 `
@@ -94,6 +95,8 @@ func (a *App) Main(ctx context.Context, args []string) int {
 		return a.version(args[1:])
 	case "verify":
 		return a.verify(ctx, args[1:])
+	case "iam-policy":
+		return a.iamPolicy(args[1:])
 	case "rbac":
 		return a.rbac(args[1:])
 	case "-h", "-help", "--help", "help":

@@ -28,6 +28,7 @@ func init() {
 	Register(KindInfo{
 		Kind: KindAddonCorefile, Address: "addon_corefile[<cluster>]", Rank: 10,
 		Provider: ProviderAWS, Decode: decodeAs[AddonCorefile], RepeatHint: hintAddon,
+		IAM: addonIAM,
 	})
 }
 

@@ -16,6 +16,7 @@ func init() {
 		Kind: KindPeering, Address: "peering[<cluster>:<cluster>]", Rank: 0,
 		First: true, DeletedLast: true, Provider: ProviderAWS,
 		Decode: decodeAs[Peering], RepeatHint: hintAWS,
+		IAM: peeringIAM,
 	})
 }
 

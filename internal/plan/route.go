@@ -17,6 +17,7 @@ func init() {
 	Register(KindInfo{
 		Kind: KindRoute, Address: "route[<cluster>:<route table>:<destination cidr>]", Rank: 1,
 		Provider: ProviderAWS, Decode: decodeAs[Route], RepeatHint: hintAWS,
+		IAM: routeIAM,
 	})
 }
 

@@ -17,6 +17,7 @@ func init() {
 	Register(KindInfo{
 		Kind: KindSGRule, Address: "sg_rule[<cluster>:<security group>:<source cidr>]", Rank: 2,
 		Provider: ProviderAWS, Decode: decodeAs[SGRule], RepeatHint: hintAWS,
+		IAM: sgRuleIAM,
 	})
 }
 
