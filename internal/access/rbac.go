@@ -95,7 +95,16 @@ func Merge(rules []Rule) []Rule {
 	type ruleKey struct{ ns, group, resource, verbs string }
 	byRule := map[ruleKey]*Rule{}
 	var order []ruleKey
-	for k, vs := range verbs {
+	keys := make([]objKey, 0, len(verbs))
+	for k := range verbs {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { // the comments are joined in this order: make it one
+		a, b := keys[i], keys[j]
+		return a.ns+"\x00"+a.group+"\x00"+a.resource+"\x00"+a.name < b.ns+"\x00"+b.group+"\x00"+b.resource+"\x00"+b.name
+	})
+	for _, k := range keys {
+		vs := verbs[k]
 		list := sortedKeys(vs)
 		rk := ruleKey{k.ns, k.group, k.resource, strings.Join(list, ",")}
 		if k.name == "" {

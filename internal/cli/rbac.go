@@ -96,21 +96,25 @@ func renderMember(b *strings.Builder, m *spec.Mesh, cluster string, subject acce
 // managementRules are what the daemon does in the management cluster: hold the leader Lease, lock the
 // state with its own Lease, and read and write the state Secret.
 func managementRules(stateNS, stateName, leaseNS, lease string) []access.Rule {
+	const coordination = "coordination.k8s.io"
 	lock := stateName + "-lock"
-	return []access.Rule{
-		{Namespace: leaseNS, APIGroup: "coordination.k8s.io", Resource: "leases", Names: []string{lease}, Verbs: []string{"get", "update"},
+	rules := []access.Rule{
+		{Namespace: leaseNS, APIGroup: coordination, Resource: "leases", Names: []string{lease}, Verbs: []string{"get", "update"},
 			Why: "The leader Lease (--leader-elect): read and renewed by the replicas."},
-		{Namespace: stateNS, APIGroup: "coordination.k8s.io", Resource: "leases", Names: []string{lock}, Verbs: []string{"get", "update"},
+		{Namespace: stateNS, APIGroup: coordination, Resource: "leases", Names: []string{lock}, Verbs: []string{"get", "update"},
 			Why: "The state lock's Lease: taken, renewed and released around each pass that writes the state."},
 		{Namespace: stateNS, Resource: "secrets", Names: []string{stateName}, Verbs: []string{"get", "update"},
 			Why: "The state Secret: read at each pass, written after each apply."},
-		{Namespace: leaseNS, APIGroup: "coordination.k8s.io", Resource: "leases", Verbs: []string{"create"},
-			Why: "Kubernetes cannot authorize a create by name: the first replica creates the Leases (" + lease + ", " + lock + ")."},
 		{Namespace: stateNS, Resource: "secrets", Verbs: []string{"create"},
 			Why: "Kubernetes cannot authorize a create by name: the first apply creates the state Secret " + stateName + "."},
-		{Namespace: stateNS, APIGroup: "coordination.k8s.io", Resource: "leases", Verbs: []string{"create"},
-			Why: "Kubernetes cannot authorize a create by name: the first lock creates the Lease " + lock + "."},
 	}
+	leasesIn := map[string][]string{leaseNS: {lease}}
+	leasesIn[stateNS] = append(leasesIn[stateNS], lock)
+	for ns, names := range leasesIn {
+		rules = append(rules, access.Rule{Namespace: ns, APIGroup: coordination, Resource: "leases", Verbs: []string{"create"},
+			Why: "Kubernetes cannot authorize a create by name: the first replica creates the Leases named below (" + strings.Join(names, ", ") + ")."})
+	}
+	return rules
 }
 
 func clusterNames(m *spec.Mesh) []string {

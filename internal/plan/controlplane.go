@@ -92,7 +92,7 @@ func cpAccountRBAC(m *spec.Mesh) []access.Rule {
 				rbacRule(dp, "", rbacGroup, "clusterrolebindings", nil,
 					whyCreate+fmt.Sprintf(" Here: control plane %q's ClusterRoleBinding; Kubernetes still refuses one to a role meshd may not bind.", cp.Name), "create"),
 				rbacRule(dp, "", rbacGroup, "clusterroles", []string{cp.ClusterRole},
-					fmt.Sprintf("The cluster_role of control plane %q: read (its rules are checked), and bound to its ServiceAccount, which Kubernetes allows only with bind on it.", cp.Name),
+					fmt.Sprintf("The cluster_role of control plane %q: read (its rules are checked), and bound to its ServiceAccount, which Kubernetes allows only with bind on it. With create on ClusterRoleBindings, bind lets the holder of this identity bind this role to anyone: it is as powerful as the role.", cp.Name),
 					"get", "bind"))
 		}
 	}
