@@ -34,7 +34,8 @@ const (
 	ExitChanges = 2
 )
 
-// lockTimeout bounds the wait for the state lock.
+// lockTimeout bounds the wait for the state lock held by a live process (a crashed holder's Lease is waited
+// out until it expires).
 const lockTimeout = 10 * time.Second
 
 // DefaultStatePath is where the local state lives when --state is not given.
@@ -235,7 +236,9 @@ func backend(c *common, eng *engine.Engine) (state.Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--state-secret: %w", err)
 	}
-	return secretstate.NewSecret(client, ns, name, identity()), nil
+	secret := secretstate.NewSecret(client, ns, name, identity())
+	secret.Wait = lockTimeout
+	return secret, nil
 }
 
 // identity names this meshctl in the state Lease, so that meshd and other users see who holds it.
@@ -254,8 +257,12 @@ func lockedState(ctx context.Context, c *common, eng *engine.Engine) (state.Back
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	// Wait a little for another meshctl to finish, then say who holds the lock rather than hang.
-	lockCtx, cancel := context.WithTimeout(ctx, lockTimeout)
+	// Wait a little for another meshctl to finish, then say who holds the lock rather than hang. The Secret
+	// bounds its own wait (Wait): the Lease of a holder that crashed is waited out, however long it records.
+	lockCtx, cancel := ctx, context.CancelFunc(func() {})
+	if _, ok := b.(*secretstate.Secret); !ok {
+		lockCtx, cancel = context.WithTimeout(ctx, lockTimeout)
+	}
 	defer cancel()
 	unlock, err := b.Lock(lockCtx)
 	if err != nil {

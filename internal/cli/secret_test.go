@@ -144,6 +144,25 @@ func TestStateSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A replica that crashed (SIGKILL: no renewal, no release) left a Lease longer than the 10 s meshctl gives
+	// a live holder: meshctl waits it out and takes it, where it used to fail however often it was run.
+	leases := mgmt.CoordinationV1().Leases(ns)
+	lease, err := leases.Get(ctx, name+"-lock", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashed, seconds, now := "meshd-crashed", int32(12), metav1.NewMicroTime(time.Now())
+	lease.Spec.HolderIdentity, lease.Spec.LeaseDurationSeconds, lease.Spec.AcquireTime, lease.Spec.RenewTime = &crashed, &seconds, &now, &now
+	if _, err := leases.Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	h.mustRun(0, "plan")
+	if d := time.Since(start); d < time.Duration(seconds)*time.Second {
+		t.Errorf("meshctl took a %ds Lease after %s", seconds, d)
+	}
+	leaseReleased("plan after a crashed holder")
+
 	r = h.mustRun(0, "destroy", "--auto-approve")
 	if !strings.Contains(r.stdout, "Destroy complete!") {
 		t.Errorf("destroy:\n%s", r.stdout)

@@ -21,7 +21,9 @@ type Elector struct {
 	Name      string
 	Identity  string
 	// Timings of client-go's election; defaults 15s / 10s / 2s as in kube-controller-manager. A dead leader is
-	// replaced within about LeaseDuration.
+	// replaced within about LeaseDuration. Run keeps RenewDeadline at most two thirds of LeaseDuration (and
+	// RetryPeriod short enough for client-go), whatever was set: a leader that cannot renew stops a third of
+	// the lease before another replica may take over, and a short LeaseDuration alone is not refused.
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 	Log                                       *zap.Logger
 	// OnLost is called when leadership that was held is lost; meshd stops then, so that a replica that can
@@ -39,6 +41,12 @@ func (e *Elector) IsLeader() bool { return e.leading.Load() }
 func (e *Elector) Run(ctx context.Context, onLead func()) error {
 	if e.LeaseDuration == 0 {
 		e.LeaseDuration, e.RenewDeadline, e.RetryPeriod = 15*time.Second, 10*time.Second, 2*time.Second
+	}
+	if renew, retry := timings(e.LeaseDuration, e.RenewDeadline, e.RetryPeriod); renew != e.RenewDeadline || retry != e.RetryPeriod {
+		e.Log.Warn("leader election timings adjusted to the lease duration",
+			zap.Duration("lease_duration", e.LeaseDuration), zap.Duration("renew_deadline", renew), zap.Duration("retry_period", retry),
+			zap.Duration("renew_deadline_asked", e.RenewDeadline), zap.Duration("retry_period_asked", e.RetryPeriod))
+		e.RenewDeadline, e.RetryPeriod = renew, retry
 	}
 	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, e.Namespace, e.Name,
 		e.Client.CoreV1(), e.Client.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: e.Identity})
@@ -81,4 +89,18 @@ func (e *Elector) Run(ctx context.Context, onLead func()) error {
 	}
 	le.Run(ctx)
 	return nil
+}
+
+// timings returns the renew deadline and retry period to use with lease: as given when they leave the
+// leader a third of the lease between giving up and a takeover, else two thirds of the lease and a fifth of
+// that (client-go refuses a renew deadline not longer than 1.2 retry periods, and one not shorter than the
+// lease: with --leader-elect-lease-duration=5s and the default 10s deadline, a replica never led).
+func timings(lease, renew, retry time.Duration) (time.Duration, time.Duration) {
+	if most := lease * 2 / 3; renew <= 0 || renew > most {
+		renew = most
+	}
+	if retry <= 0 || float64(retry)*leaderelection.JitterFactor >= float64(renew) {
+		retry = renew / 5
+	}
+	return renew, retry
 }

@@ -62,3 +62,52 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestShortLeaseDuration: a lease duration shorter than the default renew deadline (meshd
+// --leader-elect-lease-duration=3s with --leader-elect-renew-deadline left at 10s) still elects a leader:
+// client-go refuses such timings, and the replica never led, saying nothing.
+func TestShortLeaseDuration(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	srv := testenv.StartAPIServer(t, etcd.ClientURL, "mgmt")
+	client, err := kubeclient.NewForConfig(srv.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Elector{Client: client, Namespace: "kube-system", Name: "meshd", Identity: "a", Log: zap.NewNop(),
+		LeaseDuration: 3 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx, nil) }()
+	waitFor(t, func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned before leading: %v", err)
+		default:
+		}
+		return e.IsLeader()
+	}, "a to lead with a 3s lease")
+	stop()
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
+}
+
+// TestTimingsLeaveAMargin: the leader gives up renewing at most two thirds into the lease, so that it stops
+// acting before another replica can take over; timings that already do are kept.
+func TestTimingsLeaveAMargin(t *testing.T) {
+	cases := map[string]struct {
+		lease, renew, retry  time.Duration
+		wantRenew, wantRetry time.Duration
+	}{
+		"defaults kept":           {15 * time.Second, 10 * time.Second, 2 * time.Second, 10 * time.Second, 2 * time.Second},
+		"deadline past the lease": {3 * time.Second, 10 * time.Second, 2 * time.Second, 2 * time.Second, 400 * time.Millisecond},
+		"deadline too close":      {15 * time.Second, 14 * time.Second, 2 * time.Second, 10 * time.Second, 2 * time.Second},
+		"long lease kept":         {60 * time.Second, 40 * time.Second, 5 * time.Second, 40 * time.Second, 5 * time.Second},
+	}
+	for name, c := range cases {
+		renew, retry := timings(c.lease, c.renew, c.retry)
+		if renew != c.wantRenew || retry != c.wantRetry {
+			t.Errorf("%s: timings(%s, %s, %s) = %s, %s; want %s, %s", name, c.lease, c.renew, c.retry, renew, retry, c.wantRenew, c.wantRetry)
+		}
+	}
+}

@@ -38,7 +38,14 @@ const maxStateBytes = 64 * maxSecretBytes
 
 // Secret keeps the state in a Kubernetes Secret, for the daemon running in a management cluster. The lock is
 // a coordination.k8s.io Lease named "<secret>-lock" whose holder is the locking process; a lease not renewed
-// for LeaseDuration is free again (its holder died).
+// for the duration it records is free again (its holder died).
+//
+// Two writers never overlap: a waiter takes a Lease only once it has seen it unchanged, on its own clock,
+// for the whole duration the Lease records (spec.leaseDurationSeconds, rounded up from the holder's
+// LeaseDuration), while the holder counts its lock as lost when no renewal it started in the last two thirds
+// of LeaseDuration has succeeded. A successful renewal is in the Lease before a waiter can see it, and the
+// holder counts from when it sent it, so the holder gives up at least a third of LeaseDuration before any
+// waiter can take over.
 type Secret struct {
 	Client    kubeclient.Interface
 	Namespace string
@@ -48,13 +55,23 @@ type Secret struct {
 	// LeaseDuration is how long a lock holds without renewal. The holder renews it every third of that
 	// while it holds the lock, so a long pass keeps it and a holder that dies frees it quickly. Default 15s.
 	LeaseDuration time.Duration
+	// Wait bounds how long Lock waits for a holder that is alive (seen renewing its Lease); zero waits until
+	// ctx is done. A holder that is not seen renewing is waited out whatever Wait is, until its Lease has
+	// expired, so that the Lease of a holder that crashed is taken however long a duration it records.
+	Wait time.Duration
 
 	resourceVersion string        // of the Secret as last read, for an optimistic update
 	lost            chan struct{} // of the lock taken last; closed when it is lost
+	// seenVersion is the Lease's resourceVersion as this process last saw it, first at seenAt (local
+	// clock). It outlives one Lock, so a daemon whose every pass waits less than a crashed holder's lease
+	// duration still takes that Lease after a few passes.
+	seenVersion string
+	seenAt      time.Time
 }
 
-// Lost is closed when the lock taken by the last Lock is lost: its Lease now names another holder, or it
-// could not be renewed for LeaseDuration, after which another process may take it (state.LosableLock).
+// Lost is closed when the lock taken by the last Lock is lost: its Lease now names another holder, or no
+// renewal succeeded for two thirds of LeaseDuration, after which another process may soon take it
+// (state.LosableLock).
 func (s *Secret) Lost() <-chan struct{} { return s.lost }
 
 // NewSecret returns a Secret backend.
@@ -66,21 +83,34 @@ func (s *Secret) where() string { return fmt.Sprintf("secret %s/%s", s.Namespace
 
 var managedLabels = map[string]string{"app.kubernetes.io/managed-by": "meshd"}
 
-// Lock takes the Lease, waiting (until ctx is done) while another live holder has it.
+// leaseSeconds is LeaseDuration as the Lease records it: rounded up, so that a waiter never waits less than
+// the holder assumes.
+func (s *Secret) leaseSeconds() int32 {
+	return int32(max((s.LeaseDuration+time.Second-1)/time.Second, 1))
+}
+
+// lostAfter is how long the holder keeps counting its lock as held without a successful renewal: two thirds
+// of LeaseDuration, which leaves a third as the margin before a waiter may take the Lease.
+func (s *Secret) lostAfter() time.Duration { return s.LeaseDuration * 2 / 3 }
+
+// Lock takes the Lease, waiting while another holder has it: until ctx is done, and for a holder seen alive
+// at most Wait.
 func (s *Secret) Lock(ctx context.Context) (func() error, error) {
+	if s.LeaseDuration <= 0 {
+		s.LeaseDuration = 15 * time.Second
+	}
 	leases := s.Client.CoordinationV1().Leases(s.Namespace)
 	name := s.Name + "-lock"
-	seconds := int32(s.LeaseDuration / time.Second)
+	seconds := s.leaseSeconds()
+	start := time.Now()
 	delay := 50 * time.Millisecond
-	// A lease is judged expired by how long its renew time has stayed the same on this host's clock, not by
-	// comparing the holder's clock with ours (as client-go's leader election does): skew between a laptop
-	// and a pod must not let two processes hold the lock.
-	var seenRenew string
-	var seenAt time.Time
 	// held is the last "held by" answer: when the wait runs out during a request (a rate limiter's wait, a
 	// slow API server), the user is told who holds the lock, not that a request was cut short.
 	var held error
+	// alive: the Lease changed while this Lock waited, so its holder renews it.
+	alive := false
 	for {
+		// Taken before the request: the holder counts its lock from when it sent the write.
 		now := metav1.NewMicroTime(time.Now())
 		lease, err := leases.Get(ctx, name, metav1.GetOptions{})
 		switch {
@@ -90,30 +120,36 @@ func (s *Secret) Lock(ctx context.Context) (func() error, error) {
 				Spec:       coordinationv1.LeaseSpec{HolderIdentity: &s.Identity, LeaseDurationSeconds: &seconds, AcquireTime: &now, RenewTime: &now},
 			}, metav1.CreateOptions{})
 			if err == nil {
-				return s.hold(name), nil
+				return s.hold(name, now.Time), nil
 			}
 		case err == nil:
 			holder := ""
 			if lease.Spec.HolderIdentity != nil {
 				holder = *lease.Spec.HolderIdentity
 			}
-			renew := ""
-			if lease.Spec.RenewTime != nil {
-				renew = lease.Spec.RenewTime.Format(time.RFC3339Nano)
+			// A lease is judged expired by how long it has stayed the same on this host's clock, not by
+			// comparing the holder's clock with ours (as client-go's leader election does): skew between a
+			// laptop and a pod must not let two processes hold the lock.
+			if lease.ResourceVersion != s.seenVersion {
+				alive = alive || (s.seenVersion != "" && held != nil)
+				s.seenVersion, s.seenAt = lease.ResourceVersion, time.Now()
 			}
-			if renew != seenRenew || seenAt.IsZero() {
-				seenRenew, seenAt = renew, time.Now()
-			}
+			unchanged := time.Since(s.seenAt)
 			expired := lease.Spec.LeaseDurationSeconds == nil ||
-				time.Since(seenAt) > time.Duration(*lease.Spec.LeaseDurationSeconds)*time.Second
+				unchanged > time.Duration(*lease.Spec.LeaseDurationSeconds)*time.Second
 			if holder == "" || holder == s.Identity || expired {
 				lease.Spec.HolderIdentity, lease.Spec.LeaseDurationSeconds = &s.Identity, &seconds
 				lease.Spec.AcquireTime, lease.Spec.RenewTime = &now, &now
 				if _, err = leases.Update(ctx, lease, metav1.UpdateOptions{}); err == nil {
-					return s.hold(name), nil
+					return s.hold(name, now.Time), nil
 				}
 			} else {
-				err = fmt.Errorf("%w: held by %s since %s (lease %s/%s)", state.ErrLocked, holder, lease.Spec.AcquireTime.Format(time.RFC3339), s.Namespace, name)
+				since := "an unknown time"
+				if lease.Spec.AcquireTime != nil {
+					since = lease.Spec.AcquireTime.Format(time.RFC3339)
+				}
+				err = fmt.Errorf("%w: held by %s since %s (lease %s/%s of %ds, seen unchanged for %s)", state.ErrLocked, holder,
+					since, s.Namespace, name, *lease.Spec.LeaseDurationSeconds, unchanged.Round(time.Second))
 				held = err
 			}
 		}
@@ -122,6 +158,9 @@ func (s *Secret) Lock(ctx context.Context) (func() error, error) {
 		}
 		if err != nil && !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) && !errors.Is(err, state.ErrLocked) {
 			return nil, fmt.Errorf("lock %s: %w", s.where(), err)
+		}
+		if alive && s.Wait > 0 && time.Since(start) >= s.Wait && errors.Is(err, state.ErrLocked) {
+			return nil, err
 		}
 		select {
 		case <-ctx.Done():
@@ -138,32 +177,45 @@ func (s *Secret) Lock(ctx context.Context) (func() error, error) {
 	}
 }
 
-// hold renews the Lease until the returned unlock is called, then releases it. When the lock is lost it
-// closes s.lost and stops renewing.
-func (s *Secret) hold(name string) func() error {
+// hold renews the Lease until the returned unlock is called, then releases it. renewed is when the write
+// that took the Lease was sent. When the lock is lost it closes s.lost and stops renewing.
+func (s *Secret) hold(name string, renewed time.Time) func() error {
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	lost := make(chan struct{})
 	s.lost = lost
 	go func() {
 		defer close(done)
-		t := time.NewTicker(s.LeaseDuration / 3)
-		defer t.Stop()
-		renewed := time.Now()
+		every := s.LeaseDuration / 3
+		retry := min(s.LeaseDuration/12, time.Second) // after a failed renewal, so that one failure costs little
+		next := time.NewTimer(every)
+		defer next.Stop()
 		for {
+			deadline := renewed.Add(s.lostAfter())
+			giveUp := time.NewTimer(time.Until(deadline))
 			select {
 			case <-stop:
+				giveUp.Stop()
 				return
-			case <-t.C:
-				switch ours, err := s.renew(name); {
+			case <-giveUp.C:
+				close(lost) // a waiter may take the Lease a third of LeaseDuration from now
+				return
+			case <-next.C:
+				giveUp.Stop()
+				sent := time.Now()
+				ours, err := s.renew(name, deadline)
+				switch {
 				case !ours:
 					close(lost)
 					return
 				case err == nil:
-					renewed = time.Now()
-				case time.Since(renewed) >= s.LeaseDuration:
-					close(lost) // expired for the others: one of them may hold it now
+					renewed = sent
+					next.Reset(every)
+				case !time.Now().Before(deadline):
+					close(lost)
 					return
+				default:
+					next.Reset(retry)
 				}
 			}
 		}
@@ -182,11 +234,11 @@ func (s *Secret) hold(name string) func() error {
 }
 
 // renew moves the Lease's renew time forward if this process still holds it, and reports whether it does
-// (true when that cannot be told: an error). A failed renewal is retried at the next tick; past
-// LeaseDuration the lock counts as lost. Should a write come anyway, it is optimistic and fails rather
-// than overwrite.
-func (s *Secret) renew(name string) (ours bool, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.LeaseDuration/3)
+// (true when that cannot be told: an error). A request still unanswered at deadline, when the lock counts as
+// lost, is abandoned. A failed renewal is retried soon; should a write under a lost lock come anyway, it is
+// optimistic and fails rather than overwrite.
+func (s *Secret) renew(name string, deadline time.Time) (ours bool, err error) {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	leases := s.Client.CoordinationV1().Leases(s.Namespace)
 	lease, err := leases.Get(ctx, name, metav1.GetOptions{})
@@ -198,7 +250,7 @@ func (s *Secret) renew(name string) (ours bool, err error) {
 	}
 	now := metav1.NewMicroTime(time.Now())
 	lease.Spec.RenewTime = &now
-	// A conflict (the Lease changed meanwhile) is read again at the next tick, like any other error.
+	// A conflict (the Lease changed meanwhile) is read again at the next try, like any other error.
 	_, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
 	return true, err
 }

@@ -6,12 +6,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -216,5 +219,168 @@ func TestReadLimitsExpansion(t *testing.T) {
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 512<<20 {
 		t.Errorf("reading the gzip bomb allocated %d MiB, want it bounded by the limit", alloc>>20)
+	}
+}
+
+// crashedLease writes the state Lease as a holder that then died (SIGKILL: no renewal, no release) leaves
+// it, recording a lease of the given seconds.
+func crashedLease(t *testing.T, c kubeclient.Interface, holder string, seconds int32) {
+	t.Helper()
+	ctx := context.Background()
+	now := metav1.NewMicroTime(time.Now())
+	_, err := c.CoordinationV1().Leases("kube-system").Create(ctx, &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: "meshd-state-lock", Namespace: "kube-system"},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &seconds, AcquireTime: &now, RenewTime: &now},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLockTakesCrashedHoldersLease: the Lease of a holder that crashed is taken once it has expired, by the
+// duration the Lease records, however short the waiter's own wait: a daemon whose passes each wait less than
+// the lease (meshd's 30 s against --leader-elect-lease-duration=60s) takes it after a few passes, and
+// meshctl, which gives a live holder 10 s, waits a 15 s lease out. A holder seen renewing is still given up
+// on after Wait.
+func TestLockTakesCrashedHoldersLease(t *testing.T) {
+	c := apiClient(t)
+	ctx := context.Background()
+	const leaseSeconds = 3
+	crashedLease(t, c, "meshd-0", leaseSeconds)
+
+	// The daemon: each pass's Lock gives up after a second; the same backend's next pass goes on watching.
+	daemon := secretstate.NewSecret(c, "kube-system", "meshd-state", "meshd-1")
+	start := time.Now()
+	var unlock func() error
+	for pass := 1; unlock == nil; pass++ {
+		if pass > 60 {
+			t.Fatalf("the crashed holder's Lease was not taken in %d passes of 1 s (lease %ds)", pass-1, leaseSeconds)
+		}
+		passCtx, cancel := context.WithTimeout(ctx, time.Second)
+		u, err := daemon.Lock(passCtx)
+		cancel()
+		switch {
+		case err == nil:
+			unlock = u
+		case !errors.Is(err, state.ErrLocked) || !strings.Contains(err.Error(), "meshd-0"):
+			t.Fatalf("pass %d: %v, want ErrLocked naming meshd-0", pass, err)
+		}
+	}
+	if d := time.Since(start); d < leaseSeconds*time.Second {
+		t.Errorf("took the Lease after %s, before its %ds had passed", d, leaseSeconds)
+	}
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+
+	// meshctl: Wait (for a live holder) shorter than the lease, and a context that does not end first.
+	if err := c.CoordinationV1().Leases("kube-system").Delete(ctx, "meshd-state-lock", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	crashedLease(t, c, "meshd-0", leaseSeconds)
+	meshctl := secretstate.NewSecret(c, "kube-system", "meshd-state", "meshctl")
+	meshctl.Wait, meshctl.LeaseDuration = time.Second, 3*time.Second
+	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	start = time.Now()
+	unlock, err := meshctl.Lock(waitCtx)
+	if err != nil {
+		t.Fatalf("meshctl (Wait 1s) did not take a crashed holder's %ds Lease: %v", leaseSeconds, err)
+	}
+	if d := time.Since(start); d < leaseSeconds*time.Second {
+		t.Errorf("took the Lease after %s, before its %ds had passed", d, leaseSeconds)
+	}
+
+	// A live holder (meshctl renews its 3 s lease every second) is given up on after Wait, with who holds it,
+	// not waited for until the context ends.
+	other := secretstate.NewSecret(c, "kube-system", "meshd-state", "replica-b")
+	other.Wait = time.Second
+	_, err = other.Lock(waitCtx)
+	if !errors.Is(err, state.ErrLocked) || !strings.Contains(err.Error(), "held by meshctl") {
+		t.Errorf("lock held by a live holder: %v, want ErrLocked naming meshctl", err)
+	}
+	if waitCtx.Err() != nil {
+		t.Error("Lock waited for a live holder until its context ended, not for Wait")
+	}
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// failing is an http.RoundTripper that fails every request while fail is set: an API server the holder can
+// no longer reach.
+type failing struct {
+	next http.RoundTripper
+	fail *atomic.Bool
+}
+
+func (f failing) RoundTrip(r *http.Request) (*http.Response, error) {
+	if f.fail.Load() {
+		return nil, errors.New("injected: API server unreachable")
+	}
+	return f.next.RoundTrip(r)
+}
+
+// TestLockLostBeforeTakeover: a holder whose renewals fail counts its lock as lost before a waiter, which
+// sees the Lease unchanged, can take it: there is no moment with two writers. The holder counts from when
+// it sent its last successful renewal; the waiter from when it first saw that renewal, and waits the whole
+// lease.
+func TestLockLostBeforeTakeover(t *testing.T) {
+	etcd := testenv.StartEtcd(t)
+	srv := testenv.StartAPIServer(t, etcd.ClientURL, "mgmt")
+	healthy, err := kubeclient.NewForConfig(srv.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fail atomic.Bool
+	cfg := srv.RESTConfig()
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return failing{rt, &fail} }
+	cut, err := kubeclient.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	holder := secretstate.NewSecret(cut, "kube-system", "meshd-state", "holder")
+	holder.LeaseDuration = 6 * time.Second
+	unlock, err := holder.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = unlock() }()
+	// Let a renewal or two succeed, then cut the holder off.
+	leases := healthy.CoordinationV1().Leases("kube-system")
+	first, err := leases.Get(ctx, "meshd-state-lock", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		l, err := leases.Get(ctx, "meshd-state-lock", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.ResourceVersion != first.ResourceVersion {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the holder did not renew its Lease within a minute")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	fail.Store(true)
+
+	waiter := secretstate.NewSecret(healthy, "kube-system", "meshd-state", "waiter")
+	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	unlockWaiter, err := waiter.Lock(waitCtx)
+	if err != nil {
+		t.Fatalf("the waiter did not take the Lease of a holder cut off from the API server: %v", err)
+	}
+	defer func() { _ = unlockWaiter() }()
+	select {
+	case <-holder.Lost():
+	default:
+		t.Fatal("the waiter took the Lease while its holder still counted the lock as held: two writers")
 	}
 }
