@@ -47,7 +47,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.interval, "interval", 30*time.Second, "period of the full pass (AWS is observed on this timer), ±10% jitter")
 	fs.DurationVar(&o.minInterval, "min-interval", time.Second, "least time between two passes, whatever triggers them (a pass makes 6 EC2 Describe calls per region)")
 	fs.DurationVar(&o.grace, "shutdown-grace", 20*time.Second, "on SIGTERM, how long the pass under way may go on before it is abandoned")
-	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9090", "address for /metrics, /healthz and /readyz (empty: off); /healthz fails after three intervals without a successful pass")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9090", "address for /metrics, /healthz and /readyz (empty: off); /healthz fails when the loop stops running passes, /readyz after three intervals without a successful pass")
 	fs.StringVar(&o.triggerAddr, "trigger-addr", "127.0.0.1:9091", "address for POST /trigger, which asks for a pass; it answers loopback clients only, whatever the address (empty: off)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "observe and report drift, change nothing")
 	fs.StringVar(&o.policy, "policy", "sync", "sync (create, update, delete) or upsert-only (never delete)")
@@ -177,7 +177,7 @@ func run(o options, log *zap.Logger) error {
 	renewal := &daemon.RenewalTimer{}
 	defer renewal.Stop()
 	rec.Planned = renewal.Schedule
-	ctl := &daemon.Controller{Interval: o.interval, Jitter: 0.1, MinInterval: o.minInterval,
+	ctl := &daemon.Controller{Interval: o.interval, Jitter: 0.1, MinInterval: o.minInterval, MaxPass: rec.PassBound(),
 		Pass: func(ctx context.Context, why daemon.Reason) error {
 			err := rec.PassFor(ctx, why)
 			// A pass allocates far more than meshd keeps between passes (AWS and Kubernetes responses, the
@@ -267,10 +267,12 @@ func run(o options, log *zap.Logger) error {
 		}
 	}()
 
-	// /healthz fails when no pass has succeeded for three intervals (a follower's skipped passes count): the
-	// kubelet then restarts a meshd that is stuck.
+	// /healthz fails when the loop stops running passes (one hangs, or none starts when due): the kubelet then
+	// restarts a meshd that is stuck. Passes that fail do not count: a restart would not fix a member that is
+	// down or a missing permission, and would interrupt the leader's apply. They make /readyz fail after
+	// three intervals without a successful pass (a follower's skipped passes count).
 	srv := &daemon.Server{Metrics: metrics, Trigger: ctl.Trigger, Ready: func() bool { return specs.Current() != nil },
-		StaleAfter: 3 * o.interval, LastSuccess: rec.LastSuccess, Started: time.Now()}
+		Live: ctl.Running, StaleAfter: 3 * o.interval, LastSuccess: rec.LastSuccess, Started: time.Now()}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

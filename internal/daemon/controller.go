@@ -7,6 +7,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -91,11 +92,56 @@ type Controller struct {
 	MinInterval time.Duration
 	// MaxBackoff bounds the retry delay after transient errors (doubling from MinInterval).
 	MaxBackoff time.Duration
+	// MaxPass is how long a pass may run, or the loop may be late for the next one, before Running says the
+	// loop is stuck (meshd: Reconciler.PassBound). Zero: 10 minutes.
+	MaxPass time.Duration
 
 	once    sync.Once
 	trigger chan struct{}
 	mu      sync.Mutex
 	waiting pending
+	// passStart is when the pass under way started (zero between passes); lastEnd when the last one ended,
+	// whatever its result; due when the next one starts at the latest (the timer).
+	passStart, lastEnd, due time.Time
+}
+
+// Running returns nil while the loop runs, or why it does not: the pass under way has run for longer than
+// MaxPass, or the next pass has not started within MaxPass of when it was due. It is meshd's liveness:
+// whether passes succeed does not matter (a member cluster that is down, an AccessDenied, fail every pass
+// without anything a restart would fix), only that they keep being run. Before Run it returns nil.
+func (c *Controller) Running(now time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	limit := c.MaxPass
+	if limit <= 0 {
+		limit = 10 * time.Minute
+	}
+	switch {
+	case !c.passStart.IsZero():
+		if d := now.Sub(c.passStart); d > limit {
+			return fmt.Errorf("the pass started at %s has been running for %s (limit %s)",
+				c.passStart.UTC().Format(time.RFC3339), d.Round(time.Second), limit)
+		}
+	case !c.due.IsZero():
+		if d := now.Sub(c.due); d > limit {
+			return fmt.Errorf("no pass has started since the last one ended at %s; the next was due %s ago (limit %s)",
+				c.lastEnd.UTC().Format(time.RFC3339), d.Round(time.Second), limit)
+		}
+	}
+	return nil
+}
+
+// started and ended mark the loop's progress for Running.
+func (c *Controller) started(at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.passStart, c.due = at, time.Time{}
+}
+
+func (c *Controller) ended(at time.Time, next time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.passStart, c.lastEnd, c.due = time.Time{}, at, at.Add(max(next, c.MinInterval))
 }
 
 func (c *Controller) init() {
@@ -163,8 +209,10 @@ func (c *Controller) Run(ctx context.Context) {
 		}
 		why = c.take(why)
 		last = time.Now()
+		c.started(last)
 		err := c.Pass(ctx, why)
 		if ctx.Err() != nil {
+			c.ended(time.Now(), 0)
 			return
 		}
 		next := c.nextInterval()
@@ -175,6 +223,7 @@ func (c *Controller) Run(ctx context.Context) {
 		default:
 			backoff = 0
 		}
+		c.ended(time.Now(), next)
 		timer.Reset(next)
 		why = Reason{}
 		for why.Why == "" {

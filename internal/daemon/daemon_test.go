@@ -41,11 +41,25 @@ type worldEngine struct {
 	unobserved []string
 	// edit, when set, changes each plan before the pass sees it.
 	edit func(*plan.Plan)
+	// planErr, when set, is what Plan fails with; hang, when set, makes Plan say so on hanging (buffer it)
+	// and wait for hang to close.
+	planErr       error
+	hang, hanging chan struct{}
 }
 
 func (e *worldEngine) Plan(_ context.Context, m *spec.Mesh, st *state.State, destroy bool) (*plan.Plan, hcl.Diagnostics, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.hang != nil {
+		select {
+		case e.hanging <- struct{}{}:
+		default:
+		}
+		<-e.hang
+	}
+	if e.planErr != nil {
+		return nil, nil, e.planErr
+	}
 	p := plan.Compute(plan.Input{Mesh: m.Name, Members: e.members, Observed: e.world.Observed, State: st, Destroy: destroy})
 	p.Unobserved = e.unobserved
 	if e.edit != nil {
@@ -578,22 +592,22 @@ func TestTriggerLoopbackOnly(t *testing.T) {
 	}
 }
 
-// TestHealthzStale: /healthz fails with 503 and a one-line reason once no pass has succeeded for
+// TestReadyzStale: /readyz fails with 503 and a one-line reason once no pass has succeeded for
 // StaleAfter, counting from the start when none has yet.
-func TestHealthzStale(t *testing.T) {
+func TestReadyzStale(t *testing.T) {
 	start := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	now := start
 	var last time.Time
 	srv := &Server{Metrics: NewMetrics(), StaleAfter: 90 * time.Second, Started: start,
 		Now: func() time.Time { return now }, LastSuccess: func() time.Time { return last }}
-	healthz := func() (int, string) {
+	readyz := func() (int, string) {
 		rec := httptest.NewRecorder()
-		srv.handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+		srv.handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 		return rec.Code, rec.Body.String()
 	}
 	check := func(what string, wantCode int, wantIn string) {
 		t.Helper()
-		code, body := healthz()
+		code, body := readyz()
 		if code != wantCode || !strings.Contains(body, wantIn) || strings.Count(body, "\n") != 1 {
 			t.Errorf("%s: %d %q, want %d with %q on one line", what, code, body, wantCode, wantIn)
 		}
@@ -620,7 +634,7 @@ func TestHealthzStale(t *testing.T) {
 	check("no limit", http.StatusOK, "ok")
 }
 
-// TestReconcilerLastSuccess: a successful pass and a follower's skipped pass count for /healthz; a failed
+// TestReconcilerLastSuccess: a successful pass and a follower's skipped pass count for /readyz; a failed
 // pass does not.
 func TestReconcilerLastSuccess(t *testing.T) {
 	leader := false

@@ -20,8 +20,13 @@ type Server struct {
 	// Trigger asks for a pass now.
 	Trigger func(why string)
 
-	// StaleAfter, when positive, makes /healthz fail once no pass has completed successfully for this long
-	// (meshd: three intervals). A daemon that has had no successful pass yet counts from Started.
+	// Live says whether the loop runs (Controller.Running): /healthz, the liveness probe, fails when it does
+	// not. Nil: /healthz always answers ok.
+	Live func(now time.Time) error
+	// StaleAfter, when positive, makes /readyz fail once no pass has completed successfully for this long
+	// (meshd: three intervals): a meshd that runs but cannot correct anything is not restarted, since a
+	// restart would not help, but shows as not ready. A daemon that has had no successful pass yet counts
+	// from Started.
 	StaleAfter time.Duration
 	// LastSuccess is when the last pass completed successfully (zero: none yet); nil reads
 	// MetricLastSuccess.
@@ -45,8 +50,20 @@ func (s *Server) now() time.Time {
 	return time.Now()
 }
 
-// Healthy returns nil, or why /healthz fails: no pass has completed successfully for StaleAfter.
+// Healthy returns nil, or why /healthz fails: the loop does not run (Live).
 func (s *Server) Healthy() error {
+	if s.Live == nil {
+		return nil
+	}
+	return s.Live(s.now())
+}
+
+// Readiness returns nil, or why /readyz fails: no valid spec is loaded, or no pass has completed
+// successfully for StaleAfter.
+func (s *Server) Readiness() error {
+	if s.Ready != nil && !s.Ready() {
+		return errors.New("no valid spec loaded")
+	}
 	if s.StaleAfter <= 0 {
 		return nil
 	}
@@ -100,8 +117,8 @@ func (s *Server) handler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if s.Ready != nil && !s.Ready() {
-			http.Error(w, "not ready: no valid spec loaded", http.StatusServiceUnavailable)
+		if err := s.Readiness(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ok\n"))

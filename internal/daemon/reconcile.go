@@ -80,7 +80,7 @@ type Reconciler struct {
 }
 
 // LastSuccess is when the last pass completed successfully, or was skipped because this replica is not the
-// leader; zero when none has yet. /healthz fails when it is too long ago (Server.StaleAfter).
+// leader; zero when none has yet. /readyz fails when it is too long ago (Server.StaleAfter).
 func (r *Reconciler) LastSuccess() time.Time {
 	if n := r.lastOK.Load(); n != 0 {
 		return time.Unix(0, n)
@@ -184,6 +184,20 @@ func fixesState(p *plan.Plan, st *state.State) bool {
 	return err != nil || !bytes.Equal(before, after)
 }
 
+// lockWait bounds how long a pass waits for the state lock.
+const lockWait = 30 * time.Second
+
+// PassBound is how long a pass can run when its calls end by their contexts: the wait for the state lock,
+// the lock-hold limit, and a minute for what runs outside them (releasing the lock, the Events, a call slow
+// to notice its cancellation). Zero when MaxLockHold is: nothing bounds a pass then. meshd's liveness
+// (Controller.MaxPass) counts a pass running longer as stuck.
+func (r *Reconciler) PassBound() time.Duration {
+	if r.MaxLockHold <= 0 {
+		return 0
+	}
+	return lockWait + r.MaxLockHold + time.Minute
+}
+
 // writeReserve is the part of the lock-hold limit kept for writing the state after apply.
 func writeReserve(hold time.Duration) time.Duration { return min(5*time.Second, hold/5) }
 
@@ -254,7 +268,7 @@ func (l heldLock) isLost() bool {
 // is watched: another replica may take it and act, so the pass is cancelled at once, as when leadership is
 // lost.
 func (r *Reconciler) lock(passCtx context.Context, cancel context.CancelFunc, log *zap.Logger) (heldLock, error) {
-	lockCtx, lockCancel := context.WithTimeout(passCtx, 30*time.Second)
+	lockCtx, lockCancel := context.WithTimeout(passCtx, lockWait)
 	unlock, err := r.Backend.Lock(lockCtx)
 	lockCancel()
 	if err != nil {
