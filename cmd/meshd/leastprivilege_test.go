@@ -75,8 +75,17 @@ func TestLeastPrivilegeOnSandbox(t *testing.T) {
 	}
 	// Before any RBAC, the identity can do nothing: apply fails, naming what it was refused.
 	out := run(cli.ExitError, "plan", "--state", e.state, "--kubeconfig", kubeconfig)
-	if !strings.Contains(out, "forbidden") && !strings.Contains(out, "Forbidden") {
-		t.Errorf("a plan without RBAC does not say it was forbidden:\n%s", out)
+	flat := strings.Join(strings.Fields(out), " ") // the diagnostics are wrapped
+	for _, c := range e.sb.Clusters {
+		for _, part := range []string{fmt.Sprintf("Permission missing in cluster %q", c.Name),
+			`get services "across-cluster-dns-tcp" in namespace kube-system`, "/mesh.hcl --cluster " + c.Name} {
+			if !strings.Contains(flat, part) {
+				t.Errorf("a plan without RBAC does not say %q:\n%s", part, out)
+			}
+		}
+	}
+	if n := strings.Count(out, "Error: "); n != len(e.sb.Clusters) {
+		t.Errorf("a plan without RBAC gives %d errors, want one per cluster:\n%s", n, out)
 	}
 
 	// The RBAC meshctl rbac prints, applied by an admin with the real kubectl.

@@ -313,6 +313,7 @@ func (e *Engine) PlanScoped(ctx context.Context, m *spec.Mesh, st *state.State, 
 		scope.AWSMaxAge, scope.Kube = 0, nil
 		p, v, diags, err = e.plan(ctx, m, st, false, scope)
 	}
+	diags = collapseForbidden(diags, specPath(m))
 	if v == nil {
 		return p, model.ObserveReport{}, diags, err
 	}

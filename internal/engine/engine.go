@@ -166,7 +166,7 @@ func (e *Engine) CurrentKubeContext() (string, error) {
 // everything (meshctl); meshd's passes use PlanScoped.
 func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destroy bool) (*plan.Plan, hcl.Diagnostics, error) {
 	p, _, diags, err := e.plan(ctx, m, st, destroy, model.ObserveScope{})
-	return p, diags, err
+	return p, collapseForbidden(diags, specPath(m)), err
 }
 
 // plan is Plan under an observe scope (see obsCache): what the scope lets it reuse comes from the cache,
