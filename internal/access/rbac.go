@@ -188,14 +188,7 @@ func RenderRBAC(b *strings.Builder, doc RBACDocument, rules []Rule) {
 		if ns == "" {
 			roleKind, bindingKind = "ClusterRole", "ClusterRoleBinding"
 		}
-		b.WriteString("---\n")
-		if doc.Cluster != "" {
-			fmt.Fprintf(b, "# cluster: %s\n", doc.Cluster)
-		}
-		fmt.Fprintf(b, "apiVersion: rbac.authorization.k8s.io/v1\nkind: %s\nmetadata:\n  name: %s\n", roleKind, doc.Name)
-		if ns != "" {
-			fmt.Fprintf(b, "  namespace: %s\n", ns)
-		}
+		writeHead(b, doc, roleKind, ns)
 		b.WriteString("rules:\n")
 		for _, r := range byNS[ns] {
 			for _, line := range wrap(r.Why, 110) {
@@ -207,14 +200,7 @@ func RenderRBAC(b *strings.Builder, doc RBACDocument, rules []Rule) {
 			}
 			fmt.Fprintf(b, "    verbs: [%s]\n", quote(r.Verbs...))
 		}
-		b.WriteString("---\n")
-		if doc.Cluster != "" {
-			fmt.Fprintf(b, "# cluster: %s\n", doc.Cluster)
-		}
-		fmt.Fprintf(b, "apiVersion: rbac.authorization.k8s.io/v1\nkind: %s\nmetadata:\n  name: %s\n", bindingKind, doc.Name)
-		if ns != "" {
-			fmt.Fprintf(b, "  namespace: %s\n", ns)
-		}
+		writeHead(b, doc, bindingKind, ns)
 		fmt.Fprintf(b, "roleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: %s\n  name: %s\nsubjects:\n", roleKind, doc.Name)
 		s := doc.Subject
 		if s.Kind == "ServiceAccount" {
@@ -222,6 +208,18 @@ func RenderRBAC(b *strings.Builder, doc RBACDocument, rules []Rule) {
 		} else {
 			fmt.Fprintf(b, "  - apiGroup: rbac.authorization.k8s.io\n    kind: %s\n    name: %s\n", s.Kind, quote(s.Name))
 		}
+	}
+}
+
+// writeHead starts a document: the separator, the cluster it is for, and the object's header.
+func writeHead(b *strings.Builder, doc RBACDocument, kind, namespace string) {
+	b.WriteString("---\n")
+	if doc.Cluster != "" {
+		fmt.Fprintf(b, "# cluster: %s\n", doc.Cluster)
+	}
+	fmt.Fprintf(b, "apiVersion: rbac.authorization.k8s.io/v1\nkind: %s\nmetadata:\n  name: %s\n", kind, doc.Name)
+	if namespace != "" {
+		fmt.Fprintf(b, "  namespace: %s\n", namespace)
 	}
 }
 

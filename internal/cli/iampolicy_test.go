@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,19 +13,6 @@ import (
 
 	"github.com/meshd-io/meshd/internal/access"
 )
-
-// The -update flag is shared with the other goldens of this package (rbac_test.go declares it); it is
-// declared here only if no other file of the package does, so that either file can go without the other.
-func init() {
-	if flag.Lookup("update") == nil {
-		flag.Bool("update", false, "rewrite the golden files under testdata/")
-	}
-}
-
-func updating() bool {
-	f := flag.Lookup("update")
-	return f != nil && f.Value.String() == "true"
-}
 
 // iamCase is one golden: meshctl iam-policy with args, pinned in testdata/iam-policy/<name>.json.
 type iamCase struct {
@@ -74,20 +59,7 @@ func TestIAMPolicyGolden(t *testing.T) {
 			if code != ExitOK {
 				t.Fatalf("meshctl iam-policy %v: exit %d\n%s", tc.args, code, stderr)
 			}
-			golden := filepath.Join("testdata", "iam-policy", tc.name+".json")
-			if updating() {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./internal/cli -run TestIAMPolicyGolden -update)", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("meshctl iam-policy %v: -want, +got:\n%s", tc.args, diff)
-			}
+			checkGolden(t, filepath.Join("testdata", "iam-policy", tc.name+".json"), got)
 		})
 	}
 }

@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"flag"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,8 +13,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 )
-
-var updateGolden = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // rbacSpecs are the example specs the goldens cover: every kind's rules appear in one of them.
 var rbacSpecs = []string{"sandbox", "mesh.hcl", "kubeblocks.hcl", "multi-cluster-nlb.hcl", "tidb-tls.hcl"}
@@ -35,23 +32,7 @@ func TestRBACGolden(t *testing.T) {
 	for _, s := range rbacSpecs {
 		for _, mode := range []string{"--all", "--management"} {
 			got := meshctlWant(t, ExitOK, "rbac", "--spec", filepath.Join("../../specs", s), mode)
-			golden := filepath.Join("testdata", "rbac", strings.TrimSuffix(s, ".hcl")+strings.TrimPrefix(mode, "-")+".yaml")
-			if *updateGolden {
-				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./internal/cli -run TestRBACGolden -update)", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("meshctl rbac %s %s (-want +got):\n%s", s, mode, diff)
-			}
+			checkGolden(t, filepath.Join("testdata", "rbac", strings.TrimSuffix(s, ".hcl")+strings.TrimPrefix(mode, "-")+".yaml"), got)
 		}
 	}
 }
