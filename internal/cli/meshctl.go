@@ -455,7 +455,11 @@ func (a *App) apply(ctx context.Context, args []string, destroy bool) int {
 	}
 	s := p.Summary()
 	if err := res.Err(); err != nil {
-		return a.errorf("%v", err)
+		a.errorf("%v", err)
+		if hint := engine.PermissionHint(err, m); hint != "" {
+			fmt.Fprintln(a.Stderr, "\n"+hint)
+		}
+		return ExitError
 	}
 	verb := "Apply"
 	if p.Destroy { // meshctl destroy, or apply of a saved plan made with plan --destroy

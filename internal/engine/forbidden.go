@@ -99,7 +99,7 @@ func collapseForbidden(diags hcl.Diagnostics, specPath string) hcl.Diagnostics {
 			Detail: fmt.Sprintf("meshd's identity in %s (user %s) was refused by the API server's authorization: %s. "+
 				"Nothing there was read or changed. Give the identity the RBAC this spec needs, with the cluster's admin credentials: "+
 				"`%s | kubectl apply -f -` (docs/cli.md, \"meshctl rbac\").",
-				where, quoteAll(g.users), strings.Join(g.refused, "; "), cmd)}
+				where, strings.Join(quoteAll(g.users), ", "), strings.Join(g.refused, "; "), cmd)}
 		for i, d := range out {
 			if d == g.first {
 				out[i] = replacement
@@ -109,12 +109,12 @@ func collapseForbidden(diags hcl.Diagnostics, specPath string) hcl.Diagnostics {
 	return slices.DeleteFunc(out, func(d *hcl.Diagnostic) bool { return d == nil })
 }
 
-func quoteAll(ss []string) string {
+func quoteAll(ss []string) []string {
 	q := make([]string, len(ss))
 	for i, s := range ss {
 		q[i] = fmt.Sprintf("%q", s)
 	}
-	return strings.Join(q, ", ")
+	return q
 }
 
 // specPath is what to pass meshctl's --spec for m: its file, or the directory of its files.
@@ -132,4 +132,35 @@ func specPath(m *spec.Mesh) string {
 		return first
 	}
 	return filepath.Dir(first)
+}
+
+// applyClusterRe finds the member in an executor's error ("cluster tidb-2: ...").
+var applyClusterRe = regexp.MustCompile(`cluster ([A-Za-z0-9][A-Za-z0-9._-]*): `)
+
+// PermissionHint says what to do when an apply failed because a member's API server refused meshd's
+// identity (its RBAC is missing or narrower than the spec needs): the meshctl rbac command for each
+// cluster named in a refused change. It is "" when err holds no refusal.
+func PermissionHint(err error, m *spec.Mesh) string {
+	if err == nil {
+		return ""
+	}
+	var clusters []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if !strings.Contains(line, " is forbidden: ") {
+			continue
+		}
+		if c := applyClusterRe.FindStringSubmatch(line); c != nil && !slices.Contains(clusters, c[1]) {
+			clusters = append(clusters, c[1])
+		}
+	}
+	if len(clusters) == 0 {
+		return ""
+	}
+	var cmds []string
+	for _, c := range clusters {
+		cmds = append(cmds, fmt.Sprintf("meshctl rbac --spec %s --cluster %s | kubectl apply -f -", specPath(m), c))
+	}
+	return fmt.Sprintf("The API server of %s refused meshd's identity. Give it the RBAC this spec needs, with each "+
+		"cluster's admin credentials:\n  %s\n(docs/cli.md, \"meshctl rbac\"; a copied role is written with escalate on it by name, "+
+		"which that output grants.)", strings.Join(quoteAll(clusters), ", "), strings.Join(cmds, "\n  "))
 }

@@ -1,11 +1,14 @@
 package engine
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/meshd-io/meshd/internal/spec"
 )
 
 // TestCollapseForbidden: the diagnostics quoting the API server's refusals become one per cluster, at the
@@ -46,5 +49,27 @@ func TestCollapseForbidden(t *testing.T) {
 	}
 	if len(collapseForbidden(diags[1:2], "x")) != 1 {
 		t.Error("a diagnostic without a refusal was dropped")
+	}
+}
+
+// TestPermissionHint: an apply that failed on refusals names each refused cluster's meshctl rbac command;
+// other failures get no hint.
+func TestPermissionHint(t *testing.T) {
+	err := errors.New("2 change(s) failed, 0 skipped:\n" +
+		`  replica[r:tidb-2]: cluster tidb-2: creating ClusterRole x: clusterroles.rbac.authorization.k8s.io "x" is forbidden: user "meshd" (groups=["meshd"]) is attempting to grant RBAC permissions not currently held` + "\n" +
+		`  corefile[tidb-3]: cluster tidb-3: updating ConfigMap kube-system/coredns: configmaps "coredns" is forbidden: User "meshd" cannot update resource "configmaps" in API group "" in the namespace "kube-system"` + "\n" +
+		`  route[tidb-1:rtb-1:10.2.0.0/16]: RouteAlreadyExists`)
+	m := &spec.Mesh{Files: map[string][]byte{"specs/a/x.hcl": nil, "specs/a/y.hcl": nil}}
+	hint := PermissionHint(err, m)
+	for _, part := range []string{`"tidb-2", "tidb-3"`, "meshctl rbac --spec specs/a --cluster tidb-2 |", "meshctl rbac --spec specs/a --cluster tidb-3 |"} {
+		if !strings.Contains(hint, part) {
+			t.Errorf("the hint does not say %q:\n%s", part, hint)
+		}
+	}
+	if strings.Contains(hint, "tidb-1") {
+		t.Errorf("the hint names a cluster whose change failed for another reason:\n%s", hint)
+	}
+	if h := PermissionHint(errors.New("route[x]: RouteAlreadyExists"), m); h != "" {
+		t.Errorf("a hint for a failure without a refusal: %s", h)
 	}
 }
