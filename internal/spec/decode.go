@@ -43,6 +43,7 @@ var (
 		Attributes: []hcl.AttributeSchema{
 			{Name: "region"},
 			{Name: "kube_context"},
+			{Name: "kube_auth"},
 			{Name: "eks_cluster"},
 			{Name: "vpc_id"},
 			{Name: "security_group_id"},
@@ -265,6 +266,15 @@ func (d *decoder) decodeCluster(b *hcl.Block) {
 		if strings.TrimSpace(s) == "" {
 			d.errorf(r, "Invalid kube context",
 				"kube_context is empty; set it to the name of the kubeconfig context that reaches this cluster (see kubectl config get-contexts).")
+		}
+	}
+	if s, r, ok := d.str(c, attrs, "kube_auth"); ok {
+		switch s {
+		case KubeAuthEKS, KubeAuthKubeconfig:
+			c.KubeAuth = s
+		default:
+			d.errorf(r, "Invalid kube_auth",
+				`kube_auth is %q; set it to "eks" (meshd signs in to the EKS cluster itself with its AWS credentials, as aws eks get-token does) or "kubeconfig" (the user credentials of kube_context in meshd's kubeconfig).`, s)
 		}
 	}
 	if s, r, ok := d.str(c, attrs, "eks_cluster"); ok {

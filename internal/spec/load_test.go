@@ -160,6 +160,7 @@ func TestLoadValid(t *testing.T) {
 			Name:          name,
 			Region:        region,
 			KubeContext:   "pingcap@" + name + "." + region + ".eksctl.io",
+			KubeAuth:      KubeAuthKubeconfig,
 			EKSCluster:    eksName,
 			Namespace:     ns,
 			ClusterDomain: DefaultClusterDomain,
@@ -181,6 +182,21 @@ func TestLoadValid(t *testing.T) {
 				},
 			},
 		},
+		"eks-auth.hcl": {
+			reason: "kube_auth is eks by default for a member with eks_cluster and no kube_context; set, it is kept; else kubeconfig.",
+			want: &Mesh{
+				Name:      "tidb",
+				ForwardBy: ForwardByNamespace,
+				Quotas:    DefaultQuotas,
+				Clusters: []*Cluster{
+					{Name: "tidb-1", Region: "us-west-1", KubeAuth: KubeAuthEKS, EKSCluster: "tidb-1", Namespace: "pingcap-1", ClusterDomain: DefaultClusterDomain},
+					{Name: "tidb-2", Region: "us-west-2", KubeContext: "tidb-2-private", KubeAuth: KubeAuthEKS, VPCID: "vpc-0b15ed35c02af5288",
+						SecurityGroupID: "sg-0cb299e7ec153c595", Namespace: "pingcap-2", ClusterDomain: DefaultClusterDomain,
+						AssumeRole: "arn:aws:iam::111111111111:role/meshd"},
+					eks("tidb-3", "us-east-1", "tidb-3", "pingcap-3"),
+				},
+			},
+		},
 		"vpc.hcl": {
 			reason: "Networks named directly keep their lists in order; quotas and adopt are read.",
 			want: &Mesh{
@@ -190,9 +206,11 @@ func TestLoadValid(t *testing.T) {
 				Quotas:    Quotas{PeeringsPerVPC: 125, RoutesPerRouteTable: 1000, InboundRulesPerGroup: 200},
 				Clusters: []*Cluster{
 					{
-						Name:            "dp-1",
-						Region:          "eu-central-1",
-						KubeContext:     "dp-1",
+						Name:        "dp-1",
+						Region:      "eu-central-1",
+						KubeContext: "dp-1",
+
+						KubeAuth:        KubeAuthKubeconfig,
 						VPCID:           "vpc-0b15ed35c02af5288",
 						SecurityGroupID: "sg-0cb299e7ec153c595",
 						RouteTableIDs:   []string{"rtb-0e4c2c6a8b5f3d1a7", "rtb-1a2b3c4d"},
@@ -201,9 +219,11 @@ func TestLoadValid(t *testing.T) {
 						ClusterDomain:   DefaultClusterDomain,
 					},
 					{
-						Name:            "dp-2",
-						Region:          "ap-southeast-2",
-						KubeContext:     "dp-2",
+						Name:        "dp-2",
+						Region:      "ap-southeast-2",
+						KubeContext: "dp-2",
+
+						KubeAuth:        KubeAuthKubeconfig,
 						VPCID:           "vpc-1a2b3c4d",
 						SecurityGroupID: "sg-5e6f7a8b",
 						CIDRBlocks:      []string{"10.2.0.0/16"},
@@ -220,9 +240,9 @@ func TestLoadValid(t *testing.T) {
 				ForwardBy: ForwardByClusterDomain,
 				Quotas:    DefaultQuotas,
 				Clusters: []*Cluster{
-					{Name: "east", Region: "us-east-1", KubeContext: "kind-east", VPCID: "vpc-00000001", SecurityGroupID: "sg-00000001", ClusterDomain: "east.local", Namespace: "kb"},
-					{Name: "west", Region: "us-west-2", KubeContext: "kind-west", VPCID: "vpc-00000002", SecurityGroupID: "sg-00000002", ClusterDomain: "west.example.com", Namespace: "kb"},
-					{Name: "central", Region: "ca-central-1", KubeContext: "kind-central", VPCID: "vpc-00000003", SecurityGroupID: "sg-00000003", ClusterDomain: DefaultClusterDomain},
+					{Name: "east", Region: "us-east-1", KubeContext: "kind-east", KubeAuth: KubeAuthKubeconfig, VPCID: "vpc-00000001", SecurityGroupID: "sg-00000001", ClusterDomain: "east.local", Namespace: "kb"},
+					{Name: "west", Region: "us-west-2", KubeContext: "kind-west", KubeAuth: KubeAuthKubeconfig, VPCID: "vpc-00000002", SecurityGroupID: "sg-00000002", ClusterDomain: "west.example.com", Namespace: "kb"},
+					{Name: "central", Region: "ca-central-1", KubeContext: "kind-central", KubeAuth: KubeAuthKubeconfig, VPCID: "vpc-00000003", SecurityGroupID: "sg-00000003", ClusterDomain: DefaultClusterDomain},
 				},
 			},
 		},
@@ -234,8 +254,8 @@ func TestLoadValid(t *testing.T) {
 				DNSDisabled: true,
 				Quotas:      DefaultQuotas,
 				Clusters: []*Cluster{
-					{Name: "a", Region: "us-west-1", KubeContext: "a", EKSCluster: "a", Namespace: "ns-a", ClusterDomain: DefaultClusterDomain},
-					{Name: "b", Region: "us-west-2", KubeContext: "b", EKSCluster: "b", Namespace: "ns-b", ClusterDomain: DefaultClusterDomain},
+					{Name: "a", Region: "us-west-1", KubeContext: "a", KubeAuth: KubeAuthKubeconfig, EKSCluster: "a", Namespace: "ns-a", ClusterDomain: DefaultClusterDomain},
+					{Name: "b", Region: "us-west-2", KubeContext: "b", KubeAuth: KubeAuthKubeconfig, EKSCluster: "b", Namespace: "ns-b", ClusterDomain: DefaultClusterDomain},
 				},
 			},
 		},
@@ -246,9 +266,9 @@ func TestLoadValid(t *testing.T) {
 				ForwardBy: ForwardByNamespace,
 				Quotas:    DefaultQuotas,
 				Clusters: []*Cluster{
-					{Name: "tidb-1", Region: "us-west-1", KubeContext: "a", EKSCluster: "tidb-1", Namespace: "pingcap-1", ClusterDomain: DefaultClusterDomain},
-					{Name: "tidb-2", Region: "us-west-2", KubeContext: "b", EKSCluster: "tidb-2", Namespace: "pingcap-2", ClusterDomain: DefaultClusterDomain},
-					{Name: "tidb-3", Region: "us-east-1", KubeContext: "c", EKSCluster: "tidb-3", Namespace: "pingcap-3", ClusterDomain: DefaultClusterDomain},
+					{Name: "tidb-1", Region: "us-west-1", KubeContext: "a", KubeAuth: KubeAuthKubeconfig, EKSCluster: "tidb-1", Namespace: "pingcap-1", ClusterDomain: DefaultClusterDomain},
+					{Name: "tidb-2", Region: "us-west-2", KubeContext: "b", KubeAuth: KubeAuthKubeconfig, EKSCluster: "tidb-2", Namespace: "pingcap-2", ClusterDomain: DefaultClusterDomain},
+					{Name: "tidb-3", Region: "us-east-1", KubeContext: "c", KubeAuth: KubeAuthKubeconfig, EKSCluster: "tidb-3", Namespace: "pingcap-3", ClusterDomain: DefaultClusterDomain},
 				},
 				Replicates: []*Replicate{
 					{Name: "tidb-ca", FromCluster: "tidb-1", FromKind: "Secret", FromNamespace: "pingcap-1", FromName: "cluster1-ca-secret", Namespace: "pingcap"},
@@ -263,9 +283,9 @@ func TestLoadValid(t *testing.T) {
 				ForwardBy: ForwardByNamespace,
 				Quotas:    DefaultQuotas,
 				Clusters: []*Cluster{
-					{Name: "k8s-0", Region: "us-west-1", KubeContext: "k0", EKSCluster: "k8s-0", Namespace: "kb-0", ClusterDomain: DefaultClusterDomain},
-					{Name: "k8s-1", Region: "us-west-2", KubeContext: "k1", EKSCluster: "k8s-1", Namespace: "kb-1", ClusterDomain: DefaultClusterDomain, APIServer: "https://10.1.0.10:443"},
-					{Name: "k8s-2", Region: "us-east-1", KubeContext: "k2", EKSCluster: "k8s-2", Namespace: "kb-2", ClusterDomain: DefaultClusterDomain},
+					{Name: "k8s-0", Region: "us-west-1", KubeContext: "k0", KubeAuth: KubeAuthKubeconfig, EKSCluster: "k8s-0", Namespace: "kb-0", ClusterDomain: DefaultClusterDomain},
+					{Name: "k8s-1", Region: "us-west-2", KubeContext: "k1", KubeAuth: KubeAuthKubeconfig, EKSCluster: "k8s-1", Namespace: "kb-1", ClusterDomain: DefaultClusterDomain, APIServer: "https://10.1.0.10:443"},
+					{Name: "k8s-2", Region: "us-east-1", KubeContext: "k2", KubeAuth: KubeAuthKubeconfig, EKSCluster: "k8s-2", Namespace: "kb-2", ClusterDomain: DefaultClusterDomain},
 				},
 				ControlPlanes: []*ControlPlane{
 					{Name: "kubeblocks", Cluster: "k8s-0", DataPlanes: []string{"k8s-2", "k8s-1"}, SecretNamespace: "kb-system",
@@ -283,8 +303,8 @@ func TestLoadValid(t *testing.T) {
 				AllowPrivileged: true,
 				Quotas:          DefaultQuotas,
 				Clusters: []*Cluster{
-					{Name: "a", Region: "us-west-1", KubeContext: "a", EKSCluster: "a", Namespace: "ops-a", ClusterDomain: DefaultClusterDomain},
-					{Name: "b", Region: "us-west-2", KubeContext: "b", EKSCluster: "b", Namespace: "ops-b", ClusterDomain: DefaultClusterDomain},
+					{Name: "a", Region: "us-west-1", KubeContext: "a", KubeAuth: KubeAuthKubeconfig, EKSCluster: "a", Namespace: "ops-a", ClusterDomain: DefaultClusterDomain},
+					{Name: "b", Region: "us-west-2", KubeContext: "b", KubeAuth: KubeAuthKubeconfig, EKSCluster: "b", Namespace: "ops-b", ClusterDomain: DefaultClusterDomain},
 				},
 				Replicates: []*Replicate{
 					{Name: "registry-credentials", FromCluster: "a", FromKind: "Secret", FromNamespace: "kube-system", FromName: "registry"},

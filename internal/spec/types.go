@@ -78,12 +78,25 @@ const (
 	ServiceTypeNodePort     = "NodePort"     // external members only: reached at dns { node_addresses } and the Service's node port
 )
 
+// How meshd authenticates to a member's API server (a cluster's kube_auth attribute).
+const (
+	// KubeAuthEKS: meshd makes its own EKS token (a presigned STS GetCallerIdentity, as aws eks get-token
+	// does) with the member's AWS access; the server and CA come from kube_context's cluster entry, else from
+	// EKS DescribeCluster.
+	KubeAuthEKS = "eks"
+	// KubeAuthKubeconfig: the user of kube_context in meshd's kubeconfig.
+	KubeAuthKubeconfig = "kubeconfig"
+)
+
 // Cluster is one member cluster. On AWS (the default network), exactly one of EKSCluster or
 // VPCID+SecurityGroupID identifies its network; an external member names no AWS objects at all.
 type Cluster struct {
-	Name            string
-	Region          string
-	KubeContext     string
+	Name        string
+	Region      string
+	KubeContext string
+	// KubeAuth is KubeAuthEKS or KubeAuthKubeconfig, the default resolved: "eks" for a member with
+	// eks_cluster and no kube_context, else "kubeconfig". "" only in a spec with errors.
+	KubeAuth        string
 	EKSCluster      string   // discover VPC, route tables and node SG from this EKS cluster
 	VPCID           string   // or name the VPC ...
 	SecurityGroupID string   // ... and the node security group directly
@@ -134,6 +147,18 @@ type ClusterDNS struct {
 	// ServiceAnnotations are put on the DNS Service: on AWS on top of the internal-NLB ones, on an external
 	// member instead of them (MetalLB's address pool, say).
 	ServiceAnnotations map[string]string
+}
+
+// EKSAuth reports whether meshd signs in to the cluster with an EKS token of its own (kube_auth = "eks").
+func (c *Cluster) EKSAuth() bool { return c.KubeAuth == KubeAuthEKS }
+
+// EKSName is the name an EKS token for the cluster carries in x-k8s-aws-id: eks_cluster, else the
+// member's name.
+func (c *Cluster) EKSName() string {
+	if c.EKSCluster != "" {
+		return c.EKSCluster
+	}
+	return c.Name
 }
 
 // External reports whether meshd leaves the cluster's network to someone else (network = "external").

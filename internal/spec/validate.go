@@ -131,13 +131,38 @@ func (d *decoder) checkRequired(c *Cluster) {
 		d.errorf(c.DeclRange, "Missing required argument",
 			`Cluster %q has no region. Set region to the AWS region the cluster runs in, like region = "us-west-1".`, c.Name)
 	}
-	if _, ok := c.Attrs["kube_context"]; !ok {
-		d.errorf(c.DeclRange, "Missing required argument",
-			"Cluster %q has no kube_context. Set it to the kubeconfig context that reaches the cluster (see kubectl config get-contexts).", c.Name)
-	}
+	d.checkKubeAuth(c)
 	if _, ok := c.Attrs["namespace"]; !ok && d.modeKnown && d.m.ForwardBy == ForwardByNamespace {
 		d.errorf(c.DeclRange, "Missing required argument",
 			`Cluster %q has no namespace. The mesh forwards DNS by namespace (dns.forward_by = "namespace", the default), so each cluster must name the namespace of its workloads, unique across the mesh. Set namespace, or set forward_by = "cluster_domain" if the clusters have distinct cluster domains.`, c.Name)
+	}
+}
+
+// checkKubeAuth resolves the default kube_auth and checks that the cluster can be reached with it: through
+// kube_context, or (kube_auth = "eks") through the EKS cluster's endpoint.
+func (d *decoder) checkKubeAuth(c *Cluster) {
+	_, hasContext := c.Attrs["kube_context"]
+	_, authSet := c.Attrs["kube_auth"]
+	switch {
+	case authSet && c.KubeAuth == "":
+		return // an invalid kube_auth, already reported
+	case !authSet && !hasContext && c.EKSCluster != "" && !c.External():
+		c.KubeAuth = KubeAuthEKS
+	case !authSet:
+		c.KubeAuth = KubeAuthKubeconfig
+	}
+	switch {
+	case c.KubeAuth == KubeAuthEKS && c.Region == "":
+		if _, ok := c.Attrs["region"]; !ok && c.External() {
+			d.errorf(c.AttrRange("kube_auth"), "kube_auth = \"eks\" without region",
+				`Cluster %q has kube_auth = "eks" but no region: an EKS token is signed for the STS endpoint of the cluster's region. Set region, or use kube_auth = "kubeconfig".`, c.Name)
+		}
+	case c.KubeAuth == KubeAuthEKS && !hasContext && c.EKSCluster == "":
+		d.errorf(c.AttrRange("kube_auth"), "Nowhere to reach the cluster",
+			`Cluster %q has kube_auth = "eks" but neither eks_cluster nor kube_context. meshd finds the API server and its CA with EKS DescribeCluster of eks_cluster, or in the cluster entry of kube_context in its kubeconfig (whose user credentials are then not used): set one of them.`, c.Name)
+	case c.KubeAuth == KubeAuthKubeconfig && !hasContext:
+		d.errorf(c.DeclRange, "Missing required argument",
+			"Cluster %q has no kube_context. Set it to the kubeconfig context that reaches the cluster (see kubectl config get-contexts), or, for an EKS cluster, set eks_cluster and let meshd sign in itself (kube_auth = \"eks\").", c.Name)
 	}
 }
 
