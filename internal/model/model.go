@@ -249,6 +249,9 @@ type ServiceSpec struct {
 	Labels      map[string]string `json:"labels,omitempty"`
 	Selector    map[string]string `json:"selector,omitempty"`
 	Ports       []ServicePort     `json:"ports,omitempty"`
+	// SourceRanges is spec.loadBalancerSourceRanges: the blocks a load balancer controller that makes
+	// frontend security groups (AWS Load Balancer Controller v2.6+) admits.
+	SourceRanges []string `json:"source_ranges,omitempty"`
 }
 
 // ServicePort is one port of a Service (the node port, set by the server, is left out).
@@ -266,6 +269,9 @@ type LoadBalancer struct {
 	DNSName   string   `json:"dns_name"`
 	State     string   `json:"state"`               // active | provisioning | active_impaired | failed
 	Addresses []string `json:"addresses,omitempty"` // sorted
+	// SecurityGroups are the load balancer's security groups, sorted: its frontend groups (AWS Load Balancer
+	// Controller v2.6+ makes one per NLB); none for an NLB made without (an older controller).
+	SecurityGroups []string `json:"security_groups,omitempty"`
 }
 
 // LoadBalancerActive is the State of a load balancer that serves traffic.

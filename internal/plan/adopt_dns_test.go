@@ -97,9 +97,9 @@ func TestAdoptRunbookDNS(t *testing.T) {
 		texts := w.byRunbook(nil)
 		p := w.planAdopt(true)
 		want := []string{
-			"> dns_service[a]: exists, not owned (made by hand, as the runbook does): adopt (label as meshd's); its ports are set to meshd's in place",
-			"> dns_service[b]: exists, not owned (made by hand, as the runbook does): adopt (label as meshd's); its ports are set to meshd's in place",
-			"> dns_service[c]: exists, not owned (made by hand, as the runbook does): adopt (label as meshd's); its ports are set to meshd's in place",
+			"> dns_service[a]: exists, not owned (made by hand, as the runbook does): adopt (label as meshd's); its ports, source ranges are set to meshd's in place",
+			"> dns_service[b]: exists, not owned (made by hand, as the runbook does): adopt (label as meshd's); its ports, source ranges are set to meshd's in place",
+			"> dns_service[c]: exists, not owned (made by hand, as the runbook does): adopt (label as meshd's); its ports, source ranges are set to meshd's in place",
 			"> corefile[a]: adopt the hand-written blocks for ns-b.svc.cluster.local, ns-c.svc.cluster.local (they forward to those clusters' load balancers; rewritten in place as meshd's)",
 			"> corefile[b]: adopt the hand-written blocks for ns-a.svc.cluster.local, ns-c.svc.cluster.local (they forward to those clusters' load balancers; rewritten in place as meshd's)",
 			"> corefile[c]: adopt the hand-written blocks for ns-a.svc.cluster.local, ns-b.svc.cluster.local (they forward to those clusters' load balancers; rewritten in place as meshd's)",

@@ -40,6 +40,18 @@ func newDNSWorld() *dnsWorld {
 	return &dnsWorld{world: world, members: members, st: state.New("tidb"), obs: world.DNS, ips: world.LoadBalancerAddresses}
 }
 
+// desired is what meshd wants of cluster's DNS Service: DesiredDNSService with the other clusters' blocks as
+// its source ranges.
+func (w *dnsWorld) desired(cluster string) model.ServiceSpec {
+	spec := plan.DesiredDNSService("tidb")
+	for _, m := range w.members {
+		if m.Name == cluster {
+			spec.SourceRanges = plan.DNSSourceRanges(m, w.members)
+		}
+	}
+	return spec
+}
+
 // tooManyAddresses are 16 NLB addresses, one more than CoreDNS's forward accepts.
 func tooManyAddresses() []string {
 	var ips []string
@@ -184,9 +196,11 @@ func TestComputeDNS(t *testing.T) {
 			reason: "A converged mesh plans nothing, and server-set fields of the Service are no difference.",
 			world: func(t *testing.T) *dnsWorld {
 				w := newDNSWorld().converge(t)
-				spec := plan.DesiredDNSService("tidb")
+				spec := w.desired("b")
 				spec.Annotations["kubectl.kubernetes.io/last-applied-configuration"] = "{}"
 				spec.Labels["team"] = "dba"
+				slices.Reverse(spec.SourceRanges) // as a set: the order the API server returns is no difference
+				spec.SourceRanges = append(spec.SourceRanges, spec.SourceRanges[0])
 				w.setService("b", spec, []string{"10.2.1.10", "10.2.0.10"})
 				return w
 			},
@@ -204,7 +218,7 @@ func TestComputeDNS(t *testing.T) {
 			reason: "New addresses of b's NLB update the blocks for b in the other Corefiles, without waiting.",
 			world: func(t *testing.T) *dnsWorld {
 				w := newDNSWorld().converge(t)
-				w.setService("b", plan.DesiredDNSService("tidb"), []string{"10.2.0.99", "10.2.1.10"})
+				w.setService("b", w.desired("b"), []string{"10.2.0.99", "10.2.1.10"})
 				return w
 			},
 			want: []string{
@@ -262,7 +276,7 @@ func TestComputeDNS(t *testing.T) {
 			reason: "A changed selector of meshd's Service is put back; the NLB is ready, so the Corefiles stay.",
 			world: func(t *testing.T) *dnsWorld {
 				w := newDNSWorld().converge(t)
-				spec := plan.DesiredDNSService("tidb")
+				spec := w.desired("a")
 				spec.Selector = map[string]string{"app": "other"}
 				w.setService("a", spec, w.ips["a"])
 				return w
@@ -324,6 +338,9 @@ func TestComputeDNS(t *testing.T) {
 			world:  func(t *testing.T) *dnsWorld { return newDNSWorld().converge(t) },
 			remove: "c",
 			want: []string{
+				// c's blocks leave a's and b's source ranges.
+				"~ dns_service[a]: the Service's source ranges differ from meshd's",
+				"~ dns_service[b]: the Service's source ranges differ from meshd's",
 				"~ corefile[a]: remove blocks for ns-c.svc.cluster.local",
 				"~ corefile[b]: remove blocks for ns-c.svc.cluster.local",
 				"~ corefile[c]: cluster left the mesh: remove meshd's blocks and the backup",
@@ -335,6 +352,7 @@ func TestComputeDNS(t *testing.T) {
 			world:  func(t *testing.T) *dnsWorld { return newDNSWorld().converge(t).unobserve("b") },
 			remove: "c",
 			want: []string{
+				"~ dns_service[a]: the Service's source ranges differ from meshd's",
 				"~ corefile[a]: remove blocks for ns-c.svc.cluster.local",
 				"~ corefile[c]: cluster left the mesh: remove meshd's blocks and the backup",
 				unobservedWarning("b"),
@@ -359,6 +377,8 @@ func TestComputeDNS(t *testing.T) {
 			},
 			remove: "c",
 			want: []string{
+				"~ dns_service[a]: the Service's source ranges differ from meshd's",
+				"~ dns_service[b]: the Service's source ranges differ from meshd's",
 				"~ corefile[b]: remove blocks for ns-c.svc.cluster.local",
 				"~ corefile[c]: cluster left the mesh: remove meshd's blocks and the backup",
 				"! corefile[a]: Cannot update meshd's blocks in the Corefile of cluster a",
@@ -383,7 +403,7 @@ func TestComputeDNS(t *testing.T) {
 			reason: "An NLB with more addresses than CoreDNS's forward accepts is refused, and no Corefile gets its block; the other blocks are planned.",
 			world: func(t *testing.T) *dnsWorld {
 				w := newDNSWorld()
-				w.setService("b", plan.DesiredDNSService("tidb"), tooManyAddresses())
+				w.setService("b", w.desired("b"), tooManyAddresses())
 				return w
 			},
 			want: []string{
@@ -402,7 +422,7 @@ func TestComputeDNS(t *testing.T) {
 			reason: "When b's NLB is refused after the mesh converged, a's block for b keeps its addresses; a reverted Corefile gets its other blocks back.",
 			world: func(t *testing.T) *dnsWorld {
 				w := newDNSWorld().converge(t)
-				w.setService("b", plan.DesiredDNSService("tidb"), tooManyAddresses())
+				w.setService("b", w.desired("b"), tooManyAddresses())
 				return w.revert("a")
 			},
 			want: []string{
@@ -613,14 +633,16 @@ func TestComputeDNSContent(t *testing.T) {
 		t.Errorf("corefile[a] from empty (-want, +got):\n%s", diff)
 	}
 	svc := p.Find("dns_service[b]").After.(plan.DNSService)
-	if diff := cmp.Diff(plan.DNSService{Cluster: "b", Region: "us-west-2", KubeContext: "ctx-b", Spec: plan.DesiredDNSService("tidb")}, svc); diff != "" {
+	wantSpec := plan.DesiredDNSService("tidb")
+	wantSpec.SourceRanges = []string{"10.1.0.0/16", "10.3.0.0/16", "10.30.0.0/16"} // a's and c's VPC blocks, not b's own
+	if diff := cmp.Diff(plan.DNSService{Cluster: "b", Region: "us-west-2", KubeContext: "ctx-b", Spec: wantSpec}, svc); diff != "" {
 		t.Errorf("dns_service[b] (-want, +got):\n%s", diff)
 	}
 
 	// Addresses changed: the update writes exactly what an apply from empty would have written.
 	w = newDNSWorld().converge(t)
 	w.ips["b"] = []string{"10.2.0.99", "10.2.1.10"}
-	w.setService("b", plan.DesiredDNSService("tidb"), w.ips["b"])
+	w.setService("b", w.desired("b"), w.ips["b"])
 	ch := newDNSWorld().converge(t)
 	ch.ips = w.ips
 	ch.setCorefile(t, "a", corefile.EKSDefault)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"slices"
 	"sort"
 	"strconv"
@@ -73,11 +74,13 @@ func DesiredDNSService(mesh string) model.ServiceSpec {
 }
 
 // desiredService is the part of m's DNS Service meshd sets: DesiredDNSService with the dns block's
-// annotations added, or, on an external member, with the dns block's type and annotations instead of the
-// NLB's. The keys of the dns block's annotations are recorded in spec.AnnotationOwnedKeys, so that one
-// removed from the spec is removed from the Service.
-func desiredService(mesh string, m model.Member) model.ServiceSpec {
+// annotations added and the source ranges that admit the other members (DNSSourceRanges), or, on an
+// external member, with the dns block's type and annotations instead of the NLB's. The keys of the dns
+// block's annotations are recorded in spec.AnnotationOwnedKeys, so that one removed from the spec is removed
+// from the Service.
+func desiredService(mesh string, m model.Member, members []model.Member) model.ServiceSpec {
 	want := DesiredDNSService(mesh)
+	want.SourceRanges = DNSSourceRanges(m, members)
 	var extra map[string]string
 	if m.DNS != nil {
 		extra = m.DNS.Annotations
@@ -96,6 +99,85 @@ func desiredService(mesh string, m model.Member) model.ServiceSpec {
 		want.Annotations = nil
 	}
 	return want
+}
+
+// DNSSourceRanges is what meshd sets as spec.loadBalancerSourceRanges of m's DNS Service: the blocks the
+// other members' queries come from (SourceBlocks), sorted, without repeats.
+//
+// Why: the AWS Load Balancer Controller v2.6+ gives each NLB it makes a frontend security group, which admits
+// the listener port from the Service's loadBalancerSourceRanges, or, when there are none, from the VPC's own
+// CIDR for an internal NLB (0.0.0.0/0 for an internet-facing one). The other members' CoreDNS Pods query
+// from the peered VPCs, so without the ranges their queries are dropped.
+//
+// m's own VPC is left out: m's Pods query their CoreDNS through the kube-dns Service, never through this
+// NLB, and the NLB's health checks are traffic from the NLB to its targets, which the frontend group does
+// not filter (the backend group and the node group rules, which the controller manages, admit them).
+// Without frontend groups (an older controller, the in-tree cloud provider) the ranges, where honoured at
+// all, narrow the node group rules the controller adds for the NLB's clients to the same blocks, which
+// meshd's own sg_rule rules admit anyway.
+//
+// An external member's Service gets none: kube-proxy enforces the field on the address a load balancer like
+// MetalLB publishes, and meshd cannot know which addresses the other members' queries arrive from there;
+// for a NodePort Service the API server refuses the field. With no other member the list is empty, and the
+// controller's default applies.
+func DNSSourceRanges(m model.Member, members []model.Member) []string {
+	if m.External {
+		return nil
+	}
+	var out []string
+	for _, o := range members {
+		if o.Name != m.Name {
+			out = append(out, SourceBlocks(o)...)
+		}
+	}
+	return SortRanges(out)
+}
+
+// SourceBlocks are the blocks the DNS queries of member m's CoreDNS come from, as a load balancer in another
+// member sees them: an AWS member's VPC CIDR blocks (the peering carries its Pod addresses unchanged), or
+// an external member's node addresses, one /32 (/128) each, since its nodes masquerade what leaves the
+// cluster; none for an external member without node_addresses.
+func SourceBlocks(m model.Member) []string {
+	if !m.External {
+		return slices.Clone(m.CIDRs)
+	}
+	if m.DNS == nil {
+		return nil
+	}
+	var out []string
+	for _, a := range m.DNS.NodeAddresses {
+		if ip, err := netip.ParseAddr(a); err == nil {
+			out = append(out, netip.PrefixFrom(ip, ip.BitLen()).String())
+		}
+	}
+	return out
+}
+
+// SortRanges sorts CIDR blocks by address, then prefix length (ones that do not parse last, as text), and
+// drops repeats: the one order in which source ranges are set and compared, so that neither the order the
+// API server returns nor the order of the members shows as a difference.
+func SortRanges(ranges []string) []string {
+	if len(ranges) == 0 {
+		return nil
+	}
+	out := slices.Clone(ranges)
+	slices.SortFunc(out, func(a, b string) int {
+		pa, ea := netip.ParsePrefix(a)
+		pb, eb := netip.ParsePrefix(b)
+		switch {
+		case ea != nil && eb != nil:
+			return strings.Compare(a, b)
+		case ea != nil:
+			return 1
+		case eb != nil:
+			return -1
+		}
+		if c := pa.Addr().Compare(pb.Addr()); c != 0 {
+			return c
+		}
+		return pa.Bits() - pb.Bits()
+	})
+	return slices.Compact(out)
 }
 
 // MeshdAnnotation reports whether meshd sets (or removes) the annotation key on a DNS Service annotated
@@ -197,6 +279,9 @@ func (s DNSService) Attrs() []Attr {
 		{Name: "selector", Value: joinMap(s.Spec.Selector)},
 		{Name: "ports", Value: strings.Join(ports, ", ")},
 	}
+	if !s.External || len(s.Spec.SourceRanges) > 0 {
+		attrs = append(attrs, Attr{Name: "source_ranges", Value: strings.Join(s.Spec.SourceRanges, ", ")})
+	}
 	if !s.External { // an external member's load balancer publishes addresses, not a hostname
 		attrs = append(attrs, Attr{Name: "hostname", Value: s.Hostname, Unknown: s.Hostname == ""})
 	}
@@ -207,7 +292,7 @@ func (s DNSService) Attrs() []Attr {
 func (d *dnsPlanner) service(m model.Member) {
 	addr := DNSServiceAddress(m.Name)
 	o := d.obs[m.Name]
-	want := desiredService(d.mesh(), m)
+	want := desiredService(d.mesh(), m, d.wanted)
 	after := DNSService{Cluster: m.Name, Region: m.Region, KubeContext: m.KubeContext, Spec: want, Access: m.Access,
 		External: m.External}
 	if m.External && m.DNS != nil && want.Type == spec.ServiceTypeNodePort {
@@ -268,7 +353,7 @@ func (d *dnsPlanner) service(m model.Member) {
 	case len(diff) > 0:
 		after.Hostname, after.LoadBalancer, after.Addresses = "", "", nil
 		verb := "differ"
-		if len(diff) == 1 {
+		if len(diff) == 1 && !strings.HasSuffix(diff[0], "s") { // "type differs", "ports differ"
 			verb = "differs"
 		}
 		d.c.add(Change{Action: Update, Address: addr, Kind: KindDNSService, Before: before, After: after,
@@ -337,7 +422,8 @@ func (d *dnsPlanner) serviceDelete(m model.Member) {
 // Annotations meshd set from dns { service_annotations } (listed in spec.AnnotationOwnedKeys) and the stale
 // ones are kept too, so that one the spec no longer has shows as a difference.
 func normalizeService(want, got model.ServiceSpec, stale ...string) model.ServiceSpec {
-	out := model.ServiceSpec{Type: got.Type, Selector: got.Selector}
+	// meshd owns the whole of loadBalancerSourceRanges on its Service; compared as a set.
+	out := model.ServiceSpec{Type: got.Type, Selector: got.Selector, SourceRanges: SortRanges(got.SourceRanges)}
 	pick := func(w, g map[string]string) map[string]string {
 		var m map[string]string
 		for k := range w {
@@ -392,6 +478,9 @@ func serviceDiff(want, got model.ServiceSpec) []string {
 	}
 	if !slices.Equal(want.Ports, got.Ports) {
 		out = append(out, "ports")
+	}
+	if !slices.Equal(SortRanges(want.SourceRanges), SortRanges(got.SourceRanges)) {
+		out = append(out, "source ranges")
 	}
 	return out
 }
@@ -463,6 +552,6 @@ func (d *dnsPlanner) observedService(m model.Member, o model.DNSObserved, want m
 
 // observedServiceOf is observedService for what meshd wants of m now.
 func (d *dnsPlanner) observedServiceOf(m model.Member, o model.DNSObserved) DNSService {
-	s, _, _ := d.observedService(m, o, desiredService(d.mesh(), m), d.staleAnnotations(m, o))
+	s, _, _ := d.observedService(m, o, desiredService(d.mesh(), m, d.wanted), d.staleAnnotations(m, o))
 	return s
 }

@@ -127,6 +127,7 @@ func (e serviceExecutor) Execute(_ context.Context, ch plan.Change, _ apply.Know
 			svc.Spec.Annotations = plan.MergeServiceAnnotations(svc.Spec.Annotations, want.Spec.Annotations, want.StaleAnnotations)
 			svc.Spec.Type, svc.Spec.Selector = want.Spec.Type, maps.Clone(want.Spec.Selector)
 			svc.Spec.Ports = slices.Clone(want.Spec.Ports)
+			svc.Spec.SourceRanges = slices.Clone(want.Spec.SourceRanges)
 		}
 		if want.External {
 			// An external member's Service gets a node port at once (the API server allocates it) and, as
@@ -284,7 +285,7 @@ func cloneConfigMap(cm *model.ConfigMap) *model.ConfigMap {
 // cloneSpec copies a Service spec; its label and annotation maps are never nil, so that they can be added to.
 func cloneSpec(s model.ServiceSpec) model.ServiceSpec {
 	out := model.ServiceSpec{Type: s.Type, Annotations: maps.Clone(s.Annotations), Labels: maps.Clone(s.Labels),
-		Selector: maps.Clone(s.Selector), Ports: slices.Clone(s.Ports)}
+		Selector: maps.Clone(s.Selector), Ports: slices.Clone(s.Ports), SourceRanges: slices.Clone(s.SourceRanges)}
 	if out.Annotations == nil {
 		out.Annotations = map[string]string{}
 	}

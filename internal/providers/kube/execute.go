@@ -135,7 +135,7 @@ func (p *Provider) applyService(ctx context.Context, c kubeclient.Interface, spe
 				ObjectMeta: metav1.ObjectMeta{Name: plan.DNSServiceName, Namespace: plan.DNSNamespace,
 					Labels: maps.Clone(spec.Labels), Annotations: maps.Clone(spec.Annotations)},
 				Spec: corev1.ServiceSpec{Type: corev1.ServiceType(spec.Type), Selector: maps.Clone(spec.Selector),
-					Ports: servicePorts(spec, nil)},
+					Ports: servicePorts(spec, nil), LoadBalancerSourceRanges: slices.Clone(spec.SourceRanges)},
 			}
 			_, err = svcs.Create(ctx, svc, metav1.CreateOptions{FieldManager: model.FieldManager})
 			if apierrors.IsAlreadyExists(err) {
@@ -166,6 +166,8 @@ func (p *Provider) applyService(ctx context.Context, c kubeclient.Interface, spe
 		cur.Spec.Type = corev1.ServiceType(spec.Type)
 		cur.Spec.Selector = maps.Clone(spec.Selector)
 		cur.Spec.Ports = servicePorts(spec, cur.Spec.Ports)
+		// meshd owns the whole field on its Service (the plan compares it as a set).
+		cur.Spec.LoadBalancerSourceRanges = slices.Clone(spec.SourceRanges)
 		_, err = svcs.Update(ctx, cur, metav1.UpdateOptions{FieldManager: model.FieldManager})
 		if err != nil && !apierrors.IsConflict(err) {
 			return fmt.Errorf("updating Service %s/%s: %w", plan.DNSNamespace, plan.DNSServiceName, err)

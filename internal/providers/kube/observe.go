@@ -103,6 +103,8 @@ func ServiceFromAPI(svc *corev1.Service) model.Service {
 		Annotations: svc.Annotations,
 		Labels:      svc.Labels,
 		Selector:    svc.Spec.Selector,
+
+		SourceRanges: svc.Spec.LoadBalancerSourceRanges,
 	}}
 	for _, port := range svc.Spec.Ports {
 		s.Spec.Ports = append(s.Spec.Ports, model.ServicePort{Name: port.Name, Protocol: string(port.Protocol),
