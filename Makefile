@@ -7,12 +7,12 @@ BIN := bin
 
 all: build
 
-# VERSION is what meshctl version prints: the git description of the checkout, else "dev".
+# VERSION is what meshctl version and meshd --version print: the git description of the checkout, else "dev".
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 build:
 	$(GO) build -ldflags "-X github.com/meshd-io/meshd/internal/cli.Version=$(VERSION)" -o $(BIN)/meshctl ./cmd/meshctl
-	$(GO) build -o $(BIN)/meshd ./cmd/meshd
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/meshd ./cmd/meshd
 
 # image: meshd's container image, built without a Docker daemon or base image: the static binary
 # (CGO_ENABLED=0) as /meshd, this machine's CA bundle for AWS's TLS, user 65532:65532, no shell. It writes the
@@ -24,7 +24,7 @@ IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
 CA_CERTS ?= /etc/ssl/certs/ca-certificates.crt
 
 image:
-	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/image/meshd ./cmd/meshd
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags='-s -w -X main.version=$(VERSION)' -o $(BIN)/image/meshd ./cmd/meshd
 	$(GO) run ./cmd/mkimage --binary $(BIN)/image/meshd --ca-certs $(CA_CERTS) --ref $(IMAGE) \
 	  --out $(BIN)/meshd-image --archive $(BIN)/meshd-image.tar
 

@@ -28,10 +28,15 @@ import (
 	"github.com/meshd-io/meshd/internal/state/secretstate"
 )
 
+// version is meshd's version, set at build time (the Makefile stamps the git description):
+//
+//	go build -ldflags "-X main.version=v1.2.3" ./cmd/meshd
+var version = "dev"
+
 type options struct {
 	spec, statePath, kubeconfig, metricsAddr, triggerAddr, policy, logLevel string
 	interval, minInterval, grace, waitTimeout, observeTimeout               time.Duration
-	dryRun, fullObserve                                                     bool
+	dryRun, fullObserve, allowMassRemoval, version                          bool
 
 	// The management cluster holds the leader Lease and, with --state-secret, the state.
 	managementContext, stateSecret            string
@@ -55,6 +60,8 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.waitTimeout, "wait-timeout", 90*time.Second, "how long one pass waits for a peering or a DNS load balancer before leaving it to the next pass; also the longest a pass holds the state lock")
 	fs.DurationVar(&o.observeTimeout, "aws-observe-timeout", 30*time.Second, "how long a pass waits for AWS to be observed before it corrects Kubernetes from the last AWS observation (and changes nothing in AWS)")
 	fs.BoolVar(&o.fullObserve, "full-observe", false, "observe all of AWS and Kubernetes on every pass, also on one triggered by a Kubernetes watch (by default such a pass reads only the cluster that changed and reuses the last AWS observation while younger than --interval)")
+	fs.BoolVar(&o.allowMassRemoval, "allow-mass-removal", false, "accept a spec that removes all, or more than half, of the members the state records (refused by default: the last good spec stays enforced; meshctl destroy is the way to remove a mesh)")
+	fs.BoolVar(&o.version, "version", false, "print meshd's version and exit")
 	fs.StringVar(&o.managementContext, "management-context", "", "kubeconfig context of the cluster holding the Lease and state Secret (empty: in-cluster config)")
 	fs.StringVar(&o.stateSecret, "state-secret", "", "keep the state in this Secret (NAMESPACE/NAME) of the management cluster instead of a file")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "run as one of several replicas: only the holder of the Lease acts")
@@ -70,6 +77,10 @@ func main() {
 	fs := flag.NewFlagSet("meshd", flag.ExitOnError)
 	o.register(fs)
 	_ = fs.Parse(os.Args[1:])
+	if o.version {
+		fmt.Printf("meshd %s\nstate format version %d\n", version, state.FormatVersion)
+		return
+	}
 
 	log, err := newLogger(o.logLevel)
 	if err != nil {
@@ -161,16 +172,23 @@ func run(o options, log *zap.Logger) error {
 		backend = secret
 	}
 
-	rec := &daemon.Reconciler{
+	var rec *daemon.Reconciler
+	rec = &daemon.Reconciler{
 		Engine: eng, Backend: backend, Spec: specs, Log: log, Metrics: metrics,
 		DryRun: o.dryRun, UpsertOnly: o.policy == "upsert-only", ShutdownGrace: o.grace,
 		AWSInterval: o.interval, FullObserve: o.fullObserve, MaxLockHold: o.waitTimeout,
+		AllowMassRemoval: o.allowMassRemoval,
 		Events: &daemon.KubeEvents{Host: identity, Client: func(cluster string) (kubeclient.Interface, error) {
-			c := specs.Current().Cluster(cluster)
+			// The Events go to the objects of the plan, made from the spec the pass enforced.
+			m := rec.Enforced()
+			if m == nil {
+				m = specs.Current()
+			}
+			c := m.Cluster(cluster)
 			if c == nil {
 				return nil, fmt.Errorf("no cluster %q", cluster)
 			}
-			return eng.KubeClient(c.KubeContext)
+			return eng.KubeClient(engine.KubeContext(c))
 		}},
 	}
 	// Control-plane tokens are renewed when due, not only when the interval comes round.
@@ -222,8 +240,11 @@ func run(o options, log *zap.Logger) error {
 		metrics.Set(daemon.MetricLeader, nil, 1)
 	}
 
+	// The watches follow the spec the passes enforce: a spec on disk that a pass refuses (it would remove most
+	// members) does not take the watches of the members it removes away.
 	watches := &kubeWatches{client: eng.KubeClient, log: log, trigger: ctl.TriggerKube}
 	watches.restart(ctx, specs.Current())
+	rec.Enforcing = func(m *spec.Mesh) { watches.restart(ctx, m) }
 
 	if err := specs.Watch(ctx, 200*time.Millisecond, func() {
 		prev := specs.Current()
@@ -245,8 +266,8 @@ func run(o options, log *zap.Logger) error {
 		}
 		metrics.Add(daemon.MetricSpecReloads, daemon.Labels{"result": "ok"}, 1)
 		if changed {
+			// The pass checks it against the state before enforcing it (and then restarts the watches).
 			log.Info("spec changed on disk")
-			watches.restart(ctx, specs.Current())
 			ctl.Trigger("spec changed")
 		}
 	}); err != nil {
@@ -323,20 +344,29 @@ type kubeWatches struct {
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
+	// hash is the spec the running watches are for: restarting for the same spec is a no-op.
+	hash string
 }
 
 func (w *kubeWatches) restart(ctx context.Context, m *spec.Mesh) {
-	w.stop()
 	if m == nil {
+		w.stop()
 		return
 	}
+	w.mu.Lock()
+	same := w.cancel != nil && w.hash == m.Hash()
+	w.mu.Unlock()
+	if same {
+		return
+	}
+	w.stop()
 	ctx, cancel := context.WithCancel(ctx)
 	w.mu.Lock()
-	w.cancel = cancel
+	w.cancel, w.hash = cancel, m.Hash()
 	w.mu.Unlock()
 	var clusters []daemon.WatchedCluster
 	for _, c := range m.Clusters {
-		client, err := w.client(c.KubeContext)
+		client, err := w.client(engine.KubeContext(c))
 		if err != nil {
 			w.log.Warn("cannot watch cluster; its drift is seen on the interval", zap.String("cluster", c.Name), zap.Error(err))
 			continue

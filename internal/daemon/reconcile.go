@@ -71,9 +71,18 @@ type Reconciler struct {
 	// MaxLockHold bounds how long a pass holds the state lock (meshd: --wait-timeout): the pass gives up what
 	// it is doing in time to write the state before it. Zero: no bound.
 	MaxLockHold time.Duration
+	// AllowMassRemoval lets a spec remove all, or more than half, of the members the state records (meshd
+	// --allow-mass-removal); without it such a spec is refused and the last good one stays enforced (admit).
+	AllowMassRemoval bool
+	// Enforcing, when set, is told each spec a pass starts enforcing (meshd restarts its watches for it).
+	Enforcing func(*spec.Mesh)
 
 	repeats repeats
-	paths   pathVerdicts
+	// enforced is the spec the last pass accepted; refused is the hash of the spec on disk last refused, so
+	// that a refusal is counted and logged once.
+	enforced atomic.Pointer[spec.Mesh]
+	refused  string
+	paths    pathVerdicts
 	// lastOK is when the last pass completed successfully, or was skipped by a replica that is not the
 	// leader (standing by is its job), in Unix nanoseconds; 0: none yet.
 	lastOK atomic.Int64
@@ -129,6 +138,11 @@ func (r *Reconciler) PassFor(ctx context.Context, reason Reason) (err error) {
 	st, err := r.readState(passCtx, m)
 	if err != nil {
 		return r.orLockLost(lock, err)
+	}
+	// The spec is checked against the members the state records under the lock, so that what it removes is
+	// what the plan would remove.
+	if m, err = r.admit(log, m, st); err != nil {
+		return err
 	}
 
 	p, stale, err := r.plan(passCtx, log, m, st, reason)
