@@ -204,6 +204,9 @@ func (e *Engine) resolveEndpoints(m *spec.Mesh, in *plan.ControlPlaneInput, obs 
 			var err error
 			eks, isEKS := obs.APIEndpoints[c.Name]
 			switch {
+			case c.APIServer != "" && c.KubeContext == "" && isEKS:
+				// kube_auth = "eks" without a context: the EKS cluster's CA, at the address api_server names
+				dp.Endpoint = plan.KubeconfigDataPlane{Server: c.APIServer, CAData: eks.CAData}
 			case c.APIServer != "":
 				dp.Endpoint, err = fromKubeconfig(c)
 				dp.Endpoint.Server = c.APIServer

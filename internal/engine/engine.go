@@ -132,7 +132,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	kubeOpts := kube.Options{Mesh: opts.Mesh, Kubeconfig: opts.Kubeconfig, LoadBalancers: awsSide, TargetGroups: awsSide,
-		Progress: opts.Progress, WrapTransport: opts.KubeWrapTransport, WaitTimeout: opts.WaitTimeout, Now: opts.Clock}
+		Progress: opts.Progress, WrapTransport: opts.KubeWrapTransport, WaitTimeout: opts.WaitTimeout, Now: opts.Clock, EKS: awsSide}
 	if opts.KubeTuning != nil {
 		opts.KubeTuning(&kubeOpts)
 	}
@@ -325,7 +325,7 @@ func withKube(m *spec.Mesh, members []model.Member) []model.Member {
 	out := make([]model.Member, len(members))
 	for i, mem := range members {
 		if c := m.Cluster(mem.Name); c != nil {
-			mem.KubeContext, mem.Namespace, mem.ClusterDomain = c.KubeContext, c.Namespace, c.ClusterDomain
+			mem.KubeContext, mem.Namespace, mem.ClusterDomain = KubeContext(c), c.Namespace, c.ClusterDomain
 			mem.DNS = dnsExposure(c)
 		}
 		out[i] = mem
@@ -348,7 +348,7 @@ func kubeTargets(m *spec.Mesh, st *state.State) []kube.Target {
 	var out []kube.Target
 	for _, c := range m.Clusters {
 		r := c.AttrRange("kube_context")
-		out = append(out, kube.Target{Cluster: c.Name, KubeContext: c.KubeContext, Subject: &r})
+		out = append(out, kube.Target{Cluster: c.Name, KubeContext: KubeContext(c), Subject: &r})
 	}
 	for _, name := range slices.Sorted(maps.Keys(st.Members)) {
 		f := st.Members[name]

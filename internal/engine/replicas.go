@@ -153,7 +153,7 @@ func (e *Engine) observeReplicas(ctx context.Context, v *passView, m *spec.Mesh,
 // kubeContextOf is the kube context of a member of the spec ("" for a cluster that is not one).
 func kubeContextOf(m *spec.Mesh, cluster string) string {
 	if c := m.Cluster(cluster); c != nil {
-		return c.KubeContext
+		return KubeContext(c)
 	}
 	return ""
 }

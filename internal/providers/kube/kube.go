@@ -65,6 +65,9 @@ type Options struct {
 	Now func() time.Time
 	// NewClient replaces the kubeconfig loading (tests). It is called once per context.
 	NewClient func(kubeContext string) (kubeclient.Interface, error)
+	// EKS signs meshd in to the members with kube_auth = "eks" (their kube context is a model.EKSRef): the AWS
+	// provider. Nil: those members cannot be reached.
+	EKS EKSSignIn
 }
 
 // Provider is the Kubernetes side of meshd.
@@ -158,6 +161,8 @@ func (p *Provider) Client(kubeContext string) (kubeclient.Interface, error) {
 	var err error
 	if p.opts.NewClient != nil {
 		c, err = p.opts.NewClient(kubeContext)
+	} else if ref, ok := model.ParseEKSRef(kubeContext); ok {
+		c, err = p.newEKSClient(ref)
 	} else {
 		c, err = p.newClient(kubeContext)
 	}
@@ -192,10 +197,15 @@ func (p *Provider) newClient(kubeContext string) (kubeclient.Interface, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kube context %q in %s: %w", kubeContext, p.Source(), err)
 	}
+	return p.finishClient(cfg, cfg.WrapTransport) // the kubeconfig's (an auth provider), if any
+}
+
+// finishClient finishes a client's configuration: meshd's rate limits and user agent, and its transport:
+// wrap (authentication), then the request timeout, then Options.WrapTransport.
+func (p *Provider) finishClient(cfg *rest.Config, wrap func(http.RoundTripper) http.RoundTripper) (kubeclient.Interface, error) {
 	cfg.QPS, cfg.Burst = 50, 100
 	cfg.WarningHandler = rest.NoWarnings{}
 	cfg.UserAgent = "meshd"
-	wrap := cfg.WrapTransport // from the kubeconfig (an auth provider), if any
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
 		if wrap != nil {
 			rt = wrap(rt)
