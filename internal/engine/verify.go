@@ -1,7 +1,11 @@
 package engine
 
 import (
+	"cmp"
 	"context"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/hcl/v2"
@@ -41,7 +45,52 @@ func (e *Engine) ObserveForVerify(ctx context.Context, m *spec.Mesh, st *state.S
 	if err := e.observeLoadBalancers(ctx, uncached(), members, st.Members, kubeObs); err != nil {
 		return verify.Input{}, diags, err
 	}
-	return verifyInput(m, st, members, obs.Observed, kubeObs), diags, nil
+	in := verifyInput(m, st, members, obs.Observed, kubeObs)
+	if in.LoadBalancerRules, err = e.loadBalancerRules(ctx, members, kubeObs); err != nil {
+		return verify.Input{}, diags, err
+	}
+	return in, diags, nil
+}
+
+// groupIngress reads security groups' ingress rules (the AWS provider): what verify checks an NLB's
+// frontend groups with. An AWS side without it leaves that check out.
+type groupIngress interface {
+	GroupIngressIn(ctx context.Context, a model.Access, region string, groupIDs []string) (map[string][]model.SecurityGroupRule, error)
+}
+
+// loadBalancerRules reads the ingress rules of the security groups of the members' NLBs (the frontend
+// groups AWS Load Balancer Controller v2.6+ makes), one call per account access and region.
+func (e *Engine) loadBalancerRules(ctx context.Context, members []model.Member, dns map[string]model.DNSObserved) (map[string][]model.SecurityGroupRule, error) {
+	reader, ok := e.AWS.(groupIngress)
+	if !ok {
+		return nil, nil
+	}
+	type where struct {
+		access model.Access
+		region string
+	}
+	groups := map[where][]string{}
+	for _, mem := range members {
+		if lb := dns[mem.Name].LoadBalancer; !mem.External && lb != nil {
+			w := where{mem.Access, mem.Region}
+			groups[w] = append(groups[w], lb.SecurityGroups...)
+		}
+	}
+	out := map[string][]model.SecurityGroupRule{}
+	for _, w := range slices.SortedFunc(maps.Keys(groups), func(x, y where) int {
+		return cmp.Or(strings.Compare(x.region, y.region), strings.Compare(x.access.AssumeRole, y.access.AssumeRole))
+	}) {
+		ids := slices.Compact(slices.Sorted(slices.Values(groups[w])))
+		if len(ids) == 0 {
+			continue
+		}
+		rules, err := reader.GroupIngressIn(ctx, w.access, w.region, ids)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(out, rules)
+	}
+	return out, nil
 }
 
 // verifyInput is what verify.Verify checks, from one observation: meshctl verify's, or the plan's for

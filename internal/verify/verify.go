@@ -73,6 +73,9 @@ type Input struct {
 	ForwardBy string
 	// OwnedZones are the Corefile zones the state records as meshd's, per cluster (blocks without marker).
 	OwnedZones map[string][]string
+	// LoadBalancerRules are the ingress rules (with a CIDR source) of the security groups of the members'
+	// NLBs, by group ID: what the DNS layer checks admits the other members. Nil leaves that check out.
+	LoadBalancerRules map[string][]model.SecurityGroupRule
 	// Probes are the probe results; nil leaves the probe layer unchecked.
 	Probes map[Pair]ProbeResult
 }
@@ -454,6 +457,7 @@ func (v *verifier) dns(a, b model.Member) result {
 		causes = append(causes, fmt.Sprintf("%s's load balancer %s has no addresses", b.Name, bo.LoadBalancer.Name))
 	default:
 		want = bo.LoadBalancer.Addresses
+		causes = append(causes, v.frontend(a, b, *bo.LoadBalancer)...)
 	}
 
 	cm := fmt.Sprintf("%s's Corefile (%s/%s)", a.Name, plan.DNSNamespace, plan.CoreDNSConfigMap)
@@ -492,6 +496,52 @@ func (v *verifier) dns(a, b model.Member) result {
 		}
 	}
 	return check(causes)
+}
+
+// frontend checks that the security groups of b's NLB admit a's queries: each block they come from
+// (plan.SourceBlocks) on 53/TCP, by some rule of some group. An NLB without security groups (made by an
+// older load balancer controller) has nothing to check. Rules that name a security group or a prefix list
+// are not read, so a group admitting a's blocks only through one of those is reported.
+func (v *verifier) frontend(a, b model.Member, lb model.LoadBalancer) []string {
+	if v.in.LoadBalancerRules == nil || len(lb.SecurityGroups) == 0 {
+		return nil
+	}
+	var causes []string
+	for _, block := range plan.SourceBlocks(a) {
+		if slices.ContainsFunc(lb.SecurityGroups, func(g string) bool { return admitsDNS(v.in.LoadBalancerRules[g], block) }) {
+			continue
+		}
+		groups, verb := strings.Join(lb.SecurityGroups, ", "), "does"
+		what := "frontend of NLB " + lb.Name
+		if len(lb.SecurityGroups) > 1 {
+			verb, what = "do", "frontend groups of NLB "+lb.Name
+		}
+		causes = append(causes, fmt.Sprintf("%s (%s) %s not admit %s on 53/TCP", groups, what, verb, block))
+	}
+	return causes
+}
+
+// admitsDNS reports whether one ingress rule admits TCP port 53 from a block containing block.
+func admitsDNS(rules []model.SecurityGroupRule, block string) bool {
+	want, err := netip.ParsePrefix(block)
+	if err != nil {
+		return false
+	}
+	for _, r := range rules {
+		p, err := netip.ParsePrefix(r.CIDR)
+		if err != nil || p.Bits() > want.Bits() || !p.Contains(want.Addr()) {
+			continue
+		}
+		switch strings.ToLower(r.Protocol) {
+		case "-1":
+			return true
+		case "tcp", "6":
+			if r.FromPort <= 53 && 53 <= r.ToPort {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // upstreamAddrs are the addresses of forward upstreams (dns:// and port 53 taken off), sorted.

@@ -278,3 +278,73 @@ tidb-3   tidb-1   ok        ok       ok   ok     ok    -
 		t.Errorf("json: %s", b.String())
 	}
 }
+
+// TestFrontendGroupNamed: the DNS layer names a frontend security group of a member's NLB that does not
+// admit the other member's blocks on 53/TCP, and passes once a rule does; an NLB without groups passes.
+func TestFrontendGroupNamed(t *testing.T) {
+	in := world()
+	a := in.Members[0]
+	a.CIDRs = []string{"10.1.0.0/16", "10.10.0.0/16"}
+	in.Members[0] = a
+	lb := *in.DNS["tidb-3"].LoadBalancer
+	lb.Name, lb.SecurityGroups = "k8s-kubesyst-acrossc-0123456789", []string{"sg-0abc"}
+	o := in.DNS["tidb-3"]
+	o.LoadBalancer = &lb // changes to lb below are what verify sees
+	in.DNS["tidb-3"] = o
+	// (The other layers fail for a's second block, which this test does not route: only the DNS layer counts.)
+	dnsFailures := func(in Input) []string {
+		return slices.DeleteFunc(Verify(in).Failures(), func(f string) bool { return !strings.Contains(f, " dns: ") })
+	}
+	// What LBC v2.6+ makes for an internal NLB without source ranges: its own VPC's block only.
+	in.LoadBalancerRules = map[string][]model.SecurityGroupRule{
+		"sg-0abc": {{ID: "sgr-a", GroupID: "sg-0abc", Protocol: "tcp", FromPort: 53, ToPort: 53, CIDR: "10.3.0.0/16"}},
+	}
+	want := []string{
+		"tidb-1 -> tidb-3 dns: sg-0abc (frontend of NLB k8s-kubesyst-acrossc-0123456789) does not admit 10.1.0.0/16 on 53/TCP",
+		"tidb-1 -> tidb-3 dns: sg-0abc (frontend of NLB k8s-kubesyst-acrossc-0123456789) does not admit 10.10.0.0/16 on 53/TCP",
+	}
+	if got := dnsFailures(in); !slices.Equal(got, want) {
+		t.Errorf("failures:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// A rule for the wrong port, or UDP only, does not count; a second group of the NLB admitting one block does.
+	lb.SecurityGroups = []string{"sg-0abc", "sg-0def"}
+	in.LoadBalancerRules["sg-0abc"] = append(in.LoadBalancerRules["sg-0abc"],
+		model.SecurityGroupRule{ID: "sgr-b", GroupID: "sg-0abc", Protocol: "tcp", FromPort: 80, ToPort: 80, CIDR: "10.1.0.0/16"},
+		model.SecurityGroupRule{ID: "sgr-c", GroupID: "sg-0abc", Protocol: "udp", FromPort: 53, ToPort: 53, CIDR: "10.1.0.0/16"})
+	in.LoadBalancerRules["sg-0def"] = []model.SecurityGroupRule{{ID: "sgr-d", GroupID: "sg-0def", Protocol: "6", FromPort: 0, ToPort: 1024, CIDR: "10.0.0.0/8"}}
+	in.LoadBalancerRules["sg-0abc"] = in.LoadBalancerRules["sg-0abc"][1:]
+	if got := dnsFailures(in); len(got) != 0 {
+		t.Errorf("sg-0def admits 10.0.0.0/8 on 0-1024/TCP, yet: %v", got)
+	}
+	in.LoadBalancerRules["sg-0def"] = nil
+	want = []string{
+		"tidb-1 -> tidb-3 dns: sg-0abc, sg-0def (frontend groups of NLB k8s-kubesyst-acrossc-0123456789) do not admit 10.1.0.0/16 on 53/TCP",
+		"tidb-1 -> tidb-3 dns: sg-0abc, sg-0def (frontend groups of NLB k8s-kubesyst-acrossc-0123456789) do not admit 10.10.0.0/16 on 53/TCP",
+	}
+	if got := dnsFailures(in); !slices.Equal(got, want) {
+		t.Errorf("failures:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// Fixed: the group admits both blocks (meshd's source ranges, once the controller applied them).
+	in.LoadBalancerRules["sg-0def"] = []model.SecurityGroupRule{
+		{ID: "sgr-e", GroupID: "sg-0def", Protocol: "tcp", FromPort: 53, ToPort: 53, CIDR: "10.1.0.0/16"},
+		{ID: "sgr-f", GroupID: "sg-0def", Protocol: "-1", CIDR: "10.10.0.0/16"},
+	}
+	if got := dnsFailures(in); len(got) != 0 {
+		t.Errorf("after the fix: %v", got)
+	}
+
+	// An NLB without security groups (an older controller) has nothing to check; nor has a verify that did
+	// not read the rules.
+	lb.SecurityGroups = nil
+	in.LoadBalancerRules = map[string][]model.SecurityGroupRule{}
+	if got := dnsFailures(in); len(got) != 0 {
+		t.Errorf("an NLB without security groups: %v", got)
+	}
+	lb.SecurityGroups = []string{"sg-0abc"}
+	in.LoadBalancerRules = nil
+	if got := dnsFailures(in); len(got) != 0 {
+		t.Errorf("rules not observed: %v", got)
+	}
+}

@@ -98,6 +98,9 @@ func (p *Provider) LoadBalancersIn(ctx context.Context, a model.Access, region s
 			if lb.State != nil {
 				m.State = string(lb.State.Code)
 			}
+			if len(lb.SecurityGroups) > 0 {
+				m.SecurityGroups = slices.Sorted(slices.Values(lb.SecurityGroups))
+			}
 			out[hostnames[i]] = m
 			if d := ENIDescription(m.ARN); d != "" && m.State == model.LoadBalancerActive {
 				byDescription[d] = hostnames[i]
@@ -140,6 +143,17 @@ func (p *Provider) LoadBalancersIn(ctx context.Context, a model.Access, region s
 		out[host] = lb
 	}
 	return out, nil
+}
+
+// GroupIngressIn reads the ingress rules with a CIDR source of security groups in a region, in the account
+// the access reaches, by group ID: for meshctl verify, the frontend groups of the members' NLBs. A group
+// without such rules has no entry. One paginated DescribeSecurityGroupRules per 200 groups.
+func (p *Provider) GroupIngressIn(ctx context.Context, a model.Access, region string, groupIDs []string) (map[string][]model.SecurityGroupRule, error) {
+	obs := model.NewObserved()
+	if err := describeRules(ctx, p.ec2For(a, region), groupIDs, false, obs); err != nil {
+		return nil, fmt.Errorf("reading the rules of %s in %s: %w", strings.Join(groupIDs, ", "), a.In(region), classified(err))
+	}
+	return obs.Rules, nil
 }
 
 // WaitLoadBalancer waits until the load balancer whose DNS name is hostname exists, is active and has
