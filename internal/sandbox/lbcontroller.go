@@ -37,6 +37,9 @@ type LBCluster struct {
 	Client    kubernetes.Interface
 	AWS       aws.Config // for the cluster's region
 	SubnetIDs []string   // the NLB's subnets; one ENI each
+	// VPCID is the cluster's VPC, where the NLB's frontend security group is made (see lbfrontend.go);
+	// empty: NLBs without security groups, as an LBC older than v2.6 makes them.
+	VPCID string
 	// IPs are the ENIs' private addresses, one per subnet in order (wrapping around): the loopback addresses
 	// of the cluster's CoreDNS, so that traffic to "the NLB's IPs" reaches it.
 	IPs []string
@@ -44,7 +47,8 @@ type LBCluster struct {
 
 // LBController stands in for the AWS Load Balancer Controller: for each Service of type LoadBalancer
 // annotated `service.beta.kubernetes.io/aws-load-balancer-type: nlb` it creates a network load balancer
-// (ELBv2, in the cluster's subnets, internal unless the scheme annotation says internet-facing) and, since
+// (ELBv2, in the cluster's subnets, internal unless the scheme annotation says internet-facing, with a
+// frontend security group as LBC v2.6+ makes it: see lbfrontend.go) and, since
 // moto makes none, one ENI per subnet described `ELB net/<lb-name>/<lb-id>` with the cluster's CoreDNS
 // address; it then sets the Service's status.loadBalancer.ingress[0].hostname to the NLB's DNS name. It
 // holds the Service with the controller's finalizer and deletes the ENIs and the NLB when the Service is
@@ -93,7 +97,12 @@ func (c *LBController) reconcile(ctx context.Context, cl LBCluster, q *serviceQu
 		if err := deleteLB(ctx, lbs, ec2c, name); err != nil {
 			return err
 		}
-		c.logf("lb %s: %s: deleted NLB %s and its ENIs", cl.Name, key, name)
+		if cl.VPCID != "" {
+			if err := deleteFrontendGroup(ctx, cl, ec2c, svc.Namespace, svc.Name); err != nil {
+				return err
+			}
+		}
+		c.logf("lb %s: %s: deleted NLB %s, its ENIs and its frontend security group", cl.Name, key, name)
 		if svc.DeletionTimestamp == nil && len(svc.Status.LoadBalancer.Ingress) > 0 {
 			svc.Status.LoadBalancer = corev1.LoadBalancerStatus{}
 			if svc, err = cl.Client.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
@@ -114,9 +123,20 @@ func (c *LBController) reconcile(ctx context.Context, cl LBCluster, q *serviceQu
 			return err
 		}
 	}
+	var groups []string
+	if cl.VPCID != "" {
+		if groups, err = c.frontendGroups(ctx, cl, ec2c, svc, key); err != nil {
+			return err
+		}
+	}
 	lb, err := describeLB(ctx, lbs, name)
 	if err != nil {
 		return err
+	}
+	if lb != nil && groups != nil {
+		if err := c.attachGroups(ctx, cl, lbs, lb, groups, key); err != nil {
+			return err
+		}
 	}
 	if lb == nil {
 		scheme := elbtypes.LoadBalancerSchemeEnumInternal
@@ -124,10 +144,11 @@ func (c *LBController) reconcile(ctx context.Context, cl LBCluster, q *serviceQu
 			scheme = elbtypes.LoadBalancerSchemeEnumInternetFacing
 		}
 		out, err := lbs.CreateLoadBalancer(ctx, &elbv2.CreateLoadBalancerInput{
-			Name:    aws.String(name),
-			Type:    elbtypes.LoadBalancerTypeEnumNetwork,
-			Scheme:  scheme,
-			Subnets: cl.SubnetIDs,
+			Name:           aws.String(name),
+			Type:           elbtypes.LoadBalancerTypeEnumNetwork,
+			Scheme:         scheme,
+			Subnets:        cl.SubnetIDs,
+			SecurityGroups: groups,
 			Tags: []elbtypes.Tag{
 				{Key: aws.String("elbv2.k8s.aws/cluster"), Value: aws.String(cl.Name)},
 				{Key: aws.String("service.k8s.aws/stack"), Value: aws.String(key)},

@@ -56,6 +56,11 @@ type Sandbox struct {
 	Addons *EKSAddons
 	// Pods stand in for the sample Pods that meshctl verify --probe connects to (see ProbeRunner).
 	Pods *PodListeners
+	// IAM stands in for aws-iam-authenticator behind every API server's token webhook, as on EKS: a token
+	// made as aws eks get-token makes it for cluster <name> (the moto EKS cluster's name) authenticates as
+	// the identity its caller's ARN is mapped to. The sandbox's own credentials (DefaultARN) are mapped to
+	// the user and group "meshd", as an EKS access entry would map meshd's role; tests map more.
+	IAM *IAMAuthenticator
 
 	moto   *testenv.Process
 	etcd   *testenv.EtcdServer
@@ -135,6 +140,24 @@ func Start(ctx context.Context, o Options) (s *Sandbox, err error) {
 		return s, err
 	}
 
+	if err := s.step("starting the aws-iam-authenticator stand-in", func() error {
+		var err error
+		if s.IAM, err = s.startIAM(ctx, bg); err != nil {
+			return err
+		}
+		for _, c := range o.Clusters {
+			if err := os.MkdirAll(filepath.Join(o.Dir, c.Name), 0o755); err != nil {
+				return err
+			}
+			if err := s.IAM.WriteWebhookConfig(s.webhookConfig(c), c.Name); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return s, err
+	}
+
 	// The API servers take the longest; the VPCs are made while they start.
 	type apiResult struct {
 		srv *testenv.APIServer
@@ -146,7 +169,8 @@ func Start(ctx context.Context, o Options) (s *Sandbox, err error) {
 		apiCh[c.Name] = ch
 		go func() {
 			srv, err := testenv.RunAPIServer(ctx, testenv.APIServerOptions{Name: c.Name, EtcdURL: s.etcd.ClientURL,
-				Dir: filepath.Join(o.Dir, c.Name, "apiserver"), LogPath: logPath("kube-apiserver-" + c.Name)})
+				Dir: filepath.Join(o.Dir, c.Name, "apiserver"), LogPath: logPath("kube-apiserver-" + c.Name),
+				TokenWebhookConfig: s.webhookConfig(c)})
 			ch <- apiResult{srv, err}
 		}()
 	}
@@ -259,7 +283,7 @@ func Start(ctx context.Context, o Options) (s *Sandbox, err error) {
 		s.LB = &LBController{Logf: o.Logf}
 		for _, c := range s.awsClusters() {
 			s.LB.Clusters = append(s.LB.Clusters, LBCluster{Name: c.Name, Client: s.Clients[c.Name],
-				AWS: s.AWSConfig(c.Region), SubnetIDs: s.Networks[c.Name].SubnetIDs, IPs: c.DNS})
+				AWS: s.AWSConfig(c.Region), SubnetIDs: s.Networks[c.Name].SubnetIDs, VPCID: s.Networks[c.Name].VPCID, IPs: c.DNS})
 		}
 		s.wg.Add(1)
 		go func() {

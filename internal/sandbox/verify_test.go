@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,9 +16,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/smithy-go"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/meshd-io/meshd/internal/cli"
 	"github.com/meshd-io/meshd/internal/sandbox"
@@ -223,6 +226,52 @@ func TestVerifyOnSandbox(t *testing.T) {
 		expect("reverted Corefile", 2, "tidb-1 -> ", " dns: tidb-1's Corefile (kube-system/coredns) has no meshd block for ")
 		mustApply()
 		passes("Corefile back", "--probe")
+	})
+
+	t.Run("frontend group without the source ranges", func(t *testing.T) {
+		// The sandbox's load-balancer stand-in gives each NLB a frontend security group as LBC v2.6+ does. With
+		// meshd's source ranges taken off tidb-3's Service (as before meshd set them), the group admits only
+		// tidb-3's own VPC, and verify names it for the other two clusters' blocks.
+		lbName := sandbox.LBName(c.Name, "kube-system", "across-cluster-dns-tcp")
+		lbs, err := elbv2.NewFromConfig(s.AWSConfig(c.Region)).DescribeLoadBalancers(ctx, &elbv2.DescribeLoadBalancersInput{Names: []string{lbName}})
+		if err != nil || len(lbs.LoadBalancers) != 1 || len(lbs.LoadBalancers[0].SecurityGroups) != 1 {
+			t.Fatalf("NLB %s: want one frontend security group: %+v %v", lbName, lbs, err)
+		}
+		group := lbs.LoadBalancers[0].SecurityGroups[0]
+		svcs := s.Clients[c.Name].CoreV1().Services("kube-system")
+		if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			svc, err := svcs.Get(ctx, "across-cluster-dns-tcp", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if len(svc.Spec.LoadBalancerSourceRanges) != 2 {
+				t.Errorf("meshd's source ranges on %s's Service: %v, want the two other VPCs'", c.Name, svc.Spec.LoadBalancerSourceRanges)
+			}
+			svc.Spec.LoadBalancerSourceRanges = nil
+			_, err = svcs.Update(ctx, svc, metav1.UpdateOptions{})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// The stand-in narrows the group on the Service's update: wait for verify to see it.
+		deadline := time.Now().Add(time.Minute)
+		for {
+			code, got := failures()
+			want := []string{
+				"tidb-1 -> tidb-3 dns: " + group + " (frontend of NLB " + lbName + ") does not admit " + a.CIDR + " on 53/TCP",
+				"tidb-2 -> tidb-3 dns: " + group + " (frontend of NLB " + lbName + ") does not admit " + s.Clusters[1].CIDR + " on 53/TCP",
+			}
+			if code == 2 && slices.Equal(got, want) {
+				t.Logf("frontend group without the ranges:\n  %s", strings.Join(got, "\n  "))
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("verify exit %d:\n%s\nwant exit 2:\n%s", code, strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		mustApply() // meshd sets the ranges again; the stand-in admits them
+		passes("source ranges back", "--probe")
 	})
 
 	t.Run("DNS Service without a hostname", func(t *testing.T) {
