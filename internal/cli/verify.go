@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"sync"
 	"time"
@@ -42,6 +43,16 @@ type probeOptions struct {
 	timeout                  time.Duration
 }
 
+// register declares the probe flags. Their defaults are what deploy/probe-target.yaml and
+// deploy/probe-rbac.yaml are made for (TestDeployProbeManifests).
+func (po *probeOptions) register(fs *flag.FlagSet) {
+	fs.StringVar(&po.image, "probe-image", "busybox:1.36", "image of the probe Pods (needs sh, nslookup, awk and nc)")
+	fs.StringVar(&po.namespace, "probe-namespace", "default", "namespace the probe Pods run in")
+	fs.StringVar(&po.target, "probe-target", "sample-nginx.sample-nginx-peer", "<pod hostname>.<headless service> in each cluster's namespace that the probes resolve")
+	fs.IntVar(&po.port, "probe-port", 80, "TCP port of the probed Pod")
+	fs.DurationVar(&po.timeout, "probe-timeout", 60*time.Second, "how long to wait for a probe Pod to finish")
+}
+
 func (a *App) verify(ctx context.Context, args []string) int {
 	var c common
 	var asJSON, probe bool
@@ -49,11 +60,7 @@ func (a *App) verify(ctx context.Context, args []string) int {
 	fs := a.flags("verify", &c)
 	fs.BoolVar(&asJSON, "json", false, "print the verdicts as JSON")
 	fs.BoolVar(&probe, "probe", false, "also run a probe Pod in each cluster that resolves and connects to every other cluster")
-	fs.StringVar(&po.image, "probe-image", "busybox:1.36", "image of the probe Pods (needs sh, nslookup, awk and nc)")
-	fs.StringVar(&po.namespace, "probe-namespace", "default", "namespace the probe Pods run in")
-	fs.StringVar(&po.target, "probe-target", "sample-nginx.sample-nginx-peer", "<pod hostname>.<headless service> in each cluster's namespace that the probes resolve")
-	fs.IntVar(&po.port, "probe-port", 80, "TCP port of the probed Pod")
-	fs.DurationVar(&po.timeout, "probe-timeout", 60*time.Second, "how long to wait for a probe Pod to finish")
+	po.register(fs)
 	if !a.parse(fs, &c, args) {
 		return ExitError
 	}
