@@ -34,6 +34,10 @@ type APIServerOptions struct {
 	LogPath string // defaults to <Dir>/kube-apiserver.log
 	// ExtraArgs are appended to the flags from docs (testing.md).
 	ExtraArgs []string
+	// TokenWebhookConfig, when set, is a kubeconfig naming a token webhook (the aws-iam-authenticator
+	// stand-in): bearer tokens that are not in the token file are reviewed by it (TokenReview v1). Accepted
+	// tokens are cached for 10 s, so a refused one is seen as refused at once and a renewed one soon.
+	TokenWebhookConfig string
 }
 
 // APIServer is a running kube-apiserver: one simulated cluster. Its admin token is in group system:masters.
@@ -115,6 +119,10 @@ func RunAPIServer(ctx context.Context, opts APIServerOptions) (*APIServer, error
 			"--service-account-signing-key-file=" + keyPath,
 			"--service-cluster-ip-range=10.96.0.0/12",
 			"--disable-admission-plugins=ServiceAccount",
+		}
+		if opts.TokenWebhookConfig != "" {
+			args = append(args, "--authentication-token-webhook-config-file="+opts.TokenWebhookConfig,
+				"--authentication-token-webhook-version=v1", "--authentication-token-webhook-cache-ttl=10s")
 		}
 		args = append(args, opts.ExtraArgs...)
 		return args, s.ready, nil
