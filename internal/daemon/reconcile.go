@@ -174,7 +174,7 @@ func (r *Reconciler) PassFor(ctx context.Context, reason Reason) (err error) {
 	if lock.isLost() {
 		return r.orLockLost(lock, nil)
 	}
-	if err := r.applyAndCount(ctx, passCtx, log, p, st, pending, withheld, writeBy); err != nil {
+	if err := r.applyAndCount(ctx, passCtx, log, p, st, pending, withheld, writeBy, lock); err != nil {
 		return err
 	}
 	return partial
@@ -399,8 +399,14 @@ func (r *Reconciler) reportDrift(log *zap.Logger, p *plan.Plan) (pending []plan.
 
 // applyAndCount applies the plan, writes the state whatever happened, and counts and records the outcome of
 // each pending change. Its error is apply's, transient when any failure is.
-func (r *Reconciler) applyAndCount(ctx, passCtx context.Context, log *zap.Logger, p *plan.Plan, st *state.State, pending []plan.Change, withheld int, writeBy time.Time) error {
+func (r *Reconciler) applyAndCount(ctx, passCtx context.Context, log *zap.Logger, p *plan.Plan, st *state.State, pending []plan.Change, withheld int, writeBy time.Time, lock heldLock) error {
 	res := r.Engine.Apply(passCtx, p, st, withheld)
+	// Lost during the apply (which it cut short): another replica may hold the lock and write the state now,
+	// so this one writes nothing more. What it made is found again by the next pass's observation.
+	if lock.isLost() {
+		r.Metrics.Add(MetricErrors, Labels{"kind": "state"}, 1)
+		return fmt.Errorf("%w: the state lock was lost during the apply; the pass stopped and did not write the state", ErrTransient)
+	}
 	if err := r.writeState(ctx, st, writeBy); err != nil {
 		return err
 	}
