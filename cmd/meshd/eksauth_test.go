@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/meshd-io/meshd/internal/cli"
@@ -58,11 +59,20 @@ func (p signedAt) PresignHTTP(ctx context.Context, creds aws.Credentials, r *htt
 // TestEKSAuthOnSandbox: with kube_auth = "eks" and a kubeconfig whose contexts carry only the servers,
 // meshctl apply and meshd (repairing a reverted Corefile) sign in to every member through the API servers'
 // token webhook (the aws-iam-authenticator stand-in), as the identity the sandbox maps its credentials to
-// (group meshd), holding only what meshctl rbac grants; an expired token and one made for another cluster
-// are refused; no token appears in meshctl's output or meshd's log.
+// (group meshd), holding only what meshctl rbac grants. tidb-3 is in a second account (its VPC, EKS cluster
+// and NLB made there) and its cluster block has assume_role: its tokens are signed with the assumed role's
+// credentials, whose role ARN the stand-in maps to group meshd, and no token of the default identity signs
+// in there. An expired token and one made for another cluster are refused, with the default credentials
+// and with the assumed role's (which the stand-in learns from moto to check the signature); no token
+// appears in meshctl's output or meshd's log.
 func TestEKSAuthOnSandbox(t *testing.T) {
 	kubectl := testenv.Require(t, testenv.BinKubectl)
-	e := newE2E(t)
+	const second = "tidb-3" // in the second account, reached with assume_role
+	e := newE2EOn(t, sandbox.StartT(t, func(c *sandbox.Cluster) {
+		if c.Name == second {
+			c.AssumeRole = sandbox.SecondAccountRole
+		}
+	}))
 	e.setenv(t)
 	sb := e.sb
 	ctx := context.Background()
@@ -70,8 +80,22 @@ func TestEKSAuthOnSandbox(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("mesh \"tidb\" {\n  dns {\n    forward_by = \"namespace\"\n  }\n}\n")
 	for _, c := range sb.Clusters {
-		fmt.Fprintf(&b, "\ncluster %q {\n  region       = %q\n  kube_context = %q\n  kube_auth    = \"eks\"\n  eks_cluster  = %q\n  namespace    = %q\n}\n",
+		fmt.Fprintf(&b, "\ncluster %q {\n  region       = %q\n  kube_context = %q\n  kube_auth    = \"eks\"\n  eks_cluster  = %q\n  namespace    = %q\n",
 			c.Name, c.Region, c.Context, c.Name, c.Namespace)
+		if c.AssumeRole != "" {
+			fmt.Fprintf(&b, "  assume_role  = %q\n", c.AssumeRole)
+		}
+		b.WriteString("}\n")
+	}
+	// The second account holds tidb-3's VPC, not the default one.
+	third, _ := sb.Cluster(second)
+	vpcs, err := ec2.NewFromConfig(sb.ClusterAWSConfig(third)).DescribeVpcs(ctx, &ec2.DescribeVpcsInput{VpcIds: []string{sb.Networks[second].VPCID}})
+	if err != nil || len(vpcs.Vpcs) != 1 || aws.ToString(vpcs.Vpcs[0].OwnerId) != "111111111111" {
+		t.Fatalf("%s's VPC in the second account: %v, %v", second, vpcs, err)
+	}
+	defaultARN, err := sb.DefaultARN(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
 	e.writeFile("mesh.hcl", b.String())
 	kubeconfig := filepath.Join(e.dir, "servers-only.kubeconfig")
@@ -104,17 +128,29 @@ func TestEKSAuthOnSandbox(t *testing.T) {
 	run(cli.ExitOK, "apply", "--auto-approve", "--state", e.state, "--kubeconfig", kubeconfig)
 	run(cli.ExitOK, "plan", "--detailed-exitcode", "--state", e.state, "--kubeconfig", kubeconfig)
 	e.waitFor(60*time.Second, "every cluster to resolve every other after the apply", e.resolvesAll)
-	accepted := map[string]bool{}
-	for _, r := range sb.IAM.Reviews() {
-		if r.Refused == "" {
-			accepted[r.Cluster] = true
+	// Who signed in where: the default identity to tidb-1 and tidb-2, the assumed role to tidb-3.
+	checkSignIns := func(when string) {
+		t.Helper()
+		accepted := map[string]map[string]bool{}
+		for _, r := range sb.IAM.Reviews() {
+			if r.Refused == "" {
+				if accepted[r.Cluster] == nil {
+					accepted[r.Cluster] = map[string]bool{}
+				}
+				accepted[r.Cluster][r.ARN] = true
+			}
+		}
+		for _, c := range sb.Clusters {
+			want := defaultARN
+			if c.AssumeRole != "" {
+				want = c.AssumeRole
+			}
+			if !accepted[c.Name][want] || len(accepted[c.Name]) != 1 {
+				t.Errorf("%s: tokens accepted by %s's webhook were signed by %v, want %s only", when, c.Name, accepted[c.Name], want)
+			}
 		}
 	}
-	for _, c := range sb.Clusters {
-		if !accepted[c.Name] {
-			t.Errorf("no token was accepted by %s's webhook: meshctl did not sign in there with an EKS token", c.Name)
-		}
-	}
+	checkSignIns("after meshctl apply")
 
 	m := e.start("--kubeconfig", kubeconfig, "--state", e.state, "--interval", "1h")
 	e.revertCorefile("tidb-2")
@@ -122,6 +158,7 @@ func TestEKSAuthOnSandbox(t *testing.T) {
 		return strings.Contains(e.corefile("tidb-2"), "pingcap-1.svc.cluster.local")
 	})
 	e.kill(m, syscall.SIGTERM)
+	checkSignIns("after meshd")
 	log, _ := os.ReadFile(m.log)
 	if bytes.Contains(bytes.ToLower(log), []byte("forbidden")) || bytes.Contains(bytes.ToLower(log), []byte("unauthorized")) {
 		t.Errorf("meshd was refused something:\n%s", tail(string(log), 4000))
@@ -164,16 +201,44 @@ func TestEKSAuthOnSandbox(t *testing.T) {
 	if got := status("tidb-1", expired.Value); got != http.StatusUnauthorized {
 		t.Errorf("a token signed 16 minutes ago: HTTP %d, want 401", got)
 	}
-	var refusals []string
+	// The same with the assumed role's credentials, whose key the stand-in was never given.
+	roleCfg := sb.ClusterAWSConfig(third)
+	roleOwn, err := ekstoken.New(ctx, ekstoken.NewPresigner(roleCfg), second, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roleOther, err := ekstoken.New(ctx, ekstoken.NewPresigner(roleCfg), "tidb-1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roleOld := sts.NewPresignClient(sts.NewFromConfig(roleCfg), func(o *sts.PresignOptions) {
+		o.Presigner = signedAt{at: time.Now().Add(-16 * time.Minute), s: v4.NewSigner()}
+	})
+	roleExpired, err := ekstoken.New(ctx, roleOld, second, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := status(second, roleOwn.Value); got != http.StatusOK {
+		t.Errorf("the assumed role's token for %s: HTTP %d, want 200", second, got)
+	}
+	if got := status(second, roleOther.Value); got != http.StatusUnauthorized {
+		t.Errorf("the assumed role's token for tidb-1, sent to %s: HTTP %d, want 401", second, got)
+	}
+	if got := status(second, roleExpired.Value); got != http.StatusUnauthorized {
+		t.Errorf("the assumed role's token signed 16 minutes ago: HTTP %d, want 401", got)
+	}
+	refusals := map[string][]string{}
 	for _, r := range sb.IAM.Reviews() {
 		if r.Refused != "" {
-			refusals = append(refusals, r.Refused)
+			refusals[r.Cluster] = append(refusals[r.Cluster], r.Refused)
 		}
 	}
-	joined := strings.Join(refusals, "\n")
-	for _, want := range []string{"signature does not match", "expired"} {
-		if !strings.Contains(joined, want) {
-			t.Errorf("the stand-in's refusals do not say %q:\n%s", want, joined)
+	for _, cluster := range []string{"tidb-1", second} {
+		joined := strings.Join(refusals[cluster], "\n")
+		for _, want := range []string{"signature does not match", "expired"} {
+			if !strings.Contains(joined, want) {
+				t.Errorf("the stand-in's refusals at %s do not say %q:\n%s", cluster, want, joined)
+			}
 		}
 	}
 

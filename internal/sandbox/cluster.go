@@ -40,7 +40,17 @@ type Cluster struct {
 	// from the MetalLB stand-in, and its node ports are served by the kube-proxy stand-in (NodePorts). Its
 	// API server, CoreDNS and probe Pods are as any cluster's.
 	External bool
+	// AssumeRole, a role ARN of another account (SecondAccountRole), puts the cluster's AWS objects in that
+	// account, as for a mesh member with assume_role: Start makes its VPC and EKS cluster, and the
+	// load-balancer stand-in its NLB, ENIs and frontend group, with credentials from assuming the role
+	// (moto puts what an assumed role does in the role's account; ClusterAWSConfig gives them). The
+	// aws-iam-authenticator stand-in maps the role's ARN to MeshdIdentity, as an access entry for the role
+	// would. (The target-group stand-in, StartTargetGroups, still works in the default account.)
+	AssumeRole string
 }
+
+// SecondAccountRole is a role of a second moto account (111111111111), for Cluster.AssumeRole.
+const SecondAccountRole = "arn:aws:iam::111111111111:role/meshd"
 
 // NodeAddresses are the addresses of the cluster's nodes, as a user lists them for a NodePort Service:
 // the sandbox gives a cluster one node per CoreDNS address (DNS, in order), so a node port of an external

@@ -14,7 +14,8 @@ import (
 var MeshdIdentity = Identity{Username: "meshd", Groups: []string{"meshd"}}
 
 // startIAM starts the aws-iam-authenticator stand-in against the sandbox's moto, knowing the sandbox's key
-// (so it checks those tokens' signatures) and mapping its identity to MeshdIdentity.
+// (so it checks those tokens' signatures) and mapping its identity, and each cluster's AssumeRole, to
+// MeshdIdentity.
 func (s *Sandbox) startIAM(ctx, bg context.Context) (*IAMAuthenticator, error) {
 	a, err := StartIAMAuthenticator(bg, s.MotoEndpoint, s.Logf)
 	if err != nil {
@@ -31,6 +32,11 @@ func (s *Sandbox) startIAM(ctx, bg context.Context) (*IAMAuthenticator, error) {
 		return nil, err
 	}
 	a.Map(arn, MeshdIdentity)
+	for _, c := range s.Clusters {
+		if c.AssumeRole != "" {
+			a.Map(c.AssumeRole, MeshdIdentity)
+		}
+	}
 	return a, nil
 }
 

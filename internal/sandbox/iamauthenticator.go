@@ -34,11 +34,22 @@ import (
 // canonicalised to the role's) to a user and groups; an ARN it does not map is refused.
 //
 // moto is STS here, and it neither checks signatures nor routes a presigned GET to STS (a request without
-// an Authorization header goes to its S3): so the stand-in checks the signature itself where it knows the
-// secret of the access key (Keys; the sandbox's "testing" key), and asks moto who the key is with the
-// token's credential in a signed-header request. A token made for another cluster fails the signature check
-// (the cluster name is signed); one made with a key it does not know (an assumed role's) is trusted on the
-// rest, as moto would.
+// an Authorization header goes to its S3): so the stand-in checks the signature itself, and asks moto who
+// the key is with the token's credential in a signed-header request.
+//
+// What it checks, for every token: the encoding, STS's host and path, only the query parameters
+// aws-iam-authenticator allows, Action=GetCallerIdentity, x-k8s-aws-id among the signed headers,
+// X-Amz-Expires at most 900, X-Amz-Date not more than 15 minutes ago (expiry needs no secret), an STS
+// credential scope, and the caller's ARN mapped. The cluster a token was made for is in its signature only
+// (x-k8s-aws-id is a signed header, its value is not in the URL), so the signature is checked, with this
+// cluster's name, for every token: the stand-in needs the secret of the token's access key, which it knows
+// when it was given it (AddKey: the sandbox's "testing" key) or when moto's STS issued it (an assumed
+// role's session credentials, looked up once in moto's /moto-api/data.json and kept). A token whose key it
+// knows neither way is refused: it could check neither its cluster nor that it was signed at all.
+// What it cannot check: that session credentials are still valid (moto does not expire them, nor does it
+// check the session token), that the role's trust policy allowed the AssumeRole (moto ignores trust
+// policies), and anything per cluster about the mapping (one ARN-to-identity map serves every cluster,
+// where EKS has access entries per cluster).
 //
 // Each cluster's API server reaches it at its own path, /authenticate/<EKS cluster name>: that path names
 // the cluster a token must be for.
@@ -52,7 +63,7 @@ type IAMAuthenticator struct {
 	URL string // http://127.0.0.1:<port>
 
 	mu       sync.Mutex
-	keys     map[string]string   // access key ID -> secret
+	keys     map[string]string   // access key ID -> secret: AddKey's and those learnt from moto
 	mappings map[string]Identity // canonical ARN -> identity
 	reviews  []Review
 	srv      *http.Server
@@ -97,7 +108,8 @@ func StartIAMAuthenticator(ctx context.Context, motoEndpoint string, logf func(s
 // Stop closes the server.
 func (a *IAMAuthenticator) Stop() { _ = a.srv.Close() }
 
-// AddKey lets the stand-in check the signatures of tokens made with an access key.
+// AddKey lets the stand-in check the signatures of tokens made with an access key (session credentials
+// moto's STS issued need none: see secret).
 func (a *IAMAuthenticator) AddKey(accessKeyID, secret string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -228,13 +240,12 @@ func (a *IAMAuthenticator) Authenticate(ctx context.Context, cluster, token stri
 		return Identity{}, "", fmt.Errorf("the credential scope %q is not STS's", strings.Join(scope[1:], "/"))
 	}
 	key, region := scope[0], scope[2]
-	a.mu.Lock()
-	secret, known := a.keys[key]
-	a.mu.Unlock()
-	if known {
-		if err := checkSignature(ctx, u, q, cluster, key, secret, region, date); err != nil {
-			return Identity{}, "", err
-		}
+	secret, err := a.secret(ctx, key)
+	if err != nil {
+		return Identity{}, "", err
+	}
+	if err := checkSignature(ctx, u, q, cluster, key, secret, region, date); err != nil {
+		return Identity{}, "", err
 	}
 	arn, err := a.callerARN(ctx, key, region, q)
 	if err != nil {
@@ -248,6 +259,66 @@ func (a *IAMAuthenticator) Authenticate(ctx context.Context, cluster, token stri
 		return Identity{}, arn, fmt.Errorf("ARN %s is not mapped to a Kubernetes identity", arn)
 	}
 	return id, arn, nil
+}
+
+// secret is the secret of an access key: one given to AddKey, or session credentials moto's STS issued
+// (AssumeRole), which moto lists in its /moto-api/data.json; a key found there is kept. A key known neither
+// way is an error: the token's signature, and so its cluster, cannot be checked.
+func (a *IAMAuthenticator) secret(ctx context.Context, key string) (string, error) {
+	a.mu.Lock()
+	secret, ok := a.keys[key]
+	a.mu.Unlock()
+	if ok {
+		return secret, nil
+	}
+	issued, err := a.motoSessionKeys(ctx)
+	if err != nil {
+		return "", fmt.Errorf("cannot check the signature: looking up the access key in moto: %w", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, v := range issued {
+		a.keys[k] = v
+	}
+	if secret, ok = a.keys[key]; !ok {
+		return "", errors.New("cannot check the signature (nor so the cluster): the access key was neither given to the stand-in nor issued by moto's STS")
+	}
+	return secret, nil
+}
+
+// motoSessionKeys reads the session credentials moto's STS has issued (its AssumedRole models) from moto's
+// model dump, /moto-api/data.json.
+func (a *IAMAuthenticator) motoSessionKeys(ctx context.Context) (map[string]string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.MotoEndpoint+"/moto-api/data.json", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("moto's data.json: HTTP %d", resp.StatusCode)
+	}
+	var dump struct {
+		STS struct {
+			AssumedRole []struct {
+				AccessKeyID     string `json:"access_key_id"`
+				SecretAccessKey string `json:"secret_access_key"`
+			} `json:"AssumedRole"`
+		} `json:"sts"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&dump); err != nil {
+		return nil, fmt.Errorf("moto's data.json: %w", err)
+	}
+	out := map[string]string{}
+	for _, r := range dump.STS.AssumedRole {
+		if r.AccessKeyID != "" {
+			out[r.AccessKeyID] = r.SecretAccessKey
+		}
+	}
+	return out, nil
 }
 
 // checkHost accepts STS's global and regional endpoints, as aws-iam-authenticator does, and moto's.

@@ -16,7 +16,8 @@ import (
 
 // TestIAMAuthenticatorStandIn: the stand-in accepts a token made as aws eks get-token makes it for its
 // cluster and maps the caller's ARN (an assumed role's canonicalised to the role), and refuses a token for
-// another cluster (signature), an expired one, an unmapped caller and what is not an EKS token.
+// another cluster (signature), an expired one, an unmapped caller and what is not an EKS token; an assumed
+// role's tokens (a key it learns from moto) are checked alike, and one whose key it cannot learn is refused.
 func TestIAMAuthenticatorStandIn(t *testing.T) {
 	moto := testenv.StartMoto(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -71,5 +72,21 @@ func TestIAMAuthenticatorStandIn(t *testing.T) {
 	a.Map("arn:aws:iam::111111111111:role/meshd", Identity{Username: "meshd-b", Groups: []string{"meshd"}})
 	if id, arn, err := a.Authenticate(ctx, "tidb-2", token(role, "tidb-2")); err != nil || id.Username != "meshd-b" {
 		t.Errorf("assumed role: %v (%s), %v; want meshd-b", id, arn, err)
+	}
+	// Its key was not given to the stand-in, which learnt it from moto: the cluster and expiry are checked
+	// as for the sandbox's key.
+	if _, _, err := a.Authenticate(ctx, "tidb-2", token(role, "tidb-1")); err == nil || !strings.Contains(err.Error(), "signature") {
+		t.Errorf("assumed role's token for another cluster: %v, want a signature mismatch", err)
+	}
+	a.Now = func() time.Time { return time.Now().Add(16 * time.Minute) }
+	if _, _, err := a.Authenticate(ctx, "tidb-2", token(role, "tidb-2")); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("assumed role's token 16 minutes later: %v, want expired", err)
+	}
+	a.Now = nil
+	// A key neither given nor issued by moto's STS (moto would answer for it): refused, unverifiable.
+	stranger := cfg.Copy()
+	stranger.Credentials = credentials.NewStaticCredentialsProvider("AKIASTRANGER", "not-known", "")
+	if _, _, err := a.Authenticate(ctx, "tidb-1", token(stranger, "tidb-1")); err == nil || !strings.Contains(err.Error(), "cannot check the signature") {
+		t.Errorf("a key the stand-in cannot verify: %v, want refused as unverifiable", err)
 	}
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/meshd-io/meshd/internal/testenv"
@@ -59,14 +61,17 @@ type Sandbox struct {
 	// IAM stands in for aws-iam-authenticator behind every API server's token webhook, as on EKS: a token
 	// made as aws eks get-token makes it for cluster <name> (the moto EKS cluster's name) authenticates as
 	// the identity its caller's ARN is mapped to. The sandbox's own credentials (DefaultARN) are mapped to
-	// the user and group "meshd", as an EKS access entry would map meshd's role; tests map more.
+	// the user and group "meshd", as an EKS access entry would map meshd's role, and so is each cluster's
+	// AssumeRole; tests map more.
 	IAM *IAMAuthenticator
 
-	moto   *testenv.Process
-	etcd   *testenv.EtcdServer
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	stop   sync.Once
+	moto    *testenv.Process
+	etcd    *testenv.EtcdServer
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	stop    sync.Once
+	mu      sync.Mutex
+	assumed map[string]aws.CredentialsProvider // by role ARN: see ClusterAWSConfig
 }
 
 // Start brings the sandbox up and returns when every cluster's CoreDNS answers for its own verification
@@ -189,7 +194,7 @@ func Start(ctx context.Context, o Options) (s *Sandbox, err error) {
 
 	if err := s.step(fmt.Sprintf("creating %d VPCs in moto as eksctl lays them out", len(s.awsClusters())), func() error {
 		for _, c := range s.awsClusters() {
-			n, err := CreateNetwork(ctx, s.AWSConfig(c.Region), c.ClusterNet)
+			n, err := CreateNetwork(ctx, s.ClusterAWSConfig(c), c.ClusterNet)
 			if err != nil {
 				return err
 			}
@@ -283,7 +288,7 @@ func Start(ctx context.Context, o Options) (s *Sandbox, err error) {
 		s.LB = &LBController{Logf: o.Logf}
 		for _, c := range s.awsClusters() {
 			s.LB.Clusters = append(s.LB.Clusters, LBCluster{Name: c.Name, Client: s.Clients[c.Name],
-				AWS: s.AWSConfig(c.Region), SubnetIDs: s.Networks[c.Name].SubnetIDs, VPCID: s.Networks[c.Name].VPCID, IPs: c.DNS})
+				AWS: s.ClusterAWSConfig(c), SubnetIDs: s.Networks[c.Name].SubnetIDs, VPCID: s.Networks[c.Name].VPCID, IPs: c.DNS})
 		}
 		s.wg.Add(1)
 		go func() {
@@ -411,6 +416,28 @@ func WaitResolve(ctx context.Context, addr, name string, timeout time.Duration) 
 func (s *Sandbox) AWSConfig(region string) aws.Config {
 	return aws.Config{Region: region, BaseEndpoint: aws.String(s.MotoEndpoint),
 		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", "")}
+}
+
+// ClusterAWSConfig is AWSConfig for the cluster's region, with the credentials of its AssumeRole when it has
+// one (assumed with the sandbox's own, renewed as they expire): the cluster's account.
+func (s *Sandbox) ClusterAWSConfig(c Cluster) aws.Config {
+	cfg := s.AWSConfig(c.Region)
+	if c.AssumeRole == "" {
+		return cfg
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.assumed == nil {
+		s.assumed = map[string]aws.CredentialsProvider{}
+	}
+	p := s.assumed[c.AssumeRole]
+	if p == nil {
+		p = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(s.AWSConfig("us-east-1")), c.AssumeRole,
+			func(o *stscreds.AssumeRoleOptions) { o.RoleSessionName = "meshd-sandbox" }))
+		s.assumed[c.AssumeRole] = p
+	}
+	cfg.Credentials = p
+	return cfg
 }
 
 // Env is the environment that points meshctl (AWS SDK and kubeconfig) at the sandbox: moto, and for EKS
