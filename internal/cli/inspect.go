@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -96,13 +95,13 @@ func (a *App) stateCmd(ctx context.Context, args []string) int {
 	if err != nil {
 		return a.errorf("%v", err)
 	}
-	entries := stateEntries(st)
+	entries := plan.StateEntries(st)
 	if sub == "list" {
 		if fs.NArg() > 0 {
 			return a.errorf("meshctl state list takes no arguments")
 		}
 		for _, e := range entries {
-			fmt.Fprintln(a.Stdout, e.address)
+			fmt.Fprintln(a.Stdout, e.Address)
 		}
 		return ExitOK
 	}
@@ -111,7 +110,7 @@ func (a *App) stateCmd(ctx context.Context, args []string) int {
 	}
 	addr := fs.Arg(0)
 	for _, e := range entries {
-		if e.address == addr {
+		if e.Address == addr {
 			printEntry(a.Stdout, e)
 			return ExitOK
 		}
@@ -128,86 +127,16 @@ func readStateFile(ctx context.Context, path string) (*state.State, error) {
 	return state.NewLocal(path).Read(ctx)
 }
 
-// entry is one address the state records and its attributes, in print order.
-type entry struct {
-	address string
-	attrs   []attr
-}
-
-type attr struct {
-	name  string
-	value any // string or []string
-}
-
-// stateEntries lists what the state records, by address: members, routes, Corefile zones, then copies,
-// each sorted by address. The state holds no secret (a copy's record is where it is, not its content), and
-// only these fields are printed.
-func stateEntries(st *state.State) []entry {
-	var members, routes, corefiles, replicas []entry
-	for name, m := range st.Members {
-		kube := []attr{{"kube_context", m.KubeContext}, {"namespace", m.Namespace}, {"cluster_domain", m.ClusterDomain}}
-		if m.External { // no AWS side to show
-			members = append(members, entry{address: "member[" + name + "]",
-				attrs: append([]attr{{"name", m.Name}, {"network", "external"}}, kube...)})
-			continue
-		}
-		members = append(members, entry{address: "member[" + name + "]", attrs: append([]attr{
-			{"name", m.Name}, {"region", m.Region}, {"vpc_id", m.VPCID}, {"cidrs", m.CIDRs},
-			{"route_table_ids", m.RouteTableIDs}, {"security_group_id", m.SecurityGroupID}, {"owner_id", m.OwnerID},
-		}, kube...)})
-	}
-	for _, r := range st.Routes {
-		routes = append(routes, entry{address: plan.RouteAddress(clusterOfVPC(st, r.VPCID), r.RouteTableID, r.DestinationCIDR),
-			attrs: []attr{{"region", r.Region}, {"vpc_id", r.VPCID}, {"route_table_id", r.RouteTableID},
-				{"destination_cidr", r.DestinationCIDR}, {"peering_id", r.PeeringID}}})
-	}
-	for cluster, zones := range st.Corefiles {
-		if len(zones) == 0 {
-			continue
-		}
-		corefiles = append(corefiles, entry{address: plan.CorefileAddress(cluster), attrs: []attr{{"zones", zones}}})
-	}
-	for addr, r := range st.ControlPlanes {
-		replicas = append(replicas, entry{address: addr, attrs: []attr{{"cluster", r.Cluster},
-			{"kube_context", r.KubeContext}, {"kind", r.Kind}, {"namespace", r.Namespace}, {"name", r.Name}}})
-	}
-	for addr, r := range st.Replicas {
-		replicas = append(replicas, entry{address: addr, attrs: []attr{{"cluster", r.Cluster},
-			{"kube_context", r.KubeContext}, {"kind", r.Kind}, {"namespace", r.Namespace}, {"name", r.Name}}})
-	}
-	var all []entry
-	for _, group := range [][]entry{members, routes, corefiles, replicas} {
-		sort.Slice(group, func(i, j int) bool { return group[i].address < group[j].address })
-		all = append(all, group...)
-	}
-	return all
-}
-
-// clusterOfVPC names the member whose VPC this is, as the planner does for a route's address (the VPC ID
-// when no member of the state has it).
-func clusterOfVPC(st *state.State, vpc string) string {
-	names := make([]string, 0, len(st.Members))
-	for name := range st.Members {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		if st.Members[name].VPCID == vpc {
-			return name
-		}
-	}
-	return vpc
-}
-
-func printEntry(w io.Writer, e entry) {
+// printEntry prints one address the state records, as meshctl state show does.
+func printEntry(w io.Writer, e state.Entry) {
 	width := 0
-	for _, a := range e.attrs {
-		width = max(width, len(a.name))
+	for _, a := range e.Attrs {
+		width = max(width, len(a.Name))
 	}
-	fmt.Fprintf(w, "# %s:\n", e.address)
-	for _, a := range e.attrs {
+	fmt.Fprintf(w, "# %s:\n", e.Address)
+	for _, a := range e.Attrs {
 		var v string
-		switch x := a.value.(type) {
+		switch x := a.Value.(type) {
 		case string:
 			if x == "" {
 				continue
@@ -220,6 +149,6 @@ func printEntry(w io.Writer, e entry) {
 			}
 			v = "[" + strings.Join(q, ", ") + "]"
 		}
-		fmt.Fprintf(w, "  %-*s = %s\n", width, a.name, v)
+		fmt.Fprintf(w, "  %-*s = %s\n", width, a.Name, v)
 	}
 }

@@ -29,6 +29,24 @@ func init() {
 		Kind: KindAddonCorefile, Address: "addon_corefile[<cluster>]", Rank: 10,
 		Provider: ProviderAWS, Decode: decodeAs[AddonCorefile], RepeatHint: hintAddon,
 		IAM: addonIAM,
+		State: &Records{
+			List: func(st *state.State) []state.Entry {
+				var out []state.Entry
+				for cluster, r := range st.Addons {
+					out = append(out, state.Entry{Address: AddonCorefileAddress(cluster), Attrs: []state.Attr{
+						{Name: "region", Value: r.Region}, {Name: "eks_cluster", Value: r.EKSCluster}, {Name: "addon", Value: r.Addon},
+						{Name: "zones", Value: r.Zones}, {Name: "had_corefile", Value: boolAttr(r.HadCorefile)},
+						{Name: "base_hash", Value: r.BaseHash}, {Name: "original_hash", Value: r.OriginalHash},
+						{Name: "written_hash", Value: r.WrittenHash}}})
+				}
+				return out
+			},
+			Fix: func(p *Plan, st *state.State) {
+				for _, cluster := range p.ForgetAddons {
+					st.RemoveAddon(cluster)
+				}
+			},
+		},
 	})
 }
 

@@ -48,6 +48,13 @@ func init() {
 			return out
 		},
 		RBAC: cpAccountRBAC,
+		State: &Records{
+			List: func(st *state.State) []state.Entry { return locatedEntries(KindCPAccount, st.ControlPlanes) },
+			// The control planes' records are one map: the account's kind fixes the kubeconfig's too.
+			Fix: func(p *Plan, st *state.State) {
+				fixRecords(p.ForgetControlPlanes, p.RecordControlPlanes, st.RemoveControlPlane, st.SetControlPlane)
+			},
+		},
 	})
 	Register(KindInfo{
 		Kind: KindKubeconfig, Address: "kubeconfig[<control plane>]", Rank: 7,
@@ -64,7 +71,8 @@ func init() {
 			}
 			return out
 		},
-		RBAC: kubeconfigRBAC,
+		RBAC:  kubeconfigRBAC,
+		State: &Records{List: func(st *state.State) []state.Entry { return locatedEntries(KindKubeconfig, st.ControlPlanes) }},
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/meshd-io/meshd/internal/corefile"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/spec"
+	"github.com/meshd-io/meshd/internal/state"
 )
 
 // KindCorefile is meshd's server blocks in a member's kube-system/coredns Corefile: one per other member,
@@ -29,6 +30,15 @@ func init() {
 			return everyMember(m, Watch{APIVersion: "v1", Resource: "configmaps", Namespace: DNSNamespace, Name: CoreDNSConfigMap})
 		},
 		RBAC: corefileRBAC,
+		State: &Records{List: func(st *state.State) []state.Entry {
+			var out []state.Entry
+			for cluster, zones := range st.Corefiles {
+				if len(zones) > 0 {
+					out = append(out, state.Entry{Address: CorefileAddress(cluster), Attrs: []state.Attr{{Name: "zones", Value: zones}}})
+				}
+			}
+			return out
+		}},
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/meshd-io/meshd/internal/access"
 	"github.com/meshd-io/meshd/internal/spec"
+	"github.com/meshd-io/meshd/internal/state"
 )
 
 // Kind names a resource type; it is the prefix of every address, e.g. route[tidb-1:rtb-0a1:10.2.0.0/16].
@@ -95,6 +96,19 @@ type KindInfo struct {
 	// IAM lists the AWS permissions the kind's observation and executor need under the spec m (nil for
 	// Kubernetes kinds); `meshctl iam-policy` renders them.
 	IAM func(m *spec.Mesh) []access.Statement
+	// State, for a kind whose executor records what observation cannot find again, is its part of the
+	// state; nil for a kind that records nothing.
+	State *Records
+}
+
+// Records is a kind's part of the state. Its executor writes the records (apply.Outcome.Record); List and
+// Fix are what the rest of meshd does with them, looping over the kinds.
+type Records struct {
+	// List returns the kind's records in st, each with its address and what `meshctl state show` prints.
+	List func(st *state.State) []state.Entry
+	// Fix applies p's fixes of the kind's records to st (Plan.FixState): records of objects found to be
+	// meshd's, records of objects gone. Nil when the planner makes none.
+	Fix func(p *Plan, st *state.State)
 }
 
 var registry = map[Kind]KindInfo{}

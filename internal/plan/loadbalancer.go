@@ -42,6 +42,7 @@ func init() {
 		},
 		Watches: bindingWatches,
 		RBAC:    bindingRBAC,
+		State:   &Records{List: func(st *state.State) []state.Entry { return lbEntries(KindTargetGroupBinding, st) }},
 	})
 	Register(KindInfo{
 		Kind: KindLBService, Address: "lb_service[<load_balancer>]", Rank: 9, First: true,
@@ -54,7 +55,27 @@ func init() {
 		},
 		Watches: lbServiceWatches,
 		RBAC:    lbServiceRBAC,
+		State: &Records{
+			List: func(st *state.State) []state.Entry { return lbEntries(KindLBService, st) },
+			// The load_balancer blocks' records are one map: the Service's kind fixes the bindings' too.
+			Fix: func(p *Plan, st *state.State) {
+				fixRecords(p.ForgetLoadBalancers, p.RecordLoadBalancers, st.RemoveLoadBalancer, st.SetLoadBalancer)
+			},
+		},
 	})
+}
+
+// lbEntries lists the records of kind k (a load_balancer block's Service or bindings).
+func lbEntries(k Kind, st *state.State) []state.Entry {
+	var out []state.Entry
+	for addr, r := range st.LoadBalancers {
+		if strings.HasPrefix(addr, string(k)+"[") {
+			out = append(out, state.Entry{Address: addr, Attrs: append(locatedAttrs(r.Cluster, r.KubeContext, r.Kind, r.Namespace, r.Name),
+				state.Attr{Name: "added_multi_cluster", Value: boolAttr(r.AddedMultiCluster)},
+				state.Attr{Name: "added_deletion_protection", Value: boolAttr(r.AddedDeletionProtection)})})
+		}
+	}
+	return out
 }
 
 // bindingRBAC: in each secondary, the TargetGroupBinding CRD (read, to tell LBC v2.10+ from older ones),

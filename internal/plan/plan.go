@@ -7,8 +7,6 @@ package plan
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/meshd-io/meshd/internal/model"
@@ -176,34 +174,13 @@ func (p *Plan) Find(address string) *Change {
 	return nil
 }
 
-// FixState applies Record and Forget to st: the state fixes that need no change in AWS. Apply calls it
-// before any change runs, so that the changes' own records win.
+// FixState applies the plan's fixes of the state's records, kind by kind (Records.Fix): the fixes that need
+// no change in AWS or Kubernetes. Apply calls it before any change runs, so that the changes' own records
+// win.
 func (p *Plan) FixState(st *state.State) {
-	for _, rec := range p.Forget {
-		st.RemoveRoute(rec.RouteTableID, rec.DestinationCIDR)
-	}
-	for _, rec := range p.Record {
-		st.AddRoute(rec)
-	}
-	for _, addr := range p.ForgetReplicas {
-		st.RemoveReplica(addr)
-	}
-	for _, addr := range slices.Sorted(maps.Keys(p.RecordReplicas)) {
-		st.SetReplica(addr, p.RecordReplicas[addr])
-	}
-	for _, addr := range p.ForgetLoadBalancers {
-		st.RemoveLoadBalancer(addr)
-	}
-	for _, addr := range slices.Sorted(maps.Keys(p.RecordLoadBalancers)) {
-		st.SetLoadBalancer(addr, p.RecordLoadBalancers[addr])
-	}
-	for _, cluster := range p.ForgetAddons {
-		st.RemoveAddon(cluster)
-	}
-	for _, addr := range p.ForgetControlPlanes {
-		st.RemoveControlPlane(addr)
-	}
-	for _, addr := range slices.Sorted(maps.Keys(p.RecordControlPlanes)) {
-		st.SetControlPlane(addr, p.RecordControlPlanes[addr])
+	for _, k := range Kinds() {
+		if k.State != nil && k.State.Fix != nil {
+			k.State.Fix(p, st)
+		}
 	}
 }

@@ -28,6 +28,12 @@ func init() {
 		},
 		Watches: replicaWatches,
 		RBAC:    replicaRBAC,
+		State: &Records{
+			List: func(st *state.State) []state.Entry { return locatedEntries(KindReplica, st.Replicas) },
+			Fix: func(p *Plan, st *state.State) {
+				fixRecords(p.ForgetReplicas, p.RecordReplicas, st.RemoveReplica, st.SetReplica)
+			},
+		},
 	})
 }
 

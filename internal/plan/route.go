@@ -17,8 +17,35 @@ func init() {
 	Register(KindInfo{
 		Kind: KindRoute, Address: "route[<cluster>:<route table>:<destination cidr>]", Rank: 1,
 		Provider: ProviderAWS, Decode: decodeAs[Route], RepeatHint: hintAWS,
-		IAM: routeIAM,
+		IAM: routeIAM, State: &Records{List: routeEntries, Fix: func(p *Plan, st *state.State) {
+			for _, rec := range p.Forget {
+				st.RemoveRoute(rec.RouteTableID, rec.DestinationCIDR)
+			}
+			for _, rec := range p.Record {
+				st.AddRoute(rec)
+			}
+		}},
 	})
+}
+
+// routeEntries lists the recorded routes at the planner's addresses: a route's cluster is the member whose
+// VPC it is in (the VPC ID when no member of the state has it).
+func routeEntries(st *state.State) []state.Entry {
+	var out []state.Entry
+	for _, r := range st.Routes {
+		cluster := r.VPCID
+		for _, name := range sortedNames(st.Members) {
+			if st.Members[name].VPCID == r.VPCID {
+				cluster = name
+				break
+			}
+		}
+		out = append(out, state.Entry{Address: RouteAddress(cluster, r.RouteTableID, r.DestinationCIDR),
+			Attrs: []state.Attr{{Name: "region", Value: r.Region}, {Name: "vpc_id", Value: r.VPCID},
+				{Name: "route_table_id", Value: r.RouteTableID}, {Name: "destination_cidr", Value: r.DestinationCIDR},
+				{Name: "peering_id", Value: r.PeeringID}}})
+	}
+	return out
 }
 
 // Route is a route to another member's CIDR block through their peering. When the peering does not exist yet

@@ -5,6 +5,7 @@ package state
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 
 	"github.com/meshd-io/meshd/internal/model"
@@ -40,6 +41,9 @@ type State struct {
 	// ServiceAccounts at cp_account[<control plane>:<cluster>], the kubeconfig Secrets at
 	// kubeconfig[<control plane>]), located as copies are: so that a removed data plane or block is cleaned up.
 	ControlPlanes map[string]ReplicaRecord `json:"control_planes,omitempty"`
+	// Records are the records of kinds that keep them in a Table rather than a field of their own: by
+	// table name, then address.
+	Records map[string]map[string]json.RawMessage `json:"records,omitempty"`
 }
 
 // AddonRecord is one add-on configuration meshd wrote to. It holds hashes, never the configuration: that
