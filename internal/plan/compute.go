@@ -33,6 +33,8 @@ type Input struct {
 	// ControlPlanes, when set, plans the control planes' accounts and kubeconfig Secrets (see
 	// controlplane.go); nil leaves them alone.
 	ControlPlanes *ControlPlaneInput
+	// Kinds holds the observations of kinds registered outside this package (KindInfo.Plan), by kind.
+	Kinds map[Kind]any
 }
 
 // Compute diffs the desired mesh against the observed world. Ownership decides what may be touched:
@@ -48,15 +50,14 @@ type Input struct {
 // deleted) is an update (~). Rejected, deleted and expired peerings count as missing: AWS keeps listing them.
 func Compute(in Input) *Plan {
 	c := newComputer(in)
-	c.peerings()
-	c.routes()
-	c.rules()
-	c.orphanPeerings()
-	c.dns()
-	c.privileges()
-	c.replicas()
-	c.loadBalancers()
-	c.controlPlanes()
+	for _, k := range Kinds() { // by rank: a kind's planner may use what the planners before it found
+		switch {
+		case k.planner != nil:
+			k.planner(c)
+		case k.Plan != nil:
+			k.Plan(in, c.plan)
+		}
+	}
 	return c.finish()
 }
 

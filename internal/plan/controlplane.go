@@ -32,6 +32,7 @@ const (
 func init() {
 	Register(KindInfo{
 		Kind: KindCPAccount, Address: "cp_account[<control plane>:<cluster>]", Rank: 6,
+		planner:  (*computer).controlPlanes, // and the kubeconfigs
 		Provider: ProviderKube, Decode: decodeAs[CPAccount], RepeatHint: hintKube,
 		Touches: func(r Resource) ObjectRef {
 			a := r.(CPAccount)

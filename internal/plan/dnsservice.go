@@ -24,7 +24,9 @@ const KindDNSService Kind = "dns_service"
 func init() {
 	Register(KindInfo{
 		Kind: KindDNSService, Address: "dns_service[<cluster>]", Rank: 3,
-		First: true, Provider: ProviderKube, Decode: decodeAs[DNSService], RepeatHint: hintKube,
+		// One planner for the DNS kinds: a Corefile forwards to the Services, in the ConfigMap or the add-on.
+		planner: (*computer).dns,
+		First:   true, Provider: ProviderKube, Decode: decodeAs[DNSService], RepeatHint: hintKube,
 		Touches: func(r Resource) ObjectRef {
 			return ObjectRef{Cluster: r.(DNSService).Cluster, APIVersion: "v1", Kind: "Service",
 				Namespace: DNSNamespace, Name: DNSServiceName}

@@ -96,6 +96,12 @@ type KindInfo struct {
 	// IAM lists the AWS permissions the kind's observation and executor need under the spec m (nil for
 	// Kubernetes kinds); `meshctl iam-policy` renders them.
 	IAM func(m *spec.Mesh) []access.Statement
+	// Plan is the kind's part of Compute for a kind registered outside this package: it adds the kind's
+	// changes and conflicts to p, from in (its observation in in.Kinds). The kinds here set planner.
+	Plan func(in Input, p *Plan)
+	// planner is Plan for the kinds of this package, which share the computer's indexes. A planner may
+	// cover several kinds (dns: the DNS Services, Corefiles and add-ons); the others leave it nil.
+	planner func(c *computer)
 	// State, for a kind whose executor records what observation cannot find again, is its part of the
 	// state; nil for a kind that records nothing.
 	State *Records

@@ -46,6 +46,7 @@ func init() {
 	})
 	Register(KindInfo{
 		Kind: KindLBService, Address: "lb_service[<load_balancer>]", Rank: 9, First: true,
+		planner:  (*computer).loadBalancers, // and the bindings
 		Provider: ProviderKube, Decode: decodeAs[LBService],
 		RepeatHint: "the Service's managedFields name who writes its annotations (kubectl get -o yaml --show-managed-fields); " +
 			"a kubectl apply of a manifest without them removes them each time: add them to the manifest",

@@ -14,7 +14,8 @@ const KindPeering Kind = "peering"
 func init() {
 	Register(KindInfo{
 		Kind: KindPeering, Address: "peering[<cluster>:<cluster>]", Rank: 0,
-		First: true, DeletedLast: true, Provider: ProviderAWS,
+		planner: (*computer).peerings,
+		First:   true, DeletedLast: true, Provider: ProviderAWS,
 		Decode: decodeAs[Peering], RepeatHint: hintAWS,
 		IAM: peeringIAM,
 	})

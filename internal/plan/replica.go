@@ -21,6 +21,8 @@ const KindReplica Kind = "replica"
 func init() {
 	Register(KindInfo{
 		Kind: KindReplica, Address: "replica[<replicate>:<cluster>]", Rank: 5,
+		// The privilege check withholds sources and roles before the replicas and control planes are planned.
+		planner:  func(c *computer) { c.privileges(); c.replicas() },
 		Provider: ProviderKube, Decode: decodeAs[Replica], RepeatHint: hintKube,
 		Touches: func(r Resource) ObjectRef {
 			c := r.(Replica)

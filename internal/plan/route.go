@@ -16,6 +16,8 @@ const KindRoute Kind = "route"
 func init() {
 	Register(KindInfo{
 		Kind: KindRoute, Address: "route[<cluster>:<route table>:<destination cidr>]", Rank: 1,
+		// The peerings no route uses any more go after the routes: their deletes wait on the routes'.
+		planner:  func(c *computer) { c.routes(); c.orphanPeerings() },
 		Provider: ProviderAWS, Decode: decodeAs[Route], RepeatHint: hintAWS,
 		IAM: routeIAM, State: &Records{List: routeEntries, Fix: func(p *Plan, st *state.State) {
 			for _, rec := range p.Forget {

@@ -16,6 +16,7 @@ const KindSGRule Kind = "sg_rule"
 func init() {
 	Register(KindInfo{
 		Kind: KindSGRule, Address: "sg_rule[<cluster>:<security group>:<source cidr>]", Rank: 2,
+		planner:  (*computer).rules,
 		Provider: ProviderAWS, Decode: decodeAs[SGRule], RepeatHint: hintAWS,
 		IAM: sgRuleIAM,
 	})
