@@ -170,134 +170,26 @@ func (e *Engine) Plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 }
 
 // plan is Plan under an observe scope (see obsCache): what the scope lets it reuse comes from the cache,
-// the rest is observed and cached.
+// the rest is observed and cached. The observers (observe.go) read the world; Compute and Check make the plan.
 func (e *Engine) plan(ctx context.Context, m *spec.Mesh, st *state.State, destroy bool, scope model.ObserveScope) (*plan.Plan, *passView, hcl.Diagnostics, error) {
-	v := e.cache.begin(m, st, destroy, scope)
-	// With DNS turned off meshd leaves Kubernetes alone — except that destroy still removes DNS objects an
-	// earlier apply made (the state records their Corefile zones), rather than orphaning them.
-	dnsOn := e.Kube != nil && (!m.DNSDisabled || (destroy && len(st.Corefiles) > 0))
-
-	// The two sides are observed at the same time: neither needs the other until the load balancers.
-	var kubeObs map[string]model.DNSObserved
-	var kubeDiags, replicaDiags, cpDiags hcl.Diagnostics
-	var replicas *plan.ReplicaInput
-	var addons addonObservation
-	var controlPlanes *plan.ControlPlaneInput
-	var wg sync.WaitGroup
-	if dnsOn {
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			kubeObs, kubeDiags = e.observeDNS(ctx, v, kubeTargets(m, st))
-		}()
-		go func() {
-			defer wg.Done()
-			// The add-ons are AWS: observed with the rest of AWS, or reused with it (obsCache).
-			addons, _ = awsPart(v, "addons", func() (addonObservation, error) {
-				ctx, cancel := e.awsObserveContext(ctx, scope)
-				defer cancel()
-				a := e.observeAddons(ctx, m, st, destroy)
-				return a, a.err
-			})
-			addons.diags = cloneDiags(addons.diags)
-		}()
+	o := &observation{e: e, v: e.cache.begin(m, st, destroy, scope), m: m, st: st, destroy: destroy,
+		dnsOn: e.Kube != nil && (!m.DNSDisabled || (destroy && len(st.Corefiles) > 0))}
+	if err := o.observe(ctx); err != nil || o.diags.HasErrors() {
+		return nil, o.v, o.diags, err
 	}
-	if e.replicasOn(m, st) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			replicas, replicaDiags = e.observeReplicas(ctx, v, m, st, destroy)
-		}()
-	}
-	if e.controlPlanesOn(m, st) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			controlPlanes, cpDiags = e.observeControlPlanes(ctx, v, m, st, destroy)
-		}()
-	}
-	type awsResult struct {
-		obs   *awsprovider.Observation
-		diags hcl.Diagnostics
-	}
-	res, err := awsPart(v, "observe", func() (awsResult, error) {
-		ctx, cancel := e.awsObserveContext(ctx, scope)
-		defer cancel()
-		obs, diags, err := e.AWS.Observe(ctx, m, st.Members)
-		return awsResult{obs, diags}, err
-	})
-	obs, diags := res.obs, cloneDiags(res.diags)
-	wg.Wait()
-	var resolved []model.Member
-	var held map[string]model.Member
-	if err == nil {
-		resolved = obs.Members
-		if e.PartialDNS {
-			resolved, held = holdUnresolved(m, st, resolved, diags)
-		}
-	}
-	// With PartialDNS a cluster missing from the observation is planned around (see the field), and what
-	// kept it out is a warning rather than an error.
-	var unobserved map[string]bool
-	if e.PartialDNS && dnsOn {
-		unobserved = map[string]bool{}
-		for _, c := range m.Clusters {
-			if _, ok := kubeObs[c.Name]; !ok {
-				unobserved[c.Name] = true
-			}
-		}
-		for _, d := range kubeDiags {
-			d.Severity = hcl.DiagWarning
-		}
-	}
-	diags = append(diags, kubeDiags...)
-	diags = append(diags, replicaDiags...)
-	diags = append(diags, addons.diags...)
-	if err == nil {
-		err = addons.err
-	}
-	diags = append(diags, cpDiags...)
-	if err == nil && controlPlanes != nil {
-		diags = append(diags, e.resolveEndpoints(m, controlPlanes, obs.Observed, obs.Members)...)
-	}
-	if err != nil || diags.HasErrors() {
-		return nil, v, diags, err
-	}
-	members := withKube(m, resolved)
-	var lbs *plan.LoadBalancerInput
-	if e.loadBalancersOn(m, st) {
-		var lbDiags hcl.Diagnostics
-		if lbs, lbDiags, err = e.observeLoadBalancerBlocks(ctx, v, m, st, members, destroy); err != nil {
-			return nil, v, diags, err
-		}
-		if diags = append(diags, lbDiags...); diags.HasErrors() {
-			return nil, v, diags, nil
-		}
-	}
-
-	in := plan.Input{
-		Mesh: m.Name, SpecHash: m.Hash(), Adopt: m.Adopt, AllowPrivileged: m.AllowPrivileged, Members: members,
-		Observed: obs.Observed, State: st, Destroy: destroy, Replicas: replicas, LoadBalancers: lbs,
-		ControlPlanes: controlPlanes,
-	}
-	if dnsOn {
-		if err := e.observeLoadBalancers(ctx, v, members, st.Members, kubeObs); err != nil {
-			return nil, v, diags, err
-		}
-		in.DNS = &plan.DNSInput{ForwardBy: m.ForwardBy, Clusters: kubeObs, Unobserved: unobserved}
-		addons.into(in.DNS, m)
-	}
+	in := o.in
+	in.Mesh, in.SpecHash, in.Adopt, in.AllowPrivileged = m.Name, m.Hash(), m.Adopt, m.AllowPrivileged
+	in.State, in.Destroy = st, destroy
 	if e.VerifyPaths && !destroy {
-		e.verifyPaths(m, st, members, obs.Observed, in.DNS)
+		e.verifyPaths(m, st, in.Members, in.Observed, in.DNS)
 	}
 	p := plan.Compute(in)
-	checked := plan.Check(m, members, obs.Observed, p)
+	checked := plan.Check(m, in.Members, in.Observed, p)
 	if e.PartialDNS {
 		plan.PrivilegesAsWarnings(checked) // withheld from the plan: meshd keeps the rest of the mesh
 	}
-	dropHeld(m, p, held, checked)
-	diags = append(diags, checked...)
-	return p, v, diags, nil
+	dropHeld(m, p, o.held, checked)
+	return p, o.v, append(o.diags, checked...), nil
 }
 
 // awsObserveContext bounds the AWS observation of a plan that may go on without it (AWSObserveTimeout).
