@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/planview"
 	"github.com/meshd-io/meshd/internal/state"
 )
 
@@ -54,9 +55,9 @@ func (a *App) show(args []string) int {
 		return a.errorf("%v", err)
 	}
 	if *asJSON {
-		err = plan.RenderJSON(a.Stdout, p)
+		err = planview.RenderJSON(a.Stdout, p)
 	} else {
-		err = plan.RenderHuman(a.Stdout, p)
+		err = planview.RenderHuman(a.Stdout, p)
 	}
 	if err != nil {
 		return a.errorf("%v", err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/planview"
 	"github.com/meshd-io/meshd/internal/state"
 )
 
@@ -159,10 +160,10 @@ func testPlan() *plan.Plan {
 func TestShow(t *testing.T) {
 	p := testPlan()
 	var human, doc bytes.Buffer
-	if err := plan.RenderHuman(&human, p); err != nil {
+	if err := planview.RenderHuman(&human, p); err != nil {
 		t.Fatal(err)
 	}
-	if err := plan.RenderJSON(&doc, p); err != nil {
+	if err := planview.RenderJSON(&doc, p); err != nil {
 		t.Fatal(err)
 	}
 	file := filepath.Join(t.TempDir(), "mesh.plan")

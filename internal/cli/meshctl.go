@@ -20,6 +20,8 @@ import (
 
 	"github.com/meshd-io/meshd/internal/engine"
 	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/planfile"
+	"github.com/meshd-io/meshd/internal/planview"
 	awsprovider "github.com/meshd-io/meshd/internal/providers/aws"
 	"github.com/meshd-io/meshd/internal/providers/kube"
 	"github.com/meshd-io/meshd/internal/spec"
@@ -294,6 +296,52 @@ func checkStateMesh(st *state.State, mesh string, c *common) error {
 	return nil
 }
 
+// session is what plan, apply and destroy open with: the spec, the engine over it, and the state under
+// its lock (the caller releases it: defer a.release(s.unlock)).
+type session struct {
+	m       *spec.Mesh
+	eng     *engine.Engine
+	backend state.Backend
+	st      *state.State
+	unlock  func() error
+}
+
+// open loads the spec, builds the engine and takes the state, checking that it is this mesh's. On failure it
+// has said why and returns the exit code.
+func (a *App) open(ctx context.Context, c *common) (*session, int) {
+	m, ok := a.loadSpec(c.spec)
+	if !ok {
+		return nil, ExitError
+	}
+	eng, err := a.engine(ctx, m.Name, c.kubeconfig)
+	if err != nil {
+		return nil, a.errorf("%v", err)
+	}
+	backend, st, unlock, err := lockedState(ctx, c, eng)
+	if err != nil {
+		return nil, a.errorf("%v", err)
+	}
+	if err := checkStateMesh(st, m.Name, c); err != nil {
+		code := a.errorf("%v", err)
+		a.release(unlock)
+		return nil, code
+	}
+	return &session{m: m, eng: eng, backend: backend, st: st, unlock: unlock}, ExitOK
+}
+
+// makePlan plans the session's mesh and prints the diagnostics; on failure it returns the exit code.
+func (a *App) makePlan(ctx context.Context, s *session, destroy bool) (*plan.Plan, int) {
+	p, diags, err := s.eng.Plan(ctx, s.m, s.st, destroy)
+	a.printDiags(s.m.Files, diags)
+	if err != nil {
+		return nil, a.errorf("%v", err)
+	}
+	if diags.HasErrors() {
+		return nil, ExitError
+	}
+	return p, ExitOK
+}
+
 func (a *App) plan(ctx context.Context, args []string) int {
 	var c common
 	var out string
@@ -306,35 +354,21 @@ func (a *App) plan(ctx context.Context, args []string) int {
 	if !a.parse(fs, &c, args) {
 		return ExitError
 	}
-	m, ok := a.loadSpec(c.spec)
-	if !ok {
-		return ExitError
+	s, code := a.open(ctx, &c)
+	if code != ExitOK {
+		return code
 	}
-	eng, err := a.engine(ctx, m.Name, c.kubeconfig)
-	if err != nil {
-		return a.errorf("%v", err)
-	}
-	_, st, unlock, err := lockedState(ctx, &c, eng)
-	if err != nil {
-		return a.errorf("%v", err)
-	}
-	defer a.release(unlock)
-	if err := checkStateMesh(st, m.Name, &c); err != nil {
-		return a.errorf("%v", err)
-	}
-	p, diags, err := eng.Plan(ctx, m, st, destroy)
-	a.printDiags(m.Files, diags)
-	if err != nil {
-		return a.errorf("%v", err)
-	}
-	if diags.HasErrors() {
-		return ExitError
+	defer a.release(s.unlock)
+	p, code := a.makePlan(ctx, s, destroy)
+	if code != ExitOK {
+		return code
 	}
 	p.SpecPath = absPath(c.spec)
+	var err error
 	if asJSON {
-		err = plan.RenderJSON(a.Stdout, p)
+		err = planview.RenderJSON(a.Stdout, p)
 	} else {
-		err = plan.RenderHuman(a.Stdout, p)
+		err = planview.RenderHuman(a.Stdout, p)
 	}
 	if err != nil {
 		return a.errorf("%v", err)
@@ -366,7 +400,7 @@ func absPath(p string) string {
 // writePlan saves p at path atomically with mode 0600, also over an existing file of a wider mode: a plan
 // names what meshd manages and where, and a failed write must not leave half a plan for apply to refuse.
 func writePlan(path string, p *plan.Plan) error {
-	if err := state.WriteFileAtomic(path, func(w io.Writer) error { return plan.RenderJSON(w, p) }); err != nil {
+	if err := state.WriteFileAtomic(path, func(w io.Writer) error { return planview.RenderJSON(w, p) }); err != nil {
 		return fmt.Errorf("save the plan: %w", err)
 	}
 	return nil
@@ -402,38 +436,22 @@ func (a *App) apply(ctx context.Context, args []string, destroy bool) int {
 			c.spec = p.SpecPath
 		}
 	}
-	m, ok := a.loadSpec(c.spec)
-	if !ok {
-		return ExitError
+	sess, code := a.open(ctx, &c)
+	if code != ExitOK {
+		return code
 	}
-	eng, err := a.engine(ctx, m.Name, c.kubeconfig)
-	if err != nil {
-		return a.errorf("%v", err)
-	}
-	backend, st, unlock, err := lockedState(ctx, &c, eng)
-	if err != nil {
-		return a.errorf("%v", err)
-	}
-	defer a.release(unlock)
-	if err := checkStateMesh(st, m.Name, &c); err != nil {
-		return a.errorf("%v", err)
-	}
+	defer a.release(sess.unlock)
+	m, eng, st := sess.m, sess.eng, sess.st
 
 	if p != nil {
 		if err := checkSavedPlan(p, m, st); err != nil {
 			return a.errorf("%v", err)
 		}
 	} else {
-		var diags hcl.Diagnostics
-		p, diags, err = eng.Plan(ctx, m, st, destroy)
-		a.printDiags(m.Files, diags)
-		if err != nil {
-			return a.errorf("%v", err)
+		if p, code = a.makePlan(ctx, sess, destroy); code != ExitOK {
+			return code
 		}
-		if diags.HasErrors() {
-			return ExitError
-		}
-		if err := plan.RenderHuman(a.Stdout, p); err != nil {
+		if err := planview.RenderHuman(a.Stdout, p); err != nil {
 			return a.errorf("%v", err)
 		}
 	}
@@ -450,7 +468,7 @@ func (a *App) apply(ctx context.Context, args []string, destroy bool) int {
 
 	res := eng.Apply(ctx, p, st, 0)
 	// Written even after Ctrl-C (ctx cancelled): what was done must be recorded.
-	if err := backend.Write(context.WithoutCancel(ctx), st); err != nil {
+	if err := sess.backend.Write(context.WithoutCancel(ctx), st); err != nil {
 		return a.errorf("saving the state (the changes above were made): %v", err)
 	}
 	s := p.Summary()
@@ -488,7 +506,7 @@ func readPlan(path string) (*plan.Plan, error) {
 		return nil, err
 	}
 	defer f.Close()
-	p, err := plan.Decode(f)
+	p, err := planfile.Decode(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/meshd-io/meshd/internal/corefile"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/planview"
 )
 
 // addonPlan plans the converged DNS world with cluster a's CoreDNS an EKS add-on holding values.
@@ -52,8 +53,8 @@ func TestAddonCorefilePlans(t *testing.T) {
 		t.Errorf("after: %+v", after)
 	}
 	var human, js bytes.Buffer
-	_ = plan.RenderHuman(&human, p)
-	_ = plan.RenderJSON(&js, p)
+	_ = planview.RenderHuman(&human, p)
+	_ = planview.RenderJSON(&js, p)
 	for _, out := range []string{human.String(), js.String()} {
 		if strings.Contains(out, secret) || strings.Contains(out, "lameduck") {
 			t.Fatalf("a plan holds the add-on's Corefile text:\n%s", out)

@@ -16,6 +16,8 @@ import (
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
 	"github.com/meshd-io/meshd/internal/plan/plantest"
+	"github.com/meshd-io/meshd/internal/planfile"
+	"github.com/meshd-io/meshd/internal/planview"
 	"github.com/meshd-io/meshd/internal/state"
 )
 
@@ -384,10 +386,10 @@ func TestSavedPlanRoundTrip(t *testing.T) {
 	e := &env{world: w, members: members, st: state.New("tidb")}
 	p := e.plan(false)
 	var buf bytes.Buffer
-	if err := plan.RenderJSON(&buf, p); err != nil {
+	if err := planview.RenderJSON(&buf, p); err != nil {
 		t.Fatal(err)
 	}
-	got, err := plan.Decode(&buf)
+	got, err := planfile.Decode(&buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,10 +401,10 @@ func TestSavedPlanRoundTrip(t *testing.T) {
 func golden(t *testing.T, name string, p *plan.Plan) {
 	t.Helper()
 	var human, js bytes.Buffer
-	if err := plan.RenderHuman(&human, p); err != nil {
+	if err := planview.RenderHuman(&human, p); err != nil {
 		t.Fatal(err)
 	}
-	if err := plan.RenderJSON(&js, p); err != nil {
+	if err := planview.RenderJSON(&js, p); err != nil {
 		t.Fatal(err)
 	}
 	for ext, got := range map[string][]byte{".txt": human.Bytes(), ".json": js.Bytes()} {

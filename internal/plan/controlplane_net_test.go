@@ -7,6 +7,7 @@ import (
 
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/planview"
 	"github.com/meshd-io/meshd/internal/state"
 )
 
@@ -59,7 +60,7 @@ func TestControlPlaneOpensPrivateAPIEndpoint(t *testing.T) {
 			t.Errorf("rule from %s: %+v", cidr, r)
 		}
 		var text bytes.Buffer
-		if err := plan.RenderHuman(&text, p); err != nil || !strings.Contains(text.String(), "tcp/443") {
+		if err := planview.RenderHuman(&text, p); err != nil || !strings.Contains(text.String(), "tcp/443") {
 			t.Errorf("the plan does not show the port (%v):\n%s", err, text.String())
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"github.com/meshd-io/meshd/internal/kubeobj"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/planfile"
+	"github.com/meshd-io/meshd/internal/planview"
 	"github.com/meshd-io/meshd/internal/state"
 )
 
@@ -223,10 +225,10 @@ func TestControlPlanePlan(t *testing.T) {
 			}
 			// Neither rendering nor the saved plan holds a token.
 			var text, js bytes.Buffer
-			if err := plan.RenderHuman(&text, p); err != nil {
+			if err := planview.RenderHuman(&text, p); err != nil {
 				t.Fatal(err)
 			}
-			if err := plan.RenderJSON(&js, p); err != nil {
+			if err := planview.RenderJSON(&js, p); err != nil {
 				t.Fatal(err)
 			}
 			if tc.nextRenewal != nil && !strings.Contains(text.String(), "next control-plane token is due for renewal at "+tc.nextRenewal.Format(time.RFC3339)) {
@@ -237,7 +239,7 @@ func TestControlPlanePlan(t *testing.T) {
 					t.Errorf("the plan holds a token")
 				}
 			}
-			if _, err := plan.Decode(&js); err != nil {
+			if _, err := planfile.Decode(&js); err != nil {
 				t.Errorf("the saved plan does not decode: %v", err)
 			}
 		})
@@ -272,7 +274,7 @@ func TestControlPlaneInlineTokens(t *testing.T) {
 		t.Fatalf("a due inline token: %v, want an update whose kubeconfig hash is known after apply", changesOf(p))
 	}
 	var text bytes.Buffer
-	_ = plan.RenderHuman(&text, p)
+	_ = planview.RenderHuman(&text, p)
 	if strings.Contains(text.String(), cpTokens["b"]) || !strings.Contains(text.String(), "-> (known after apply)") {
 		t.Errorf("the plan:\n%s", text.String())
 	}

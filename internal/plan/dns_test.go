@@ -16,6 +16,8 @@ import (
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
 	"github.com/meshd-io/meshd/internal/plan/plantest"
+	"github.com/meshd-io/meshd/internal/planfile"
+	"github.com/meshd-io/meshd/internal/planview"
 	"github.com/meshd-io/meshd/internal/state"
 )
 
@@ -673,14 +675,14 @@ func TestDNSPlanRoundTrip(t *testing.T) {
 		}
 		p := w.plan(destroy)
 		var buf bytes.Buffer
-		if err := plan.RenderJSON(&buf, p); err != nil {
+		if err := planview.RenderJSON(&buf, p); err != nil {
 			t.Fatal(err)
 		}
 		// Whole Corefiles (which may hold other people's credentials) never go into a plan file.
 		if strings.Contains(buf.String(), "lameduck") {
 			t.Errorf("destroy=%v: the plan JSON holds a Corefile's text", destroy)
 		}
-		got, err := plan.Decode(&buf)
+		got, err := planfile.Decode(&buf)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -688,7 +690,7 @@ func TestDNSPlanRoundTrip(t *testing.T) {
 			t.Errorf("destroy=%v: round trip (-want, +got):\n%s", destroy, diff)
 		}
 		var human bytes.Buffer
-		if err := plan.RenderHuman(&human, got); err != nil {
+		if err := planview.RenderHuman(&human, got); err != nil {
 			t.Fatal(err)
 		}
 		for _, want := range []string{"dns_service[a]", "corefile[c]"} {
@@ -739,18 +741,18 @@ func TestCorefileSecretsStayOut(t *testing.T) {
 				t.Errorf("conflict details %q do not hold %q", d, tc.detail)
 			}
 			var human, js bytes.Buffer
-			if err := plan.RenderHuman(&human, p); err != nil {
+			if err := planview.RenderHuman(&human, p); err != nil {
 				t.Fatal(err)
 			}
-			if err := plan.RenderJSON(&js, p); err != nil {
+			if err := planview.RenderJSON(&js, p); err != nil {
 				t.Fatal(err)
 			}
-			saved, err := plan.Decode(bytes.NewReader(js.Bytes()))
+			saved, err := planfile.Decode(bytes.NewReader(js.Bytes()))
 			if err != nil {
 				t.Fatal(err)
 			}
 			var again bytes.Buffer
-			if err := plan.RenderHuman(&again, saved); err != nil {
+			if err := planview.RenderHuman(&again, saved); err != nil {
 				t.Fatal(err)
 			}
 			for what, out := range map[string]string{"RenderHuman": human.String(), "RenderJSON": js.String(), "the saved plan": again.String()} {

@@ -11,6 +11,7 @@ import (
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
 	"github.com/meshd-io/meshd/internal/plan/plantest"
+	"github.com/meshd-io/meshd/internal/planview"
 	"github.com/meshd-io/meshd/internal/spec"
 	"github.com/meshd-io/meshd/internal/state"
 	"github.com/meshd-io/meshd/internal/verify"
@@ -96,7 +97,7 @@ func TestExternalMemberGetsNoNetwork(t *testing.T) {
 		t.Errorf("UnmanagedNetworks (-want +got):\n%s", diff)
 	}
 	var out bytes.Buffer
-	if err := plan.RenderHuman(&out, p); err != nil {
+	if err := planview.RenderHuman(&out, p); err != nil {
 		t.Fatal(err)
 	}
 	if n := strings.Count(out.String(), "the network of d is external"); n != 1 {

@@ -207,18 +207,6 @@ func RepeatHint(k Kind) string {
 	return ""
 }
 
-// decodeResource turns the JSON of a saved plan back into the concrete resource named by kind.
-func decodeResource(kind Kind, raw json.RawMessage) (Resource, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	info, ok := registry[kind]
-	if !ok {
-		return nil, fmt.Errorf("unknown resource kind %q", kind)
-	}
-	return info.Decode(raw)
-}
-
 // decodeAs decodes a resource of type T.
 func decodeAs[T Resource](raw json.RawMessage) (Resource, error) {
 	var v T

@@ -2,7 +2,6 @@ package plan
 
 import (
 	"fmt"
-	"io"
 	"maps"
 	"net/netip"
 	"slices"
@@ -660,27 +659,4 @@ func nestedString(m map[string]any, path ...string) (string, bool) {
 	}
 	s, ok := cur.(string)
 	return s, ok
-}
-
-// renderTargetGroups shows each load_balancer block's target group and the targets each cluster has
-// registered in it: information, not changes.
-func renderTargetGroups(w io.Writer, groups []TargetGroupStatus) {
-	for _, g := range groups {
-		arn := g.ARN
-		if arn == "" {
-			arn = "(known after apply: LBC makes it multi-cluster once the Service is annotated)"
-		}
-		fmt.Fprintf(w, "Target group of load_balancer %q: %s\n", g.LoadBalancer, arn)
-		if g.ARN != "" && len(g.Clusters) == 0 {
-			fmt.Fprintf(w, "  no targets registered\n")
-		}
-		for _, ct := range g.Clusters {
-			name := ct.Cluster
-			if name == "" {
-				name = "(no member's VPC)"
-			}
-			fmt.Fprintf(w, "  %s: %d target(s): %s\n", name, len(ct.Targets), strings.Join(ct.Targets, ", "))
-		}
-		fmt.Fprintln(w)
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/meshd-io/meshd/internal/kubeobj"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/planview"
 	"github.com/meshd-io/meshd/internal/state"
 )
 
@@ -161,7 +162,7 @@ func TestLoadBalancerFirstPlanShows(t *testing.T) {
 		t.Errorf("attributes %q, want %q", svc.Attributes, want)
 	}
 	var out bytes.Buffer
-	if err := plan.RenderHuman(&out, p); err != nil {
+	if err := planview.RenderHuman(&out, p); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"vpc_id", "vpc-0b", "(known after apply)", `Target group of load_balancer "nginx": (known after apply`} {

@@ -5,8 +5,6 @@
 package plan
 
 import (
-	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/meshd-io/meshd/internal/model"
@@ -26,33 +24,6 @@ type Change struct {
 	After   Resource `json:"after"`
 	// DependsOn lists addresses of changes in the same plan that must succeed first.
 	DependsOn []string `json:"depends_on,omitempty"`
-}
-
-// UnmarshalJSON decodes Before and After into the concrete type named by Kind.
-func (c *Change) UnmarshalJSON(b []byte) error {
-	var raw struct {
-		Action    Action          `json:"action"`
-		Address   string          `json:"address"`
-		Kind      Kind            `json:"kind"`
-		Reason    string          `json:"reason"`
-		Before    json.RawMessage `json:"before"`
-		After     json.RawMessage `json:"after"`
-		DependsOn []string        `json:"depends_on"`
-	}
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return err
-	}
-	before, err := decodeResource(raw.Kind, raw.Before)
-	if err != nil {
-		return fmt.Errorf("%s: before: %w", raw.Address, err)
-	}
-	after, err := decodeResource(raw.Kind, raw.After)
-	if err != nil {
-		return fmt.Errorf("%s: after: %w", raw.Address, err)
-	}
-	*c = Change{Action: raw.Action, Address: raw.Address, Kind: raw.Kind, Reason: raw.Reason,
-		Before: before, After: after, DependsOn: raw.DependsOn}
-	return nil
 }
 
 // Conflict is something the spec asks for that meshd will not do because an object it does not own is in the

@@ -17,6 +17,7 @@ import (
 	"github.com/meshd-io/meshd/internal/kubeobj"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/planview"
 	"github.com/meshd-io/meshd/internal/state"
 )
 
@@ -445,10 +446,10 @@ func TestReplicaPlanShowsNoSecret(t *testing.T) {
 	}
 
 	var human, js bytes.Buffer
-	if err := plan.RenderHuman(&human, p); err != nil {
+	if err := planview.RenderHuman(&human, p); err != nil {
 		t.Fatal(err)
 	}
-	if err := plan.RenderJSON(&js, p); err != nil {
+	if err := planview.RenderJSON(&js, p); err != nil {
 		t.Fatal(err)
 	}
 	values := []string{"do-not-print"}

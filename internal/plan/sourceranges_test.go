@@ -10,6 +10,7 @@ import (
 
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/planview"
 	"github.com/meshd-io/meshd/internal/spec"
 )
 
@@ -71,7 +72,7 @@ func TestDNSSourceRanges(t *testing.T) {
 func rendered(t *testing.T, p *plan.Plan, address string) string {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := plan.RenderHuman(&buf, p); err != nil {
+	if err := planview.RenderHuman(&buf, p); err != nil {
 		t.Fatal(err)
 	}
 	text := buf.String()

@@ -1,4 +1,6 @@
-package plan
+// Package planview renders plans: for people (RenderHuman) and machines (RenderJSON). Plans are data
+// (package plan); how they look is decided here.
+package planview
 
 import (
 	"bufio"
@@ -7,24 +9,26 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/meshd-io/meshd/internal/plan"
 )
 
 // legendLines explain the symbols, in this order; a plan's legend lists the ones it uses (as terraform
 // plan does), and always the first four, which every reader of a meshd plan learns together.
 var legendLines = []struct {
-	action Action
+	action plan.Action
 	always bool
 	text   string
 }{
-	{Create, true, "  + create"},
-	{Update, true, "  ~ update in place"},
-	{Delete, true, "  - destroy"},
-	{Adopt, true, "  > adopt (tag and record an existing object as meshd's)"},
-	{Replace, false, "-/+ destroy and then create replacement"},
+	{plan.Create, true, "  + create"},
+	{plan.Update, true, "  ~ update in place"},
+	{plan.Delete, true, "  - destroy"},
+	{plan.Adopt, true, "  > adopt (tag and record an existing object as meshd's)"},
+	{plan.Replace, false, "-/+ destroy and then create replacement"},
 }
 
-func legend(changes []Change) string {
-	used := map[Action]bool{}
+func legend(changes []plan.Change) string {
+	used := map[plan.Action]bool{}
 	for _, c := range changes {
 		used[c.Action] = true
 	}
@@ -40,11 +44,11 @@ func legend(changes []Change) string {
 
 // RenderHuman writes the plan as a person reads it: the legend, every change with its reason and
 // attributes, what is left alone and why, conflicts, and a summary line.
-func RenderHuman(w io.Writer, p *Plan) error {
+func RenderHuman(w io.Writer, p *plan.Plan) error {
 	bw := bufio.NewWriter(w)
-	var changes, kept []Change
+	var changes, kept []plan.Change
 	for _, c := range p.Changes {
-		if c.Action == Keep {
+		if c.Action == plan.Keep {
 			kept = append(kept, c)
 		} else {
 			changes = append(changes, c)
@@ -90,7 +94,7 @@ func RenderHuman(w io.Writer, p *Plan) error {
 }
 
 // SummaryLine is the last line of a human plan.
-func SummaryLine(p *Plan) string {
+func SummaryLine(p *plan.Plan) string {
 	if !p.HasChanges() {
 		if len(p.Conflicts) > 0 {
 			return fmt.Sprintf("No changes, but %d conflict(s) keep the mesh from matching the spec.", len(p.Conflicts))
@@ -105,10 +109,10 @@ func SummaryLine(p *Plan) string {
 	return line + "."
 }
 
-func renderChange(w *bufio.Writer, c Change) {
+func renderChange(w *bufio.Writer, c plan.Change) {
 	fmt.Fprintf(w, "  # %s will be %s: %s\n", c.Address, c.Action.Past(), c.Reason)
 	fmt.Fprintf(w, "  %s %s {\n", c.Action, c.Address)
-	var before, after []Attr
+	var before, after []plan.Attr
 	if c.Before != nil {
 		before = c.Before.Attrs()
 	}
@@ -116,22 +120,22 @@ func renderChange(w *bufio.Writer, c Change) {
 		after = c.After.Attrs()
 	}
 	width := 0
-	for _, a := range append(append([]Attr(nil), before...), after...) {
+	for _, a := range append(append([]plan.Attr(nil), before...), after...) {
 		width = max(width, len(a.Name))
 	}
 	switch c.Action {
-	case Create:
+	case plan.Create:
 		for _, a := range after {
 			fmt.Fprintf(w, "      + %-*s = %s\n", width, a.Name, value(a))
 		}
-	case Delete:
+	case plan.Delete:
 		for _, a := range before {
 			if !a.Unknown {
 				fmt.Fprintf(w, "      - %-*s = %s\n", width, a.Name, value(a))
 			}
 		}
 	default:
-		old := map[string]Attr{}
+		old := map[string]plan.Attr{}
 		for _, a := range before {
 			old[a.Name] = a
 		}
@@ -152,7 +156,7 @@ func renderChange(w *bufio.Writer, c Change) {
 	fmt.Fprintf(w, "    }\n\n")
 }
 
-func value(a Attr) string {
+func value(a plan.Attr) string {
 	switch {
 	case a.Sensitive:
 		return fmt.Sprintf("(sensitive: %s)", a.Value)
@@ -167,63 +171,31 @@ func value(a Attr) string {
 }
 
 // RenderJSON writes the plan for machines: the same document a saved plan holds.
-func RenderJSON(w io.Writer, p *Plan) error {
+func RenderJSON(w io.Writer, p *plan.Plan) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(p)
 }
 
-// Decode reads a plan written by RenderJSON (a saved plan file).
-func Decode(r io.Reader) (*Plan, error) {
-	var p Plan
-	if err := json.NewDecoder(r).Decode(&p); err != nil {
-		return nil, fmt.Errorf("not a meshd plan: %w", err)
-	}
-	if p.FormatVersion != FormatVersion {
-		return nil, fmt.Errorf("plan format version %d is not supported by this meshd (it reads version %d)", p.FormatVersion, FormatVersion)
-	}
-	if err := p.checkGraph(); err != nil {
-		return nil, fmt.Errorf("not a valid meshd plan: %w", err)
-	}
-	return &p, nil
-}
-
-// checkGraph refuses what Compute never makes but an edited plan file could hold, and apply could not run:
-// two changes at one address, and dependencies that wait for each other.
-func (p *Plan) checkGraph() error {
-	deps := map[string][]string{}
-	for _, c := range p.Changes {
-		if _, dup := deps[c.Address]; dup {
-			return fmt.Errorf("two changes at %s", c.Address)
+// renderTargetGroups shows each load_balancer block's target group and the targets each cluster has
+// registered in it: information, not changes.
+func renderTargetGroups(w io.Writer, groups []plan.TargetGroupStatus) {
+	for _, g := range groups {
+		arn := g.ARN
+		if arn == "" {
+			arn = "(known after apply: LBC makes it multi-cluster once the Service is annotated)"
 		}
-		deps[c.Address] = c.DependsOn
-	}
-	const (
-		visiting = 1
-		done     = 2
-	)
-	mark := map[string]int{}
-	var visit func(addr string) error
-	visit = func(addr string) error {
-		switch mark[addr] {
-		case visiting:
-			return fmt.Errorf("%s depends on itself through its dependencies", addr)
-		case done:
-			return nil
+		fmt.Fprintf(w, "Target group of load_balancer %q: %s\n", g.LoadBalancer, arn)
+		if g.ARN != "" && len(g.Clusters) == 0 {
+			fmt.Fprintf(w, "  no targets registered\n")
 		}
-		mark[addr] = visiting
-		for _, d := range deps[addr] {
-			if err := visit(d); err != nil {
-				return err
+		for _, ct := range g.Clusters {
+			name := ct.Cluster
+			if name == "" {
+				name = "(no member's VPC)"
 			}
+			fmt.Fprintf(w, "  %s: %d target(s): %s\n", name, len(ct.Targets), strings.Join(ct.Targets, ", "))
 		}
-		mark[addr] = done
-		return nil
+		fmt.Fprintln(w)
 	}
-	for _, c := range p.Changes {
-		if err := visit(c.Address); err != nil {
-			return err
-		}
-	}
-	return nil
 }
