@@ -117,16 +117,75 @@ func run(o options, log *zap.Logger) error {
 	defer stop()
 
 	metrics := daemon.NewMetrics()
+	specs, m, err := loadSpec(o, log)
+	if err != nil {
+		return err
+	}
+	eng, err := newEngine(ctx, o, m, metrics, log)
+	if err != nil {
+		return err
+	}
+	identity := podIdentity()
+	backend, mgmt, err := newBackend(o, eng, identity)
+	if err != nil {
+		return err
+	}
+	rec := newReconciler(o, eng, backend, specs, metrics, log, identity)
+	// Control-plane tokens are renewed when due, not only when the interval comes round.
+	renewal := &daemon.RenewalTimer{}
+	defer renewal.Stop()
+	rec.Planned = renewal.Schedule
+	ctl := newController(o, rec)
+	renewal.Trigger = ctl.Trigger
+
+	if o.leaderElect {
+		var stopElecting func()
+		ctx, stopElecting = elect(ctx, o, m, mgmt, rec, ctl, metrics, log, identity)
+		defer stopElecting()
+	} else {
+		metrics.Set(daemon.MetricLeader, nil, 1)
+	}
+
+	// The watches follow the spec the passes enforce: a spec on disk that a pass refuses (it would remove most
+	// members) does not take the watches of the members it removes away.
+	watches := &kubeWatches{client: eng.KubeClient, log: log, trigger: ctl.TriggerKube}
+	watches.restart(ctx, specs.Current())
+	rec.Enforcing = func(m *spec.Mesh) { watches.restart(ctx, m) }
+	if err := watchSpec(ctx, specs, ctl, metrics, log); err != nil {
+		return err
+	}
+	defer triggerOnSIGHUP(ctx, ctl)()
+	srv, err := startServers(o, specs, rec, ctl, metrics, log)
+	if srv != nil {
+		defer shutdown(srv)
+	}
+	if err != nil {
+		return err
+	}
+	log.Info("meshd started", zap.String("mesh", m.Name), zap.String("spec", o.spec), zap.Duration("interval", o.interval),
+		zap.Bool("dry_run", o.dryRun), zap.String("policy", o.policy))
+	ctl.Run(ctx)
+	watches.stop()
+	log.Info("meshd stopping")
+	return nil
+}
+
+// loadSpec reads the spec meshd starts with; SpecSource keeps the last valid one from then on.
+func loadSpec(o options, log *zap.Logger) (*daemon.SpecSource, *spec.Mesh, error) {
 	specs := &daemon.SpecSource{Path: o.spec}
 	_, m, diags := specs.Reload()
 	for _, d := range daemon.FormatDiagnostics(diags) {
 		log.Error("invalid spec", zap.String("diagnostic", d))
 	}
 	if specs.Current() == nil {
-		return fmt.Errorf("the spec at %s has errors; fix it and start again", o.spec)
+		return nil, nil, fmt.Errorf("the spec at %s has errors; fix it and start again", o.spec)
 	}
+	return specs, m, nil
+}
 
-	eng, err := engine.New(ctx, engine.Options{
+// newEngine builds the engine as the daemon runs it.
+func newEngine(ctx context.Context, o options, m *spec.Mesh, metrics *daemon.Metrics, log *zap.Logger) (*engine.Engine, error) {
+	return engine.New(ctx, engine.Options{
 		Mesh: m.Name, Kubeconfig: o.kubeconfig,
 		Progress:      func(msg string) { log.Info(msg) },
 		ApplyProgress: func(msg string) { log.Debug(msg) },
@@ -143,35 +202,41 @@ func run(o options, log *zap.Logger) error {
 		WaitTimeout:       o.waitTimeout,
 		AWSObserveTimeout: o.observeTimeout,
 	})
-	if err != nil {
-		return err
-	}
+}
 
-	identity := os.Getenv("POD_NAME")
-	if identity == "" {
-		host, _ := os.Hostname()
-		identity = fmt.Sprintf("%s_%d", host, os.Getpid())
+// podIdentity names this replica: its pod, else host and process.
+func podIdentity() string {
+	if identity := os.Getenv("POD_NAME"); identity != "" {
+		return identity
 	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s_%d", host, os.Getpid())
+}
+
+// newBackend is the state backend: the local file, or the Secret of --state-secret in the management
+// cluster (whose client it also returns, for the leader Lease).
+func newBackend(o options, eng *engine.Engine, identity string) (state.Backend, kubeclient.Interface, error) {
 	if o.leaderElect && o.stateSecret == "" {
-		return fmt.Errorf("--leader-elect needs --state-secret: replicas must share one state, or a new leader would plan from a stale one")
+		return nil, nil, fmt.Errorf("--leader-elect needs --state-secret: replicas must share one state, or a new leader would plan from a stale one")
 	}
-	var mgmt kubeclient.Interface
-	if o.leaderElect || o.stateSecret != "" {
-		if mgmt, err = managementClient(eng.KubeClient, o.managementContext); err != nil {
-			return err
-		}
+	if !o.leaderElect && o.stateSecret == "" {
+		return state.NewLocal(o.statePath), nil, nil
 	}
-	var backend state.Backend = state.NewLocal(o.statePath)
-	if o.stateSecret != "" {
-		ns, name, ok := strings.Cut(o.stateSecret, "/")
-		if !ok || ns == "" || name == "" {
-			return fmt.Errorf("--state-secret must be NAMESPACE/NAME, not %q", o.stateSecret)
-		}
-		secret := secretstate.NewSecret(mgmt, ns, name, identity)
-		secret.LeaseDuration = o.leaseDuration
-		backend = secret
+	mgmt, err := managementClient(eng.KubeClient, o.managementContext)
+	if err != nil {
+		return nil, nil, err
 	}
+	ns, name, ok := strings.Cut(o.stateSecret, "/")
+	if !ok || ns == "" || name == "" {
+		return nil, nil, fmt.Errorf("--state-secret must be NAMESPACE/NAME, not %q", o.stateSecret)
+	}
+	secret := secretstate.NewSecret(mgmt, ns, name, identity)
+	secret.LeaseDuration = o.leaseDuration
+	return secret, mgmt, nil
+}
 
+// newReconciler is one pass's work, with Events on the objects each correction touched.
+func newReconciler(o options, eng *engine.Engine, backend state.Backend, specs *daemon.SpecSource, metrics *daemon.Metrics, log *zap.Logger, identity string) *daemon.Reconciler {
 	var rec *daemon.Reconciler
 	rec = &daemon.Reconciler{
 		Engine: eng, Backend: backend, Spec: specs, Log: log, Metrics: metrics,
@@ -191,11 +256,12 @@ func run(o options, log *zap.Logger) error {
 			return eng.KubeClient(engine.KubeContext(c))
 		}},
 	}
-	// Control-plane tokens are renewed when due, not only when the interval comes round.
-	renewal := &daemon.RenewalTimer{}
-	defer renewal.Stop()
-	rec.Planned = renewal.Schedule
-	ctl := &daemon.Controller{Interval: o.interval, Jitter: 0.1, MinInterval: o.minInterval, MaxPass: rec.PassBound(),
+	return rec
+}
+
+// newController decides when the reconciler's passes run.
+func newController(o options, rec *daemon.Reconciler) *daemon.Controller {
+	return &daemon.Controller{Interval: o.interval, Jitter: 0.1, MinInterval: o.minInterval, MaxPass: rec.PassBound(),
 		Pass: func(ctx context.Context, why daemon.Reason) error {
 			err := rec.PassFor(ctx, why)
 			// A pass allocates far more than meshd keeps between passes (AWS and Kubernetes responses, the
@@ -204,49 +270,48 @@ func run(o options, log *zap.Logger) error {
 			debug.FreeOSMemory()
 			return err
 		}}
-	renewal.Trigger = ctl.Trigger
+}
 
-	if o.leaderElect {
-		name := o.leaseName
-		if name == "" {
-			name = "meshd-" + m.Name
-		}
-		// Losing the Lease stops everything at once: the pass under way is abandoned without the SIGTERM
-		// grace, so this replica never acts beside the new leader.
-		lost, loseLeadership := context.WithCancel(context.Background())
-		defer loseLeadership()
-		rec.Abandon = lost
-		runCtx, stopRun := context.WithCancel(ctx)
-		defer stopRun()
-		ctx = runCtx
-		// The elector outlives ctx: it releases the Lease only once the last pass has returned (below), so
-		// that on SIGTERM the next leader does not start while this one still finishes its pass.
-		electCtx, stopElecting := context.WithCancel(context.Background())
-		elected := make(chan struct{})
-		defer func() { stopElecting(); <-elected }()
-		elector := &leader.Elector{Client: mgmt, Namespace: o.leaseNamespace, Name: name, Identity: identity, Log: log,
-			LeaseDuration: o.leaseDuration, RenewDeadline: o.renewDeadline, RetryPeriod: o.retryPeriod,
-			OnLost: func() { loseLeadership(); stopRun(); metrics.Set(daemon.MetricLeader, nil, 0) }}
-		rec.IsLeader = elector.IsLeader
-		metrics.Set(daemon.MetricLeader, nil, 0)
-		go func() {
-			defer close(elected)
-			_ = elector.Run(electCtx, func() {
-				metrics.Set(daemon.MetricLeader, nil, 1)
-				ctl.Trigger("became the leader")
-			})
-		}()
-	} else {
-		metrics.Set(daemon.MetricLeader, nil, 1)
+// elect runs the leader election on the Lease. The returned context ends when leadership is lost; the
+// returned func, deferred by run, releases the Lease once the last pass has returned.
+func elect(ctx context.Context, o options, m *spec.Mesh, mgmt kubeclient.Interface, rec *daemon.Reconciler, ctl *daemon.Controller,
+	metrics *daemon.Metrics, log *zap.Logger, identity string) (context.Context, func()) {
+	name := o.leaseName
+	if name == "" {
+		name = "meshd-" + m.Name
 	}
+	// Losing the Lease stops everything at once: the pass under way is abandoned without the SIGTERM
+	// grace, so this replica never acts beside the new leader.
+	lost, loseLeadership := context.WithCancel(context.Background())
+	rec.Abandon = lost
+	runCtx, stopRun := context.WithCancel(ctx)
+	// The elector outlives ctx: it releases the Lease only once the last pass has returned (below), so
+	// that on SIGTERM the next leader does not start while this one still finishes its pass.
+	electCtx, stopElecting := context.WithCancel(context.Background())
+	elected := make(chan struct{})
+	elector := &leader.Elector{Client: mgmt, Namespace: o.leaseNamespace, Name: name, Identity: identity, Log: log,
+		LeaseDuration: o.leaseDuration, RenewDeadline: o.renewDeadline, RetryPeriod: o.retryPeriod,
+		OnLost: func() { loseLeadership(); stopRun(); metrics.Set(daemon.MetricLeader, nil, 0) }}
+	rec.IsLeader = elector.IsLeader
+	metrics.Set(daemon.MetricLeader, nil, 0)
+	go func() {
+		defer close(elected)
+		_ = elector.Run(electCtx, func() {
+			metrics.Set(daemon.MetricLeader, nil, 1)
+			ctl.Trigger("became the leader")
+		})
+	}()
+	return runCtx, func() {
+		stopElecting()
+		<-elected
+		stopRun()
+		loseLeadership()
+	}
+}
 
-	// The watches follow the spec the passes enforce: a spec on disk that a pass refuses (it would remove most
-	// members) does not take the watches of the members it removes away.
-	watches := &kubeWatches{client: eng.KubeClient, log: log, trigger: ctl.TriggerKube}
-	watches.restart(ctx, specs.Current())
-	rec.Enforcing = func(m *spec.Mesh) { watches.restart(ctx, m) }
-
-	if err := specs.Watch(ctx, 200*time.Millisecond, func() {
+// watchSpec reloads the spec when its files change and asks for a pass when it did.
+func watchSpec(ctx context.Context, specs *daemon.SpecSource, ctl *daemon.Controller, metrics *daemon.Metrics, log *zap.Logger) error {
+	return specs.Watch(ctx, 200*time.Millisecond, func() {
 		prev := specs.Current()
 		changed, next, diags := specs.Reload()
 		if changed && next.Name != prev.Name {
@@ -270,13 +335,14 @@ func run(o options, log *zap.Logger) error {
 			log.Info("spec changed on disk")
 			ctl.Trigger("spec changed")
 		}
-	}); err != nil {
-		return err
-	}
+	})
+}
 
+// triggerOnSIGHUP asks for a pass on every SIGHUP until ctx ends; the returned func stops taking the signal.
+// It takes it before returning: a SIGHUP that came before would end the process.
+func triggerOnSIGHUP(ctx context.Context, ctl *daemon.Controller) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	go func() {
 		for {
 			select {
@@ -287,36 +353,36 @@ func run(o options, log *zap.Logger) error {
 			}
 		}
 	}()
+	return func() { signal.Stop(hup) }
+}
 
-	// /healthz fails when the loop stops running passes (one hangs, or none starts when due): the kubelet then
-	// restarts a meshd that is stuck. Passes that fail do not count: a restart would not fix a member that is
-	// down or a missing permission, and would interrupt the leader's apply. They make /readyz fail after
-	// three intervals without a successful pass (a follower's skipped passes count).
+// startServers serves /metrics, /healthz and /readyz, and POST /trigger. /healthz fails when the loop stops
+// running passes (one hangs, or none starts when due): the kubelet then restarts a meshd that is stuck.
+// Passes that fail do not count: a restart would not fix a member that is down or a missing permission, and
+// would interrupt the leader's apply. They make /readyz fail after three intervals without a successful
+// pass (a follower's skipped passes count). The server is returned also on error, to be shut down.
+func startServers(o options, specs *daemon.SpecSource, rec *daemon.Reconciler, ctl *daemon.Controller, metrics *daemon.Metrics, log *zap.Logger) (*daemon.Server, error) {
 	srv := &daemon.Server{Metrics: metrics, Trigger: ctl.Trigger, Ready: func() bool { return specs.Current() != nil },
 		Live: ctl.Running, StaleAfter: 3 * o.interval, LastSuccess: rec.LastSuccess, Started: time.Now()}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
 	if o.metricsAddr != "" {
 		if err := srv.Start(o.metricsAddr); err != nil {
-			return err
+			return srv, err
 		}
 		log.Info("serving metrics", zap.String("addr", srv.Addr()))
 	}
 	if o.triggerAddr != "" {
 		if err := srv.StartTrigger(o.triggerAddr); err != nil {
-			return fmt.Errorf("--trigger-addr: %w", err)
+			return srv, fmt.Errorf("--trigger-addr: %w", err)
 		}
 		log.Info("serving POST /trigger (loopback clients only)", zap.String("addr", srv.TriggerAddr()))
 	}
-	log.Info("meshd started", zap.String("mesh", m.Name), zap.String("spec", o.spec), zap.Duration("interval", o.interval),
-		zap.Bool("dry_run", o.dryRun), zap.String("policy", o.policy))
-	ctl.Run(ctx)
-	watches.stop()
-	log.Info("meshd stopping")
-	return nil
+	return srv, nil
+}
+
+func shutdown(srv *daemon.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
 }
 
 // kubeClient returns the client of a kubeconfig context (the engine's KubeClient).
