@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/meshd-io/meshd/internal/kubeclient"
 	"github.com/meshd-io/meshd/internal/testenv"
@@ -24,21 +25,28 @@ func TestOneLeaderAndHandover(t *testing.T) {
 			LeaseDuration: 2 * time.Second, RenewDeadline: 1500 * time.Millisecond, RetryPeriod: 200 * time.Millisecond}
 	}
 	a, b := newElector("a"), newElector("b")
+	// b's log says when it has seen a's Lease: from then on it is campaigning against a leader.
+	core, logs := observer.New(zap.InfoLevel)
+	b.Log = zap.New(core)
 	ctxA, stopA := context.WithCancel(context.Background())
 	ctxB, stopB := context.WithCancel(context.Background())
 	defer stopB()
 	doneA, doneB := make(chan struct{}), make(chan struct{})
 	go func() { _ = a.Run(ctxA, nil); close(doneA) }()
-	time.Sleep(500 * time.Millisecond) // a campaigns first
+	waitFor(t, func() bool { return a.IsLeader() }, "a to lead") // a leads before b campaigns
 	go func() { _ = b.Run(ctxB, nil); close(doneB) }()
+	waitFor(t, func() bool {
+		return logs.FilterMessage("following").FilterField(zap.String("leader", "a")).Len() > 0
+	}, "b to see a leading")
 
-	waitFor(t, func() bool { return a.IsLeader() }, "a to lead")
-	// For a few renewal periods, b follows.
-	for i := 0; i < 10; i++ {
+	// For five retry periods after b has seen a's Lease, b follows and a keeps leading: checked all along.
+	for end := time.Now().Add(5 * b.RetryPeriod); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
 		if b.IsLeader() {
 			t.Fatal("two leaders at once")
 		}
-		time.Sleep(100 * time.Millisecond)
+		if !a.IsLeader() {
+			t.Fatal("a stopped leading while b campaigned")
+		}
 	}
 	stopA()
 	<-doneA
