@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Installs the real parts the integration tests and the sandbox run against:
-# moto (AWS emulator, PyPI), etcd (Debian), kube-apiserver, kubectl and CoreDNS (built from the Go module
-# proxy). Binaries are cached outside the repo, keyed by version, so only the first run on a machine is slow.
-# kubectl is the client the control-plane kubeconfig tests read meshd's Secret with, as an operator would.
+# moto (AWS emulator, PyPI), etcd and Graphviz's dot (Debian), kube-apiserver, kubectl, CoreDNS, helm and
+# promtool (built from the Go module proxy). Binaries are cached outside the repo, keyed by version, so only the
+# first run on a machine is slow. kubectl is the client the control-plane kubeconfig tests read meshd's Secret
+# with, as an operator would; helm installs charts/meshd into a test API server; promtool checks and unit-tests
+# the alert rules; dot parses meshctl graph's output.
 #
-#   scripts/testenv.sh moto|etcd|kube-apiserver|kubectl|coredns|all
+#   scripts/testenv.sh moto|etcd|kube-apiserver|kubectl|coredns|helm|promtool|dot|all
 #   scripts/testenv.sh env        # prints the variables the tests read (MESHD_MOTO, MESHD_ETCD, ...)
 set -euo pipefail
 
 MOTO_VERSION=5.2.5
 K8S_VERSION=1.31.4
 COREDNS_VERSION=1.11.3
+HELM_VERSION=4.3.2
+# Prometheus's Go module versions are v0.<minor>.<patch> for Prometheus 3.<minor>.<patch>.
+PROMETHEUS_VERSION=0.316.0
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${MESHD_TESTENV_CACHE:-$HOME/.cache/meshd-testenv}
@@ -86,12 +91,44 @@ install_coredns() {
   mv "$gobin/coredns" "$bin"
 }
 
+# apt_install installs Debian packages (as root, else with sudo).
+apt_install() {
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+install_dot() {
+  if command -v dot >/dev/null 2>&1; then return; fi
+  log "installing graphviz (dot) from Debian"
+  apt_install graphviz
+}
+
+# go_install_cached builds a Go command from the module proxy into the cache as <name>-v<version>.
+go_install_cached() {
+  local name=$1 pkg=$2 version=$3
+  local bin=$cache/$name-v$version
+  if [ -x "$bin" ]; then return; fi
+  log "building $name v$version from the Go module proxy (a few minutes the first time)"
+  local gobin=$cache/$name-build
+  mkdir -p "$gobin"
+  GOBIN=$gobin GOFLAGS=-mod=mod CGO_ENABLED=0 go install "$pkg@v$version"
+  mv "$gobin/$name" "$bin"
+}
+
+install_helm() { go_install_cached helm helm.sh/helm/v4/cmd/helm "$HELM_VERSION"; }
+
+install_promtool() { go_install_cached promtool github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_VERSION"; }
+
 print_env() {
   echo "MESHD_MOTO=$venv/bin/moto_server"
   echo "MESHD_ETCD=$(command -v etcd || true)"
   echo "MESHD_KUBE_APISERVER=$cache/kube-apiserver-v$K8S_VERSION"
   echo "MESHD_COREDNS=$cache/coredns-v$COREDNS_VERSION"
   echo "MESHD_KUBECTL=$cache/kubectl-v$K8S_VERSION"
+  echo "MESHD_HELM=$cache/helm-v$HELM_VERSION"
+  echo "MESHD_PROMTOOL=$cache/promtool-v$PROMETHEUS_VERSION"
+  echo "MESHD_DOT=$(command -v dot || true)"
 }
 
 case "${1:-all}" in
@@ -100,8 +137,12 @@ case "${1:-all}" in
   kube-apiserver) install_kube_apiserver ;;
   kubectl) install_kubectl ;;
   coredns) install_coredns ;;
+  helm) install_helm ;;
+  promtool) install_promtool ;;
+  dot) install_dot ;;
   aws) install_moto ;;
-  all) install_moto; install_etcd; install_coredns; install_kube_apiserver; install_kubectl ;;
+  all) install_moto; install_etcd; install_coredns; install_kube_apiserver; install_kubectl
+    install_dot; install_helm; install_promtool ;;
   env) print_env ;;
-  *) echo "usage: $0 moto|etcd|kube-apiserver|kubectl|coredns|all|env" >&2; exit 2 ;;
+  *) echo "usage: $0 moto|etcd|kube-apiserver|kubectl|coredns|helm|promtool|dot|all|env" >&2; exit 2 ;;
 esac

@@ -67,6 +67,7 @@ Commands:
   destroy    remove everything meshd created, in reverse order
   verify     check that every pair of clusters can reach and resolve each other (--probe: for real)
   show       print a saved plan: meshctl show [--json] FILE
+  graph      print the plan's dependency graph in DOT: meshctl graph [--spec PATH | PLANFILE] | dot -Tsvg
   state      print what the state records: meshctl state list, meshctl state show ADDRESS
   rbac       print the Kubernetes RBAC meshd needs for the spec: meshctl rbac --cluster NAME | --all | --management
   version    print meshctl's version and the plan and state format versions
@@ -92,6 +93,8 @@ func (a *App) Main(ctx context.Context, args []string) int {
 		return a.apply(ctx, args[1:], true)
 	case "show":
 		return a.show(args[1:])
+	case "graph":
+		return a.graph(ctx, args[1:])
 	case "state":
 		return a.stateCmd(ctx, args[1:])
 	case "version", "-version", "--version":

@@ -21,6 +21,10 @@ const (
 	MotoVersion          = "5.2.5"
 	KubeAPIServerVersion = "1.31.4"
 	CoreDNSVersion       = "1.11.3"
+	HelmVersion          = "4.3.2"
+	// PrometheusVersion is the Go module version of Prometheus (v0.<minor>.<patch> is Prometheus
+	// 3.<minor>.<patch>) that promtool is built from.
+	PrometheusVersion = "0.316.0"
 )
 
 // Binary names a part the tests run.
@@ -34,6 +38,12 @@ const (
 	BinCoreDNS       Binary = "coredns"
 	// BinKubectl is the client the tests read meshd's control-plane kubeconfig with, as an operator would.
 	BinKubectl Binary = "kubectl"
+	// BinHelm installs charts/meshd into a test API server.
+	BinHelm Binary = "helm"
+	// BinPromtool checks and unit-tests the alert rules with Prometheus's own parser and rule engine.
+	BinPromtool Binary = "promtool"
+	// BinDot is Graphviz's dot (Debian), the DOT parser meshctl graph's output is checked with.
+	BinDot Binary = "dot"
 )
 
 // EnvVar is the environment variable that overrides the binary's location (as printed by
@@ -50,6 +60,12 @@ func (b Binary) EnvVar() string {
 		return "MESHD_COREDNS"
 	case BinKubectl:
 		return "MESHD_KUBECTL"
+	case BinHelm:
+		return "MESHD_HELM"
+	case BinPromtool:
+		return "MESHD_PROMTOOL"
+	case BinDot:
+		return "MESHD_DOT"
 	}
 	return ""
 }
@@ -63,8 +79,8 @@ func (b Binary) DefaultPath() string {
 			return ""
 		}
 		return filepath.Join(root, ".venv", "bin", "moto_server")
-	case BinEtcd:
-		p, err := exec.LookPath("etcd")
+	case BinEtcd, BinDot:
+		p, err := exec.LookPath(string(b))
 		if err != nil {
 			return ""
 		}
@@ -76,6 +92,10 @@ func (b Binary) DefaultPath() string {
 	case BinKubectl:
 		// Built from the same tools module as kube-apiserver, so of the same version.
 		return filepath.Join(CacheDir(), "kubectl-v"+KubeAPIServerVersion)
+	case BinHelm:
+		return filepath.Join(CacheDir(), "helm-v"+HelmVersion)
+	case BinPromtool:
+		return filepath.Join(CacheDir(), "promtool-v"+PrometheusVersion)
 	}
 	return ""
 }

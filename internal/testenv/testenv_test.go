@@ -52,7 +52,7 @@ func TestDefaultsMatchScript(t *testing.T) {
 			got[k] = v
 		}
 	}
-	for _, b := range []Binary{BinMoto, BinEtcd, BinKubeAPIServer, BinCoreDNS, BinKubectl} {
+	for _, b := range []Binary{BinMoto, BinEtcd, BinKubeAPIServer, BinCoreDNS, BinKubectl, BinHelm, BinPromtool, BinDot} {
 		if got[b.EnvVar()] != b.DefaultPath() {
 			t.Errorf("%s: script says %q, DefaultPath %q", b.EnvVar(), got[b.EnvVar()], b.DefaultPath())
 		}
