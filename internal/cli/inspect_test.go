@@ -3,13 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/planfile"
 	"github.com/meshd-io/meshd/internal/planview"
 	"github.com/meshd-io/meshd/internal/state"
 )
@@ -185,8 +185,7 @@ func TestShow(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("show --json: exit %d: %s", code, errOut)
 	}
-	var got plan.Plan
-	if err := json.Unmarshal([]byte(out), &got); err != nil || out != doc.String() {
+	if _, err := planfile.Decode(strings.NewReader(out)); err != nil || out != doc.String() {
 		t.Errorf("show --json: %v; output:\n%s\nwant the saved document:\n%s", err, out, doc.String())
 	}
 
