@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -362,12 +361,16 @@ func TestSpecSourceKeepsLastGoodSpec(t *testing.T) {
 	}
 }
 
+// TestSpecWatchTriggers: a burst of writes is one change, told a debounce after the last write. The debounce
+// (1 s) is long beside the burst (three writes, microseconds): on a machine five times slower the writes
+// still fall within it. Only lower bounds are put on times, which slowness cannot break.
 func TestSpecWatchTriggers(t *testing.T) {
 	r, _ := newReconciler(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	fired := make(chan struct{}, 10)
-	if err := r.Spec.Watch(ctx, 300*time.Millisecond, func() { fired <- struct{}{} }); err != nil {
+	const debounce = time.Second
+	fired := make(chan time.Time, 10)
+	if err := r.Spec.Watch(ctx, debounce, func() { fired <- time.Now() }); err != nil {
 		t.Fatal(err)
 	}
 	// Three quick writes are one change after the debounce.
@@ -376,57 +379,82 @@ func TestSpecWatchTriggers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	lastWrite := time.Now()
+	var at time.Time
 	select {
-	case <-fired:
-	case <-time.After(5 * time.Second):
+	case at = <-fired:
+	case <-time.After(30 * time.Second):
 		t.Fatal("no change seen")
 	}
+	if early := at.Sub(lastWrite); early < debounce {
+		t.Errorf("notified %s after the last write, before the debounce (%s) ran out", early, debounce)
+	}
+	// Nothing more for two debounces after the notification, watched all along: a late event of the burst
+	// would start a timer that fires within one.
 	select {
 	case <-fired:
 		t.Error("debounce let two notifications through for one burst of writes")
-	case <-time.After(600 * time.Millisecond):
+	case <-time.After(2 * debounce):
 	}
-	cancel()
-	time.Sleep(50 * time.Millisecond) // let the watcher goroutine see ctx and close (goleak checks)
+	// The watcher goroutine ends with ctx; goleak (TestMain) retries until it has.
 }
 
+// TestControllerCoalescesAndRespectsMinInterval: triggers that arrive while a pass runs make one pass after
+// it, no sooner than the minimum interval after the first started. The triggers come while the start pass is
+// held, so that no scheduling delay can split them; a later trigger (a fence) makes a pass of its own
+// reason only, which shows that no spare pass for the burst was pending.
 func TestControllerCoalescesAndRespectsMinInterval(t *testing.T) {
 	var mu sync.Mutex
 	var starts []time.Time
 	var whys []string
+	release := make(chan struct{})
 	ctl := &Controller{Interval: time.Hour, MinInterval: 200 * time.Millisecond}
 	ctl.Pass = func(ctx context.Context, why Reason) error {
 		mu.Lock()
 		starts = append(starts, time.Now())
 		whys = append(whys, why.Why)
+		n := len(whys)
 		mu.Unlock()
+		if n == 1 {
+			<-release
+		}
 		return nil
+	}
+	passes := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(whys)
+	}
+	waitPasses := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); passes() < n; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d passes after 30 s, want %d", passes(), n)
+			}
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { ctl.Run(ctx); close(done) }()
-	for { // the start pass first, however slow the machine
-		mu.Lock()
-		n := len(whys)
-		mu.Unlock()
-		if n > 0 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	defer func() { cancel(); <-done }()
+	waitPasses(1)             // the start pass runs, held
 	for i := 0; i < 20; i++ { // a burst of triggers is one pass
 		ctl.Trigger("burst")
 	}
-	time.Sleep(600 * time.Millisecond)
-	cancel()
-	<-done
+	close(release)
+	waitPasses(2)
+	ctl.Trigger("fence")
+	waitPasses(3)
 	mu.Lock()
 	defer mu.Unlock()
-	if len(starts) != 2 || whys[0] != "start" || whys[1] != "burst" {
-		t.Fatalf("passes %q, want [start burst]", whys)
+	if want := []string{"start", "burst", "fence"}; !slices.Equal(whys, want) {
+		t.Fatalf("passes %q, want %q", whys, want)
 	}
-	if gap := starts[1].Sub(starts[0]); gap < 200*time.Millisecond {
+	if gap := starts[1].Sub(starts[0]); gap < ctl.MinInterval {
 		t.Errorf("second pass %s after the first, want at least the minimum interval", gap)
+	}
+	if gap := starts[2].Sub(starts[1]); gap < ctl.MinInterval {
+		t.Errorf("third pass %s after the second, want at least the minimum interval", gap)
 	}
 }
 
@@ -436,15 +464,18 @@ func TestControllerCoalescesAndRespectsMinInterval(t *testing.T) {
 func TestControllerScopesWatchTriggeredPasses(t *testing.T) {
 	var mu sync.Mutex
 	var reasons []Reason
-	release := make(chan struct{})
+	release, release2 := make(chan struct{}), make(chan struct{})
 	ctl := &Controller{Interval: time.Hour, MinInterval: 10 * time.Millisecond}
 	ctl.Pass = func(ctx context.Context, r Reason) error {
 		mu.Lock()
 		reasons = append(reasons, r)
 		n := len(reasons)
 		mu.Unlock()
-		if n == 1 {
+		switch n {
+		case 1:
 			<-release // triggers below arrive while the start pass runs
+		case 2:
+			<-release2 // and while the second runs: no scheduling delay can split them between two passes
 		}
 		return nil
 	}
@@ -472,6 +503,7 @@ func TestControllerScopesWatchTriggeredPasses(t *testing.T) {
 	waitUntil(2)
 	ctl.TriggerKube(KubeEvent{Cluster: "c1", Why: "coredns changed in c1"})
 	ctl.Trigger("SIGHUP")
+	close(release2)
 	waitUntil(3)
 	mu.Lock()
 	defer mu.Unlock()
@@ -485,21 +517,58 @@ func TestControllerScopesWatchTriggeredPasses(t *testing.T) {
 	}
 }
 
+// TestControllerRetriesTransientErrorsSooner: three throttled passes are retried after a backoff doubling
+// from the minimum interval, then a pass that succeeds puts the next at the interval (an hour). Conditions
+// and lower bounds only: a slow machine makes the retries later, never fewer.
 func TestControllerRetriesTransientErrorsSooner(t *testing.T) {
-	var calls atomic.Int32
+	var mu sync.Mutex
+	var at []time.Time
 	ctl := &Controller{Interval: time.Hour, MinInterval: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
 	ctl.Pass = func(ctx context.Context, _ Reason) error {
-		if calls.Add(1) <= 3 {
+		mu.Lock()
+		at = append(at, time.Now())
+		n := len(at)
+		mu.Unlock()
+		if n <= 3 {
 			return errors.Join(ErrTransient, errors.New("throttled"))
 		}
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	ctl.Run(ctx)
-	// Three throttled passes retried within the second, then success, then the hour-long wait.
-	if n := calls.Load(); n != 4 {
-		t.Errorf("%d passes, want 4", n)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { ctl.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	// The fourth pass has ended when it is counted and no pass is under way: the loop has set the next one's
+	// time by then.
+	ended4 := func() bool {
+		mu.Lock()
+		n := len(at)
+		mu.Unlock()
+		ctl.mu.Lock()
+		defer ctl.mu.Unlock()
+		return n >= 4 && ctl.passStart.IsZero()
+	}
+	for deadline := time.Now().Add(30 * time.Second); !ended4(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no fourth pass within 30 s: the throttled passes were not retried before the hour-long interval")
+		}
+	}
+	mu.Lock()
+	calls := slices.Clone(at)
+	mu.Unlock()
+	ctl.mu.Lock()
+	wait := ctl.due.Sub(ctl.lastEnd)
+	ctl.mu.Unlock()
+	if len(calls) != 4 {
+		t.Fatalf("%d passes, want 4", len(calls))
+	}
+	for i, least := range []time.Duration{20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond} {
+		if gap := calls[i+1].Sub(calls[i]); gap < least {
+			t.Errorf("retry %d came %s after the throttled pass, want a backoff of at least %s", i+1, gap, least)
+		}
+	}
+	if wait != ctl.Interval {
+		t.Errorf("after the pass that succeeded the next is due in %s, want the interval (%s)", wait, ctl.Interval)
 	}
 }
 

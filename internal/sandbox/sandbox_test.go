@@ -118,9 +118,12 @@ func TestSandboxResolvesAcrossClusters(t *testing.T) {
 	before, _ := os.ReadFile(path)
 	writes := s.Syncers[c1.Name].Writes()
 	setCorefile(t, s, c1.Name, sandbox.DefaultEKSCorefile+"broken {\n")
-	time.Sleep(3 * time.Second)
-	if after, _ := os.ReadFile(path); string(after) != string(before) || s.Syncers[c1.Name].Writes() != writes {
-		t.Errorf("a broken Corefile changed %s:\n%s", path, after)
+	// Watched all along for 3 s (the informer's delivery and more than CoreDNS's 2 s reload), not looked at
+	// once at the end. That the syncer did see the broken Corefile is checked below, by the next change.
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if after, _ := os.ReadFile(path); string(after) != string(before) || s.Syncers[c1.Name].Writes() != writes {
+			t.Fatalf("a broken Corefile changed %s (%d writes, %d before):\n%s", path, s.Syncers[c1.Name].Writes(), writes, after)
+		}
 	}
 	if ips, err := testenv.LookupA(c1.DNSAddr(), c2.SampleName(), false); err != nil || len(ips) != 1 {
 		t.Errorf("after a broken Corefile: %v, %v", ips, err)
@@ -187,6 +190,15 @@ func TestSandboxResolvesAcrossClusters(t *testing.T) {
 	setCorefile(t, s, c1.Name, sandbox.DefaultEKSCorefile+block+fmt.Sprintf("\n%s.svc.cluster.local:53 {\n    forward . %s {\n        force_tcp\n    }\n}\n", c3.Namespace, ups))
 	if ips, err := s.WaitResolve(ctx, c1.Name, c3.SampleName(), 30*time.Second); err != nil || ips[0].String() != c3.SampleIP {
 		t.Errorf("%s via the NLB IPs: %v, %v", c3.SampleName(), ips, err)
+	}
+	// The watch delivers the ConfigMap's versions in order, so this one's write comes after the syncer saw
+	// the broken one: exactly one write since then means the broken Corefile was seen and wrote nothing.
+	waitFor(t, 30*time.Second, "tidb-1's Corefile file forwarding to the NLB", func() bool {
+		b, _ := os.ReadFile(path)
+		return strings.Contains(string(b), c3.Namespace+".svc.cluster.local")
+	})
+	if got := s.Syncers[c1.Name].Writes(); got != writes+1 {
+		t.Errorf("%d Corefile writes since the broken Corefile, want 1 (the NLB forwarding)", got-writes)
 	}
 
 	// Deleting the Service deletes the NLB and its ENIs, then the Service goes.
