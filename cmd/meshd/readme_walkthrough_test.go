@@ -21,7 +21,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/meshd-io/meshd/internal/ekstoken"
+	"github.com/meshd-io/meshd/internal/kubeclient"
 	"github.com/meshd-io/meshd/internal/sandbox"
+	"github.com/meshd-io/meshd/internal/state"
+	"github.com/meshd-io/meshd/internal/state/secretstate"
 	"github.com/meshd-io/meshd/internal/testenv"
 )
 
@@ -56,6 +59,7 @@ var walkthrough = []readmeStep{
 	{cmd: "meshctl verify --spec mesh.hcl", run: (*walk).verify},
 	{cmd: "meshd --spec mesh.hcl", run: (*walk).daemon},
 	{cmd: "kubectl apply -f deploy/meshd.yaml", run: (*walk).deploy},
+	{cmd: "meshctl state push --state meshd.state.json --state-secret meshd-system/meshd-state --state-context MGMT", run: (*walk).statePush},
 	{cmd: "make image", why: "builds and pushes an image: no registry here (meshd is run from the tree instead)"},
 	{cmd: "skopeo copy oci:bin/meshd-image:latest docker://ghcr.io/YOU/meshd:latest", why: "pushes to a registry"},
 	{cmd: "crane push bin/meshd-image ghcr.io/YOU/meshd:latest", why: "pushes to a registry"},
@@ -366,6 +370,29 @@ func (w *walk) deploy(cmd string) {
 		if !strings.Contains(out, want) {
 			w.t.Errorf("the management cluster lacks %s:\n%s", want, out)
 		}
+	}
+}
+
+// statePush hands step 4's state file to the Secret the deployed meshd reads, in the management cluster
+// the deploy step used (MGMT), with the admin's kubeconfig as for the deploy; the Secret then holds it.
+func (w *walk) statePush(cmd string) {
+	mgmt := w.sb.Clusters[0]
+	w.sh(0, strings.Replace(cmd, "MGMT", "'"+mgmt.Context+"'", 1), "KUBECONFIG="+w.sb.Kubeconfig)
+	local, err := state.NewLocal(filepath.Join(w.dir, "meshd.state.json")).Read(context.Background())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	client, err := kubeclient.NewForConfig(w.sb.APIServers[mgmt.Name].RESTConfig())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	remote, err := secretstate.NewSecret(client, "meshd-system", "meshd-state", "test").Read(context.Background())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if remote.Lineage != local.Lineage || remote.Serial <= local.Serial || len(remote.Routes) != len(local.Routes) {
+		w.t.Errorf("the Secret holds lineage %s serial %d with %d routes, want step 4's %s (serial after %d) with %d",
+			remote.Lineage, remote.Serial, len(remote.Routes), local.Lineage, local.Serial, len(local.Routes))
 	}
 }
 

@@ -70,6 +70,8 @@ const stateUsage = `Usage: meshctl state <subcommand> [--state PATH]
 Subcommands:
   list           print every address the state records
   show ADDRESS   print what the state records for one address
+  push           copy the local state file into meshd's state Secret:
+                 meshctl state push --state FILE --state-secret NAMESPACE/NAME
 `
 
 // stateCmd runs meshctl state list and meshctl state show ADDRESS.
@@ -82,6 +84,9 @@ func (a *App) stateCmd(ctx context.Context, args []string) int {
 	if sub == "-h" || sub == "-help" || sub == "--help" || sub == "help" {
 		fmt.Fprint(a.Stdout, stateUsage)
 		return ExitOK
+	}
+	if sub == "push" {
+		return a.statePush(ctx, args[1:])
 	}
 	if sub != "list" && sub != "show" {
 		fmt.Fprintf(a.Stderr, "meshctl state: unknown subcommand %q\n\n%s", sub, stateUsage)
