@@ -185,9 +185,13 @@ func TestAdoptRunbookOnSandbox(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	// A few more rounds against the reloaded configuration.
-	for n := queries.Load(); queries.Load() < n+12; {
-		time.Sleep(20 * time.Millisecond)
+	// A few more rounds against the reloaded configuration (each query gives up after 2 s, so twelve take at
+	// most 24 s; the deadline only keeps a stuck query loop from hanging the test).
+	for n, deadline := queries.Load(), time.Now().Add(time.Minute); queries.Load() < n+12; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("only %d queries within a minute after the reloads, want 12", queries.Load()-n)
+			break
+		}
 	}
 	stop()
 	wg.Wait()

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,11 +34,39 @@ func apiClient(t *testing.T) kubeclient.Interface {
 	return c
 }
 
+// leaseGets is an http.RoundTripper that counts the answers to GETs of the lock's Lease: how often a waiting
+// Lock has looked.
+type leaseGets struct {
+	next http.RoundTripper
+	n    *atomic.Int32
+}
+
+func (g leaseGets) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := g.next.RoundTrip(r)
+	if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/leases/meshd-state-lock") {
+		g.n.Add(1)
+	}
+	return resp, err
+}
+
 // TestSecretBackend runs the Secret backend against a real kube-apiserver: round trip, serials, a state of
 // 30,000 routes that fits only because it is compressed, the lock between two holders, and a stale writer
 // refused.
 func TestSecretBackend(t *testing.T) {
-	c := apiClient(t)
+	etcd := testenv.StartEtcd(t)
+	srv := testenv.StartAPIServer(t, etcd.ClientURL, "mgmt")
+	c, err := kubeclient.NewForConfig(srv.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The second holder's client counts its looks at the Lease.
+	var looks atomic.Int32
+	cfg := srv.RESTConfig()
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { return leaseGets{rt, &looks} }
+	counted, err := kubeclient.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	b := secretstate.NewSecret(c, "kube-system", "meshd-state", "replica-a")
 
@@ -78,31 +105,50 @@ func TestSecretBackend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := secretstate.NewSecret(c, "kube-system", "meshd-state", "replica-b")
+	other := secretstate.NewSecret(counted, "kube-system", "meshd-state", "replica-b")
 	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	_, err = other.Lock(short)
 	cancel()
 	if !errors.Is(err, state.ErrLocked) || !strings.Contains(err.Error(), "replica-a") {
 		t.Errorf("second lock: %v, want ErrLocked naming replica-a", err)
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	var waited error
+	// A Lock without a deadline waits: it has not returned at any moment while b holds the lock, a window
+	// that lasts until it has been told three times that the Lease is held (its retries back off from 50 ms),
+	// and it returns once b releases.
+	acquired := make(chan error, 1)
+	before := looks.Load()
 	go func() {
-		defer wg.Done()
 		u, err := other.Lock(ctx)
-		waited = err
 		if err == nil {
-			_ = u()
+			err = u()
 		}
+		acquired <- err
 	}()
-	time.Sleep(200 * time.Millisecond)
+	for deadline := time.Now().Add(30 * time.Second); looks.Load() < before+3; {
+		select {
+		case err := <-acquired:
+			t.Fatalf("the second Lock returned (%v) after %d looks at the Lease, while b held the lock", err, looks.Load()-before)
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the second Lock looked at the Lease %d times in 30 s, want 3", looks.Load()-before)
+		}
+	}
+	select {
+	case err := <-acquired:
+		t.Fatalf("the second Lock returned (%v) while b held the lock", err)
+	default:
+	}
 	if err := unlock(); err != nil {
 		t.Fatal(err)
 	}
-	wg.Wait()
-	if waited != nil {
-		t.Errorf("waiting lock after release: %v", waited)
+	select {
+	case err := <-acquired:
+		if err != nil {
+			t.Errorf("waiting lock after release: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the waiting Lock did not get the lock within 30 s of its release")
 	}
 
 	// A holder keeps the lock past its lease duration by renewing it...
