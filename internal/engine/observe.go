@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"golang.org/x/sync/errgroup"
@@ -33,6 +34,9 @@ type observation struct {
 	addons     addonObservation
 	in         plan.Input
 	diags      hcl.Diagnostics
+
+	partsMu sync.Mutex
+	parts   map[plan.Kind]*plan.Parts // of the kinds registered in kindio (kindparts.go)
 }
 
 // observer reads one part of the world for a plan: the AWS side, or what a group of kinds plans from. The
@@ -40,7 +44,9 @@ type observation struct {
 // needs the members AWS resolved.
 type observer struct {
 	name string
-	on   func(o *observation) bool
+	// kinds are the kinds whose observation this is (TestEveryKindIsObserved).
+	kinds []plan.Kind
+	on    func(o *observation) bool
 	// observe reads the part; it must not touch another observer's part.
 	observe func(o *observation, ctx context.Context) (hcl.Diagnostics, error)
 	// resolve, when set, completes the part once the members are known. Unless evenWithErrors, it does not
@@ -49,19 +55,20 @@ type observer struct {
 	evenWithErrors bool
 }
 
-// observers are every part a plan may read, in the order their diagnostics are reported and their
-// resolves run. A kind whose observation is a part of its own adds an entry here.
-var observers = []observer{
-	{name: "aws", on: func(*observation) bool { return true }, observe: (*observation).observeAWS},
-	{name: "dns", on: func(o *observation) bool { return o.dnsOn }, observe: (*observation).observeKubeDNS},
-	{name: "replicas", on: func(o *observation) bool { return o.e.replicasOn(o.m, o.st) },
+// builtinObservers are the parts the built-in kinds read, in the order their diagnostics are reported and
+// their resolves run. A kind registered outside them registers its I/O in kindio instead, and its
+// observer comes from there; a plan runs both (observers, kindparts.go).
+var builtinObservers = []observer{
+	{name: "aws", kinds: []plan.Kind{plan.KindPeering, plan.KindRoute, plan.KindSGRule}, on: func(*observation) bool { return true }, observe: (*observation).observeAWS},
+	{name: "dns", kinds: []plan.Kind{plan.KindDNSService, plan.KindCorefile}, on: func(o *observation) bool { return o.dnsOn }, observe: (*observation).observeKubeDNS},
+	{name: "replicas", kinds: []plan.Kind{plan.KindReplica}, on: func(o *observation) bool { return o.e.replicasOn(o.m, o.st) },
 		observe: func(o *observation, ctx context.Context) (hcl.Diagnostics, error) {
 			var diags hcl.Diagnostics
 			o.in.Replicas, diags = o.e.observeReplicas(ctx, o.v, o.m, o.st, o.destroy)
 			return diags, nil
 		}},
-	{name: "addons", on: func(o *observation) bool { return o.dnsOn }, observe: (*observation).observeAddons},
-	{name: "control planes", on: func(o *observation) bool { return o.e.controlPlanesOn(o.m, o.st) },
+	{name: "addons", kinds: []plan.Kind{plan.KindAddonCorefile}, on: func(o *observation) bool { return o.dnsOn }, observe: (*observation).observeAddons},
+	{name: "control planes", kinds: []plan.Kind{plan.KindCPAccount, plan.KindKubeconfig}, on: func(o *observation) bool { return o.e.controlPlanesOn(o.m, o.st) },
 		observe: func(o *observation, ctx context.Context) (hcl.Diagnostics, error) {
 			var diags hcl.Diagnostics
 			o.in.ControlPlanes, diags = o.e.observeControlPlanes(ctx, o.v, o.m, o.st, o.destroy)
@@ -71,7 +78,7 @@ var observers = []observer{
 			return o.e.resolveEndpoints(o.m, o.in.ControlPlanes, o.aws.Observed, o.aws.Members), nil
 		},
 		evenWithErrors: true},
-	{name: "load balancers", on: func(o *observation) bool { return o.e.loadBalancersOn(o.m, o.st) },
+	{name: "load balancers", kinds: []plan.Kind{plan.KindLBService, plan.KindTargetGroupBinding}, on: func(o *observation) bool { return o.e.loadBalancersOn(o.m, o.st) },
 		resolve: func(o *observation, ctx context.Context) (diags hcl.Diagnostics, err error) {
 			o.in.LoadBalancers, diags, err = o.e.observeLoadBalancerBlocks(ctx, o.v, o.m, o.st, o.in.Members, o.destroy)
 			return diags, err
@@ -83,7 +90,7 @@ var observers = []observer{
 // returns the first error in list order; diagnostics are in o.diags.
 func (o *observation) observe(ctx context.Context) error {
 	var active []observer
-	for _, ob := range observers {
+	for _, ob := range observers() {
 		if ob.on(o) {
 			active = append(active, ob)
 		}

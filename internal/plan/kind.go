@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/meshd-io/meshd/internal/access"
+	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/spec"
 	"github.com/meshd-io/meshd/internal/state"
 )
@@ -97,7 +98,8 @@ type KindInfo struct {
 	// Kubernetes kinds); `meshctl iam-policy` renders them.
 	IAM func(m *spec.Mesh) []access.Statement
 	// Plan is the kind's part of Compute for a kind registered outside this package: it adds the kind's
-	// changes and conflicts to p, from in (its observation in in.Kinds). The kinds here set planner.
+	// changes and conflicts to p, from in (its observation in in.Kinds[Kind], a Parts when the kind's I/O
+	// is registered in internal/kindio). The kinds here set planner.
 	Plan func(in Input, p *Plan)
 	// planner is Plan for the kinds of this package, which share the computer's indexes. A planner may
 	// cover several kinds (dns: the DNS Services, Corefiles and add-ons); the others leave it nil.
@@ -115,6 +117,26 @@ type Records struct {
 	// Fix applies p's fixes of the kind's records to st (Plan.FixState): records of objects found to be
 	// meshd's, records of objects gone. Nil when the planner makes none.
 	Fix func(p *Plan, st *state.State)
+	// Upgrade maps the records an older state file kept elsewhere (old is the file's top level, by key,
+	// unknown keys included) into the kind's place in st, when the state is read (state.RegisterUpgrade).
+	// Nil when every state file meshd wrote keeps the kind's records where they are now.
+	Upgrade func(old map[string]json.RawMessage, st *state.State) error
+}
+
+// Where is an (access, region) of the members: where an AWS part is read and an AWS change carried out.
+type Where struct {
+	Access model.Access
+	Region string
+}
+
+// Parts is what the engine observed of a kind whose I/O is registered in internal/kindio, handed to its
+// KindInfo.Plan in Input.Kinds: its AWS parts by (access, region), its Kubernetes parts by cluster. A part
+// that could not be read is missing (the planner leaves what is there alone); Unobserved names those
+// clusters.
+type Parts struct {
+	AWS        map[Where]any
+	Kube       map[string]any
+	Unobserved map[string]bool
 }
 
 var registry = map[Kind]KindInfo{}
@@ -139,6 +161,9 @@ func Register(k KindInfo) {
 		}
 	}
 	registry[k.Kind] = k
+	if k.State != nil && k.State.Upgrade != nil {
+		state.RegisterUpgrade(string(k.Kind), k.State.Upgrade)
+	}
 }
 
 // Lookup returns a registered kind.

@@ -1,13 +1,13 @@
 package plan_test
 
 import (
-	"encoding/json"
 	"os"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/plan/plantest"
 	"github.com/meshd-io/meshd/internal/state"
 )
 
@@ -42,25 +42,9 @@ func TestStateEntriesListEveryRecord(t *testing.T) {
 	}
 	// Each record of the file is one entry: count them in the JSON itself, so that a new field of the state
 	// that no kind lists fails here.
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
+	records, err := plantest.StateRecords(data)
+	if err != nil {
 		t.Fatal(err)
-	}
-	records := 0
-	for key, v := range raw {
-		switch key {
-		case "version", "lineage", "serial", "mesh":
-		case "routes":
-			var l []any
-			_ = json.Unmarshal(v, &l)
-			records += len(l)
-		default:
-			var m map[string]any
-			if err := json.Unmarshal(v, &m); err != nil {
-				t.Fatalf("%s: %v", key, err)
-			}
-			records += len(m)
-		}
 	}
 	if records != len(got) {
 		t.Errorf("the state file holds %d records, StateEntries lists %d", records, len(got))

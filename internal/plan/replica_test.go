@@ -8,7 +8,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -17,6 +16,7 @@ import (
 	"github.com/meshd-io/meshd/internal/kubeobj"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/plan/plantest"
 	"github.com/meshd-io/meshd/internal/planview"
 	"github.com/meshd-io/meshd/internal/state"
 )
@@ -472,55 +472,18 @@ func TestReplicaPlanShowsNoSecret(t *testing.T) {
 	}
 }
 
-// replicaWorld is a fake of the clusters' objects, by cluster, with an executor for KindReplica that
+// replicaWorld is the simulated world's objects (plantest.World.Objects), whose executor for KindReplica
 // writes copies as the kube provider's does: it reads the source again and refuses a changed one.
-type replicaWorld struct {
-	mu      sync.Mutex
-	objects map[string]map[string]kubeobj.Object // cluster -> "<kind> <namespace>/<name>" -> object
-	uids    int
+type replicaWorld struct{ *plantest.World }
+
+func (w replicaWorld) get(cluster, kind, namespace, name string) *kubeobj.Object {
+	return w.Object(cluster, kind, namespace, name)
 }
 
-func (w *replicaWorld) get(cluster, kind, namespace, name string) *kubeobj.Object {
-	o, ok := w.objects[cluster][kind+" "+namespace+"/"+name]
-	if !ok {
-		return nil
-	}
-	return &o
-}
-
-func (w *replicaWorld) put(cluster string, o kubeobj.Object) {
-	if w.objects[cluster] == nil {
-		w.objects[cluster] = map[string]kubeobj.Object{}
-	}
-	w.uids++
-	o.UID = fmt.Sprintf("uid-%d", w.uids)
-	w.objects[cluster][o.Kind+" "+o.Namespace+"/"+o.Name] = o
-}
-
-func (w *replicaWorld) Execute(_ context.Context, ch plan.Change, _ apply.Known) (apply.Outcome, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if ch.Action == plan.Delete {
-		r := ch.Before.(plan.Replica)
-		delete(w.objects[r.Cluster], r.ObjectKind+" "+r.Namespace+"/"+r.Name)
-		return apply.Outcome{Record: func(st *state.State) { st.RemoveReplica(ch.Address) }}, nil
-	}
-	r := ch.After.(plan.Replica)
-	src := w.get(r.SourceCluster, r.ObjectKind, r.SourceNamespace, r.Name)
-	if src == nil {
-		return apply.Outcome{}, fmt.Errorf("%s: source gone", ch.Address)
-	}
-	want, _ := plan.DesiredCopy(*src, r.SourceCluster, r.Namespace)
-	if got := kubeobj.ContentHash(want); got != r.ContentHash {
-		return apply.Outcome{}, fmt.Errorf("%s: source hashes %s, plan %s", ch.Address, got, r.ContentHash)
-	}
-	w.put(r.Cluster, kubeobj.Own(want, "tidb"))
-	rec := r.Record()
-	return apply.Outcome{Record: func(st *state.State) { st.SetReplica(ch.Address, rec) }}, nil
-}
+func (w replicaWorld) put(cluster string, o kubeobj.Object) { w.PutObject(cluster, o) }
 
 // input observes the world as the engine does for replicate "tidb-ca" from a to b and c.
-func (w *replicaWorld) input(st *state.State, wanted bool) *plan.ReplicaInput {
+func (w replicaWorld) input(st *state.State, wanted bool) *plan.ReplicaInput {
 	in := &plan.ReplicaInput{Orphans: map[string]*kubeobj.Object{}}
 	if wanted {
 		copies := map[string]*kubeobj.Object{}
@@ -541,13 +504,14 @@ func (w *replicaWorld) input(st *state.State, wanted bool) *plan.ReplicaInput {
 // TestReplicaApply runs plan, apply, plan: the copies are made and recorded, a second plan is empty, a
 // renewed source reaches the copies, and destroy removes them and their records, leaving the source.
 func TestReplicaApply(t *testing.T) {
-	w := &replicaWorld{objects: map[string]map[string]kubeobj.Object{}}
+	world, _ := plantest.NewWorld("tidb", nil)
+	w := replicaWorld{world}
 	w.put("a", source(t))
 	st := state.New("tidb")
 	run := func(destroy bool) *plan.Plan {
 		t.Helper()
 		p := replicaPlan(w.input(st, !destroy), st, false, destroy)
-		res := apply.Run(context.Background(), p, st, apply.Options{Executors: map[plan.Kind]apply.Executor{plan.KindReplica: w}})
+		res := apply.Run(context.Background(), p, st, apply.Options{Executors: w.Executors()})
 		if err := res.Err(); err != nil {
 			t.Fatalf("apply: %v", err)
 		}

@@ -82,6 +82,9 @@ func decode(path string, data []byte) (*State, error) {
 	if s.Corefiles == nil {
 		s.Corefiles = map[string][]string{}
 	}
+	if err := upgrade(path, data, s); err != nil {
+		return nil, err
+	}
 	s.SortRoutes()
 	return s, nil
 }

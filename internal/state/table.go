@@ -68,3 +68,36 @@ func (t Table[T]) Forget(st *State, address string) {
 
 // Addresses lists the recorded addresses, sorted.
 func (t Table[T]) Addresses(st *State) []string { return slices.Sorted(maps.Keys(st.Records[t.Name])) }
+
+// Upgrade maps the records an older state file kept elsewhere into their place now: old is the file's
+// top level by key (keys State no longer knows included). Kinds register theirs (plan.Records.Upgrade)
+// and every backend's read runs them, in the order they were registered, after decoding.
+type Upgrade func(old map[string]json.RawMessage, st *State) error
+
+var upgrades []namedUpgrade
+
+type namedUpgrade struct {
+	name string
+	up   Upgrade
+}
+
+// RegisterUpgrade adds an upgrade, named for errors. It is called from init functions (plan.Register), so
+// the list is not locked.
+func RegisterUpgrade(name string, up Upgrade) { upgrades = append(upgrades, namedUpgrade{name, up}) }
+
+// upgrade runs the registered upgrades on a decoded state.
+func upgrade(where string, data []byte, st *State) error {
+	if len(upgrades) == 0 {
+		return nil
+	}
+	var old map[string]json.RawMessage
+	if err := json.Unmarshal(data, &old); err != nil {
+		return fmt.Errorf("state file %s is corrupt: %w", where, err)
+	}
+	for _, u := range upgrades {
+		if err := u.up(old, st); err != nil {
+			return fmt.Errorf("state file %s: upgrading the %s records: %w", where, u.name, err)
+		}
+	}
+	return nil
+}

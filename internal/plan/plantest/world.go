@@ -14,6 +14,9 @@ import (
 
 	"github.com/meshd-io/meshd/internal/apply"
 	"github.com/meshd-io/meshd/internal/corefile"
+	"github.com/meshd-io/meshd/internal/kindio"
+	"github.com/meshd-io/meshd/internal/kubeclient"
+	"github.com/meshd-io/meshd/internal/kubeobj"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
 	"github.com/meshd-io/meshd/internal/state"
@@ -34,8 +37,15 @@ type World struct {
 	// StuckLoadBalancers never get a load balancer: creating or updating their Service fails waiting.
 	StuckLoadBalancers map[string]bool
 
+	// Objects are the objects of any kind in each cluster that replicate blocks copy, by cluster, then
+	// "<kind> <namespace>/<name>" (objects.go); Replicates are the blocks.
+	Objects    map[string]map[string]kubeobj.Object
+	Replicates []Replicate
+
 	mu               sync.Mutex
-	created          map[string]int // objects created per address, so IDs do not depend on goroutine order
+	uids             int
+	kube             map[string]kubeclient.Interface // fake clients by cluster (kinds.go)
+	created          map[string]int                  // objects created per address, so IDs do not depend on goroutine order
 	originalCorefile map[string]string
 	cidrs            map[string]string // first CIDR block by cluster
 }
@@ -108,11 +118,17 @@ func (w *World) id(prefix, address string) string {
 	return fmt.Sprintf("%s-%08x", prefix, h.Sum32())
 }
 
-// Executors returns apply executors that change the world.
+// Executors returns apply executors that change the world: the built-in kinds it simulates, and the kinds
+// registered in kindio with a Kubernetes Execute, run against the world's fake clients.
 func (w *World) Executors() map[plan.Kind]apply.Executor {
 	e := executor{w}
-	return map[plan.Kind]apply.Executor{plan.KindPeering: e, plan.KindRoute: e, plan.KindSGRule: e,
-		plan.KindDNSService: serviceExecutor{w}, plan.KindCorefile: corefileExecutor{w}}
+	out := map[plan.Kind]apply.Executor{plan.KindPeering: e, plan.KindRoute: e, plan.KindSGRule: e,
+		plan.KindDNSService: serviceExecutor{w}, plan.KindCorefile: corefileExecutor{w}, plan.KindReplica: replicaExecutor{w}}
+	for _, k := range kindio.KubeKinds() {
+		io, _ := kindio.KubeOf(k)
+		out[k] = kindio.KubeExecutor(io, func(cl kindio.Cluster) (kubeclient.Interface, error) { return w.KubeClient(cl.Name), nil })
+	}
+	return out
 }
 
 type executor struct{ w *World }

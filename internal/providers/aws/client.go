@@ -237,6 +237,14 @@ func (p *Provider) Config(region string) aws.Config {
 	return cfg
 }
 
+// ConfigFor returns the SDK configuration for a region with the given access (an assumed role's
+// credentials cached per role): what a kind registered in kindio reads and writes with.
+func (p *Provider) ConfigFor(a model.Access, region string) aws.Config {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.configLocked(a, region)
+}
+
 // waitOptions time the provider's waits (a peering, a load balancer).
 func (p *Provider) waitOptions() poll.Options {
 	return poll.Options{Interval: p.opts.PollInterval, Timeout: p.opts.WaitTimeout, ProgressEvery: p.opts.ProgressEvery}

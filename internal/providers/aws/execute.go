@@ -11,21 +11,28 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/meshd-io/meshd/internal/apply"
+	"github.com/meshd-io/meshd/internal/kindio"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
 	"github.com/meshd-io/meshd/internal/poll"
 	"github.com/meshd-io/meshd/internal/state"
 )
 
-// Executors returns the apply executors for the AWS resource kinds.
+// Executors returns the apply executors for the AWS resource kinds: the built-in ones, and those of the
+// kinds whose I/O is registered in kindio (with the SDK configuration of the change's access and region).
 func (p *Provider) Executors() map[plan.Kind]apply.Executor {
-	return classifyingAll(map[plan.Kind]apply.Executor{
+	out := map[plan.Kind]apply.Executor{
 		plan.KindPeering: peeringExecutor{p},
 		plan.KindRoute:   routeExecutor{p},
 		plan.KindSGRule:  ruleExecutor{p},
 
 		plan.KindAddonCorefile: addonExecutor{p},
-	})
+	}
+	for _, k := range kindio.AWSKinds() {
+		io, _ := kindio.AWSOf(k)
+		out[k] = kindio.AWSExecutor(io, func(at plan.Where) aws.Config { return p.ConfigFor(at.Access, at.Region) })
+	}
+	return classifyingAll(out)
 }
 
 // tags are the ownership tags of an object at address, plus a Name for the console.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/meshd-io/meshd/internal/apply"
 	"github.com/meshd-io/meshd/internal/corefile"
+	"github.com/meshd-io/meshd/internal/kindio"
 	"github.com/meshd-io/meshd/internal/kubeclient"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
@@ -29,9 +30,10 @@ import (
 // ProgressEvery is how often a long wait reports that it is still waiting, by default.
 const ProgressEvery = 10 * time.Second
 
-// Executors returns the apply executors for the Kubernetes resource kinds.
+// Executors returns the apply executors for the Kubernetes resource kinds: the built-in ones, and those
+// of the kinds whose I/O is registered in kindio (with the client of the change's cluster).
 func (p *Provider) Executors() map[plan.Kind]apply.Executor {
-	return map[plan.Kind]apply.Executor{
+	out := map[plan.Kind]apply.Executor{
 		plan.KindDNSService: serviceExecutor{p},
 		plan.KindCorefile:   corefileExecutor{p},
 		plan.KindReplica:    replicaExecutor{p},
@@ -41,6 +43,11 @@ func (p *Provider) Executors() map[plan.Kind]apply.Executor {
 		plan.KindCPAccount:          cpAccountExecutor{p},
 		plan.KindKubeconfig:         kubeconfigExecutor{p},
 	}
+	for _, k := range kindio.KubeKinds() {
+		io, _ := kindio.KubeOf(k)
+		out[k] = kindio.KubeExecutor(io, func(cl kindio.Cluster) (kubeclient.Interface, error) { return p.Client(cl.KubeContext) })
+	}
+	return out
 }
 
 type serviceExecutor struct{ p *Provider }
