@@ -153,7 +153,9 @@ func TestRBACSubjects(t *testing.T) {
 }
 
 // TestDeployRBACIsGenerated keeps deploy/ true: member-rbac.yaml is meshctl rbac --all for specs/mesh.hcl
-// below its header, and meshd.yaml carries meshctl rbac --management for it.
+// below its header, and meshd.yaml (charts/meshd rendered) carries exactly the Roles and RoleBindings of
+// meshctl rbac --management for it: the same names, namespaces, rules, role references and subjects (the
+// chart's labels aside), and no other.
 func TestDeployRBACIsGenerated(t *testing.T) {
 	spec := filepath.Join("../../specs", "mesh.hcl")
 	member, err := os.ReadFile("../../deploy/member-rbac.yaml")
@@ -168,7 +170,43 @@ func TestDeployRBACIsGenerated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mgmt := meshctlWant(t, ExitOK, "rbac", "--spec", spec, "--management"); !strings.Contains(string(deploy), mgmt) {
-		t.Errorf("deploy/meshd.yaml does not carry meshctl rbac --spec specs/mesh.hcl --management; regenerate its Role")
+	mgmt := meshctlWant(t, ExitOK, "rbac", "--spec", spec, "--management")
+	if diff := cmp.Diff(managementRBACObjects(t, mgmt), managementRBACObjects(t, string(deploy))); diff != "" {
+		t.Errorf("deploy/meshd.yaml's Roles and RoleBindings are not meshctl rbac --spec specs/mesh.hcl --management's (-meshctl, +deploy/meshd.yaml); set the chart's values or regenerate it (make deploy-manifest):\n%s", diff)
 	}
+}
+
+// managementRBACObjects decodes the Roles and RoleBindings of a YAML stream strictly, without their labels (a
+// chart's), for comparing with meshctl rbac --management.
+func managementRBACObjects(t *testing.T, text string) []any {
+	t.Helper()
+	var out []any
+	for _, doc := range strings.Split(text, "\n---\n") {
+		var head struct{ Kind string }
+		if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
+			t.Fatalf("%v in\n%s", err, doc)
+		}
+		switch head.Kind {
+		case "Role":
+			var r rbacv1.Role
+			if err := yaml.UnmarshalStrict([]byte(doc), &r); err != nil {
+				t.Fatal(err)
+			}
+			r.Labels = nil
+			out = append(out, r)
+		case "RoleBinding":
+			var b rbacv1.RoleBinding
+			if err := yaml.UnmarshalStrict([]byte(doc), &b); err != nil {
+				t.Fatal(err)
+			}
+			b.Labels = nil
+			out = append(out, b)
+		case "ClusterRole", "ClusterRoleBinding":
+			t.Errorf("a %s in the management cluster's RBAC: meshd needs none", head.Kind)
+		}
+	}
+	if len(out) == 0 {
+		t.Errorf("no Role or RoleBinding in\n%s", text)
+	}
+	return out
 }
