@@ -83,6 +83,9 @@ func newHarnessWith(t *testing.T, adjust func(*sandbox.ClusterNet)) *harness {
 }
 
 func startMoto(t *testing.T) *testenv.Moto {
+	// Require skips (with -short, or a missing moto outside CI) inside the Once only for the first caller:
+	// every caller asks it itself, so that the others skip too instead of failing on a moto never started.
+	testenv.Require(t, testenv.BinMoto)
 	motoOnce.Do(func() {
 		// Started outside any one test's cleanup so it outlives the test that started it; TestMain stops it.
 		testenv.Require(t, testenv.BinMoto)
