@@ -6,6 +6,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -49,8 +50,8 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.spec, "spec", "", "spec file or directory of *.hcl files (watched for changes)")
 	fs.StringVar(&o.statePath, "state", "meshd.state.json", "state file (ignored with --state-secret)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
-	fs.DurationVar(&o.interval, "interval", 30*time.Second, "period of the full pass (AWS is observed on this timer), ±10% jitter")
-	fs.DurationVar(&o.minInterval, "min-interval", time.Second, "least time between two passes, whatever triggers them (a pass makes 6 EC2 Describe calls per region)")
+	fs.DurationVar(&o.interval, "interval", 30*time.Second, "period of the AWS observation (in the background) and of the pass of every cluster that follows it, ±10% jitter")
+	fs.DurationVar(&o.minInterval, "min-interval", time.Second, "least time between two observations of AWS (each makes 6 EC2 Describe calls per region): on the interval, and by passes asked for by the spec, SIGHUP or POST /trigger; a pass asked for by a Kubernetes watch makes no AWS call and waits only 50 ms after the last")
 	fs.DurationVar(&o.grace, "shutdown-grace", 20*time.Second, "on SIGTERM, how long the pass under way may go on before it is abandoned")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9090", "address for /metrics, /healthz and /readyz (empty: off); /healthz fails when the loop stops running passes, /readyz after three intervals without a successful pass")
 	fs.StringVar(&o.triggerAddr, "trigger-addr", "127.0.0.1:9091", "address for POST /trigger, which asks for a pass; it answers loopback clients only, whatever the address (empty: off)")
@@ -121,7 +122,9 @@ func run(o options, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	eng, err := newEngine(ctx, o, m, metrics, log)
+	// meshd's own writes are told apart from others' in its watches by the resourceVersion each returned.
+	own := &daemon.OwnWrites{}
+	eng, err := newEngine(ctx, o, m, metrics, own, log)
 	if err != nil {
 		return err
 	}
@@ -136,6 +139,7 @@ func run(o options, log *zap.Logger) error {
 	defer renewal.Stop()
 	rec.Planned = renewal.Schedule
 	ctl := newController(o, rec)
+	rec.AWSChanged = ctl.ObserveSoon
 	renewal.Trigger = ctl.Trigger
 
 	if o.leaderElect {
@@ -148,7 +152,7 @@ func run(o options, log *zap.Logger) error {
 
 	// The watches follow the spec the passes enforce: a spec on disk that a pass refuses (it would remove most
 	// members) does not take the watches of the members it removes away.
-	watches := &kubeWatches{client: eng.KubeClient, log: log, trigger: ctl.TriggerKube}
+	watches := &kubeWatches{client: eng.KubeClient, log: log, trigger: ctl.TriggerKube, own: own}
 	watches.restart(ctx, specs.Current())
 	rec.Enforcing = func(m *spec.Mesh) { watches.restart(ctx, m) }
 	if err := watchSpec(ctx, specs, ctl, metrics, log); err != nil {
@@ -184,7 +188,7 @@ func loadSpec(o options, log *zap.Logger) (*daemon.SpecSource, *spec.Mesh, error
 }
 
 // newEngine builds the engine as the daemon runs it.
-func newEngine(ctx context.Context, o options, m *spec.Mesh, metrics *daemon.Metrics, log *zap.Logger) (*engine.Engine, error) {
+func newEngine(ctx context.Context, o options, m *spec.Mesh, metrics *daemon.Metrics, own *daemon.OwnWrites, log *zap.Logger) (*engine.Engine, error) {
 	return engine.New(ctx, engine.Options{
 		Mesh: m.Name, Kubeconfig: o.kubeconfig,
 		Progress:      func(msg string) { log.Info(msg) },
@@ -196,7 +200,7 @@ func newEngine(ctx context.Context, o options, m *spec.Mesh, metrics *daemon.Met
 		ObserveNetwork:    true,
 		VerifyPaths:       true,
 		AWSAPIOptions:     []func(*middleware.Stack) error{metrics.CountAWSCalls},
-		KubeWrapTransport: metrics.CountKubeCalls,
+		KubeWrapTransport: func(rt http.RoundTripper) http.RoundTripper { return own.Wrap(metrics.CountKubeCalls(rt)) },
 		// A pass must not hold the state for minutes on a load balancer or a peering that is slow to come: it
 		// gives up and the next pass looks again.
 		WaitTimeout:       o.waitTimeout,
@@ -241,7 +245,7 @@ func newReconciler(o options, eng *engine.Engine, backend state.Backend, specs *
 	rec = &daemon.Reconciler{
 		Engine: eng, Backend: backend, Spec: specs, Log: log, Metrics: metrics,
 		DryRun: o.dryRun, UpsertOnly: o.policy == "upsert-only", ShutdownGrace: o.grace,
-		AWSInterval: o.interval, FullObserve: o.fullObserve, MaxLockHold: o.waitTimeout,
+		AWSInterval: awsReuse(o), FullObserve: o.fullObserve, MaxLockHold: o.waitTimeout,
 		AllowMassRemoval: o.allowMassRemoval,
 		Events: &daemon.KubeEvents{Host: identity, Client: func(cluster string) (kubeclient.Interface, error) {
 			// The Events go to the objects of the plan, made from the spec the pass enforced.
@@ -259,9 +263,25 @@ func newReconciler(o options, eng *engine.Engine, backend state.Backend, specs *
 	return rec
 }
 
-// newController decides when the reconciler's passes run.
+// awsReuse is how old an AWS observation a pass asked for by watch events plans from. AWS is observed in
+// the background every --interval (±10%), which takes up to --aws-observe-timeout: twice the interval and
+// the timeout leave room for one observation that failed (a full pass then observes AWS itself). With
+// --full-observe every pass observes AWS.
+func awsReuse(o options) time.Duration {
+	if o.fullObserve {
+		return o.interval
+	}
+	return 2*o.interval + o.observeTimeout
+}
+
+// newController decides when the reconciler's passes run. AWS is observed in the background on the
+// interval (rec.ObserveAWS), so that no pass asked for by a watch waits for it; not with --full-observe.
 func newController(o options, rec *daemon.Reconciler) *daemon.Controller {
-	return &daemon.Controller{Interval: o.interval, Jitter: 0.1, MinInterval: o.minInterval, MaxPass: rec.PassBound(),
+	var observe func(context.Context) error
+	if !o.fullObserve {
+		observe = rec.ObserveAWS
+	}
+	return &daemon.Controller{Interval: o.interval, Jitter: 0.1, MinInterval: o.minInterval, MaxPass: rec.PassBound(), Observe: observe,
 		Pass: func(ctx context.Context, why daemon.Reason) error {
 			err := rec.PassFor(ctx, why)
 			// A pass allocates far more than meshd keeps between passes (AWS and Kubernetes responses, the
@@ -407,6 +427,7 @@ type kubeWatches struct {
 	client  kubeClient
 	log     *zap.Logger
 	trigger func(daemon.KubeEvent)
+	own     *daemon.OwnWrites
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -437,7 +458,7 @@ func (w *kubeWatches) restart(ctx context.Context, m *spec.Mesh) {
 			w.log.Warn("cannot watch cluster; its drift is seen on the interval", zap.String("cluster", c.Name), zap.Error(err))
 			continue
 		}
-		clusters = append(clusters, daemon.WatchedCluster{Name: c.Name, Client: client})
+		clusters = append(clusters, daemon.WatchedCluster{Name: c.Name, Client: client, Own: w.own})
 	}
 	go func() {
 		if err := daemon.WatchKubernetes(ctx, m, clusters, w.trigger); err != nil && ctx.Err() == nil {

@@ -1,7 +1,10 @@
 // Package daemon runs meshd's reconcile loop: observe -> plan -> apply, again and again, so that the mesh
-// stays as the spec says. A pass runs on a timer (with jitter), when something asks for one (the spec changed
-// on disk, a watched Kubernetes object changed, SIGHUP, POST /trigger), but never sooner than a minimum
-// interval after the previous one, which keeps a flapping trigger from exhausting the AWS API rate limits.
+// stays as the spec says. A pass runs on a timer (with jitter), or, with Controller.Observe, after AWS was
+// observed in the background on that timer; and when something asks for one (the spec changed on disk, a
+// watched Kubernetes object changed, SIGHUP, POST /trigger). A pass that observes AWS starts no sooner than
+// a minimum interval after the last AWS observation, which keeps a flapping trigger from exhausting the AWS
+// API rate limits; a pass asked for by watch events alone makes no AWS call and only keeps a small floor
+// (KubeMinInterval) after the previous pass.
 package daemon
 
 import (
@@ -46,10 +49,14 @@ type pending struct {
 	kube map[string]bool // by cluster: true when a Service changed
 }
 
-func (p *pending) add(ev KubeEvent) {
-	if !slices.Contains(p.whys, ev.Why) {
-		p.whys = append(p.whys, ev.Why)
+func (p *pending) addWhy(why string) {
+	if !slices.Contains(p.whys, why) {
+		p.whys = append(p.whys, why)
 	}
+}
+
+func (p *pending) add(ev KubeEvent) {
+	p.addWhy(ev.Why)
 	if ev.Cluster == "" {
 		p.full = true
 		return
@@ -88,8 +95,19 @@ type Controller struct {
 	Interval time.Duration
 	// Jitter spreads the period by up to this fraction (0.1 = ±10%) so replicas and meshes do not align.
 	Jitter float64
-	// MinInterval is the least time between the starts of two passes.
+	// MinInterval is the least time between two AWS observations: the starts of two full passes, and of
+	// the background observations (Observe).
 	MinInterval time.Duration
+	// KubeMinInterval is the least time between the start of a pass and the start of the next when that one
+	// is asked for by watch events alone (it makes no AWS call): a floor against a storm of writes. Zero:
+	// 50 ms.
+	KubeMinInterval time.Duration
+	// Observe, when set, observes AWS in the background (engine.ObserveAWS): on the interval, instead of a
+	// full pass, and when ObserveSoon asks. When it succeeds a pass planned from it follows (Reason "interval",
+	// not full, naming no cluster: it reads nothing afresh, since the observation read every cluster too);
+	// when it fails a full pass, which observes AWS itself and reports why it cannot. Passes asked for by
+	// watch events never wait for it.
+	Observe func(ctx context.Context) error
 	// MaxBackoff bounds the retry delay after transient errors (doubling from MinInterval).
 	MaxBackoff time.Duration
 	// MaxPass is how long a pass may run, or the loop may be late for the next one, before Running says the
@@ -98,8 +116,11 @@ type Controller struct {
 
 	once    sync.Once
 	trigger chan struct{}
+	observe chan struct{} // ObserveSoon
 	mu      sync.Mutex
 	waiting pending
+	// lastAWS is when the last AWS observation (a full pass or Observe) started.
+	lastAWS time.Time
 	// passStart is when the pass under way started (zero between passes); lastEnd when the last one ended,
 	// whatever its result; due when the next one starts at the latest (the timer).
 	passStart, lastEnd, due time.Time
@@ -145,7 +166,7 @@ func (c *Controller) ended(at time.Time, next time.Duration) {
 }
 
 func (c *Controller) init() {
-	c.once.Do(func() { c.trigger = make(chan struct{}, 1) })
+	c.once.Do(func() { c.trigger, c.observe = make(chan struct{}, 1), make(chan struct{}, 1) })
 }
 
 // Trigger asks for a full pass soon. It never blocks: requests made while one is pending are merged into it.
@@ -166,6 +187,14 @@ func (c *Controller) request(ev KubeEvent) {
 	}
 }
 
+// pendingObservesAWS reports whether what is asked for so far, merged with r, makes a pass that observes
+// AWS (a full one).
+func (c *Controller) pendingObservesAWS(r Reason) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return r.Full || c.waiting.full
+}
+
 func (c *Controller) hasPending() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -181,14 +210,21 @@ func (c *Controller) take(r Reason) Reason {
 	return out
 }
 
-// Run runs passes until ctx is done: one at once, then on every trigger and every interval.
+// Run runs passes until ctx is done: one at once, then on every trigger and every interval (with Observe:
+// after every background observation of AWS, which runs on the interval).
 func (c *Controller) Run(ctx context.Context) {
 	c.init()
 	if c.MinInterval <= 0 {
 		c.MinInterval = time.Second
 	}
+	if c.KubeMinInterval <= 0 {
+		c.KubeMinInterval = 50 * time.Millisecond
+	}
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = 5 * time.Minute
+	}
+	if c.Observe != nil {
+		go c.observeLoop(ctx)
 	}
 	why := Reason{Why: "start", Full: true}
 	var last time.Time
@@ -197,10 +233,8 @@ func (c *Controller) Run(ctx context.Context) {
 	defer timer.Stop()
 	<-timer.C
 	for {
-		if wait := c.MinInterval - time.Since(last); !last.IsZero() && wait > 0 {
-			if !sleep(ctx, wait) {
-				return
-			}
+		if !c.waitFloor(ctx, last, why) {
+			return
 		}
 		// A trigger that arrived meanwhile is covered by the pass about to start.
 		select {
@@ -209,6 +243,9 @@ func (c *Controller) Run(ctx context.Context) {
 		}
 		why = c.take(why)
 		last = time.Now()
+		if why.Full {
+			c.markAWS(last)
+		}
 		c.started(last)
 		err := c.Pass(ctx, why)
 		if ctx.Err() != nil {
@@ -224,7 +261,11 @@ func (c *Controller) Run(ctx context.Context) {
 			backoff = 0
 		}
 		c.ended(time.Now(), next)
-		timer.Reset(next)
+		// With Observe, the interval is the background observation's (observeLoop), which asks for a pass.
+		timed := c.Observe == nil || backoff > 0
+		if timed {
+			timer.Reset(next)
+		}
 		why = Reason{}
 		for why.Why == "" {
 			select {
@@ -234,7 +275,7 @@ func (c *Controller) Run(ctx context.Context) {
 				// Empty when the pass that just ran took the request already.
 				if c.hasPending() {
 					why = Reason{Why: "trigger"}
-					if !timer.Stop() {
+					if timed && !timer.Stop() {
 						<-timer.C
 					}
 				}
@@ -244,6 +285,27 @@ func (c *Controller) Run(ctx context.Context) {
 					why.Why = "retry"
 				}
 			}
+		}
+	}
+}
+
+// waitFloor waits until the pass asked for may start: KubeMinInterval after the last pass started, and for
+// a pass that observes AWS also MinInterval after the last AWS observation started. What is asked for is
+// looked at again after each wait, since a full pass may be asked for meanwhile. False when ctx is done.
+func (c *Controller) waitFloor(ctx context.Context, last time.Time, why Reason) bool {
+	if last.IsZero() {
+		return true
+	}
+	for {
+		wait := c.KubeMinInterval - time.Since(last)
+		if c.pendingObservesAWS(why) {
+			wait = max(wait, c.MinInterval-time.Since(c.lastAWSObservation()))
+		}
+		if wait <= 0 {
+			return true
+		}
+		if !sleep(ctx, wait) {
+			return false
 		}
 	}
 }

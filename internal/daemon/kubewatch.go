@@ -26,6 +26,10 @@ import (
 type WatchedCluster struct {
 	Name   string
 	Client kubeclient.Interface
+	// Own, when set, recognises meshd's own writes by the resourceVersion they returned (meshd sets it,
+	// filled by its clients' transport). Without it they are told by managedFields, whose times have a
+	// resolution of one second: a write of another in the same second as meshd's looks like meshd's.
+	Own *OwnWrites
 }
 
 // WatchKubernetes starts informers on the objects meshd manages in each cluster — what the registered
@@ -98,10 +102,18 @@ func watch(ctx context.Context, c WatchedCluster, w plan.Watch, trigger func(Kub
 		},
 	}
 	inf := cache.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 0, cache.Indexers{})
-	_, err = inf.AddEventHandler(handler(func(obj any) {
+	_, err = inf.AddEventHandler(handler(c.Own, func(obj any) {
 		trigger(KubeEvent{Cluster: c.Name, Service: w.APIVersion == "v1" && w.Resource == "services",
 			Why: fmt.Sprintf("kubernetes: %s %s in %s changed", kindOf(obj), objName(obj), c.Name)})
-	}, func(old, new any) bool {
+	}, updateMatters(w, c.Own)))
+	return inf, err
+}
+
+// updateMatters says which updates of a watched object trigger a pass: not a resync, not a change of
+// annotations meshd does not set (when the watch says so), and not meshd's own write: by the
+// resourceVersion its write returned (own), else by managedFields.
+func updateMatters(w plan.Watch, own *OwnWrites) func(old, new any) bool {
+	return func(old, new any) bool {
 		o, n := old.(metav1.Object), new.(metav1.Object)
 		if o.GetResourceVersion() == n.GetResourceVersion() { // a resync: nothing changed
 			return false
@@ -109,9 +121,11 @@ func watch(ctx context.Context, c WatchedCluster, w plan.Watch, trigger func(Kub
 		if w.IgnoreForeignAnnotations && onlyForeignAnnotations(old, new) {
 			return false
 		}
+		if own != nil {
+			return !own.Wrote(n)
+		}
 		return !changedByMeshd(o, n)
-	}))
-	return inf, err
+	}
 }
 
 // onlyForeignAnnotations reports whether old and new differ in annotations meshd does not set
@@ -215,11 +229,16 @@ func changedByMeshd(old, new metav1.Object) bool {
 }
 
 // handler triggers on adds and deletes after the initial listing, and on updates that matter; an add is
-// not one when meshd made it (a copy it created).
-func handler(fire func(obj any), changed func(old, new any) bool) cache.ResourceEventHandler {
+// not one when meshd made it (a copy it created): by the resourceVersion its create returned (own), else by
+// managedFields.
+func handler(own *OwnWrites, fire func(obj any), changed func(old, new any) bool) cache.ResourceEventHandler {
+	mine := writtenByMeshd
+	if own != nil {
+		mine = own.Wrote
+	}
 	return cache.ResourceEventHandlerDetailedFuncs{
 		AddFunc: func(obj any, initial bool) {
-			if o, ok := obj.(metav1.Object); !initial && !(ok && writtenByMeshd(o)) {
+			if o, ok := obj.(metav1.Object); !initial && !(ok && mine(o)) {
 				fire(obj)
 			}
 		},

@@ -76,6 +76,9 @@ type Reconciler struct {
 	AllowMassRemoval bool
 	// Enforcing, when set, is told each spec a pass starts enforcing (meshd restarts its watches for it).
 	Enforcing func(*spec.Mesh)
+	// AWSChanged, when set, is told when a pass applied changes to AWS (or tried to): the AWS observation
+	// passes plan from no longer holds, and meshd observes AWS again in the background (ObserveSoon).
+	AWSChanged func()
 
 	repeats repeats
 	// enforced is the spec the last pass accepted; refused is the hash of the spec on disk last refused, so
@@ -83,6 +86,9 @@ type Reconciler struct {
 	enforced atomic.Pointer[spec.Mesh]
 	refused  string
 	paths    pathVerdicts
+	// planned is the spec and state the last pass planned, which the background observation of AWS
+	// (ObserveAWS) observes for.
+	planned atomic.Pointer[plannedFor]
 	// lastOK is when the last pass completed successfully, or was skipped by a replica that is not the
 	// leader (standing by is its job), in Unix nanoseconds; 0: none yet.
 	lastOK atomic.Int64
@@ -150,6 +156,8 @@ func (r *Reconciler) PassFor(ctx context.Context, reason Reason) (err error) {
 		// Losing the lock cancels the pass: say that, not "context canceled".
 		return r.orLockLost(lock, err)
 	}
+	// Nothing changes st once the pass returns: each pass reads its own.
+	defer r.planned.Store(&plannedFor{m: m, st: st})
 	if r.Planned != nil {
 		r.Planned(p)
 	}
@@ -401,6 +409,9 @@ func (r *Reconciler) reportDrift(log *zap.Logger, p *plan.Plan) (pending []plan.
 // each pending change. Its error is apply's, transient when any failure is.
 func (r *Reconciler) applyAndCount(ctx, passCtx context.Context, log *zap.Logger, p *plan.Plan, st *state.State, pending []plan.Change, withheld int, writeBy time.Time, lock heldLock) error {
 	res := r.Engine.Apply(passCtx, p, st, withheld)
+	if r.AWSChanged != nil && changesAWS(pending) {
+		r.AWSChanged()
+	}
 	// Lost during the apply (which it cut short): another replica may hold the lock and write the state now,
 	// so this one writes nothing more. What it made is found again by the next pass's observation.
 	if lock.isLost() {

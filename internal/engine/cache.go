@@ -41,6 +41,11 @@ import (
 //
 // Objects that are not watched (the Corefile backup, target namespaces of copies) are seen afresh at the
 // next full pass, on the AWS interval, as before the cache.
+//
+// meshd observes AWS in the background (ObserveAWS, background.go), at the same time as its passes. Such an
+// observation is staged and put in the cache only at its end, and only the parts that nothing dropped since
+// it began: every drop above is counted (gen, dropped), so an observation that started before a change
+// never replaces what was read after it.
 type obsCache struct {
 	mu    sync.Mutex
 	epoch string
@@ -48,6 +53,31 @@ type obsCache struct {
 	seen  time.Time                 // when it was last observed, for the age of a fallback
 	aws   map[string]any            // AWS parts by key
 	kube  map[string]map[string]any // Kubernetes parts by cluster, then key
+	// gen counts the drops; dropped is the gen of the last drop of "aws", "lb/CLUSTER", "kube/CLUSTER" and
+	// "kube/*" (every cluster).
+	gen     uint64
+	dropped map[string]uint64
+}
+
+// drop records that what key names was dropped (c.mu held).
+func (c *obsCache) drop(keys ...string) {
+	if c.dropped == nil {
+		c.dropped = map[string]uint64{}
+	}
+	c.gen++
+	for _, k := range keys {
+		c.dropped[k] = c.gen
+	}
+}
+
+// droppedSince reports whether any of keys was dropped after gen (c.mu held).
+func (c *obsCache) droppedSince(gen uint64, keys ...string) bool {
+	for _, k := range keys {
+		if c.dropped[k] > gen {
+			return true
+		}
+	}
+	return false
 }
 
 // passView is one plan's use of the cache: what it may reuse and what it must read again.
@@ -61,6 +91,13 @@ type passView struct {
 	awsAge   time.Duration
 	awsErr   error
 	kubeRead map[string]bool
+
+	// staged: a background observation (ObserveAWS). It reads everything afresh and keeps what it read in
+	// stage until commit, which puts in the cache what nothing dropped since gen0 under epoch.
+	staged bool
+	gen0   uint64
+	epoch  string
+	stage  obsStage
 }
 
 // begin starts a plan's view. Without a scope (meshctl, and meshd's full passes) it reuses nothing, and
@@ -71,6 +108,7 @@ func (c *obsCache) begin(m *spec.Mesh, st *state.State, destroy bool, scope mode
 	now := time.Now()
 	if epoch := epochOf(m, st, destroy); epoch != c.epoch {
 		c.epoch, c.aws, c.kube, c.awsAt, c.seen = epoch, nil, nil, time.Time{}, time.Time{}
+		c.drop("aws", "kube/*")
 	}
 	if c.aws == nil {
 		c.aws = map[string]any{}
@@ -87,9 +125,14 @@ func (c *obsCache) begin(m *spec.Mesh, st *state.State, destroy bool, scope mode
 	}
 	for _, cl := range scope.Kube {
 		delete(c.kube, cl)
+		c.drop("kube/" + cl)
+	}
+	for _, cl := range scope.LoadBalancers {
+		c.drop("lb/" + cl) // a background lookup that began before the Service changed is not kept
 	}
 	if !scope.Scoped {
 		c.kube = map[string]map[string]any{}
+		c.drop("kube/*")
 	}
 	return v
 }
@@ -143,6 +186,10 @@ func awsPart[T any](v *passView, key string, observe func() (T, error)) (T, erro
 		}
 		return val, err
 	}
+	if v.staged {
+		v.stage.putAWS(key, val)
+		return val, nil
+	}
 	v.c.aws[key] = val
 	if v.awsFresh {
 		v.c.awsAt, v.c.seen = v.now, v.now
@@ -175,7 +222,7 @@ func kubeParts[Q, R any](v *passView, key string, items []Q, cluster, id func(Q)
 	v.c.mu.Lock()
 	for _, q := range items {
 		cl := cluster(q)
-		if byKey, ok := v.c.kube[cl]; ok && !v.kubeRead[cl] {
+		if byKey, ok := v.c.kube[cl]; ok && !v.kubeRead[cl] && !v.staged {
 			if got, ok := byKey[key+"/"+id(q)]; ok {
 				out[id(q)] = got.(R)
 				continue
@@ -201,6 +248,10 @@ func kubeParts[Q, R any](v *passView, key string, items []Q, cluster, id func(Q)
 		}
 		out[id(q)] = r
 		if keep != nil && !keep(r) {
+			continue
+		}
+		if v.staged {
+			v.stage.putKube(cl, key+"/"+id(q), r)
 			continue
 		}
 		if v.c.kube[cl] == nil {
@@ -241,6 +292,10 @@ func (v *passView) lastLoadBalancer(cluster, hostname string) (lbEntry, bool) {
 func (v *passView) storeLoadBalancer(cluster string, e lbEntry) {
 	v.c.mu.Lock()
 	defer v.c.mu.Unlock()
+	if v.staged {
+		v.stage.putAWS("lb/"+cluster, e)
+		return
+	}
 	v.c.aws["lb/"+cluster] = e
 }
 
@@ -257,10 +312,15 @@ func (c *obsCache) invalidate(p *plan.Plan) {
 			// Observed again by the next plan; the last observation stays only as the fallback for
 			// KeepLastKnown, which changes nothing in AWS from it.
 			c.awsAt = time.Time{}
+			c.drop("aws")
 			continue
 		}
 		if ref, ok := plan.Touched(ch); ok && ref.Cluster != "" {
 			delete(c.kube, ref.Cluster)
+			c.drop("kube/" + ref.Cluster)
+			if ref.Kind == "Service" && ref.APIVersion == "v1" {
+				c.drop("lb/" + ref.Cluster)
+			}
 			if e, ok := c.aws["lb/"+ref.Cluster].(lbEntry); ok && ref.Kind == "Service" && ref.APIVersion == "v1" {
 				// A Service's status names a load balancer in AWS: look it up again, and keep the last
 				// lookup for a plan that cannot.
@@ -271,6 +331,7 @@ func (c *obsCache) invalidate(p *plan.Plan) {
 		}
 		c.kube = nil
 		c.awsAt = time.Time{}
+		c.drop("aws", "kube/*")
 	}
 }
 
