@@ -2,19 +2,41 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 )
 
-// CountAWSCalls is an SDK middleware that counts every AWS API call by service and operation.
+// CountAWSCalls is an SDK middleware that counts every AWS API call by service and operation
+// (meshd_api_calls_total, once per call) and every failed attempt by error code (meshd_api_errors_total,
+// once per attempt: it sits after the retry middleware, so throttled attempts that a retry recovers from are
+// counted too).
 func (m *Metrics) CountAWSCalls(s *middleware.Stack) error {
-	return s.Initialize.Add(middleware.InitializeMiddlewareFunc("meshd-count-calls", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-		m.Add(MetricAPICalls, Labels{"api": "aws", "operation": awsmiddleware.GetServiceID(ctx) + "." + awsmiddleware.GetOperationName(ctx)}, 1)
+	if err := s.Initialize.Add(middleware.InitializeMiddlewareFunc("meshd-count-calls", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+		m.Add(MetricAPICalls, Labels{"api": "aws", "operation": awsOperation(ctx)}, 1)
 		return next.HandleInitialize(ctx, in)
-	}), middleware.Before)
+	}), middleware.Before); err != nil {
+		return err
+	}
+	return s.Finalize.Add(middleware.FinalizeMiddlewareFunc("meshd-count-errors", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+		out, md, err := next.HandleFinalize(ctx, in)
+		if err != nil && ctx.Err() == nil {
+			code := "transport"
+			if apiErr, ok := errors.AsType[smithy.APIError](err); ok && apiErr.ErrorCode() != "" {
+				code = apiErr.ErrorCode()
+			}
+			m.Add(MetricAPIErrors, Labels{"api": "aws", "operation": awsOperation(ctx), "code": code}, 1)
+		}
+		return out, md, err
+	}), middleware.After)
+}
+
+func awsOperation(ctx context.Context) string {
+	return awsmiddleware.GetServiceID(ctx) + "." + awsmiddleware.GetOperationName(ctx)
 }
 
 // CountKubeCalls wraps a Kubernetes client's transport to count API calls by verb and resource.

@@ -93,6 +93,12 @@ func (s *Server) Start(addr string) error {
 	if s.Started.IsZero() {
 		s.Started = s.now()
 	}
+	if s.Metrics != nil {
+		s.Metrics.Set(MetricStarted, nil, float64(s.Started.Unix()))
+		if s.StaleAfter > 0 {
+			s.Metrics.Set(MetricStaleAfter, nil, s.StaleAfter.Seconds())
+		}
+	}
 	srv, bound, err := serve(addr, s.handler(), s.timeouts())
 	if err != nil {
 		return err

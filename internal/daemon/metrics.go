@@ -64,6 +64,13 @@ const (
 	// MetricRepeatedDrift counts objects corrected repeatLimit times within repeatWindow (once per window).
 	MetricRepeatedDrift = "meshd_drift_repeated_total"
 	MetricPathOK        = "meshd_path_ok"
+	// MetricAPIErrors counts failed attempts of API calls by error code: each retry of a throttled AWS call
+	// counts, so throttling shows even when the retries succeed.
+	MetricAPIErrors = "meshd_api_errors_total"
+	// MetricStarted and MetricStaleAfter let an alert say what /readyz says: no pass has succeeded for
+	// MetricStaleAfter (three intervals), counting from the start before the first success.
+	MetricStarted    = "meshd_start_timestamp_seconds"
+	MetricStaleAfter = "meshd_success_stale_after_seconds"
 )
 
 // NewMetrics returns a registry with meshd's families declared.
@@ -79,6 +86,9 @@ func NewMetrics() *Metrics {
 	m.declare(MetricLeader, "gauge", "1 while this replica is the leader (or leader election is off), else 0.")
 	m.declare(MetricSpecReloads, "counter", "Spec reloads from disk by result (ok, invalid).")
 	m.declare(MetricPathOK, "gauge", "1 when the path from one member to another passes a layer's check (peering, routes, sg, nacl, dns), 0 when it fails; a layer not checked has no series.")
+	m.declare(MetricAPIErrors, "counter", "Failed attempts of API calls (each retry counts) by API (aws), operation and error code (the AWS error code, e.g. RequestLimitExceeded; transport when there is none).")
+	m.declare(MetricStarted, "gauge", "Unix time meshd started.")
+	m.declare(MetricStaleAfter, "gauge", "How long without a successful pass makes /readyz fail (three --interval).")
 	m.declare(MetricRepeatedDrift, "counter", "Objects corrected 3 times within 10 minutes (someone else keeps changing them), by kind; once per object and window.")
 	return m
 }
