@@ -58,15 +58,18 @@ var walkthrough = []readmeStep{
 	{cmd: "meshctl apply mesh.plan", run: (*walk).apply},
 	{cmd: "meshctl verify --spec mesh.hcl", run: (*walk).verify},
 	{cmd: "meshd --spec mesh.hcl", run: (*walk).daemon},
+	{cmd: "helm install meshd charts/meshd -n meshd-system --create-namespace --set meshName=tidb --set serviceAccount.roleArn=arn:aws:iam::123456789012:role/meshd",
+		why: "the walk-through applies the same chart rendered (deploy/meshd.yaml, next); helm install into a kube-apiserver is TestChartInstallsOnAPIServer"},
 	{cmd: "kubectl apply -f deploy/meshd.yaml", run: (*walk).deploy},
+	{cmd: "make deploy-manifest", why: "writes deploy/meshd.yaml from the chart; TestDeployManifestIsTheChart keeps them equal"},
 	{cmd: "meshctl state push --state meshd.state.json --state-secret meshd-system/meshd-state --state-context MGMT", run: (*walk).statePush},
 	{cmd: "make image", why: "builds and pushes an image: no registry here (meshd is run from the tree instead)"},
-	{cmd: "skopeo copy oci:bin/meshd-image:latest docker://ghcr.io/YOU/meshd:latest", why: "pushes to a registry"},
+	{cmd: "skopeo copy --all oci:bin/meshd-image:latest docker://ghcr.io/YOU/meshd:latest", why: "pushes to a registry"},
 	{cmd: "crane push bin/meshd-image ghcr.io/YOU/meshd:latest", why: "pushes to a registry"},
 }
 
 // commandPrefixes are how a command the section shows begins.
-var commandPrefixes = []string{"meshctl ", "meshd ", "kubectl ", "aws ", "eksctl ", "make ", "skopeo ", "crane "}
+var commandPrefixes = []string{"meshctl ", "meshd ", "kubectl ", "aws ", "eksctl ", "make ", "skopeo ", "crane ", "helm "}
 
 // readmeSectionText is the README section's text, from below its heading to the next one.
 func readmeSectionText(t *testing.T) string {
