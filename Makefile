@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: all build image test unit bench lint testenv testenv-aws demo demo-down clean fuzz
+.PHONY: all build image test unit bench lint testenv testenv-aws demo demo-down clean fuzz deploy-manifest
 
 all: build
 
@@ -14,19 +14,29 @@ build:
 	$(GO) build -ldflags "-X github.com/meshd-io/meshd/internal/cli.Version=$(VERSION)" -o $(BIN)/meshctl ./cmd/meshctl
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/meshd ./cmd/meshd
 
-# image: meshd's container image, built without a Docker daemon or base image: the static binary
-# (CGO_ENABLED=0) as /meshd, this machine's CA bundle for AWS's TLS, user 65532:65532, no shell. It writes the
-# OCI layout bin/meshd-image (tagged $(IMAGE), the name deploy/meshd.yaml runs) and the OCI archive
-# bin/meshd-image.tar, and checks them. Push with a registry tool, e.g.
-#   skopeo copy oci:bin/meshd-image:latest docker://$(IMAGE)    or    crane push bin/meshd-image $(IMAGE)
+# image: meshd's container image, built without a Docker daemon or base image: for each of IMAGE_ARCHS
+# (linux/amd64 and linux/arm64, for Graviton node groups) the static binary (CGO_ENABLED=0, GOARCH=<arch>) as
+# /meshd, this machine's CA bundle for AWS's TLS, user 65532:65532, no shell; the images go under one OCI
+# image index tagged $(IMAGE), the name charts/meshd runs. It writes the OCI layout bin/meshd-image and the OCI
+# archive bin/meshd-image.tar, checks every platform's image and prints its size. Push both platforms with a
+# registry tool, e.g.
+#   skopeo copy --all oci:bin/meshd-image:latest docker://$(IMAGE)    or    crane push bin/meshd-image $(IMAGE)
 IMAGE ?= ghcr.io/meshd-io/meshd:latest
-IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
+IMAGE_ARCHS ?= amd64 arm64
 CA_CERTS ?= /etc/ssl/certs/ca-certificates.crt
 
 image:
-	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags='-s -w -X main.version=$(VERSION)' -o $(BIN)/image/meshd ./cmd/meshd
-	$(GO) run ./cmd/mkimage --binary $(BIN)/image/meshd --ca-certs $(CA_CERTS) --ref $(IMAGE) \
+	set -e; for arch in $(IMAGE_ARCHS); do \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags='-s -w -X main.version=$(VERSION)' -o $(BIN)/image/$$arch/meshd ./cmd/meshd; \
+	done
+	$(GO) run ./cmd/mkimage $(foreach arch,$(IMAGE_ARCHS),--binary $(BIN)/image/$(arch)/meshd) --ca-certs $(CA_CERTS) --ref $(IMAGE) \
 	  --out $(BIN)/meshd-image --archive $(BIN)/meshd-image.tar
+
+# deploy-manifest writes deploy/meshd.yaml: charts/meshd rendered with its default values (helm template, the
+# pinned helm of scripts/testenv.sh), for kubectl apply without Helm. TestDeployManifestIsTheChart keeps it so.
+deploy-manifest:
+	scripts/testenv.sh helm
+	scripts/deploy-manifest.sh > deploy/meshd.yaml.tmp && mv deploy/meshd.yaml.tmp deploy/meshd.yaml
 
 # testenv installs the real parts the tests run against (moto, etcd, kube-apiserver, CoreDNS); the first
 # run on a machine builds kube-apiserver and CoreDNS from the Go module proxy (minutes), later runs are instant.

@@ -1,7 +1,9 @@
 // Package ociimage writes meshd's container image as an OCI image layout, without a Docker daemon or any
 // base image: one layer holding the static binary and the CA certificates AWS's TLS needs, and a config
-// that runs the binary as a non-root user. Check reads a layout back and verifies it, for make image and
-// the tests.
+// that runs the binary as a non-root user. With several binaries (one per architecture: linux/amd64 and
+// linux/arm64 for Graviton) the layout holds one such image per platform under an OCI image index, which a
+// registry serves as one multi-platform name. CheckAll (and Check, for one platform) reads a layout back and
+// verifies it, for make image and the tests.
 package ociimage
 
 import (
@@ -37,6 +39,9 @@ const CACertsPath = "etc/ssl/certs/ca-certificates.crt"
 type Options struct {
 	// Binary is the static executable to run; it goes in the image as /Name.
 	Binary string
+	// Binaries, when set instead of Binary, are static executables of different architectures: each makes the
+	// image of its platform (linux/<its ELF machine>), and the layout is tagged with an image index of them.
+	Binaries []string
 	// Name is the binary's name in the image root (default "meshd"); the entrypoint is ["/" + Name].
 	Name string
 	// CACerts is a PEM bundle of CA certificates (e.g. the build machine's /etc/ssl/certs/ca-certificates.crt).
@@ -45,7 +50,7 @@ type Options struct {
 	Ref string
 	// User is the image config's User (default "65532:65532", non-root; the image has no /etc/passwd).
 	User string
-	// Arch is the image's architecture (default: the binary's, from its ELF header).
+	// Arch is the image's architecture (default: the binary's, from its ELF header). Only with Binary.
 	Arch string
 	// Created is the image's creation time and every file's mtime (default: the Unix epoch), so that the
 	// same inputs give the same digests.
@@ -134,7 +139,7 @@ func CheckStatic(file string) (string, error) {
 }
 
 // Build writes the image as an OCI image layout in dir (created, or emptied of an earlier layout) and
-// returns the manifest's descriptor.
+// returns the descriptor index.json tags: the manifest's for one binary, the image index's for Binaries.
 func Build(dir string, o Options) (Descriptor, error) {
 	if o.Name == "" {
 		o.Name = "meshd"
@@ -146,6 +151,79 @@ func Build(dir string, o Options) (Descriptor, error) {
 		o.Created = time.Unix(0, 0)
 	}
 	o.Created = o.Created.UTC()
+	binaries := o.Binaries
+	switch {
+	case o.Binary != "" && len(binaries) > 0:
+		return Descriptor{}, errors.New("ociimage: Binary and Binaries are exclusive")
+	case o.Binary != "":
+		binaries = []string{o.Binary}
+	case len(binaries) == 0:
+		return Descriptor{}, errors.New("ociimage: no binary")
+	case o.Arch != "":
+		return Descriptor{}, errors.New("ociimage: Arch is taken from each of Binaries")
+	}
+	certs, err := os.ReadFile(o.CACerts)
+	if err != nil {
+		return Descriptor{}, fmt.Errorf("CA certificates: %w", err)
+	}
+	if !bytes.Contains(certs, []byte("-----BEGIN CERTIFICATE-----")) {
+		return Descriptor{}, fmt.Errorf("CA certificates: %s holds no PEM certificate", o.CACerts)
+	}
+
+	if err := os.RemoveAll(filepath.Join(dir, "blobs")); err != nil {
+		return Descriptor{}, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
+		return Descriptor{}, err
+	}
+	var manifests []Descriptor
+	seen := map[string]string{}
+	for _, bin := range binaries {
+		one := o
+		one.Binary = bin
+		desc, err := buildImage(dir, one, certs)
+		if err != nil {
+			return Descriptor{}, err
+		}
+		if other, dup := seen[desc.Platform.Architecture]; dup {
+			return Descriptor{}, fmt.Errorf("%s and %s are both linux/%s: one binary per architecture", other, bin, desc.Platform.Architecture)
+		}
+		seen[desc.Platform.Architecture] = bin
+		manifests = append(manifests, desc)
+	}
+	top := manifests[0]
+	if len(o.Binaries) > 0 {
+		idx, err := json.Marshal(Index{SchemaVersion: 2, MediaType: MediaTypeIndex, Manifests: manifests})
+		if err != nil {
+			return Descriptor{}, err
+		}
+		if top, err = writeBlob(dir, MediaTypeIndex, idx); err != nil {
+			return Descriptor{}, err
+		}
+	}
+	if o.Ref != "" {
+		top.Annotations = map[string]string{
+			// The tag, as skopeo's oci:DIR:TAG and crane read it; the full name, as containerd reads it.
+			"org.opencontainers.image.ref.name": refTag(o.Ref),
+			"io.containerd.image.name":          o.Ref,
+		}
+	}
+	idx, err := json.MarshalIndent(Index{SchemaVersion: 2, MediaType: MediaTypeIndex, Manifests: []Descriptor{top}}, "", "  ")
+	if err != nil {
+		return Descriptor{}, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "index.json"), append(idx, '\n'), 0o644); err != nil {
+		return Descriptor{}, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`+"\n"), 0o644); err != nil {
+		return Descriptor{}, err
+	}
+	return top, nil
+}
+
+// buildImage writes the blobs of o.Binary's image (layer, config, manifest) into dir and returns the
+// manifest's descriptor with its platform.
+func buildImage(dir string, o Options, certs []byte) (Descriptor, error) {
 	arch, err := CheckStatic(o.Binary)
 	if err != nil {
 		return Descriptor{}, err
@@ -157,14 +235,6 @@ func Build(dir string, o Options) (Descriptor, error) {
 	if err != nil {
 		return Descriptor{}, err
 	}
-	certs, err := os.ReadFile(o.CACerts)
-	if err != nil {
-		return Descriptor{}, fmt.Errorf("CA certificates: %w", err)
-	}
-	if !bytes.Contains(certs, []byte("-----BEGIN CERTIFICATE-----")) {
-		return Descriptor{}, fmt.Errorf("CA certificates: %s holds no PEM certificate", o.CACerts)
-	}
-
 	layer, diffID, err := buildLayer(o, bin, certs)
 	if err != nil {
 		return Descriptor{}, err
@@ -186,13 +256,6 @@ func Build(dir string, o Options) (Descriptor, error) {
 	if err != nil {
 		return Descriptor{}, err
 	}
-
-	if err := os.RemoveAll(filepath.Join(dir, "blobs")); err != nil {
-		return Descriptor{}, err
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
-		return Descriptor{}, err
-	}
 	layerDesc, err := writeBlob(dir, MediaTypeLayer, layer)
 	if err != nil {
 		return Descriptor{}, err
@@ -210,23 +273,6 @@ func Build(dir string, o Options) (Descriptor, error) {
 		return Descriptor{}, err
 	}
 	manDesc.Platform = &Platform{Architecture: o.Arch, OS: "linux"}
-	if o.Ref != "" {
-		manDesc.Annotations = map[string]string{
-			// The tag, as skopeo's oci:DIR:TAG and crane read it; the full name, as containerd reads it.
-			"org.opencontainers.image.ref.name": refTag(o.Ref),
-			"io.containerd.image.name":          o.Ref,
-		}
-	}
-	idx, err := json.MarshalIndent(Index{SchemaVersion: 2, MediaType: MediaTypeIndex, Manifests: []Descriptor{manDesc}}, "", "  ")
-	if err != nil {
-		return Descriptor{}, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "index.json"), append(idx, '\n'), 0o644); err != nil {
-		return Descriptor{}, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`+"\n"), 0o644); err != nil {
-		return Descriptor{}, err
-	}
 	return manDesc, nil
 }
 
@@ -293,22 +339,50 @@ func writeBlob(dir, mediaType string, data []byte) (Descriptor, error) {
 	return d, os.WriteFile(filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(d.Digest, "sha256:")), data, 0o644)
 }
 
-// Image is a layout read back by Check.
+// Image is one platform's image of a layout read back by Check or CheckAll.
 type Image struct {
-	Index    Index
-	Manifest Manifest
-	Config   Config
+	// Index is the layout's index.json.
+	Index Index
+	// Descriptor is the image's manifest descriptor, with its platform: index.json's entry for a
+	// single-platform layout, an entry of the image index it tags otherwise.
+	Descriptor Descriptor
+	Manifest   Manifest
+	Config     Config
 	// Files are the layer's entries by path (without a leading "/"), with their headers.
 	Files map[string]*tar.Header
 	// Entrypoint is the content of the entrypoint's file.
 	Entrypoint []byte
 }
 
-// Check reads the OCI layout in dir and verifies it: every digest and size matches its blob, the config's
-// diff ID matches the uncompressed layer, the entrypoint is a static executable file in the layer, the user
-// is not root, the CA bundle is there and there is no shell.
+// Check reads the OCI layout in dir, which must hold the image of one platform, and verifies it as CheckAll
+// does.
 func Check(dir string) (*Image, error) {
-	img := &Image{Files: map[string]*tar.Header{}}
+	imgs, err := CheckAll(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(imgs) != 1 {
+		return nil, fmt.Errorf("index.json: want the image of one platform, have %d", len(imgs))
+	}
+	return imgs[0], nil
+}
+
+// Size is what a node pulls for the image: its manifest, config and layer blobs.
+func (img *Image) Size() int64 {
+	n := img.Descriptor.Size + img.Manifest.Config.Size
+	for _, l := range img.Manifest.Layers {
+		n += l.Size
+	}
+	return n
+}
+
+// CheckAll reads the OCI layout in dir and verifies the image of every platform it tags (one manifest, or an
+// image index of one manifest per platform, each platform once): every digest and size matches its blob, the
+// config's diff ID matches the uncompressed layer, the entrypoint is a static executable file in the layer of
+// the architecture the config and the index's platform name, the user is not root, the CA bundle is there
+// and there is no shell.
+func CheckAll(dir string) ([]*Image, error) {
+	var index Index
 	layout, err := os.ReadFile(filepath.Join(dir, "oci-layout"))
 	if err != nil {
 		return nil, err
@@ -323,13 +397,55 @@ func Check(dir string) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(idx, &img.Index); err != nil {
+	if err := json.Unmarshal(idx, &index); err != nil {
 		return nil, fmt.Errorf("index.json: %w", err)
 	}
-	if len(img.Index.Manifests) != 1 || img.Index.Manifests[0].MediaType != MediaTypeManifest {
-		return nil, fmt.Errorf("index.json: want one image manifest, have %+v", img.Index.Manifests)
+	if len(index.Manifests) != 1 {
+		return nil, fmt.Errorf("index.json: want one image manifest or image index, have %+v", index.Manifests)
 	}
-	man, err := readBlob(dir, img.Index.Manifests[0])
+	descs := index.Manifests
+	switch top := index.Manifests[0]; top.MediaType {
+	case MediaTypeManifest:
+	case MediaTypeIndex:
+		data, err := readBlob(dir, top)
+		if err != nil {
+			return nil, err
+		}
+		var nested Index
+		if err := json.Unmarshal(data, &nested); err != nil || nested.MediaType != MediaTypeIndex {
+			return nil, fmt.Errorf("image index %s: not an OCI image index (%v)", top.Digest, err)
+		}
+		if descs = nested.Manifests; len(descs) == 0 {
+			return nil, fmt.Errorf("image index %s: no manifest", top.Digest)
+		}
+	default:
+		return nil, fmt.Errorf("index.json: %s is neither an image manifest nor an image index", top.MediaType)
+	}
+	var imgs []*Image
+	seen := map[string]bool{}
+	for _, d := range descs {
+		if d.MediaType != MediaTypeManifest || d.Platform == nil {
+			return nil, fmt.Errorf("manifest %s: want an image manifest with its platform, have %s %+v", d.Digest, d.MediaType, d.Platform)
+		}
+		p := d.Platform.OS + "/" + d.Platform.Architecture
+		if seen[p] {
+			return nil, fmt.Errorf("two images for %s", p)
+		}
+		seen[p] = true
+		img, err := checkImage(dir, d)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		img.Index = index
+		imgs = append(imgs, img)
+	}
+	return imgs, nil
+}
+
+// checkImage reads and verifies the image of the manifest d names.
+func checkImage(dir string, d Descriptor) (*Image, error) {
+	img := &Image{Descriptor: d, Files: map[string]*tar.Header{}}
+	man, err := readBlob(dir, d)
 	if err != nil {
 		return nil, err
 	}
@@ -417,6 +533,9 @@ func Check(dir string) (*Image, error) {
 	}
 	if arch != img.Config.Architecture || img.Config.OS != "linux" {
 		return nil, fmt.Errorf("config: platform %s/%s, the entrypoint is linux/%s", img.Config.OS, img.Config.Architecture, arch)
+	}
+	if p := d.Platform; p.OS != img.Config.OS || p.Architecture != img.Config.Architecture {
+		return nil, fmt.Errorf("the index names platform %s/%s, the config %s/%s", p.OS, p.Architecture, img.Config.OS, img.Config.Architecture)
 	}
 	return img, nil
 }

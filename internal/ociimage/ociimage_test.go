@@ -1,6 +1,8 @@
 package ociimage_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -14,9 +16,8 @@ import (
 )
 
 var (
-	tinyOnce sync.Once
-	tinyPath string
-	tinyErr  error
+	tinyMu   sync.Mutex
+	tinyPath = map[string]string{} // by GOARCH
 	tinyDir  string
 )
 
@@ -28,29 +29,41 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// tinyBinary builds, once per test run, a small static Go program (CGO_ENABLED=0) standing in for meshd.
-func tinyBinary(t *testing.T) string {
+// tinyBinary builds, once per test run, a small static Go program (CGO_ENABLED=0) for linux/amd64 standing in
+// for meshd.
+func tinyBinary(t *testing.T) string { return tinyBinaryFor(t, "amd64") }
+
+// tinyBinaryFor is tinyBinary for linux/arch.
+func tinyBinaryFor(t *testing.T, arch string) string {
 	t.Helper()
-	tinyOnce.Do(func() { tinyPath, tinyErr = buildTiny() })
-	if tinyErr != nil {
-		t.Fatal(tinyErr)
+	tinyMu.Lock()
+	defer tinyMu.Unlock()
+	if p, ok := tinyPath[arch]; ok {
+		return p
 	}
-	return tinyPath
+	p, err := buildTiny(arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tinyPath[arch] = p
+	return p
 }
 
-func buildTiny() (string, error) {
-	dir, err := os.MkdirTemp("", "ociimage-test-")
-	if err != nil {
-		return "", err
+func buildTiny(arch string) (string, error) {
+	if tinyDir == "" {
+		dir, err := os.MkdirTemp("", "ociimage-test-")
+		if err != nil {
+			return "", err
+		}
+		tinyDir = dir
 	}
-	tinyDir = dir
-	src := filepath.Join(dir, "main.go")
+	src := filepath.Join(tinyDir, "main.go")
 	if err := os.WriteFile(src, []byte("package main\n\nfunc main() { println(\"hello\") }\n"), 0o644); err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "tiny")
+	bin := filepath.Join(tinyDir, "tiny-"+arch)
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, src)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GO111MODULE=off")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GO111MODULE=off")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
@@ -160,5 +173,87 @@ func TestRefusals(t *testing.T) {
 	}
 	if _, err := ociimage.Build(t.TempDir(), ociimage.Options{Binary: bin, CACerts: filepath.Join(dir, "none")}); err == nil {
 		t.Error("built without CA certificates")
+	}
+}
+
+// TestBuildIndexForEveryArch: with a binary per architecture (amd64 and arm64, as make image builds them) the
+// layout tags an image index with one image per platform, and each passes the checks TestBuildAndCheck makes
+// of one: its entrypoint static and of its platform's architecture, non-root, the CA bundle, no shell, every
+// digest matching. A platform named twice, or an index entry whose platform is not its image's, is refused.
+func TestBuildIndexForEveryArch(t *testing.T) {
+	archs := []string{"amd64", "arm64"}
+	var bins []string
+	for _, a := range archs {
+		bins = append(bins, tinyBinaryFor(t, a))
+	}
+	ca := caBundle(t)
+	out := filepath.Join(t.TempDir(), "image")
+	opts := ociimage.Options{Binaries: bins, CACerts: ca, Ref: "ghcr.io/meshd-io/meshd:v1"}
+	desc, err := ociimage.Build(out, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if desc.MediaType != ociimage.MediaTypeIndex {
+		t.Fatalf("tagged descriptor %s, want an image index", desc.MediaType)
+	}
+	imgs, err := ociimage.CheckAll(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imgs) != len(archs) {
+		t.Fatalf("%d images, want %d", len(imgs), len(archs))
+	}
+	for i, img := range imgs {
+		c := img.Config.Config
+		if img.Config.Architecture != archs[i] || img.Descriptor.Platform.Architecture != archs[i] || img.Config.OS != "linux" ||
+			strings.Join(c.Entrypoint, " ") != "/meshd" || c.User != "65532:65532" {
+			t.Errorf("image %d: %s/%s (index: %+v), entrypoint %q, user %q", i, img.Config.OS, img.Config.Architecture, img.Descriptor.Platform, c.Entrypoint, c.User)
+		}
+		if h := img.Files[ociimage.CACertsPath]; h == nil || len(img.Files) != 5 {
+			t.Errorf("%s: layer entries %v", archs[i], img.Files)
+		}
+		t.Logf("linux/%s: %d bytes (layer %d)", archs[i], img.Size(), img.Manifest.Layers[0].Size)
+	}
+	if top := imgs[0].Index.Manifests[0]; top.Digest != desc.Digest || top.Annotations["org.opencontainers.image.ref.name"] != "v1" ||
+		top.Annotations["io.containerd.image.name"] != "ghcr.io/meshd-io/meshd:v1" {
+		t.Errorf("index.json: %+v", top)
+	}
+	if _, err := ociimage.Check(out); err == nil || !strings.Contains(err.Error(), "one platform") {
+		t.Errorf("Check of a two-platform layout: %v", err)
+	}
+	again, err := ociimage.Build(filepath.Join(t.TempDir(), "again"), opts)
+	if err != nil || again.Digest != desc.Digest {
+		t.Errorf("rebuilt index digest %s, first %s (%v)", again.Digest, desc.Digest, err)
+	}
+
+	if _, err := ociimage.Build(t.TempDir(), ociimage.Options{Binaries: []string{bins[0], bins[0]}, CACerts: ca}); err == nil || !strings.Contains(err.Error(), "one binary per architecture") {
+		t.Errorf("two amd64 binaries: %v", err)
+	}
+
+	// An index that says arm64 for the amd64 image (its digest rewritten to match) fails the check.
+	idxPath := filepath.Join(out, "blobs", "sha256", strings.TrimPrefix(desc.Digest, "sha256:"))
+	data, err := os.ReadFile(idxPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx ociimage.Index
+	if err := json.Unmarshal(data, &idx); err != nil {
+		t.Fatal(err)
+	}
+	idx.Manifests = idx.Manifests[:1]
+	idx.Manifests[0].Platform.Architecture = "arm64"
+	data, _ = json.Marshal(idx)
+	sum := sha256.Sum256(data)
+	hexSum := hex.EncodeToString(sum[:])
+	if err := os.WriteFile(filepath.Join(out, "blobs", "sha256", hexSum), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	top, _ := json.Marshal(ociimage.Index{SchemaVersion: 2, MediaType: ociimage.MediaTypeIndex, Manifests: []ociimage.Descriptor{
+		{MediaType: ociimage.MediaTypeIndex, Digest: "sha256:" + hexSum, Size: int64(len(data))}}})
+	if err := os.WriteFile(filepath.Join(out, "index.json"), top, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ociimage.CheckAll(out); err == nil || !strings.Contains(err.Error(), "platform") {
+		t.Errorf("an index naming the wrong platform passed the check: %v", err)
 	}
 }
