@@ -13,6 +13,19 @@ import (
 type obsStage struct {
 	aws  map[string]any
 	kube map[string]map[string]any
+	// failed are the clusters where something could not be read: their last reading goes (what could not be
+	// read is not kept), so that the next pass reads them itself and reports them.
+	failed map[string]bool
+}
+
+func (s *obsStage) failedKube(staged bool, cluster string) {
+	if !staged {
+		return
+	}
+	if s.failed == nil {
+		s.failed = map[string]bool{}
+	}
+	s.failed[cluster] = true
 }
 
 func (s *obsStage) putAWS(key string, val any) {
@@ -41,7 +54,9 @@ func (s *obsStage) putKube(cluster, key string, val any) {
 // It runs at the same time as passes, so what it reads is put in the cache only once it has all been read,
 // and only what nothing dropped meanwhile (obsCache): an apply, a watch event or another spec since it
 // began keeps the part concerned out. Nothing goes in when AWS could not be observed (the error is
-// returned; the cache keeps the last observation). The report says what was observed.
+// returned; the cache keeps the last observation). A cluster where something could not be read is taken
+// out of the cache: the next pass reads it itself, and plans around it and reports it if it still cannot.
+// The report says what was observed.
 func (e *Engine) ObserveAWS(ctx context.Context, m *spec.Mesh, st *state.State) (model.ObserveReport, error) {
 	v := e.cache.beginStaged(m, st)
 	o := &observation{e: e, v: v, m: m, st: st, dnsOn: e.Kube != nil && !m.DNSDisabled}
@@ -88,9 +103,14 @@ func (c *obsCache) commit(v *passView) {
 		c.kube = map[string]map[string]any{}
 	}
 	for cl, parts := range v.stage.kube {
-		if c.droppedSince(v.gen0, "kube/"+cl, "kube/*") {
+		if c.droppedSince(v.gen0, "kube/"+cl, "kube/*") || v.stage.failed[cl] {
 			continue
 		}
 		c.kube[cl] = parts
+	}
+	for cl := range v.stage.failed {
+		if !c.droppedSince(v.gen0, "kube/"+cl, "kube/*") {
+			delete(c.kube, cl)
+		}
 	}
 }

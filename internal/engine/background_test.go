@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -147,5 +148,30 @@ func TestObserveAWSNeverReplacesWhatChangedSince(t *testing.T) {
 	planScoped(t, e, m, st, scoped("c001"))
 	if stub.observed == 0 {
 		t.Error("after an AWS change made while the background observation ran, a plan reused its AWS observation")
+	}
+}
+
+// TestObserveAWSDropsAClusterItCouldNotRead: a cluster the background observation cannot reach is not left
+// in the cache as it was last read: the next pass reads it itself, and plans around it (PartialDNS).
+func TestObserveAWSDropsAClusterItCouldNotRead(t *testing.T) {
+	stub, k := cachedStubs()
+	g := &gatedAWS{stubAWS: stub}
+	e, m, st := &Engine{AWS: g, Kube: k, PartialDNS: true}, twoClusters(t, ""), state.New("m")
+	p, _ := planScoped(t, e, m, st, model.ObserveScope{})
+	e.Apply(context.Background(), p, st, 0)
+	planScoped(t, e, m, st, model.ObserveScope{})
+	k.mu.Lock()
+	delete(k.clusters, "k2") // c002's API server stops answering
+	k.mu.Unlock()
+	if err := backgroundWhile(t, e, g, k, m, st, func() {}); err != nil {
+		t.Fatal(err)
+	}
+	before := readCount(k, "c002")
+	p, _ = planScoped(t, e, m, st, scoped())
+	if readCount(k, "c002") == before {
+		t.Error("the plan after the background observation reused c002's reading from before it became unreachable")
+	}
+	if !slices.Contains(p.Unobserved, "c002") {
+		t.Errorf("unobserved clusters %v, want c002", p.Unobserved)
 	}
 }

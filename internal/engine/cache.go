@@ -244,10 +244,12 @@ func kubeParts[Q, R any](v *passView, key string, items []Q, cluster, id func(Q)
 		v.kubeRead[cl] = true
 		r, ok := got[id(q)]
 		if !ok {
+			v.stage.failedKube(v.staged, cl)
 			continue
 		}
 		out[id(q)] = r
 		if keep != nil && !keep(r) {
+			v.stage.failedKube(v.staged, cl)
 			continue
 		}
 		if v.staged {
