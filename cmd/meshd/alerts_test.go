@@ -176,8 +176,11 @@ func (m *meshdProc) page(t *testing.T) metricsPage {
 	return metricsPage{at: time.Now(), samples: parseMetrics(t, string(body))}
 }
 
-// throttlingProxy stands between meshd and moto and, while on, answers every fourth EC2 request as EC2 does
-// when it throttles (503 RequestLimitExceeded): moto never throttles.
+// throttlingProxy stands between meshd and moto and, while on, answers every other DescribeRouteTables request
+// as EC2 does when it throttles (503 RequestLimitExceeded): moto never throttles. One operation, every other
+// attempt: each observation of AWS (every region reads its route tables) counts a throttled attempt that the
+// SDK's retry then gets through, however few calls meshd makes (it observes AWS in the background, once an
+// interval), so the operation's throttled counter rises in every window of the failure pages.
 type throttlingProxy struct {
 	on, n atomic.Int64
 	srv   *httptest.Server
@@ -193,7 +196,7 @@ func newThrottlingProxy(t *testing.T, target string) *throttlingProxy {
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
-		if p.on.Load() == 1 && strings.Contains(string(body), "Version=2016-11-15") && p.n.Add(1)%4 == 0 {
+		if p.on.Load() == 1 && strings.Contains(string(body), "Action=DescribeRouteTables&") && p.n.Add(1)%2 == 1 {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>throttled</RequestID></Response>`))
 			return
