@@ -28,15 +28,23 @@ func StartNT(t testing.TB, n int, modify ...func(*Cluster)) *Sandbox {
 	var clusters []Cluster
 	var bindErr error
 	for _, set := range [][]string{{"127.0.0.1%d", "127.0.1.1%d"}, {"127.0.7.1%d", "127.0.8.1%d"}, {"127.0.9.1%d", "127.0.10.1%d"}} {
+		release, err := lockAddressSet(set[0])
+		if err != nil {
+			bindErr = err
+			continue
+		}
 		cs := ClustersN(n, set...)
 		var addrs []string
 		for _, c := range cs {
 			addrs = append(addrs, c.DNS...)
 		}
-		if bindErr = CheckBind(addrs...); bindErr == nil {
-			clusters = cs
-			break
+		if bindErr = CheckBind(addrs...); bindErr != nil { // a demo sandbox, which takes no lock, has them
+			release()
+			continue
 		}
+		t.Cleanup(release) // registered first, so it runs after the sandbox's processes have stopped
+		clusters = cs
+		break
 	}
 	if clusters == nil {
 		if os.Getenv("CI") == "true" {
