@@ -16,7 +16,7 @@ func (a *App) iamPolicy(args []string) int {
 	fs.SetOutput(a.Stderr)
 	fs.StringVar(&specPath, "spec", "", "spec file or directory of *.hcl files")
 	fs.StringVar(&cluster, "cluster", "", "print the policy of the role this cluster's assume_role names (default: meshd's own credentials)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return ExitError
 	}
 	if fs.NArg() > 0 {

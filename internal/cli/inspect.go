@@ -24,7 +24,7 @@ var Version = "dev"
 // version prints meshctl's version and the plan and state format versions it reads and writes.
 func (a *App) version(args []string) int {
 	fs := flagSet(a, "version")
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return ExitError
 	}
 	if fs.NArg() > 0 {
@@ -44,7 +44,7 @@ func flagSet(a *App, name string) *flag.FlagSet {
 func (a *App) show(args []string) int {
 	fs := flagSet(a, "show")
 	asJSON := fs.Bool("json", false, "print the plan as JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return ExitError
 	}
 	if fs.NArg() != 1 {
@@ -94,7 +94,7 @@ func (a *App) stateCmd(ctx context.Context, args []string) int {
 	}
 	fs := flagSet(a, "state "+sub)
 	path := fs.String("state", DefaultStatePath, "state file")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseInterspersed(fs, args[1:]); err != nil {
 		return ExitError
 	}
 	st, err := readStateFile(ctx, *path)

@@ -135,7 +135,7 @@ func (a *App) flags(name string, c *common) *flag.FlagSet {
 
 // parse parses the flags and checks the state flags against each other.
 func (a *App) parse(fs *flag.FlagSet, c *common, args []string) bool {
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return false
 	}
 	fs.Visit(func(f *flag.Flag) {

@@ -34,7 +34,7 @@ func (a *App) rbac(args []string) int {
 	stateSecret := fs.String("state-secret", defaultStateSecret, "with --management: the daemon's --state-secret (NAMESPACE/NAME)")
 	leaseNamespace := fs.String("leader-elect-namespace", defaultLeaseNamespace, "with --management: the daemon's --leader-elect-namespace")
 	leaseName := fs.String("leader-elect-name", "", "with --management: the daemon's --leader-elect-name (default meshd-<mesh>)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return ExitError
 	}
 	if fs.NArg() > 0 {

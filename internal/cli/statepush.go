@@ -21,7 +21,7 @@ func (a *App) statePush(ctx context.Context, args []string) int {
 	fs.StringVar(&c.stateSecret, "state-secret", "", "the Secret (NAMESPACE/NAME) of the management cluster to push it into (required)")
 	fs.StringVar(&c.stateContext, "state-context", "", "kubeconfig context of the management cluster (default: the kubeconfig's current context)")
 	force := fs.Bool("force", false, "replace the Secret's state even if it is another lineage or newer")
-	if err := fs.Parse(args); err != nil {
+	if err := parseInterspersed(fs, args); err != nil {
 		return ExitError
 	}
 	if fs.NArg() > 0 {
