@@ -80,7 +80,7 @@ func (a *App) rbac(args []string) int {
 		}
 	default:
 		if m.Cluster(*cluster) == nil {
-			return a.errorf("--cluster %q: the spec has no such cluster (it has %s)", *cluster, strings.Join(clusterNames(m), ", "))
+			return a.errorf("--cluster %q is not a cluster of this mesh (%s)", *cluster, m.ClusterList())
 		}
 		renderMember(&b, m, *cluster, subject)
 	}
@@ -115,14 +115,6 @@ func managementRules(stateNS, stateName, leaseNS, lease string) []access.Rule {
 			Why: "Kubernetes cannot authorize a create by name: the first replica creates the Leases named below (" + strings.Join(names, ", ") + ")."})
 	}
 	return rules
-}
-
-func clusterNames(m *spec.Mesh) []string {
-	out := make([]string, 0, len(m.Clusters))
-	for _, c := range m.Clusters {
-		out = append(out, c.Name)
-	}
-	return out
 }
 
 func count(bs ...bool) int {

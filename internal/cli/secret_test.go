@@ -16,11 +16,10 @@ import (
 	"github.com/meshd-io/meshd/internal/testenv"
 )
 
-// TestStateSecret runs meshctl against the state meshd keeps in a Secret of a management cluster (a real
-// kube-apiserver) and AWS in moto: apply records its routes in the Secret, a second plan is empty, a saved
-// plan is checked against the Secret's lineage and serial, the Lease lock is shared with meshd, destroy
-// removes every route, and the Lease is released after each command.
-func TestStateSecret(t *testing.T) {
+// newManagedHarness is newHarness with a management cluster (a real kube-apiserver) as its kubeconfig's
+// current context "mgmt", for the state meshd keeps in a Secret there; it returns that cluster's client too.
+func newManagedHarness(t *testing.T) (*harness, kubeclient.Interface) {
+	t.Helper()
 	etcd := testenv.StartEtcd(t)
 	srv := testenv.StartAPIServer(t, etcd.ClientURL, "mgmt")
 	mgmt, err := kubeclient.NewForConfig(srv.RESTConfig())
@@ -29,9 +28,18 @@ func TestStateSecret(t *testing.T) {
 	}
 	h := newHarness(t)
 	h.kubeconfig = filepath.Join(h.dir, "kubeconfig")
-	if err := srv.WriteKubeconfig(h.kubeconfig, ""); err != nil { // its current context is "mgmt"
+	if err := srv.WriteKubeconfig(h.kubeconfig, ""); err != nil {
 		t.Fatal(err)
 	}
+	return h, mgmt
+}
+
+// TestStateSecret runs meshctl against the state meshd keeps in a Secret of a management cluster (a real
+// kube-apiserver) and AWS in moto: apply records its routes in the Secret, a second plan is empty, a saved
+// plan is checked against the Secret's lineage and serial, the Lease lock is shared with meshd, destroy
+// removes every route, and the Lease is released after each command.
+func TestStateSecret(t *testing.T) {
+	h, mgmt := newManagedHarness(t)
 	ctx := context.Background()
 	const ns, name = "kube-system", "meshd-state"
 	secretArgs := []string{"--state-secret", ns + "/" + name}

@@ -9,26 +9,14 @@ import (
 	"testing"
 
 	"github.com/meshd-io/meshd/internal/cli"
-	"github.com/meshd-io/meshd/internal/kubeclient"
 	"github.com/meshd-io/meshd/internal/state/secretstate"
-	"github.com/meshd-io/meshd/internal/testenv"
 )
 
 // TestStatePush: a mesh applied with a local state file is handed to meshd's state Secret by meshctl state
 // push, after which a plan with --state-secret has nothing to do; a second push of the now older file, and
 // one of another lineage, are refused and change nothing; --force replaces.
 func TestStatePush(t *testing.T) {
-	etcd := testenv.StartEtcd(t)
-	srv := testenv.StartAPIServer(t, etcd.ClientURL, "mgmt")
-	mgmt, err := kubeclient.NewForConfig(srv.RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := newHarness(t)
-	h.kubeconfig = filepath.Join(h.dir, "kubeconfig")
-	if err := srv.WriteKubeconfig(h.kubeconfig, ""); err != nil {
-		t.Fatal(err)
-	}
+	h, mgmt := newManagedHarness(t)
 	h.mustRun(0, "apply", "--auto-approve")
 
 	const ns, name = "kube-system", "meshd-state"

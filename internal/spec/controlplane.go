@@ -142,14 +142,14 @@ func (d *decoder) validateControlPlanes() {
 		}
 		if _, ok := cp.Attrs["cluster"]; ok && m.Cluster(cp.Cluster) == nil {
 			d.errorf(cp.AttrRange("cluster"), "Unknown cluster",
-				"Control plane %q is cluster %q, which is not a cluster of this mesh (%s).", cp.Name, cp.Cluster, clusterNames(m))
+				"Control plane %q is cluster %q, which is not a cluster of this mesh (%s).", cp.Name, cp.Cluster, m.ClusterList())
 		}
 		seen := map[string]bool{}
 		for i, dp := range cp.DataPlanes {
 			rg := cp.ElemRange("data_planes", i)
 			switch {
 			case m.Cluster(dp) == nil:
-				d.errorf(rg, "Unknown cluster", "Control plane %q has data plane %q, which is not a cluster of this mesh (%s).", cp.Name, dp, clusterNames(m))
+				d.errorf(rg, "Unknown cluster", "Control plane %q has data plane %q, which is not a cluster of this mesh (%s).", cp.Name, dp, m.ClusterList())
 			case dp == cp.Cluster:
 				d.errorf(rg, "Control plane as its own data plane",
 					"Cluster %q is the control plane of %q; remove it from data_planes.", dp, cp.Name)

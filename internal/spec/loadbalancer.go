@@ -129,7 +129,7 @@ func (d *decoder) validateLoadBalancers() {
 		}
 		if _, ok := lb.Attrs["primary"]; ok && m.Cluster(lb.Primary) == nil {
 			d.errorf(lb.AttrRange("primary"), "Unknown cluster",
-				"load_balancer %q names primary %q, which is not a cluster of this mesh (%s).", lb.Name, lb.Primary, clusterNames(m))
+				"load_balancer %q names primary %q, which is not a cluster of this mesh (%s).", lb.Name, lb.Primary, m.ClusterList())
 		} else if c := m.Cluster(lb.Primary); c != nil && c.External() {
 			d.errorf(lb.AttrRange("primary"), "External member in a load balancer",
 				`load_balancer %q names primary %q, whose network is external: its Service gets no AWS NLB from the AWS Load Balancer Controller. The primary must be an AWS member.`, lb.Name, lb.Primary)
@@ -143,7 +143,7 @@ func (d *decoder) validateLoadBalancers() {
 				// balancer's VPC need.
 				d.errorf(rg, "Unknown cluster",
 					"load_balancer %q names secondary %q, which is not a cluster of this mesh (%s). A secondary must be a member: meshd peers its VPC with the primary's, which the target group needs to reach its Pods.",
-					lb.Name, s, clusterNames(m))
+					lb.Name, s, m.ClusterList())
 			case m.Cluster(s).External():
 				d.errorf(rg, "External member in a load balancer",
 					`load_balancer %q names secondary %q, whose network is external: meshd does not connect it to the load balancer's VPC, so the target group could not reach its Pods. Remove it from secondaries.`, lb.Name, s)

@@ -167,7 +167,7 @@ func (d *decoder) validateReplicates() {
 		}
 		if _, ok := r.Attrs["from.cluster"]; ok && m.Cluster(r.FromCluster) == nil {
 			d.errorf(r.AttrRange("from.cluster"), "Unknown cluster",
-				"Replicate %q copies from cluster %q, which is not a cluster of this mesh (%s).", r.Name, r.FromCluster, clusterNames(m))
+				"Replicate %q copies from cluster %q, which is not a cluster of this mesh (%s).", r.Name, r.FromCluster, m.ClusterList())
 		}
 		namespaced, known := ReplicableKinds[r.FromKind]
 		if _, ok := r.Attrs["from.kind"]; ok && !known {
@@ -197,7 +197,7 @@ func (d *decoder) validateReplicates() {
 			rg := r.ElemRange("to", i)
 			switch {
 			case m.Cluster(t) == nil:
-				d.errorf(rg, "Unknown cluster", "Replicate %q copies to cluster %q, which is not a cluster of this mesh (%s).", r.Name, t, clusterNames(m))
+				d.errorf(rg, "Unknown cluster", "Replicate %q copies to cluster %q, which is not a cluster of this mesh (%s).", r.Name, t, m.ClusterList())
 			case t == r.FromCluster:
 				d.errorf(rg, "Copy onto the source",
 					"Replicate %q copies from %q to %q: the copy would be the source itself. Remove %q from to.", r.Name, t, t, t)
@@ -233,7 +233,9 @@ func objectName(namespace, name string) string {
 	return namespace + "/" + name
 }
 
-func clusterNames(m *Mesh) string {
+// ClusterList says which clusters the mesh has, for a message about a name that is not one of them:
+// `its clusters are "a", "b"`, or `it has none`.
+func (m *Mesh) ClusterList() string {
 	var names []string
 	for _, c := range m.Clusters {
 		names = append(names, fmt.Sprintf("%q", c.Name))
