@@ -62,10 +62,13 @@ func init() {
 }
 
 // nodeLocalRBAC: in cluster-domain mode, the cache's Corefile (read every pass, updated with meshd's
-// blocks only) and meshd's backup of it. Namespace mode needs neither.
+// blocks only) and meshd's backup of it. Namespace mode only reads the cache's Corefile, for verify.
 func nodeLocalRBAC(m *spec.Mesh) []access.Rule {
 	if m.ForwardBy != spec.ForwardByClusterDomain {
-		return nil
+		return everyMemberRules(m, func(c string) []access.Rule {
+			return []access.Rule{rbacRule(c, DNSNamespace, "", "configmaps", []string{NodeLocalConfigMap},
+				"The NodeLocal DNSCache's Corefile, when the cluster runs one: read so that verify can tell how a Pod's query goes (namespace mode writes nothing there).", "get")}
+		})
 	}
 	backup := BackupName(NodeLocalConfigMap)
 	return everyMemberRules(m, func(c string) []access.Rule {

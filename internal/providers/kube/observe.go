@@ -104,13 +104,14 @@ func (p *Provider) observe(ctx context.Context, t Target) (model.DNSObserved, *h
 	}
 	found.Service = o.Service
 	o = found
-	if mesh.ForwardBy == spec.ForwardByClusterDomain {
-		if o.NodeLocal, err = get(plan.DNSNamespace, plan.NodeLocalConfigMap); err == nil {
-			o.NodeLocalBackup, err = get(plan.DNSNamespace, plan.BackupName(plan.NodeLocalConfigMap))
-		}
-		if err != nil {
-			return o, unreachable("the NodeLocal DNSCache configuration", err)
-		}
+	// The cache is read in both modes, so that verify can say how a Pod's query goes; meshd writes to it
+	// (and keeps a backup) in cluster-domain mode only.
+	o.NodeLocal, err = get(plan.DNSNamespace, plan.NodeLocalConfigMap)
+	if err == nil && o.NodeLocal != nil && mesh.ForwardBy == spec.ForwardByClusterDomain {
+		o.NodeLocalBackup, err = get(plan.DNSNamespace, plan.BackupName(plan.NodeLocalConfigMap))
+	}
+	if err != nil {
+		return o, unreachable("the NodeLocal DNSCache configuration", err)
 	}
 	return o, nil
 }
