@@ -49,13 +49,11 @@ testenv-aws:
 # test: unit tests, then integration tests against moto, kube-apiserver + etcd and CoreDNS. It prints what
 # go test prints (a line a package, the output of failed tests) and ends with a line counting the tests
 # passed, failed and skipped, the skips grouped by reason (cmd/testreport). Nothing is skipped in CI: CI=true
-# turns a missing part into a failure, and any skip into a failed run but the known gaps -allow-skip names
-# (kinds the conformance test's simulated world does not apply yet: listed, never silent).
+# turns a missing part into a failure, and any skip into a failed run.
 test: testenv lint
 	$(GO) build -o $(BIN)/testreport ./cmd/testreport
 	set -o pipefail; eval "$$(scripts/testenv.sh env | sed 's/^/export /')" && \
-	  $(GO) test -count=1 -timeout 30m -json ./... | $(BIN)/testreport $(if $(filter true,$(CI)),-fail-on-skip) \
-	    -allow-skip '^not in the simulated world yet: '
+	  $(GO) test -count=1 -timeout 30m -json ./... | $(BIN)/testreport $(if $(filter true,$(CI)),-fail-on-skip)
 
 unit:
 	$(GO) test -count=1 -short ./...

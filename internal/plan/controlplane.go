@@ -276,6 +276,50 @@ func (k Kubeconfig) Entries(tokens map[string]string) []kubeobj.KubeconfigEntry 
 	return out
 }
 
+// KeptTokens are the tokens (and their records) of the Secret cur that a write of k keeps, by data plane:
+// those of k's data planes that the plan does not renew and cur still holds. The executor requests the
+// others. cur nil keeps none.
+func (k Kubeconfig) KeptTokens(cur *kubeobj.Object) (map[string]string, map[string]TokenRecord) {
+	tokens, kept := map[string]string{}, map[string]TokenRecord{}
+	if cur == nil {
+		return tokens, kept
+	}
+	data := kubeobj.SecretBytes(*cur)
+	records := ParseTokenRecords(cur.Annotations)
+	inline := map[string]string{}
+	if k.TokenFileDir == "" {
+		inline, _ = kubeobj.InlineTokens(data[KubeconfigKey])
+	}
+	for _, dp := range k.DataPlanes {
+		token := inline[dp.Cluster]
+		if k.TokenFileDir != "" {
+			token = string(data[spec.TokenKey(dp.Cluster)])
+		}
+		if rec, ok := records[dp.Cluster]; ok && dp.Renew == "" && token != "" {
+			tokens[dp.Cluster], kept[dp.Cluster] = token, rec
+		}
+	}
+	return tokens, kept
+}
+
+// Secret is the Secret that holds k with the given tokens and their records, by data plane.
+func (k Kubeconfig) Secret(tokens map[string]string, records map[string]TokenRecord) (kubeobj.Object, error) {
+	kc, err := kubeobj.RenderKubeconfig(k.Entries(tokens))
+	if err != nil {
+		return kubeobj.Object{}, err
+	}
+	data := map[string][]byte{KubeconfigKey: kc}
+	if k.TokenFileDir != "" {
+		for c, t := range tokens {
+			data[spec.TokenKey(c)] = []byte(t)
+		}
+	}
+	s, err := kubeobj.New("Secret", k.Namespace, k.Name, map[string]any{"type": SecretTypeKubeconfig, "data": kubeobj.SecretData(data)})
+	s.Labels = maps.Clone(k.Labels)
+	s.Annotations = map[string]string{AnnotationTokens: FormatTokenRecords(records)}
+	return s, err
+}
+
 // TokenRecord is one data plane's entry in the AnnotationTokens annotation.
 type TokenRecord struct {
 	Issued     time.Time     `json:"issued"`

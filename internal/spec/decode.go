@@ -30,8 +30,7 @@ var (
 		Blocks:     []hcl.BlockHeaderSchema{{Type: "dns"}, {Type: "quotas"}},
 	}
 	dnsSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "forward_by"}, {Name: "enabled"}, {Name: "corefile_via"},
-			{Name: "corefile"}, {Name: "corefile_import"}},
+		Attributes: []hcl.AttributeSchema{{Name: "forward_by"}, {Name: "enabled"}, {Name: "corefile_via"}},
 	}
 	quotasSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
@@ -184,11 +183,6 @@ func (d *decoder) decodeDNS(b *hcl.Block) {
 		}
 	}
 	d.decodeCorefileVia(content.Attributes["corefile_via"])
-	set := map[string]hcl.Range{}
-	d.m.Corefile, _ = d.decodeCorefileLocation(content.Attributes, set)
-	for k, r := range set {
-		d.m.Attrs["dns."+k] = r
-	}
 	a := content.Attributes["forward_by"]
 	if a == nil {
 		return

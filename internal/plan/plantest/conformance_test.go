@@ -2,8 +2,10 @@ package plantest_test
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,12 +16,14 @@ import (
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
 	"github.com/meshd-io/meshd/internal/plan/plantest"
+	"github.com/meshd-io/meshd/internal/spec"
 	"github.com/meshd-io/meshd/internal/state"
 )
 
-// drifts are how someone undoes a change of each built-in kind the world simulates: the object the change
-// made is deleted (or, for a Corefile, the ConfigMap's text reverted). A kind registered in kindio needs
-// no entry: its Touches names the object, which is deleted through the world's fake client.
+// drifts are how someone undoes a change of each built-in kind: the object the change made is deleted (or,
+// for a Corefile, the ConfigMap's text reverted; for a load balancer's Service, meshd's annotation taken
+// off; for an add-on, its configuration reset by an add-on update). A kind registered in kindio needs no
+// entry: its Touches names the object, which is deleted through the world's fake client.
 var drifts = map[plan.Kind]func(w *plantest.World, ch plan.Change){
 	plan.KindPeering: func(w *plantest.World, ch plan.Change) {
 		p := ch.After.(plan.Peering)
@@ -46,17 +50,41 @@ var drifts = map[plan.Kind]func(w *plantest.World, ch plan.Change){
 		r := ch.After.(plan.Replica)
 		w.DeleteObject(r.Cluster, r.ObjectKind, r.Namespace, r.Name)
 	},
+	// The ServiceAccount, the kubeconfig Secret, a secondary's binding: deleted.
+	plan.KindCPAccount:          deleteWorldObject,
+	plan.KindKubeconfig:         deleteWorldObject,
+	plan.KindTargetGroupBinding: deleteWorldObject,
+	// A kubectl apply of the user's manifest, which lacks meshd's annotation.
+	plan.KindLBService: func(w *plantest.World, ch plan.Change) {
+		s := ch.After.(plan.LBService)
+		w.RemoveServiceAnnotation(s.Cluster, s.Namespace, s.Name, plan.AnnotationMultiClusterTargetGroup)
+	},
+	// Terraform applying its own configuration of the add-on (the one before meshd), with OVERWRITE.
+	plan.KindAddonCorefile: func(w *plantest.World, ch plan.Change) {
+		a := ch.After.(plan.AddonCorefile)
+		w.UpdateAddon(a.Cluster, addonValues[a.Cluster], true)
+	},
 }
 
-// notSimulated are the built-in kinds the world does not apply yet: their inputs (control planes, load
-// balancer blocks, EKS add-ons) are not part of plantest.World. The test names them rather than passing
-// over them silently; a kind registered later is never here.
-var notSimulated = map[plan.Kind]string{
-	plan.KindCPAccount:          "control_plane blocks are not simulated",
-	plan.KindKubeconfig:         "control_plane blocks are not simulated",
-	plan.KindLBService:          "load_balancer blocks are not simulated",
-	plan.KindTargetGroupBinding: "load_balancer blocks are not simulated",
-	plan.KindAddonCorefile:      "EKS CoreDNS add-ons are not simulated",
+// deleteWorldObject deletes the object a change touched (KindInfo.Touches) from the world's objects.
+func deleteWorldObject(w *plantest.World, ch plan.Change) {
+	if ref, ok := plan.Touched(ch); ok {
+		w.DeleteObject(ref.Cluster, ref.Kind, ref.Namespace, ref.Name)
+	}
+}
+
+// updatedOnDestroy are the kinds whose objects are the user's (a Corefile, an add-on's configuration):
+// destroy takes meshd's blocks out of them, an update.
+var updatedOnDestroy = map[plan.Kind]bool{plan.KindCorefile: true, plan.KindAddonCorefile: true}
+
+// The members' EKS CoreDNS add-ons before meshd, by cluster: a's has no configuration, c's one of the
+// user's without a corefile; b runs its own CoreDNS.
+var addonValues = map[string]string{"a": "", "c": `{"replicaCount":2}`}
+
+// The load balancer's Service as the user deployed it: its attributes annotation has an entry of the user's.
+var lbAnnotations = map[string]string{
+	"service.beta.kubernetes.io/aws-load-balancer-type": "external",
+	plan.AnnotationLBAttributes:                         "load_balancing.cross_zone.enabled=true",
 }
 
 // TestEveryKindConforms takes every registered kind through the simulated world, driven by the registry:
@@ -79,6 +107,30 @@ func TestEveryKindConforms(t *testing.T) {
 	}
 	w.PutObject("a", src)
 	w.Replicates = []plantest.Replicate{{Name: "ca", Cluster: "a", Kind: "Secret", Namespace: "pingcap", Obj: "ca", Targets: []string{"b", "c"}}}
+	// A KubeBlocks control plane in a, its data planes b and c, which have its pod role.
+	role, err := kubeobj.New("ClusterRole", "", "kb-pods", map[string]any{"rules": []any{
+		map[string]any{"apiGroups": []any{""}, "resources": []any{"pods"}, "verbs": []any{"get", "list"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.PutObject("b", role)
+	w.PutObject("c", role)
+	w.ControlPlanes = []*spec.ControlPlane{{Name: "kb", Cluster: "a", SecretNamespace: "kb-system", SecretName: "kb-kubeconfig",
+		ClusterRole: "kb-pods", TokenTTL: time.Hour}}
+	// A Service in a whose load balancer's target group b and c join.
+	w.PutService("a", "shop", "web", "LoadBalancer", 80, "8080", lbAnnotations)
+	w.PutService("b", "shop", "web", "ClusterIP", 80, "8080", nil)
+	w.PutService("c", "shop", "web", "ClusterIP", 80, "8080", nil)
+	w.LoadBalancers = []*spec.LoadBalancer{{Name: "web", Primary: "a", Namespace: "shop", Service: "web", DeletionProtection: true}}
+	// meshd's Corefile blocks go into the add-ons' configuration too.
+	w.CorefileVia = spec.CorefileViaEKSAddon
+	w.Addons = map[string]model.Addon{}
+	for _, m := range members {
+		if values, ok := addonValues[m.Name]; ok {
+			w.Addons[m.Name] = model.Addon{Cluster: m.Name, Region: m.Region, EKSCluster: m.Name, Name: model.CoreDNSAddon,
+				Version: "v1.11.3-eksbuild.2", Status: "ACTIVE", ConfigurationValues: values, SchemaChecked: true, SchemaHasCorefile: true}
+		}
+	}
 	st := state.New("tidb")
 	ctx := context.Background()
 
@@ -118,9 +170,6 @@ func TestEveryKindConforms(t *testing.T) {
 
 	for _, k := range plan.Kinds() {
 		t.Run(string(k.Kind), func(t *testing.T) {
-			if why, ok := notSimulated[k.Kind]; ok {
-				t.Skipf("not in the simulated world yet: %s", why)
-			}
 			ch, ok := created[k.Kind]
 			if !ok {
 				t.Fatalf("the first apply made no %s", k.Kind)
@@ -134,7 +183,7 @@ func TestEveryKindConforms(t *testing.T) {
 			}
 			drift(w, ch)
 			p := run("repair "+ch.Address, false)
-			if !slices.ContainsFunc(p.Changes, func(c plan.Change) bool { return c.Kind == k.Kind && c.Action.IsChange() }) {
+			if !slices.ContainsFunc(p.Changes, func(c plan.Change) bool { return c.Address == ch.Address && c.Action.IsChange() }) {
 				t.Errorf("after %s was undone, the plan does not repair it: %v", ch.Address, changeLines(p))
 			}
 			empty("after the repair of "+ch.Address, false)
@@ -143,8 +192,12 @@ func TestEveryKindConforms(t *testing.T) {
 
 	p := run("destroy", true)
 	for k := range created {
-		if !slices.ContainsFunc(p.Changes, func(c plan.Change) bool { return c.Kind == k && c.Action == plan.Delete }) && k != plan.KindCorefile {
-			t.Errorf("destroy deletes no %s: %v", k, changeLines(p))
+		want := plan.Delete
+		if updatedOnDestroy[k] {
+			want = plan.Update
+		}
+		if !slices.ContainsFunc(p.Changes, func(c plan.Change) bool { return c.Kind == k && c.Action == want }) {
+			t.Errorf("destroy makes no %s %s: %v", want, k, changeLines(p))
 		}
 	}
 	if entries := plan.StateEntries(st); len(entries) != 0 {
@@ -155,6 +208,19 @@ func TestEveryKindConforms(t *testing.T) {
 		if got, want := w.Corefile(m.Name), w.OriginalCorefile(m.Name); got != want {
 			t.Errorf("after destroy %s's Corefile is\n%s\nwant\n%s", m.Name, got, want)
 		}
+		for key, o := range w.Objects[m.Name] {
+			if model.OwnedBy(o.Labels, w.Mesh) {
+				t.Errorf("after destroy %s still has meshd's %s", m.Name, key)
+			}
+		}
+	}
+	for cluster, want := range addonValues {
+		if got := w.AddonValues(cluster); got != want {
+			t.Errorf("after destroy the add-on configuration of %s is %q, want %q as before meshd", cluster, got, want)
+		}
+	}
+	if got := w.Service("a", "shop", "web").Annotations; !maps.Equal(got, lbAnnotations) {
+		t.Errorf("after destroy the load balancer's Service has the annotations %v, want %v as before meshd", got, lbAnnotations)
 	}
 }
 

@@ -73,8 +73,9 @@ func (w *World) KindParts(members []model.Member, st *state.State) map[plan.Kind
 }
 
 // Input is what the engine would hand Compute for the world: the members (each with its kube context,
-// KubeContext(name) when it has none), the AWS objects, the DNS objects, the replicated objects and the
-// parts of the kinds registered in kindio.
+// KubeContext(name) when it has none), the AWS objects, the DNS objects (with the EKS add-ons), the
+// replicated objects, the control planes, the load balancers and the parts of the kinds registered in
+// kindio.
 func (w *World) Input(members []model.Member, st *state.State, destroy bool) plan.Input {
 	ms := slices.Clone(members)
 	for i := range ms {
@@ -83,7 +84,8 @@ func (w *World) Input(members []model.Member, st *state.State, destroy bool) pla
 		}
 	}
 	return plan.Input{Mesh: w.Mesh, Members: ms, Observed: w.Observed, State: st, Destroy: destroy,
-		DNS: w.DNSInput(""), Replicas: w.ReplicaInput(st, destroy), Kinds: w.KindParts(ms, st)}
+		DNS: w.withAddons(w.DNSInput("")), Replicas: w.ReplicaInput(st, destroy), Kinds: w.KindParts(ms, st),
+		ControlPlanes: w.ControlPlaneInput(ms, st, destroy), LoadBalancers: w.LoadBalancerInput(ms, st, destroy)}
 }
 
 // StateRecords counts the records a state file holds, in its JSON (so that a field of the state no kind

@@ -62,6 +62,49 @@ func (w *World) object(cluster, kind, namespace, name string) *kubeobj.Object {
 	return &o
 }
 
+// writeObject writes o into cluster as kubeobj.Client's Create and Update do: a new object gets a new
+// UID; an existing one is refused unless meshd's, and keeps its UID and its other labels and annotations.
+func (w *World) writeObject(cluster string, o kubeobj.Object) error {
+	cur := w.object(cluster, o.Kind, o.Namespace, o.Name)
+	if cur == nil {
+		w.putObject(cluster, o)
+		return nil
+	}
+	if !model.OwnedBy(cur.Labels, w.Mesh) {
+		return fmt.Errorf("cluster %s: %s: %w", cluster, objectKey(o.Kind, o.Namespace, o.Name), kubeobj.ErrNotOwned)
+	}
+	o.UID = cur.UID
+	o.Labels = merged(cur.Labels, o.Labels)
+	o.Annotations = merged(cur.Annotations, o.Annotations)
+	w.Objects[cluster][objectKey(o.Kind, o.Namespace, o.Name)] = o
+	return nil
+}
+
+func merged(theirs, ours map[string]string) map[string]string {
+	out := maps.Clone(theirs)
+	if out == nil && len(ours) > 0 {
+		out = map[string]string{}
+	}
+	maps.Copy(out, ours)
+	return out
+}
+
+// deleteObserved deletes the object of cluster that was observed with uid, as kubeobj.Client.Delete
+// does: one already gone is no error; one replaced since (another UID) or not meshd's is refused.
+func (w *World) deleteObserved(cluster, kind, namespace, name, uid string) error {
+	cur := w.object(cluster, kind, namespace, name)
+	switch {
+	case cur == nil:
+		return nil
+	case cur.UID != uid:
+		return fmt.Errorf("cluster %s: %s: %w: UID %s, observed %s", cluster, objectKey(kind, namespace, name), kubeobj.ErrReplaced, cur.UID, uid)
+	case !model.OwnedBy(cur.Labels, w.Mesh):
+		return fmt.Errorf("cluster %s: %s: %w", cluster, objectKey(kind, namespace, name), kubeobj.ErrNotOwned)
+	}
+	delete(w.Objects[cluster], objectKey(kind, namespace, name))
+	return nil
+}
+
 // DeleteObject deletes an object of cluster, as kubectl delete does.
 func (w *World) DeleteObject(cluster, kind, namespace, name string) {
 	w.mu.Lock()

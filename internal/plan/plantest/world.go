@@ -19,6 +19,7 @@ import (
 	"github.com/meshd-io/meshd/internal/kubeobj"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/spec"
 	"github.com/meshd-io/meshd/internal/state"
 )
 
@@ -41,6 +42,14 @@ type World struct {
 	// "<kind> <namespace>/<name>" (objects.go); Replicates are the blocks.
 	Objects    map[string]map[string]kubeobj.Object
 	Replicates []Replicate
+
+	// ControlPlanes and LoadBalancers are the spec's control_plane and load_balancer blocks, whose objects
+	// are in Objects (controlplane.go, loadbalancer.go). Addons are the members' EKS CoreDNS add-ons by
+	// cluster, and CorefileVia the spec's dns.corefile_via (addon.go).
+	ControlPlanes []*spec.ControlPlane
+	LoadBalancers []*spec.LoadBalancer
+	Addons        map[string]model.Addon
+	CorefileVia   string
 
 	mu               sync.Mutex
 	uids             int
@@ -123,7 +132,9 @@ func (w *World) id(prefix, address string) string {
 func (w *World) Executors() map[plan.Kind]apply.Executor {
 	e := executor{w}
 	out := map[plan.Kind]apply.Executor{plan.KindPeering: e, plan.KindRoute: e, plan.KindSGRule: e,
-		plan.KindDNSService: serviceExecutor{w}, plan.KindCorefile: corefileExecutor{w}, plan.KindReplica: replicaExecutor{w}}
+		plan.KindDNSService: serviceExecutor{w}, plan.KindCorefile: corefileExecutor{w}, plan.KindReplica: replicaExecutor{w},
+		plan.KindCPAccount: cpAccountExecutor{w}, plan.KindKubeconfig: kubeconfigExecutor{w},
+		plan.KindLBService: lbServiceExecutor{w}, plan.KindTargetGroupBinding: bindingExecutor{w}, plan.KindAddonCorefile: addonExecutor{w}}
 	for _, k := range kindio.KubeKinds() {
 		io, _ := kindio.KubeOf(k)
 		out[k] = kindio.KubeExecutor(io, func(cl kindio.Cluster) (kubeclient.Interface, error) { return w.KubeClient(cl.Name), nil })

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 	"github.com/meshd-io/meshd/internal/kubeobj"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
-	"github.com/meshd-io/meshd/internal/spec"
 	"github.com/meshd-io/meshd/internal/state"
 )
 
@@ -191,47 +189,18 @@ func (e kubeconfigExecutor) Execute(ctx context.Context, ch plan.Change, _ apply
 
 // desired is the Secret to write: the tokens kept from cur, the new ones requested now.
 func (e kubeconfigExecutor) desired(ctx context.Context, k plan.Kubeconfig, cur *kubeobj.Object) (kubeobj.Object, error) {
-	old := map[string][]byte{}
-	records := map[string]plan.TokenRecord{}
-	oldInline := map[string]string{}
-	if cur != nil {
-		old = kubeobj.SecretBytes(*cur)
-		records = plan.ParseTokenRecords(cur.Annotations)
-		if k.TokenFileDir == "" {
-			oldInline, _ = kubeobj.InlineTokens(old[plan.KubeconfigKey])
-		}
-	}
-	tokens := map[string]string{}
-	kept := map[string]plan.TokenRecord{}
+	tokens, records := k.KeptTokens(cur)
 	for _, dp := range k.DataPlanes {
-		token := oldInline[dp.Cluster]
-		if k.TokenFileDir != "" {
-			token = string(old[spec.TokenKey(dp.Cluster)])
-		}
-		if rec, ok := records[dp.Cluster]; ok && dp.Renew == "" && token != "" {
-			tokens[dp.Cluster], kept[dp.Cluster] = token, rec
+		if _, kept := tokens[dp.Cluster]; kept {
 			continue
 		}
 		token, rec, err := e.requestToken(ctx, k, dp)
 		if err != nil {
 			return kubeobj.Object{}, err
 		}
-		tokens[dp.Cluster], kept[dp.Cluster] = token, rec
+		tokens[dp.Cluster], records[dp.Cluster] = token, rec
 	}
-	kc, err := kubeobj.RenderKubeconfig(k.Entries(tokens))
-	if err != nil {
-		return kubeobj.Object{}, err
-	}
-	data := map[string][]byte{plan.KubeconfigKey: kc}
-	if k.TokenFileDir != "" {
-		for c, t := range tokens {
-			data[spec.TokenKey(c)] = []byte(t)
-		}
-	}
-	s, _ := kubeobj.New("Secret", k.Namespace, k.Name, map[string]any{"type": plan.SecretTypeKubeconfig, "data": kubeobj.SecretData(data)})
-	s.Labels = maps.Clone(k.Labels)
-	s.Annotations = map[string]string{plan.AnnotationTokens: plan.FormatTokenRecords(kept)}
-	return s, nil
+	return k.Secret(tokens, records)
 }
 
 // requestToken asks a data plane for a token of the control plane's ServiceAccount.
