@@ -12,24 +12,17 @@ import (
 
 // graph prints a plan's dependency graph in DOT, as terraform graph does: the plan made from --spec (against
 // the state, like meshctl plan) or a plan saved with meshctl plan --out. Pipe it to `dot -Tsvg` for a picture.
-func (a *App) graph(ctx context.Context, args []string) int {
-	var c common
-	var destroy bool
-	fs := a.flags("graph", &c)
-	fs.BoolVar(&destroy, "destroy", false, "graph the plan that removes everything meshd created (with --spec)")
-	if !a.parse(fs, &c, args) {
-		return ExitError
-	}
+func (a *App) graph(ctx context.Context, c common, destroy bool, args []string) int {
 	var p *plan.Plan
 	switch {
-	case fs.NArg() > 1:
-		return a.errorf("unexpected arguments %q: meshctl graph [--spec PATH | PLANFILE]", fs.Args())
-	case fs.NArg() == 1:
+	case len(args) > 1:
+		return a.errorf("unexpected arguments %q: meshctl graph [--spec PATH | PLANFILE]", args)
+	case len(args) == 1:
 		if c.spec != "" || destroy {
-			return a.errorf("a saved plan is graphed as it was made: --spec and --destroy do not apply to %s", fs.Arg(0))
+			return a.errorf("a saved plan is graphed as it was made: --spec and --destroy do not apply to %s", args[0])
 		}
 		var err error
-		if p, err = readPlan(fs.Arg(0)); err != nil {
+		if p, err = readPlan(args[0]); err != nil {
 			return a.errorf("%v", err)
 		}
 	default:

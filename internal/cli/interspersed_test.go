@@ -3,15 +3,15 @@ package cli
 import (
 	"bytes"
 	"context"
-	"flag"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 )
 
-// TestParseInterspersed: flags before, between and after positionals, with "=" and separate values,
-// booleans that take no value, and "--" ending the flags.
+// TestParseInterspersed: meshctl's commands take flags before, between and after positionals, with "=" and
+// separate values, booleans that take no value, the single dash of Go's flag package, and "--" ending the
+// flags. Parsed as Main parses them, up to the command's flags.
 func TestParseInterspersed(t *testing.T) {
 	for name, tc := range map[string]struct {
 		args       []string
@@ -19,23 +19,31 @@ func TestParseInterspersed(t *testing.T) {
 		force      bool
 		positional []string
 	}{
-		"flags first":              {[]string{"--state", "s.json", "--force", "ADDR"}, "s.json", true, []string{"ADDR"}},
-		"flags after":              {[]string{"ADDR", "--state", "s.json", "-force"}, "s.json", true, []string{"ADDR"}},
-		"between, with =":          {[]string{"A", "--state=s.json", "B"}, "s.json", false, []string{"A", "B"}},
-		"a bool then a positional": {[]string{"--force", "A"}, "", true, []string{"A"}},
-		"after --":                 {[]string{"A", "--", "--state", "x"}, "", false, []string{"A", "--state", "x"}},
+		"flags first":              {[]string{"state", "push", "--state", "s.json", "--force", "ADDR"}, "s.json", true, []string{"ADDR"}},
+		"flags after":              {[]string{"state", "push", "ADDR", "--state", "s.json", "-force"}, "s.json", true, []string{"ADDR"}},
+		"between, with =":          {[]string{"state", "push", "A", "--state=s.json", "B"}, "s.json", false, []string{"A", "B"}},
+		"one dash, with =":         {[]string{"state", "push", "-state=s.json", "A"}, "s.json", false, []string{"A"}},
+		"a bool then a positional": {[]string{"state", "push", "--force", "A"}, DefaultStatePath, true, []string{"A"}},
+		"after --":                 {[]string{"state", "push", "A", "--", "--state", "x"}, DefaultStatePath, false, []string{"A", "--state", "x"}},
+		"a value like a flag":      {[]string{"state", "push", "--state", "-force", "A"}, "-force", false, []string{"A"}},
+		"apply PLANFILE --state":   {[]string{"apply", "mesh.plan", "--state", "s.json"}, "s.json", false, []string{"mesh.plan"}},
+		"state show ADDR -state":   {[]string{"state", "show", "member[tidb-1]", "-state", "s.json"}, "s.json", false, []string{"member[tidb-1]"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			fs := flag.NewFlagSet("t", flag.ContinueOnError)
-			state := fs.String("state", "", "")
-			force := fs.Bool("force", false, "")
-			if err := parseInterspersed(fs, tc.args); err != nil {
+			root := (&App{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}).newRoot()
+			cmd, rest, err := root.Find(oneDashLongFlags(root, tc.args))
+			if err != nil {
 				t.Fatal(err)
 			}
-			if *state != tc.state || *force != tc.force {
-				t.Errorf("state %q force %v, want %q %v", *state, *force, tc.state, tc.force)
+			if err := cmd.ParseFlags(rest); err != nil {
+				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tc.positional, fs.Args()); diff != "" {
+			state, _ := cmd.Flags().GetString("state")
+			force, _ := cmd.Flags().GetBool("force")
+			if state != tc.state || force != tc.force {
+				t.Errorf("state %q force %v, want %q %v", state, force, tc.state, tc.force)
+			}
+			if diff := cmp.Diff(tc.positional, cmd.Flags().Args()); diff != "" {
 				t.Errorf("positional (-want +got):\n%s", diff)
 			}
 		})

@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -58,61 +57,6 @@ type App struct {
 	outMu sync.Mutex
 }
 
-const usage = `Usage: meshctl <command> [flags]
-
-Commands:
-  validate   check a spec without contacting AWS or Kubernetes
-  plan       show what apply would change
-  apply      make the mesh match the spec (or apply a saved plan: meshctl apply FILE)
-  destroy    remove everything meshd created, in reverse order
-  verify     check that every pair of clusters can reach and resolve each other (--probe: for real)
-  show       print a saved plan: meshctl show [--json] FILE
-  graph      print the plan's dependency graph in DOT: meshctl graph [--spec PATH | PLANFILE] | dot -Tsvg
-  state      print what the state records: meshctl state list, meshctl state show ADDRESS
-  rbac       print the Kubernetes RBAC meshd needs for the spec: meshctl rbac --cluster NAME | --all | --management
-  version    print meshctl's version and the plan and state format versions
-  iam-policy print the IAM policy meshd needs for a spec: meshctl iam-policy --spec PATH [--cluster NAME]
-
-Run 'meshctl <command> -h' for a command's flags.
-`
-
-// Main runs meshctl with args (without the program name) and returns the exit code.
-func (a *App) Main(ctx context.Context, args []string) int {
-	if len(args) == 0 {
-		fmt.Fprint(a.Stderr, usage)
-		return ExitError
-	}
-	switch args[0] {
-	case "validate":
-		return a.validate(args[1:])
-	case "plan":
-		return a.plan(ctx, args[1:])
-	case "apply":
-		return a.apply(ctx, args[1:], false)
-	case "destroy":
-		return a.apply(ctx, args[1:], true)
-	case "show":
-		return a.show(args[1:])
-	case "graph":
-		return a.graph(ctx, args[1:])
-	case "state":
-		return a.stateCmd(ctx, args[1:])
-	case "version", "-version", "--version":
-		return a.version(args[1:])
-	case "verify":
-		return a.verify(ctx, args[1:])
-	case "iam-policy":
-		return a.iamPolicy(args[1:])
-	case "rbac":
-		return a.rbac(args[1:])
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(a.Stdout, usage)
-		return ExitOK
-	}
-	fmt.Fprintf(a.Stderr, "meshctl: unknown command %q\n\n%s", args[0], usage)
-	return ExitError
-}
-
 // common are the flags every command takes.
 type common struct {
 	spec, state, kubeconfig string
@@ -122,27 +66,8 @@ type common struct {
 	stateSet                  bool // --state was given explicitly
 }
 
-func (a *App) flags(name string, c *common) *flag.FlagSet {
-	fs := flag.NewFlagSet("meshctl "+name, flag.ContinueOnError)
-	fs.SetOutput(a.Stderr)
-	fs.StringVar(&c.spec, "spec", "", "spec file or directory of *.hcl files")
-	fs.StringVar(&c.state, "state", DefaultStatePath, "state file")
-	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
-	fs.StringVar(&c.stateSecret, "state-secret", "", "use the state meshd keeps in this Secret (NAMESPACE/NAME) of the management cluster, under its Lease lock, instead of a file")
-	fs.StringVar(&c.stateContext, "state-context", "", "kubeconfig context of the management cluster holding --state-secret (default: the kubeconfig's current context)")
-	return fs
-}
-
-// parse parses the flags and checks the state flags against each other.
-func (a *App) parse(fs *flag.FlagSet, c *common, args []string) bool {
-	if err := parseInterspersed(fs, args); err != nil {
-		return false
-	}
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "state" {
-			c.stateSet = true
-		}
-	})
+// checkStateFlags checks the state flags against each other.
+func (a *App) checkStateFlags(c *common) bool {
 	if c.stateSecret != "" && c.stateSet {
 		a.errorf("--state and --state-secret are mutually exclusive: the state is either a local file or a Secret of the management cluster")
 		return false
@@ -190,12 +115,7 @@ func (a *App) printDiags(files map[string][]byte, diags hcl.Diagnostics) {
 	}
 }
 
-func (a *App) validate(args []string) int {
-	var c common
-	fs := a.flags("validate", &c)
-	if !a.parse(fs, &c, args) {
-		return ExitError
-	}
+func (a *App) validate(c *common) int {
 	m, ok := a.loadSpec(c.spec)
 	if !ok {
 		return ExitError
@@ -345,30 +265,25 @@ func (a *App) makePlan(ctx context.Context, s *session, destroy bool) (*plan.Pla
 	return p, ExitOK
 }
 
-func (a *App) plan(ctx context.Context, args []string) int {
-	var c common
-	var out string
-	var asJSON, detailed, destroy bool
-	fs := a.flags("plan", &c)
-	fs.StringVar(&out, "out", "", "write the plan to this file, for 'meshctl apply FILE'")
-	fs.BoolVar(&asJSON, "json", false, "print the plan as JSON")
-	fs.BoolVar(&detailed, "detailed-exitcode", false, "exit 0 when there are no changes, 2 when there are, 1 on error")
-	fs.BoolVar(&destroy, "destroy", false, "plan the removal of everything meshd created")
-	if !a.parse(fs, &c, args) {
-		return ExitError
-	}
-	s, code := a.open(ctx, &c)
+// planFlags are meshctl plan's own flags.
+type planFlags struct {
+	out                             string
+	json, detailedExitcode, destroy bool
+}
+
+func (a *App) plan(ctx context.Context, c *common, o planFlags) int {
+	s, code := a.open(ctx, c)
 	if code != ExitOK {
 		return code
 	}
 	defer a.release(s.unlock)
-	p, code := a.makePlan(ctx, s, destroy)
+	p, code := a.makePlan(ctx, s, o.destroy)
 	if code != ExitOK {
 		return code
 	}
 	p.SpecPath = absPath(c.spec)
 	var err error
-	if asJSON {
+	if o.json {
 		err = planview.RenderJSON(a.Stdout, p)
 	} else {
 		err = planview.RenderHuman(a.Stdout, p)
@@ -376,18 +291,18 @@ func (a *App) plan(ctx context.Context, args []string) int {
 	if err != nil {
 		return a.errorf("%v", err)
 	}
-	if out != "" {
-		if err := writePlan(out, p); err != nil {
+	if o.out != "" {
+		if err := writePlan(o.out, p); err != nil {
 			return a.errorf("%v", err)
 		}
-		if !asJSON {
-			fmt.Fprintf(a.Stdout, "\nSaved the plan to %s. To perform exactly these actions, run:\n    meshctl apply %s\n", out, out)
+		if !o.json {
+			fmt.Fprintf(a.Stdout, "\nSaved the plan to %s. To perform exactly these actions, run:\n    meshctl apply %s\n", o.out, o.out)
 		}
 	}
 	if len(p.Conflicts) > 0 {
 		return ExitError
 	}
-	if detailed && p.HasChanges() {
+	if o.detailedExitcode && p.HasChanges() {
 		return ExitChanges
 	}
 	return ExitOK
@@ -409,24 +324,18 @@ func writePlan(path string, p *plan.Plan) error {
 	return nil
 }
 
-func (a *App) apply(ctx context.Context, args []string, destroy bool) int {
-	var c common
-	var autoApprove bool
+// apply is meshctl apply, or with destroy meshctl destroy; args is the saved plan, if any.
+func (a *App) apply(ctx context.Context, c *common, args []string, autoApprove, destroy bool) int {
 	name := "apply"
 	if destroy {
 		name = "destroy"
 	}
-	fs := a.flags(name, &c)
-	fs.BoolVar(&autoApprove, "auto-approve", false, "skip the interactive approval")
-	if !a.parse(fs, &c, args) {
-		return ExitError
-	}
 	saved := ""
-	if fs.NArg() > 0 {
-		if destroy || fs.NArg() > 1 {
-			return a.errorf("unexpected arguments %q", fs.Args())
+	if len(args) > 0 {
+		if destroy || len(args) > 1 {
+			return a.errorf("unexpected arguments %q", args)
 		}
-		saved = fs.Arg(0)
+		saved = args[0]
 	}
 
 	var p *plan.Plan
@@ -439,7 +348,7 @@ func (a *App) apply(ctx context.Context, args []string, destroy bool) int {
 			c.spec = p.SpecPath
 		}
 	}
-	sess, code := a.open(ctx, &c)
+	sess, code := a.open(ctx, c)
 	if code != ExitOK {
 		return code
 	}

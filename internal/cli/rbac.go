@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"flag"
 	"fmt"
 	"strings"
 
@@ -21,32 +20,14 @@ const (
 
 // rbac prints the Kubernetes RBAC meshd needs, derived from the spec: in one member (--cluster), every
 // member (--all), or the management cluster (--management).
-func (a *App) rbac(args []string) int {
-	var c common
-	fs := flag.NewFlagSet("meshctl rbac", flag.ContinueOnError)
-	fs.SetOutput(a.Stderr)
-	fs.StringVar(&c.spec, "spec", "", "spec file or directory of *.hcl files")
-	cluster := fs.String("cluster", "", "the member cluster to print the RBAC of")
-	all := fs.Bool("all", false, "print every member's RBAC (each document names its cluster)")
-	management := fs.Bool("management", false, "print what the daemon needs in the management cluster: its Leases and state Secret")
-	subjectFlag := fs.String("subject", "", "who the roles are bound to: User:NAME, Group:NAME or ServiceAccount:NAMESPACE/NAME (default "+
-		defaultMemberSubject+", or "+defaultManagementSubject+" with --management)")
-	stateSecret := fs.String("state-secret", defaultStateSecret, "with --management: the daemon's --state-secret (NAMESPACE/NAME)")
-	leaseNamespace := fs.String("leader-elect-namespace", defaultLeaseNamespace, "with --management: the daemon's --leader-elect-namespace")
-	leaseName := fs.String("leader-elect-name", "", "with --management: the daemon's --leader-elect-name (default meshd-<mesh>)")
-	if err := parseInterspersed(fs, args); err != nil {
-		return ExitError
-	}
-	if fs.NArg() > 0 {
-		return a.errorf("meshctl rbac takes no arguments, got %q", strings.Join(fs.Args(), " "))
-	}
-	if n := count(*cluster != "", *all, *management); n != 1 {
+func (a *App) rbac(f rbacFlags) int {
+	if n := count(f.cluster != "", f.all, f.management); n != 1 {
 		return a.errorf("meshctl rbac needs exactly one of --cluster NAME, --all or --management")
 	}
-	subjectText := *subjectFlag
+	subjectText := f.subject
 	if subjectText == "" {
 		subjectText = defaultMemberSubject
-		if *management {
+		if f.management {
 			subjectText = defaultManagementSubject
 		}
 	}
@@ -54,24 +35,24 @@ func (a *App) rbac(args []string) int {
 	if err != nil {
 		return a.errorf("--subject: %v", err)
 	}
-	m, ok := a.loadSpec(c.spec)
+	m, ok := a.loadSpec(f.spec)
 	if !ok {
 		return ExitError
 	}
 	var b strings.Builder
 	switch {
-	case *management:
-		ns, name, err := splitSecret(*stateSecret)
+	case f.management:
+		ns, name, err := splitSecret(f.stateSecret)
 		if err != nil {
 			return a.errorf("%v", err)
 		}
-		lease := *leaseName
+		lease := f.leaseName
 		if lease == "" {
 			lease = "meshd-" + m.Name
 		}
 		access.RenderRBAC(&b, access.RBACDocument{For: fmt.Sprintf("the management cluster of mesh %q", m.Name), Name: "meshd",
-			Subject: subject}, managementRules(ns, name, *leaseNamespace, lease))
-	case *all:
+			Subject: subject}, managementRules(ns, name, f.leaseNamespace, lease))
+	case f.all:
 		for i, cl := range m.Clusters {
 			if i > 0 {
 				b.WriteString("---\n")
@@ -79,10 +60,10 @@ func (a *App) rbac(args []string) int {
 			renderMember(&b, m, cl.Name, subject)
 		}
 	default:
-		if m.Cluster(*cluster) == nil {
-			return a.errorf("--cluster %q is not a cluster of this mesh (%s)", *cluster, m.ClusterList())
+		if m.Cluster(f.cluster) == nil {
+			return a.errorf("--cluster %q is not a cluster of this mesh (%s)", f.cluster, m.ClusterList())
 		}
-		renderMember(&b, m, *cluster, subject)
+		renderMember(&b, m, f.cluster, subject)
 	}
 	fmt.Fprint(a.Stdout, b.String())
 	return ExitOK

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 
 	"github.com/meshd-io/meshd/internal/engine"
@@ -12,19 +11,8 @@ import (
 // the way from a mesh applied from a laptop to the daemon that keeps it. Like terraform state push, it
 // refuses to replace a Secret that holds another mesh's state, another lineage, or a newer serial (someone
 // applied with the Secret since), unless --force.
-func (a *App) statePush(ctx context.Context, args []string) int {
-	var c common
-	fs := flag.NewFlagSet("meshctl state push", flag.ContinueOnError)
-	fs.SetOutput(a.Stderr)
-	fs.StringVar(&c.state, "state", DefaultStatePath, "the local state file to push")
-	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig file (default $KUBECONFIG, then ~/.kube/config)")
-	fs.StringVar(&c.stateSecret, "state-secret", "", "the Secret (NAMESPACE/NAME) of the management cluster to push it into (required)")
-	fs.StringVar(&c.stateContext, "state-context", "", "kubeconfig context of the management cluster (default: the kubeconfig's current context)")
-	force := fs.Bool("force", false, "replace the Secret's state even if it is another lineage or newer")
-	if err := parseInterspersed(fs, args); err != nil {
-		return ExitError
-	}
-	if fs.NArg() > 0 {
+func (a *App) statePush(ctx context.Context, c common, force bool, args []string) int {
+	if len(args) > 0 {
 		return a.errorf("meshctl state push takes no arguments (the file is --state)")
 	}
 	if c.stateSecret == "" {
@@ -43,7 +31,7 @@ func (a *App) statePush(ctx context.Context, args []string) int {
 		return a.errorf("%v", err)
 	}
 	defer func() { _ = unlock() }()
-	if remote.Serial > 0 && !*force {
+	if remote.Serial > 0 && !force {
 		switch {
 		case remote.Mesh != "" && remote.Mesh != local.Mesh:
 			return a.errorf("the Secret %s holds the state of mesh %q, %s that of mesh %q: nothing pushed (--force replaces it)",

@@ -53,17 +53,7 @@ func (po *probeOptions) register(fs *flag.FlagSet) {
 	fs.DurationVar(&po.timeout, "probe-timeout", 60*time.Second, "how long to wait for a probe Pod to finish")
 }
 
-func (a *App) verify(ctx context.Context, args []string) int {
-	var c common
-	var asJSON, probe bool
-	var po probeOptions
-	fs := a.flags("verify", &c)
-	fs.BoolVar(&asJSON, "json", false, "print the verdicts as JSON")
-	fs.BoolVar(&probe, "probe", false, "also run a probe Pod in each cluster that resolves and connects to every other cluster")
-	po.register(fs)
-	if !a.parse(fs, &c, args) {
-		return ExitError
-	}
+func (a *App) verify(ctx context.Context, c common, asJSON, probe bool, po probeOptions) int {
 	m, ok := a.loadSpec(c.spec)
 	if !ok {
 		return ExitError

@@ -37,6 +37,18 @@ const MaxSize = 1 << 20
 type Block struct {
 	Zone      string
 	Upstreams []string
+	// Cache, when set, makes the block one for a NodeLocal DNSCache's Corefile instead (see CacheRoute):
+	// Upstreams is then unused.
+	Cache *CacheRoute
+}
+
+// CacheRoute is how a NodeLocal DNSCache block reaches the cluster's CoreDNS: the bind and forward arguments
+// of the cache's own block for the cluster domain, copied as written. The cache runs on the host network,
+// so a block must bind only the cache's addresses; and node-cache fills __PILLAR__ placeholders such as
+// __PILLAR__CLUSTER__DNS__ in the forward target at run time, so they are kept as text.
+type CacheRoute struct {
+	Bind    []string
+	Forward []string
 }
 
 // Report says what Merge or Remove changed. Zones are normalised (see NormalizeZone) and sorted.
@@ -148,6 +160,9 @@ func render(b Block) (rendered, error) {
 	if err != nil {
 		return rendered{}, err
 	}
+	if b.Cache != nil {
+		return renderCacheBlock(z, *b.Cache)
+	}
 	addrs, err := upstreamsFor(z, b.Upstreams)
 	if err != nil {
 		return rendered{}, err
@@ -165,6 +180,31 @@ func render(b Block) (rendered, error) {
 		"    }",
 		"}",
 	}}, nil
+}
+
+// renderCacheBlock renders a NodeLocal DNSCache block: the zone forwarded, over TCP, where the cache sends
+// its cluster domain (the cluster's CoreDNS, whose own blocks forward it on to the other cluster).
+func renderCacheBlock(z string, r CacheRoute) (rendered, error) {
+	if len(r.Forward) == 0 {
+		return rendered{}, fmt.Errorf("corefile: zone %q: the cache's forward target is not known", z)
+	}
+	for _, a := range append(slices.Clone(r.Bind), r.Forward...) {
+		if !isPlainArg(a) {
+			return rendered{}, fmt.Errorf("corefile: zone %q: %q cannot be copied into a block as one argument", z, a)
+		}
+	}
+	lines := []string{z + ":53 {", "    errors", "    cache 30"}
+	if len(r.Bind) > 0 {
+		lines = append(lines, "    bind "+strings.Join(r.Bind, " "))
+	}
+	lines = append(lines, "    forward . "+strings.Join(r.Forward, " ")+" {", "        force_tcp", "    }", "}")
+	return rendered{zone: z, lines: lines}, nil
+}
+
+// isPlainArg reports whether s reads back as the one token it is: no spaces, quotes, braces, comments or
+// placeholders that the caddyfile lexer or CoreDNS would expand.
+func isPlainArg(s string) bool {
+	return s != "" && !strings.ContainsAny(s, " \t\r\n\"'{}#`\\")
 }
 
 // text is the block as written at a position: with the marker line when the key has its line to

@@ -440,6 +440,8 @@ type parsed struct {
 	lineHasToken []bool
 	// unclosed is the parser's unclosed: the line of a last block that text appended would join.
 	unclosed int
+	// fileImports are the source indexes of the arguments of imports that name files (see ServerImports).
+	fileImports map[int]bool
 }
 
 // parseText lexes and parses src, checks the result against the caddyfile package, and returns the
@@ -506,7 +508,8 @@ func parseText(src string) (*parsed, error) {
 			hasTok[l] = true
 		}
 	}
-	return &parsed{src: src, lex: lx, blocks: blocks, lineStart: ls, lineHasToken: hasTok, unclosed: p.unclosed}, nil
+	return &parsed{src: src, lex: lx, blocks: blocks, lineStart: ls, lineHasToken: hasTok, unclosed: p.unclosed,
+		fileImports: p.fileImports}, nil
 }
 
 // literalEnv turns the {$VAR} and {%VAR%} placeholders of s into plain text ("{_VAR}", "{_VAR%}"), so

@@ -240,12 +240,12 @@ func kubeTargets(m *spec.Mesh, st *state.State) []kube.Target {
 	var out []kube.Target
 	for _, c := range m.Clusters {
 		r := c.AttrRange("kube_context")
-		out = append(out, kube.Target{Cluster: c.Name, KubeContext: KubeContext(c), Subject: &r})
+		out = append(out, kube.Target{Cluster: c.Name, KubeContext: KubeContext(c), Subject: &r, Mesh: m, Member: c})
 	}
 	for _, name := range slices.Sorted(maps.Keys(st.Members)) {
 		f := st.Members[name]
 		if m.Cluster(name) == nil && f.KubeContext != "" {
-			out = append(out, kube.Target{Cluster: name, KubeContext: f.KubeContext})
+			out = append(out, kube.Target{Cluster: name, KubeContext: f.KubeContext, Mesh: m})
 		}
 	}
 	return out

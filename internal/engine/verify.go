@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/meshd-io/meshd/internal/model"
+	"github.com/meshd-io/meshd/internal/plan"
 	"github.com/meshd-io/meshd/internal/spec"
 	"github.com/meshd-io/meshd/internal/state"
 	"github.com/meshd-io/meshd/internal/verify"
@@ -99,9 +100,10 @@ func verifyInput(m *spec.Mesh, st *state.State, members []model.Member, obs *mod
 	in := verify.Input{Mesh: m.Name, Members: members, Observed: obs, ForwardBy: m.ForwardBy}
 	if dns != nil {
 		in.DNS = dns
-		in.OwnedZones = map[string][]string{}
+		in.OwnedZones, in.NodeLocalZones = map[string][]string{}, map[string][]string{}
 		for _, mem := range members {
 			in.OwnedZones[mem.Name] = st.CorefileZones(mem.Name)
+			in.NodeLocalZones[mem.Name] = plan.NodeLocalZones(st, mem.Name)
 		}
 	}
 	return in

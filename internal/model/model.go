@@ -186,6 +186,9 @@ type Observed struct {
 	// APIEndpoints are the EKS members' API server endpoints, by cluster name (DescribeCluster): what a
 	// control plane's kubeconfig reaches them at.
 	APIEndpoints map[string]APIEndpoint
+	// EKSAutoMode are the EKS members that run in EKS Auto Mode (DescribeCluster's computeConfig): their
+	// DNS is a node component without a CoreDNS ConfigMap that meshd could edit.
+	EKSAutoMode map[string]bool
 
 	// Observed only for meshctl verify (aws.Options.ObserveNetwork); nil otherwise.
 	NACLs  map[string]NetworkACL          // by network ACL ID, for the members' VPCs
@@ -226,8 +229,43 @@ const (
 type DNSObserved struct {
 	Service      *Service
 	LoadBalancer *LoadBalancer
-	CoreDNS      *ConfigMap // kube-system/coredns
-	Backup       *ConfigMap // kube-system/coredns-meshd-backup
+	// CoreDNS is the ConfigMap whose Corefile CoreDNS reads (kube-system/coredns in most layouts); in an
+	// import layout that the spec names, the importing ConfigMap is not read and this is nil.
+	CoreDNS *ConfigMap
+	// Site is where meshd writes its server blocks; the zero value when no CoreDNS configuration was
+	// found (Looked then names what was looked for).
+	Site   CorefileSite
+	Looked []string
+	// Custom is the import layout's ConfigMap (Site.Import), nil while it does not exist.
+	Custom *ConfigMap
+	Backup *ConfigMap // <site name>-meshd-backup, beside the edited Corefile
+	// NodeLocal is kube-system/node-local-dns, the NodeLocal DNSCache's Corefile, and NodeLocalBackup
+	// meshd's copy of its original; read in cluster-domain mode only (see plan/nodelocal.go).
+	NodeLocal, NodeLocalBackup *ConfigMap
+}
+
+// CorefileSite is where meshd writes its server blocks in a cluster: into the Corefile held by a key of a
+// ConfigMap, keeping every other byte, or (Import) as a key of its own in a ConfigMap whose files the
+// Corefile imports, touching no other key.
+type CorefileSite struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Key       string `json:"key"`
+	Import    bool   `json:"import,omitempty"`
+	// Layout is what meshd recognised ("EKS add-on", "kubeadm", "k3s", "AKS", "RKE2"), or "spec" when the
+	// spec named the place.
+	Layout string `json:"layout,omitempty"`
+}
+
+// Found reports whether a CoreDNS configuration was found.
+func (s CorefileSite) Found() bool { return s.Name != "" }
+
+func (s CorefileSite) String() string {
+	where := s.Namespace + "/" + s.Name
+	if s.Key != "Corefile" {
+		where += " key " + s.Key
+	}
+	return where
 }
 
 // Service is an observed Service: the fields meshd sets, as the API server returned them (server-set

@@ -16,7 +16,7 @@ import (
 // member VPCs with overlapping CIDR blocks (any of their blocks: AWS refuses such a peering) and quotas the plan would exceed. It runs
 // after Compute because quotas depend on what the plan adds and removes.
 func Check(m *spec.Mesh, members []model.Member, obs *model.Observed, p *Plan) hcl.Diagnostics {
-	var diags hcl.Diagnostics
+	diags := checkCoreDNS(m, p)
 	if !p.Destroy { // removing what meshd made needs neither disjoint blocks nor quota room
 		// An external member has no VPC: nothing of it is peered, nor counts toward a quota.
 		networked := slices.DeleteFunc(slices.Clone(members), func(mem model.Member) bool { return mem.External })
@@ -48,6 +48,37 @@ func checkDomains(m *spec.Mesh, p *Plan) hcl.Diagnostics {
 				"The other clusters would forward %s to a CoreDNS that does not answer for it. Set cluster_domain to the domain the cluster "+
 				"was built with (kubelet --cluster-domain, the kubernetes plugin's zone), or make its CoreDNS serve %s.",
 				dm.Cluster, dm.Declared, DNSNamespace, CoreDNSConfigMap, served, dm.Declared, dm.Declared),
+			Subject: &subject,
+		})
+	}
+	return diags
+}
+
+// checkCoreDNS warns, at the cluster (its dns corefile setting when it has one), about each member where
+// meshd found no CoreDNS configuration to write to. It is a warning: the member is still peered and its
+// names served to the others; only its own Pods do not resolve the others' names through meshd.
+func checkCoreDNS(m *spec.Mesh, p *Plan) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, n := range p.NoCoreDNS {
+		subject := m.DeclRange
+		if c := m.Cluster(n.Cluster); c != nil {
+			subject = c.DeclRange
+			for _, attr := range []string{"dns.corefile", "dns.corefile_import"} {
+				if _, ok := c.Attrs[attr]; ok {
+					subject = c.AttrRange(attr)
+				}
+			}
+		}
+		detail := fmt.Sprintf("meshd looked for %s in cluster %q and found no Corefile there.", strings.Join(n.Looked, " and "), n.Cluster)
+		if n.AutoMode {
+			detail = fmt.Sprintf("Cluster %q runs in EKS Auto Mode, where DNS is a node component with no CoreDNS ConfigMap that meshd could add its server blocks to.", n.Cluster)
+		}
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning,
+			Summary:  "No CoreDNS configuration to write to",
+			Detail: detail + " The cluster is still meshed: its network is peered, and the other members resolve its names. " +
+				"Its own Pods do not resolve the other members' names through meshd. If the cluster runs CoreDNS elsewhere, name it with " +
+				"dns { corefile = \"NAMESPACE/NAME\" } (or corefile_import for a Corefile that imports *.server files); docs/dns.md lists the other choices.",
 			Subject: &subject,
 		})
 	}

@@ -23,11 +23,19 @@ func init() {
 		Provider: ProviderKube, Decode: decodeAs[Corefile], RepeatHint: hintKube + `; field manager "eks" is the EKS ` +
 			`CoreDNS add-on, whose updates write its own Corefile: dns { corefile_via = "eks_addon" } puts meshd's blocks there`,
 		Touches: func(r Resource) ObjectRef {
+			site := r.(Corefile).Where()
 			return ObjectRef{Cluster: r.(Corefile).Cluster, APIVersion: "v1", Kind: "ConfigMap",
-				Namespace: DNSNamespace, Name: CoreDNSConfigMap}
+				Namespace: site.Namespace, Name: site.Name}
 		},
 		Watches: func(m *spec.Mesh) []Watch {
-			return everyMember(m, Watch{APIVersion: "v1", Resource: "configmaps", Namespace: DNSNamespace, Name: CoreDNSConfigMap})
+			var out []Watch
+			for _, c := range dnsMembers(m) {
+				ns, edited, imported := CorefileCandidates(m, c)
+				for _, name := range append(edited, imported...) {
+					out = append(out, Watch{Cluster: c.Name, APIVersion: "v1", Resource: "configmaps", Namespace: ns, Name: name})
+				}
+			}
+			return out
 		},
 		RBAC: corefileRBAC,
 		State: &Records{List: func(st *state.State) []state.Entry {
@@ -42,19 +50,48 @@ func init() {
 	})
 }
 
-// corefileRBAC: the coredns ConfigMap (meshd writes only its own server blocks into it; the EKS add-on
-// path reads it too), and the backup meshd keeps of it before its first change (created once, deleted on
-// destroy, never updated).
+// corefileRBAC: the ConfigMaps that may hold the cluster's Corefile (CorefileCandidates: the spec's, or
+// the known layouts'); meshd writes only its own server blocks into an edited one, and only its own key
+// into an imported one. The backup of an edited Corefile is created once and deleted on destroy, never
+// updated.
 func corefileRBAC(m *spec.Mesh) []access.Rule {
-	return everyMemberRules(m, func(c string) []access.Rule {
-		return []access.Rule{
-			rbacRule(c, DNSNamespace, "", "configmaps", []string{CoreDNSConfigMap},
-				"The Corefile: read at every pass; updated with meshd's server blocks only, every other byte kept.", "get", "update"),
-			rbacRule(c, DNSNamespace, "", "configmaps", []string{BackupConfigMap},
-				"The backup of the original Corefile: read, and deleted on destroy.", "get", "delete"),
-			rbacRule(c, DNSNamespace, "", "configmaps", nil, whyCreate+" Here: the Corefile backup "+BackupConfigMap+".", "create"),
+	var out []access.Rule
+	for _, c := range dnsMembers(m) {
+		ns, edited, imported := CorefileCandidates(m, c)
+		var backups []string
+		for _, name := range edited {
+			backups = append(backups, BackupName(name))
 		}
-	})
+		if len(edited) > 0 {
+			out = append(out,
+				rbacRule(c.Name, ns, "", "configmaps", edited,
+					"The Corefile: read at every pass; updated with meshd's server blocks only, every other byte kept.", "get", "update"),
+				rbacRule(c.Name, ns, "", "configmaps", backups,
+					"The backup of the original Corefile: read, and deleted on destroy.", "get", "delete"))
+		}
+		if len(imported) > 0 {
+			out = append(out, rbacRule(c.Name, ns, "", "configmaps", imported,
+				"The ConfigMap the Corefile imports *.server files from: meshd writes its own key "+spec.ImportKey+
+					" only, and deletes the ConfigMap on destroy if it made it.", "get", "update", "delete"))
+		}
+		var created []string
+		if len(backups) > 0 {
+			created = append(created, "the Corefile backup "+strings.Join(backups, ", "))
+		}
+		if len(imported) > 0 {
+			created = append(created, "the imported ConfigMap "+strings.Join(imported, ", ")+" when it is missing")
+		}
+		out = append(out, rbacRule(c.Name, ns, "", "configmaps", nil, whyCreate+" Here: "+strings.Join(created, "; ")+".", "create"))
+	}
+	return out
+}
+
+// dnsMembers are the spec's clusters, or none when the spec turns DNS off.
+func dnsMembers(m *spec.Mesh) []*spec.Cluster {
+	if m.DNSDisabled {
+		return nil
+	}
+	return m.Clusters
 }
 
 // CorefileAddress is the address of a cluster's Corefile.
@@ -84,6 +121,20 @@ type Corefile struct {
 	// change saves the original Corefile there; destroy deletes it (DeleteBackup).
 	Backup       bool `json:"backup,omitempty"`
 	DeleteBackup bool `json:"delete_backup,omitempty"`
+	// Site is where the blocks go; zero in a plan saved before meshd knew other layouts, which means
+	// kube-system/coredns (see Where).
+	Site model.CorefileSite `json:"site"`
+}
+
+// DefaultCorefileSite is the EKS add-on's (and kubeadm's) Corefile.
+var DefaultCorefileSite = model.CorefileSite{Namespace: DNSNamespace, Name: CoreDNSConfigMap, Key: CorefileKey}
+
+// Where is the Corefile's site.
+func (c Corefile) Where() model.CorefileSite {
+	if !c.Site.Found() {
+		return DefaultCorefileSite
+	}
+	return c.Site
 }
 
 // CorefileBlock is one of meshd's server blocks: forward Zone to Upstreams, or, while those are not
@@ -122,11 +173,15 @@ func (c Corefile) Resolved(known func(address string) (string, bool)) ([]corefil
 }
 
 func (c Corefile) Attrs() []Attr {
+	site := c.Where()
 	backup := "none"
-	if c.Backup {
-		backup = DNSNamespace + "/" + BackupConfigMap
+	switch {
+	case site.Import:
+		backup = "none (meshd's own key)"
+	case c.Backup:
+		backup = site.Namespace + "/" + BackupName(site.Name)
 	}
-	attrs := []Attr{{Name: "configmap", Value: DNSNamespace + "/" + CoreDNSConfigMap}, {Name: "backup", Value: backup}}
+	attrs := []Attr{{Name: "configmap", Value: site.String()}, {Name: "backup", Value: backup}}
 	for _, b := range c.Blocks {
 		if b.Pending != "" {
 			attrs = append(attrs, Attr{Name: b.Zone, Value: b.Pending, Unknown: true})
@@ -206,7 +261,9 @@ func (d *dnsPlanner) corefile(m model.Member) {
 			deps = append(deps, b.Pending)
 		}
 	}
-	d.addonCorefile(m, text, want)
+	if site := ObservedSite(o); !site.Import && site.Namespace == DNSNamespace && site.Name == CoreDNSConfigMap {
+		d.addonCorefile(m, text, want) // the EKS add-on writes kube-system/coredns, nowhere else
+	}
 	// With the add-on observed, the plan's add-on note says what an update would do (addon.go).
 	if _, addon := d.in.Addons[m.Name]; !addon && len(want) > 0 && o.CoreDNS != nil && slices.Contains(o.CoreDNS.Managers, EKSManager) {
 		d.c.plan.Warnings = append(d.c.plan.Warnings, fmt.Sprintf(
@@ -219,8 +276,9 @@ func (d *dnsPlanner) corefile(m model.Member) {
 	}
 
 	before := Corefile{Cluster: m.Name, KubeContext: m.KubeContext, Blocks: d.blocksIn(m.Name), Owned: owned,
-		Text: text, Backup: o.Backup != nil}
-	after := Corefile{Cluster: m.Name, KubeContext: m.KubeContext, Blocks: want, Owned: owned, Adopted: adopted, Backup: true}
+		Text: text, Backup: o.Backup != nil, Site: ObservedSite(o)}
+	after := Corefile{Cluster: m.Name, KubeContext: m.KubeContext, Blocks: want, Owned: owned, Adopted: adopted,
+		Backup: !ObservedSite(o).Import, Site: ObservedSite(o)}
 	if len(deps) == 0 {
 		after.Text = merged
 	}
@@ -285,10 +343,7 @@ func (d *dnsPlanner) corefileReason(before, after Corefile, rep corefile.Report)
 // that is no longer desired.
 func (d *dnsPlanner) corefileRemove(m model.Member) {
 	o := d.obs[m.Name]
-	if o.CoreDNS == nil {
-		return
-	}
-	text, ok := o.CoreDNS.Data[CorefileKey]
+	text, ok := SiteText(o)
 	if !ok {
 		return
 	}
@@ -305,9 +360,9 @@ func (d *dnsPlanner) corefileRemove(m model.Member) {
 		return
 	}
 	before := Corefile{Cluster: m.Name, KubeContext: m.KubeContext, Blocks: d.blocksIn(m.Name), Owned: owned,
-		Text: text, Backup: o.Backup != nil}
+		Text: text, Backup: o.Backup != nil, Site: ObservedSite(o)}
 	after := Corefile{Cluster: m.Name, KubeContext: m.KubeContext, Owned: owned, Removed: rep.Removed, Text: out,
-		DeleteBackup: backup}
+		DeleteBackup: backup, Site: ObservedSite(o)}
 	reason := d.goneReason() + ": remove meshd's blocks and the backup"
 	if !rep.Changed() {
 		reason = d.goneReason() + ": delete the backup (meshd's blocks are already gone)"
@@ -320,16 +375,42 @@ func (d *dnsPlanner) corefileRemove(m model.Member) {
 // conflicts (TEST-NET-1, never a real upstream).
 const placeholderUpstream = "192.0.2.1"
 
-// coreDNSText returns the observed Corefile of a cluster, or reports a conflict when there is none.
-func (d *dnsPlanner) coreDNSText(m model.Member, o model.DNSObserved) (string, bool) {
-	if o.CoreDNS != nil {
-		if text, ok := o.CoreDNS.Data[CorefileKey]; ok {
-			return text, true
+// SiteText is the text meshd merges its blocks into in a cluster: the edited Corefile, or meshd's own key
+// of an import layout ("" while it does not exist). ok is false when no CoreDNS configuration was found.
+func SiteText(o model.DNSObserved) (text string, ok bool) {
+	site := ObservedSite(o)
+	switch {
+	case !site.Found():
+		return "", false
+	case site.Import:
+		if o.Custom == nil {
+			return "", true
 		}
+		return o.Custom.Data[site.Key], true
+	case o.CoreDNS == nil:
+		return "", false
 	}
-	d.conflict(CorefileAddress(m.Name),
-		fmt.Sprintf("Cluster %s has no Corefile in the ConfigMap %s/%s", m.Name, DNSNamespace, CoreDNSConfigMap),
-		"meshd adds its server blocks to the cluster's CoreDNS configuration and never creates one of its own. "+
-			"Check that CoreDNS is installed in kube-system (on EKS: the CoreDNS add-on).")
+	text, ok = o.CoreDNS.Data[site.Key]
+	return text, ok
+}
+
+// ObservedSite is o.Site, or kube-system/coredns for an observation that names no site but holds that
+// ConfigMap (made by hand: tests, the simulated world).
+func ObservedSite(o model.DNSObserved) model.CorefileSite {
+	if !o.Site.Found() && o.CoreDNS != nil && len(o.Looked) == 0 {
+		return DefaultCorefileSite
+	}
+	return o.Site
+}
+
+// coreDNSText returns the text meshd merges into in a cluster, or, when it found no CoreDNS configuration
+// there, notes that for Check, which warns at the cluster: the rest of the mesh is planned as usual.
+func (d *dnsPlanner) coreDNSText(m model.Member, o model.DNSObserved) (string, bool) {
+	if text, ok := SiteText(o); ok {
+		d.c.plan.CoreDNS = append(d.c.plan.CoreDNS, CoreDNSFound{Cluster: m.Name, Site: ObservedSite(o), NodeLocal: o.NodeLocal != nil})
+		return text, true
+	}
+	d.c.plan.NoCoreDNS = append(d.c.plan.NoCoreDNS, NoCoreDNS{Cluster: m.Name, Looked: o.Looked,
+		AutoMode: d.c.in.Observed != nil && d.c.in.Observed.EKSAutoMode[m.Name]})
 	return "", false
 }

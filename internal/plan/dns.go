@@ -163,6 +163,7 @@ func (c *computer) dns() {
 			d.corefileRemove(m)
 			d.addonRemove(m, d.goneReason())
 		}
+		d.nodeLocal(m, wanted[m.Name])
 	}
 	for _, m := range d.clusters {
 		if !wanted[m.Name] {
@@ -249,8 +250,7 @@ func (d *dnsPlanner) blocksIn(cluster string) []CorefileBlock {
 		return out
 	}
 	var out []CorefileBlock
-	if o := d.obs[cluster]; o.CoreDNS != nil {
-		text := o.CoreDNS.Data[CorefileKey]
+	if text, ok := SiteText(d.obs[cluster]); ok {
 		owned := d.c.in.State.CorefileZones(cluster)
 		if blocks, err := corefile.Blocks(text); err == nil {
 			for _, b := range blocks {
@@ -281,7 +281,11 @@ func (d *dnsPlanner) checkServedDomain(m model.Member) {
 	if d.in.ForwardBy != spec.ForwardByClusterDomain || o.CoreDNS == nil {
 		return
 	}
-	text, ok := o.CoreDNS.Data[CorefileKey]
+	key := CorefileKey
+	if !o.Site.Import && o.Site.Found() {
+		key = o.Site.Key
+	}
+	text, ok := o.CoreDNS.Data[key]
 	if !ok {
 		return
 	}

@@ -629,7 +629,7 @@ func TestComputeDNSContent(t *testing.T) {
 	w := newDNSWorld()
 	p := w.plan(false)
 	got := p.Find("corefile[a]").After.(plan.Corefile)
-	want := plan.Corefile{Cluster: "a", KubeContext: "ctx-a", Backup: true, Blocks: []plan.CorefileBlock{
+	want := plan.Corefile{Cluster: "a", KubeContext: "ctx-a", Backup: true, Site: plan.DefaultCorefileSite, Blocks: []plan.CorefileBlock{
 		{Zone: zone("b"), Pending: "dns_service[b]"}, {Zone: zone("c"), Pending: "dns_service[c]"}}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("corefile[a] from empty (-want, +got):\n%s", diff)

@@ -81,6 +81,10 @@ type Plan struct {
 	// TargetGroups are what the plan shows of each load_balancer block's target group: not a change.
 	TargetGroups []TargetGroupStatus `json:"target_groups,omitempty"`
 
+	// CoreDNS says, per member whose Kubernetes side was observed, where meshd found its CoreDNS
+	// configuration (the layout), or that it found none (NoCoreDNS, which Check reports at the cluster).
+	CoreDNS   []CoreDNSFound `json:"coredns,omitempty"`
+	NoCoreDNS []NoCoreDNS    `json:"-"`
 	// DomainMismatches are members whose CoreDNS does not serve their declared cluster domain, found by
 	// Compute for Check to report against the spec. Not saved: Check runs on the plan Compute returned.
 	DomainMismatches []DomainMismatch `json:"-"`

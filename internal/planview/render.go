@@ -68,6 +68,13 @@ func RenderHuman(w io.Writer, p *plan.Plan) error {
 		fmt.Fprintln(bw)
 	}
 	renderTargetGroups(bw, p.TargetGroups)
+	if len(p.CoreDNS) > 0 {
+		fmt.Fprintf(bw, "CoreDNS configuration:\n\n")
+		for _, f := range p.CoreDNS {
+			fmt.Fprintf(bw, "  %s\n", f)
+		}
+		fmt.Fprintln(bw)
+	}
 	if len(p.Addons) > 0 {
 		fmt.Fprintf(bw, "EKS CoreDNS add-ons:\n\n")
 		for _, n := range p.Addons {

@@ -30,7 +30,8 @@ var (
 		Blocks:     []hcl.BlockHeaderSchema{{Type: "dns"}, {Type: "quotas"}},
 	}
 	dnsSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "forward_by"}, {Name: "enabled"}, {Name: "corefile_via"}},
+		Attributes: []hcl.AttributeSchema{{Name: "forward_by"}, {Name: "enabled"}, {Name: "corefile_via"},
+			{Name: "corefile"}, {Name: "corefile_import"}},
 	}
 	quotasSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
@@ -183,6 +184,11 @@ func (d *decoder) decodeDNS(b *hcl.Block) {
 		}
 	}
 	d.decodeCorefileVia(content.Attributes["corefile_via"])
+	set := map[string]hcl.Range{}
+	d.m.Corefile, _ = d.decodeCorefileLocation(content.Attributes, set)
+	for k, r := range set {
+		d.m.Attrs["dns."+k] = r
+	}
 	a := content.Attributes["forward_by"]
 	if a == nil {
 		return

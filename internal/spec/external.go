@@ -64,7 +64,8 @@ func (d *decoder) decodeClusterDNS(c *Cluster, blocks hcl.Blocks) {
 		first = b
 		c.Attrs["dns"] = b.DefRange
 		content, diags := b.Body.Content(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-			{Name: "service_type"}, {Name: "node_addresses"}, {Name: "service_annotations"}}})
+			{Name: "service_type"}, {Name: "node_addresses"}, {Name: "service_annotations"},
+			{Name: "corefile"}, {Name: "corefile_import"}}})
 		d.diags = append(d.diags, diags...)
 		set := map[string]hcl.Range{}
 		elems := map[string][]hcl.Range{}
@@ -82,6 +83,7 @@ func (d *decoder) decodeClusterDNS(c *Cluster, blocks hcl.Blocks) {
 		if a := content.Attributes["service_annotations"]; a != nil {
 			c.DNS.ServiceAnnotations = d.annotations(a, set)
 		}
+		c.DNS.Corefile, _ = d.decodeCorefileLocation(content.Attributes, set)
 		for k, r := range set {
 			c.Attrs["dns."+k] = r
 		}

@@ -39,8 +39,11 @@ type Mesh struct {
 	// CorefileViaConfigMap (only there, the default) or CorefileViaEKSAddon (also into the EKS CoreDNS
 	// add-on's configurationValues, so that add-on updates keep them). "" means CorefileViaConfigMap.
 	CorefileVia string
-	Quotas      Quotas
-	Clusters    []*Cluster
+	// Corefile (dns { corefile | corefile_import }) is where every member's CoreDNS configuration is, unless
+	// a cluster's dns block says otherwise; unset: detected per cluster.
+	Corefile CorefileLocation
+	Quotas   Quotas
+	Clusters []*Cluster
 	// Replicates are the replicate blocks, in declaration order.
 	Replicates []*Replicate
 	// LoadBalancers are the load_balancer blocks, in declaration order.
@@ -147,6 +150,17 @@ type ClusterDNS struct {
 	// ServiceAnnotations are put on the DNS Service: on AWS on top of the internal-NLB ones, on an external
 	// member instead of them (MetalLB's address pool, say).
 	ServiceAnnotations map[string]string
+	// Corefile is this cluster's dns { corefile | corefile_import }; unset: the mesh's, else detected.
+	Corefile CorefileLocation
+}
+
+// CorefileLocation is where the spec says the cluster's CoreDNS configuration is: the cluster's setting,
+// else the mesh's; unset (the zero value) when meshd is to detect it.
+func (m *Mesh) CorefileLocation(c *Cluster) CorefileLocation {
+	if c.DNS.Corefile.Set() {
+		return c.DNS.Corefile
+	}
+	return m.Corefile
 }
 
 // EKSAuth reports whether meshd signs in to the cluster with an EKS token of its own (kube_auth = "eks").

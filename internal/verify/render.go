@@ -32,6 +32,12 @@ func RenderHuman(w io.Writer, r Report) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if notes := r.Notes(); len(notes) > 0 {
+		fmt.Fprintf(w, "\nNotes:\n")
+		for _, n := range notes {
+			fmt.Fprintln(w, "  "+n)
+		}
+	}
 	fails := r.Failures()
 	if len(fails) == 0 {
 		_, err := fmt.Fprintf(w, "\nEvery pair of the %d clusters passes.\n", len(r.Members))

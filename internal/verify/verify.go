@@ -52,6 +52,9 @@ type Verdict struct {
 	Layer  Layer    `json:"layer"`
 	Status Status   `json:"status"`
 	Causes []string `json:"causes,omitempty"`
+	// Notes say how a passing layer was checked when that is not the usual way (a query's path through a
+	// NodeLocal DNSCache).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // ProbeResult is what a probe from one cluster to another reported.
@@ -71,8 +74,9 @@ type Input struct {
 	// DNS is each member's DNS observation with its load balancer; nil leaves the DNS layer unchecked.
 	DNS       map[string]model.DNSObserved
 	ForwardBy string
-	// OwnedZones are the Corefile zones the state records as meshd's, per cluster (blocks without marker).
-	OwnedZones map[string][]string
+	// OwnedZones are the Corefile zones the state records as meshd's, per cluster (blocks without marker);
+	// NodeLocalZones the same for the NodeLocal DNSCache Corefiles.
+	OwnedZones, NodeLocalZones map[string][]string
 	// LoadBalancerRules are the ingress rules (with a CIDR source) of the security groups of the members'
 	// NLBs, by group ID: what the DNS layer checks admits the other members. Nil leaves that check out.
 	LoadBalancerRules map[string][]model.SecurityGroupRule
@@ -121,6 +125,17 @@ func (r Report) Failures() []string {
 	return out
 }
 
+// Notes are one line per note of every verdict, as Failures lists causes.
+func (r Report) Notes() []string {
+	var out []string
+	for _, v := range r.Verdicts {
+		for _, n := range v.Notes {
+			out = append(out, fmt.Sprintf("%s -> %s %s: %s", v.From, v.To, v.Layer, n))
+		}
+	}
+	return out
+}
+
 // Verify checks every ordered pair of members.
 func Verify(in Input) Report {
 	obs := in.Observed
@@ -138,7 +153,7 @@ func Verify(in Input) Report {
 				continue
 			}
 			add := func(l Layer, res result) {
-				r.Verdicts = append(r.Verdicts, Verdict{From: a.Name, To: b.Name, Layer: l, Status: res.status, Causes: res.causes})
+				r.Verdicts = append(r.Verdicts, Verdict{From: a.Name, To: b.Name, Layer: l, Status: res.status, Causes: res.causes, Notes: res.notes})
 			}
 			switch {
 			case a.External || b.External:
@@ -171,6 +186,7 @@ func Verify(in Input) Report {
 type result struct {
 	status Status
 	causes []string
+	notes  []string
 }
 
 func skip(why string) result { return result{status: Skipped, causes: []string{why}} }
@@ -460,14 +476,15 @@ func (v *verifier) dns(a, b model.Member) result {
 		causes = append(causes, v.frontend(a, b, *bo.LoadBalancer)...)
 	}
 
-	cm := fmt.Sprintf("%s's Corefile (%s/%s)", a.Name, plan.DNSNamespace, plan.CoreDNSConfigMap)
 	ao := v.in.DNS[a.Name]
-	if ao.CoreDNS == nil {
-		return check(append(causes, cm+" does not exist"))
-	}
-	text, ok := ao.CoreDNS.Data[plan.CorefileKey]
-	if !ok {
-		return check(append(causes, cm+" has no Corefile key"))
+	site := plan.ObservedSite(ao)
+	cm := fmt.Sprintf("%s's Corefile (%s)", a.Name, site)
+	text, ok := plan.SiteText(ao)
+	switch {
+	case !site.Found():
+		return check(append(causes, fmt.Sprintf("%s has no CoreDNS configuration meshd can write to (looked for %s)", a.Name, orNone(ao.Looked))))
+	case !ok:
+		return check(append(causes, cm+" has no "+site.Key+" key"))
 	}
 	blocks, err := corefile.Blocks(text)
 	if err != nil {
@@ -495,7 +512,47 @@ func (v *verifier) dns(a, b model.Member) result {
 				orNone(got), strings.Join(want, " "), b.Name))
 		}
 	}
-	return check(causes)
+	res := check(append(causes, v.nodeLocal(a, zone)...))
+	if ao.NodeLocal != nil && len(res.causes) == 0 {
+		res.notes = append(res.notes, fmt.Sprintf("%s's Pods ask its NodeLocal DNSCache, which forwards %s to CoreDNS", a.Name, zone))
+	}
+	return res
+}
+
+// nodeLocal checks the path a Pod's query for zone takes through a's NodeLocal DNSCache, when a runs one:
+// under a's own cluster domain (namespace mode) the cache sends it to CoreDNS by itself; another domain
+// needs meshd's block in the cache's Corefile, routed as the cache routes a's own domain.
+func (v *verifier) nodeLocal(a model.Member, zone string) []string {
+	cache := v.in.DNS[a.Name].NodeLocal
+	if cache == nil {
+		return nil
+	}
+	own := corefile.NormalizeZone(plan.DNSZone("cluster_domain", a))
+	if zone == own || strings.HasSuffix(zone, "."+own) {
+		return nil
+	}
+	cm := fmt.Sprintf("%s's NodeLocal DNSCache Corefile (%s/%s)", a.Name, plan.DNSNamespace, plan.NodeLocalConfigMap)
+	text := cache.Data[plan.CorefileKey]
+	route, err := corefile.CacheRouteOf(text, own)
+	if err != nil {
+		return []string{fmt.Sprintf("%s: %v", cm, err)}
+	}
+	blocks, err := corefile.Blocks(text)
+	if err != nil {
+		return []string{fmt.Sprintf("%s does not parse: %v", cm, err)}
+	}
+	i := slices.IndexFunc(blocks, func(b corefile.ServerBlock) bool {
+		return b.OwnedBy(v.in.Mesh, v.in.NodeLocalZones[a.Name]) && b.Zones[0] == zone
+	})
+	if i < 0 {
+		return []string{fmt.Sprintf("%s has no meshd block for %s: the cache sends it upstream, not to CoreDNS", cm, zone)}
+	}
+	got, err := corefile.CacheRouteOf(text, zone)
+	if err != nil || !slices.Equal(got.Forward, route.Forward) {
+		return []string{fmt.Sprintf("%s forwards %s to %s (want %s, where it forwards %s)", cm, zone, orNone(got.Forward),
+			strings.Join(route.Forward, " "), own)}
+	}
+	return nil
 }
 
 // frontend checks that the security groups of b's NLB admit a's queries: each block they come from

@@ -180,6 +180,12 @@ func (p *Provider) observeRegion(ctx context.Context, key clientKey, clusters []
 			}
 			obs.APIEndpoints[c.Name] = info.endpoint
 		}
+		if info.autoMode {
+			if obs.EKSAutoMode == nil {
+				obs.EKSAutoMode = map[string]bool{}
+			}
+			obs.EKSAutoMode[c.Name] = true
+		}
 	}
 	if err := selfManagedSubnets(ctx, ec2c, clusters, eksInfo); err != nil {
 		return nil, diags, err
@@ -253,6 +259,7 @@ type eksCluster struct {
 	// groups). Node groups added later often get subnets of their own (eksctl makes new ones).
 	subnets  []string
 	endpoint model.APIEndpoint
+	autoMode bool // computeConfig.enabled: EKS Auto Mode
 }
 
 func (e *eksCluster) addSubnets(ids ...string) {
@@ -281,6 +288,7 @@ func (p *Provider) describeEKS(ctx context.Context, a model.Access, region, name
 		info.endpoint.PublicAccess, info.endpoint.PrivateAccess = vc.EndpointPublicAccess, vc.EndpointPrivateAccess
 	}
 	if out.Cluster != nil {
+		info.autoMode = out.Cluster.ComputeConfig != nil && aws.ToBool(out.Cluster.ComputeConfig.Enabled)
 		info.endpoint.Server = aws.ToString(out.Cluster.Endpoint)
 		if ca := out.Cluster.CertificateAuthority; ca != nil {
 			// EKS returns the CA bundle base64-encoded; one that does not decode is left out (and the

@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/meshd-io/meshd/internal/apply"
@@ -34,9 +35,10 @@ const ProgressEvery = 10 * time.Second
 // of the kinds whose I/O is registered in kindio (with the client of the change's cluster).
 func (p *Provider) Executors() map[plan.Kind]apply.Executor {
 	out := map[plan.Kind]apply.Executor{
-		plan.KindDNSService: serviceExecutor{p},
-		plan.KindCorefile:   corefileExecutor{p},
-		plan.KindReplica:    replicaExecutor{p},
+		plan.KindDNSService:   serviceExecutor{p},
+		plan.KindCorefile:     corefileExecutor{p},
+		plan.KindNodeLocalDNS: nodeLocalExecutor{p},
+		plan.KindReplica:      replicaExecutor{p},
 
 		plan.KindLBService:          lbServiceExecutor{p},
 		plan.KindTargetGroupBinding: bindingExecutor{p},
@@ -311,22 +313,59 @@ func (e corefileExecutor) Execute(ctx context.Context, ch plan.Change, known app
 	if err != nil {
 		return apply.Outcome{}, err
 	}
-	cms := c.CoreV1().ConfigMaps(plan.DNSNamespace)
-	var owned []string
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cm, err := cms.Get(ctx, plan.CoreDNSConfigMap, metav1.GetOptions{})
-		if err != nil {
-			return fmt.Errorf("reading ConfigMap %s/%s: %w", plan.DNSNamespace, plan.CoreDNSConfigMap, err)
-		}
-		text, ok := cm.Data[plan.CorefileKey]
-		if !ok {
-			return fmt.Errorf("ConfigMap %s/%s has no %s", plan.DNSNamespace, plan.CoreDNSConfigMap, plan.CorefileKey)
-		}
+	owned, err := p.mergeInto(ctx, c, siteTarget(after.Where()), after.DeleteBackup, func(text string) (string, corefile.Report, error) {
 		mergeOwned, err := after.MergeOwned(text, p.opts.Mesh, blocks)
 		if err != nil {
-			return err
+			return "", corefile.Report{}, err
 		}
-		out, rep, err := corefile.Merge(text, p.opts.Mesh, mergeOwned, blocks)
+		return corefile.Merge(text, p.opts.Mesh, mergeOwned, blocks)
+	})
+	record := func(st *state.State) { st.SetCorefileZones(after.Cluster, owned) }
+	if err != nil {
+		if owned != nil {
+			return apply.Outcome{Record: record}, fmt.Errorf("cluster %s: %w", after.Cluster, err)
+		}
+		return apply.Outcome{}, fmt.Errorf("cluster %s: %w", after.Cluster, err)
+	}
+	return apply.Outcome{Record: record}, nil
+}
+
+// mergeTarget is a ConfigMap key that meshd merges its server blocks into.
+type mergeTarget struct {
+	Namespace, Name, Key string
+	// Import: meshd owns Key whole, in a ConfigMap whose files the Corefile imports. No backup is kept;
+	// the ConfigMap is created when missing (labelled meshd's), the key is deleted when meshd's blocks
+	// are all gone, and the ConfigMap too when meshd made it and nothing else is left in it.
+	Import bool
+}
+
+func siteTarget(s model.CorefileSite) mergeTarget {
+	return mergeTarget{Namespace: s.Namespace, Name: s.Name, Key: s.Key, Import: s.Import}
+}
+
+func (t mergeTarget) String() string { return t.Namespace + "/" + t.Name }
+
+// mergeInto merges meshd's blocks into t as it is now, checks that the result parses (merge's job),
+// saves the original text once before the first change of an edited Corefile, and writes with the
+// resourceVersion it read (reading and merging again when someone else wrote in between). It returns the
+// zones meshd then owns there; on an error after the write, owned is still set (the write happened).
+func (p *Provider) mergeInto(ctx context.Context, c kubeclient.Interface, t mergeTarget, deleteBackup bool,
+	merge func(text string) (string, corefile.Report, error)) (owned []string, err error) {
+	cms := c.CoreV1().ConfigMaps(t.Namespace)
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cm, err := cms.Get(ctx, t.Name, metav1.GetOptions{})
+		missing := apierrors.IsNotFound(err) && t.Import
+		if err != nil && !missing {
+			return fmt.Errorf("reading ConfigMap %s: %w", t, err)
+		}
+		text, ok := "", true
+		if cm != nil && !missing {
+			text, ok = cm.Data[t.Key]
+		}
+		if !ok && !t.Import {
+			return fmt.Errorf("ConfigMap %s has no %s", t, t.Key)
+		}
+		out, rep, err := merge(text)
 		if err != nil {
 			return fmt.Errorf("merging meshd's blocks: %w", err)
 		}
@@ -337,71 +376,115 @@ func (e corefileExecutor) Execute(ctx context.Context, ch plan.Change, known app
 		if !rep.Changed() {
 			return nil
 		}
+		if t.Import {
+			return p.writeImported(ctx, cms, t, cm, missing, out, len(rep.Owned) == 0)
+		}
 		// Merge has already parsed its output again and checked its size: a Corefile that would not load
 		// never gets here.
-		if !after.DeleteBackup {
-			if err := p.saveBackup(ctx, c, text); err != nil {
+		if !deleteBackup {
+			if err := p.saveBackup(ctx, c, t, text); err != nil {
 				return err
 			}
 		}
-		cm.Data[plan.CorefileKey] = out
+		cm.Data[t.Key] = out
 		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: model.FieldManager})
 		if err != nil && !apierrors.IsConflict(err) {
-			return fmt.Errorf("writing ConfigMap %s/%s: %w", plan.DNSNamespace, plan.CoreDNSConfigMap, err)
+			return fmt.Errorf("writing ConfigMap %s: %w", t, err)
 		}
 		return err
 	})
 	if err != nil {
-		return apply.Outcome{}, fmt.Errorf("cluster %s: %w", after.Cluster, err)
+		return nil, err
 	}
-	record := func(st *state.State) { st.SetCorefileZones(after.Cluster, owned) }
-	if after.DeleteBackup {
-		if err := p.deleteBackup(ctx, c); err != nil {
-			return apply.Outcome{Record: record}, fmt.Errorf("cluster %s: %w", after.Cluster, err)
+	if deleteBackup && !t.Import {
+		if err := p.deleteBackup(ctx, c, t); err != nil {
+			return owned, err
 		}
 	}
-	return apply.Outcome{Record: record}, nil
+	return owned, nil
 }
 
-// saveBackup keeps the Corefile as it was before meshd's first change in kube-system/coredns-meshd-backup.
-// An existing backup is never overwritten: it holds the original.
-func (p *Provider) saveBackup(ctx context.Context, c kubeclient.Interface, original string) error {
-	cms := c.CoreV1().ConfigMaps(plan.DNSNamespace)
-	_, err := cms.Get(ctx, plan.BackupConfigMap, metav1.GetOptions{})
+// writeImported writes meshd's key of an import layout's ConfigMap, creating the ConfigMap when it is
+// missing; with none of meshd's blocks left (empty) it deletes the key, and the ConfigMap when meshd made
+// it and no other key is left.
+func (p *Provider) writeImported(ctx context.Context, cms corev1client.ConfigMapInterface, t mergeTarget, cm *corev1.ConfigMap, missing bool, out string, empty bool) error {
+	var err error
+	switch {
+	case missing && empty:
+		return nil
+	case missing:
+		_, err = cms.Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: t.Name, Namespace: t.Namespace, Labels: plan.OwnerLabels(p.opts.Mesh)},
+			Data:       map[string]string{t.Key: out},
+		}, metav1.CreateOptions{FieldManager: model.FieldManager})
+		if apierrors.IsAlreadyExists(err) {
+			return apierrors.NewConflict(corev1.Resource("configmaps"), t.Name, err) // made in between: read it again
+		}
+	case empty && len(cm.Data) == 1 && model.OwnedBy(cm.Labels, p.opts.Mesh):
+		uid, rv := cm.UID, cm.ResourceVersion
+		err = cms.Delete(ctx, t.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid, ResourceVersion: &rv}})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+	default:
+		if empty {
+			delete(cm.Data, t.Key)
+		} else {
+			if cm.Data == nil {
+				cm.Data = map[string]string{}
+			}
+			cm.Data[t.Key] = out
+		}
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: model.FieldManager})
+	}
+	if err != nil && !apierrors.IsConflict(err) {
+		return fmt.Errorf("writing ConfigMap %s key %s: %w", t, t.Key, err)
+	}
+	return err
+}
+
+// saveBackup keeps the text as it was before meshd's first change in <name>-meshd-backup beside it
+// (kube-system/coredns-meshd-backup for the EKS Corefile). An existing backup is never overwritten: it
+// holds the original.
+func (p *Provider) saveBackup(ctx context.Context, c kubeclient.Interface, t mergeTarget, original string) error {
+	cms := c.CoreV1().ConfigMaps(t.Namespace)
+	name := plan.BackupName(t.Name)
+	_, err := cms.Get(ctx, name, metav1.GetOptions{})
 	if err == nil {
 		return nil
 	}
 	if !apierrors.IsNotFound(err) {
-		return fmt.Errorf("reading ConfigMap %s/%s: %w", plan.DNSNamespace, plan.BackupConfigMap, err)
+		return fmt.Errorf("reading ConfigMap %s/%s: %w", t.Namespace, name, err)
 	}
 	backup := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: plan.BackupConfigMap, Namespace: plan.DNSNamespace, Labels: plan.OwnerLabels(p.opts.Mesh),
-			Annotations: map[string]string{"meshd.io/backup-of": plan.DNSNamespace + "/" + plan.CoreDNSConfigMap}},
-		Data: map[string]string{plan.CorefileKey: original},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: t.Namespace, Labels: plan.OwnerLabels(p.opts.Mesh),
+			Annotations: map[string]string{"meshd.io/backup-of": t.String()}},
+		Data: map[string]string{t.Key: original},
 	}
 	if _, err := cms.Create(ctx, backup, metav1.CreateOptions{FieldManager: model.FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("saving the original Corefile to ConfigMap %s/%s: %w", plan.DNSNamespace, plan.BackupConfigMap, err)
+		return fmt.Errorf("saving the original Corefile to ConfigMap %s/%s: %w", t.Namespace, name, err)
 	}
 	return nil
 }
 
 // deleteBackup removes the backup if it is meshd's.
-func (p *Provider) deleteBackup(ctx context.Context, c kubeclient.Interface) error {
-	cms := c.CoreV1().ConfigMaps(plan.DNSNamespace)
-	cur, err := cms.Get(ctx, plan.BackupConfigMap, metav1.GetOptions{})
+func (p *Provider) deleteBackup(ctx context.Context, c kubeclient.Interface, t mergeTarget) error {
+	cms := c.CoreV1().ConfigMaps(t.Namespace)
+	name := plan.BackupName(t.Name)
+	cur, err := cms.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("reading ConfigMap %s/%s: %w", plan.DNSNamespace, plan.BackupConfigMap, err)
+		return fmt.Errorf("reading ConfigMap %s/%s: %w", t.Namespace, name, err)
 	}
 	if !model.OwnedBy(cur.Labels, p.opts.Mesh) {
 		return nil
 	}
 	uid := cur.UID
-	err = cms.Delete(ctx, plan.BackupConfigMap, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+	err = cms.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
 	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("deleting ConfigMap %s/%s: %w", plan.DNSNamespace, plan.BackupConfigMap, err)
+		return fmt.Errorf("deleting ConfigMap %s/%s: %w", t.Namespace, name, err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/meshd-io/meshd/internal/spec"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -240,6 +241,10 @@ type Target struct {
 	// Subject is the range of the cluster's kube_context attribute: problems reaching the cluster are
 	// errors against it. Nil for a former member (no longer in the spec): its problems are warnings.
 	Subject *hcl.Range
+	// Mesh and Member say where to look for the cluster's CoreDNS configuration (plan.DetectCorefile)
+	// and whether to read the NodeLocal DNSCache's; Member is a stand-in block for a former member.
+	Mesh   *spec.Mesh
+	Member *spec.Cluster
 }
 
 func (t Target) diag(summary, detail string) *hcl.Diagnostic {

@@ -16,6 +16,7 @@ import (
 	"github.com/meshd-io/meshd/internal/kubeclient"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/spec"
 )
 
 // Observe reads, in every target cluster at once (bounded by Parallelism), the DNS Service and the CoreDNS
@@ -79,19 +80,38 @@ func (p *Provider) observe(ctx context.Context, t Target) (model.DNSObserved, *h
 		s := ServiceFromAPI(svc)
 		o.Service = &s
 	}
-	for _, cm := range []struct {
-		name string
-		dst  **model.ConfigMap
-	}{{plan.CoreDNSConfigMap, &o.CoreDNS}, {plan.BackupConfigMap, &o.Backup}} {
-		got, err := c.CoreV1().ConfigMaps(plan.DNSNamespace).Get(ctx, cm.name, metav1.GetOptions{})
+	get := func(ns, name string) (*model.ConfigMap, error) {
+		got, err := c.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
+			return nil, nil
 		case err != nil:
-			return o, unreachable("ConfigMap "+plan.DNSNamespace+"/"+cm.name, err)
-		default:
-			m := ConfigMapFromAPI(got)
-			*cm.dst = &m
+			return nil, fmt.Errorf("ConfigMap %s/%s: %w", ns, name, err)
 		}
+		m := ConfigMapFromAPI(got)
+		return &m, nil
+	}
+	mesh, member := t.Mesh, t.Member
+	if mesh == nil {
+		mesh = &spec.Mesh{}
+	}
+	if member == nil {
+		member = &spec.Cluster{Name: t.Cluster}
+	}
+	found, err := plan.DetectCorefile(mesh, member, get)
+	if err != nil {
+		return o, unreachable("the CoreDNS configuration", err)
+	}
+	found.Service = o.Service
+	o = found
+	// The cache is read in both modes, so that verify can say how a Pod's query goes; meshd writes to it
+	// (and keeps a backup) in cluster-domain mode only.
+	o.NodeLocal, err = get(plan.DNSNamespace, plan.NodeLocalConfigMap)
+	if err == nil && o.NodeLocal != nil && mesh.ForwardBy == spec.ForwardByClusterDomain {
+		o.NodeLocalBackup, err = get(plan.DNSNamespace, plan.BackupName(plan.NodeLocalConfigMap))
+	}
+	if err != nil {
+		return o, unreachable("the NodeLocal DNSCache configuration", err)
 	}
 	return o, nil
 }

@@ -1,0 +1,139 @@
+package plan_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/meshd-io/meshd/internal/access"
+	"github.com/meshd-io/meshd/internal/corefile"
+	"github.com/meshd-io/meshd/internal/model"
+	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/spec"
+)
+
+// k3sCorefile is the shape of k3s's Corefile: the main block imports *.override lines, and the file
+// imports *.server blocks, both from the optional coredns-custom ConfigMap.
+const k3sCorefile = `.:53 {
+    errors
+    health
+    ready
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+      pods insecure
+      fallthrough in-addr.arpa ip6.arpa
+    }
+    forward . /etc/resolv.conf
+    cache 30
+    loop
+    reload
+    loadbalance
+    import /etc/coredns/custom/*.override
+}
+import /etc/coredns/custom/*.server
+`
+
+// lookups reads ConfigMaps from a map by "namespace/name" and counts the reads.
+type lookups struct {
+	cms   map[string]*model.ConfigMap
+	reads []string
+}
+
+func (l *lookups) get(ns, name string) (*model.ConfigMap, error) {
+	l.reads = append(l.reads, ns+"/"+name)
+	return l.cms[ns+"/"+name], nil
+}
+
+func corefileCM(text string, labels map[string]string) *model.ConfigMap {
+	return &model.ConfigMap{Labels: labels, Data: map[string]string{plan.CorefileKey: text}}
+}
+
+func TestDetectCorefile(t *testing.T) {
+	aksCorefile := strings.Replace(strings.Replace(k3sCorefile, "/etc/coredns/custom/", "custom/", 2), "custom/*.server", "custom/*.server", 1)
+	custom := &model.ConfigMap{Data: map[string]string{"log.override": "log"}}
+	for _, c := range []struct {
+		name     string
+		cms      map[string]*model.ConfigMap
+		eks      bool
+		loc      spec.CorefileLocation
+		want     model.CorefileSite
+		custom   bool
+		looked   []string
+		notReads []string
+	}{
+		{name: "EKS add-on", eks: true,
+			cms:      map[string]*model.ConfigMap{"kube-system/coredns": corefileCM(corefile.EKSDefault, map[string]string{"eks.amazonaws.com/component": "coredns"})},
+			want:     model.CorefileSite{Namespace: "kube-system", Name: "coredns", Key: "Corefile", Layout: plan.LayoutEKSAddon},
+			notReads: []string{"kube-system/" + plan.RKE2ConfigMap, "kube-system/" + plan.CustomConfigMap}},
+		{name: "kubeadm", cms: map[string]*model.ConfigMap{"kube-system/coredns": corefileCM(corefile.EKSDefault, nil)},
+			want: model.CorefileSite{Namespace: "kube-system", Name: "coredns", Key: "Corefile", Layout: plan.LayoutKubeadm}},
+		{name: "k3s", cms: map[string]*model.ConfigMap{"kube-system/coredns": corefileCM(k3sCorefile, nil), "kube-system/coredns-custom": custom},
+			want: model.CorefileSite{Namespace: "kube-system", Name: "coredns-custom", Key: "meshd.server", Import: true, Layout: plan.LayoutK3s}, custom: true},
+		{name: "k3s without coredns-custom", cms: map[string]*model.ConfigMap{"kube-system/coredns": corefileCM(k3sCorefile, nil)},
+			want: model.CorefileSite{Namespace: "kube-system", Name: "coredns-custom", Key: "meshd.server", Import: true, Layout: plan.LayoutK3s}},
+		{name: "AKS", cms: map[string]*model.ConfigMap{"kube-system/coredns": corefileCM(aksCorefile, nil), "kube-system/coredns-custom": custom},
+			want: model.CorefileSite{Namespace: "kube-system", Name: "coredns-custom", Key: "meshd.server", Import: true, Layout: plan.LayoutAKS}, custom: true},
+		{name: "RKE2", cms: map[string]*model.ConfigMap{"kube-system/rke2-coredns-rke2-coredns": corefileCM(corefile.EKSDefault, nil)},
+			want: model.CorefileSite{Namespace: "kube-system", Name: "rke2-coredns-rke2-coredns", Key: "Corefile", Layout: plan.LayoutRKE2}},
+		{name: "none", cms: map[string]*model.ConfigMap{"kube-system/coredns": {Data: map[string]string{"other": "x"}}},
+			looked: []string{"kube-system/coredns", "kube-system/rke2-coredns-rke2-coredns"}},
+		{name: "EKS Auto Mode", eks: true, looked: []string{"kube-system/coredns"}},
+		{name: "spec names an edited Corefile", loc: spec.CorefileLocation{Namespace: "dns", Name: "my-coredns", Key: "Corefile.main"},
+			cms:      map[string]*model.ConfigMap{"dns/my-coredns": {Data: map[string]string{"Corefile.main": corefile.EKSDefault}}, "kube-system/coredns": corefileCM(corefile.EKSDefault, nil)},
+			want:     model.CorefileSite{Namespace: "dns", Name: "my-coredns", Key: "Corefile.main", Layout: plan.LayoutSpec},
+			notReads: []string{"kube-system/coredns"}},
+		{name: "spec names an import ConfigMap", loc: spec.CorefileLocation{Namespace: "kube-system", Name: "dns-extra", Key: spec.ImportKey, Import: true},
+			want: model.CorefileSite{Namespace: "kube-system", Name: "dns-extra", Key: "meshd.server", Import: true, Layout: plan.LayoutSpec}},
+		{name: "spec names a ConfigMap that is not there", loc: spec.CorefileLocation{Namespace: "dns", Name: "gone", Key: "Corefile"},
+			looked: []string{"dns/gone key Corefile"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cl := &spec.Cluster{Name: "a", DNS: spec.ClusterDNS{Corefile: c.loc}}
+			if c.eks {
+				cl.EKSCluster = "a"
+			}
+			l := &lookups{cms: c.cms}
+			o, err := plan.DetectCorefile(&spec.Mesh{Clusters: []*spec.Cluster{cl}}, cl, l.get)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.Site != c.want {
+				t.Errorf("site %+v, want %+v", o.Site, c.want)
+			}
+			if (o.Custom != nil) != c.custom {
+				t.Errorf("custom ConfigMap read: %v, want %v", o.Custom != nil, c.custom)
+			}
+			if !slices.Equal(o.Looked, c.looked) {
+				t.Errorf("looked for %v, want %v", o.Looked, c.looked)
+			}
+			for _, r := range c.notReads {
+				if slices.Contains(l.reads, r) {
+					t.Errorf("read %s (reads: %v)", r, l.reads)
+				}
+			}
+		})
+	}
+}
+
+// An EKS member is granted (and watched for) kube-system/coredns only; a member that names its Corefile,
+// that one only; any other member the layouts meshd recognises.
+func TestCorefileCandidatesNarrowTheRBAC(t *testing.T) {
+	eks := &spec.Cluster{Name: "e", EKSCluster: "e"}
+	named := &spec.Cluster{Name: "n", DNS: spec.ClusterDNS{Corefile: spec.CorefileLocation{Namespace: "dns", Name: "cd", Key: "Corefile"}}}
+	other := &spec.Cluster{Name: "o"}
+	m := &spec.Mesh{Clusters: []*spec.Cluster{eks, named, other}}
+	var got []string
+	var rules []access.Rule
+	for _, c := range m.Clusters {
+		rules = append(rules, plan.RBACOf(m, c.Name)...)
+	}
+	for _, r := range rules {
+		if r.Resource == "configmaps" && len(r.Names) > 0 && slices.Contains(r.Verbs, "update") {
+			got = append(got, r.Cluster+":"+r.Namespace+"/"+strings.Join(r.Names, ","))
+		}
+	}
+	slices.Sort(got)
+	want := []string{"e:kube-system/coredns", "n:dns/cd", "o:kube-system/coredns,rke2-coredns-rke2-coredns", "o:kube-system/coredns-custom"}
+	if !slices.Equal(got, want) {
+		t.Errorf("ConfigMaps meshd may update: %v, want %v", got, want)
+	}
+}
