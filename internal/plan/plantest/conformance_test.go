@@ -46,6 +46,8 @@ var drifts = map[plan.Kind]func(w *plantest.World, ch plan.Change){
 	},
 	plan.KindDNSService: func(w *plantest.World, ch plan.Change) { w.DeleteService(ch.After.(plan.DNSService).Cluster) },
 	plan.KindCorefile:   func(w *plantest.World, ch plan.Change) { w.RevertCorefile(ch.After.(plan.Corefile).Cluster) },
+	// Re-applying the node-local-dns manifest.
+	plan.KindNodeLocalDNS: func(w *plantest.World, ch plan.Change) { w.RevertNodeLocal(ch.After.(plan.NodeLocalDNS).Cluster) },
 	plan.KindReplica: func(w *plantest.World, ch plan.Change) {
 		r := ch.After.(plan.Replica)
 		w.DeleteObject(r.Cluster, r.ObjectKind, r.Namespace, r.Name)
@@ -75,7 +77,7 @@ func deleteWorldObject(w *plantest.World, ch plan.Change) {
 
 // updatedOnDestroy are the kinds whose objects are the user's (a Corefile, an add-on's configuration):
 // destroy takes meshd's blocks out of them, an update.
-var updatedOnDestroy = map[plan.Kind]bool{plan.KindCorefile: true, plan.KindAddonCorefile: true}
+var updatedOnDestroy = map[plan.Kind]bool{plan.KindCorefile: true, plan.KindAddonCorefile: true, plan.KindNodeLocalDNS: true}
 
 // The members' EKS CoreDNS add-ons before meshd, by cluster: a's has no configuration, c's one of the
 // user's without a corefile; b runs its own CoreDNS.
@@ -98,9 +100,13 @@ func TestEveryKindConforms(t *testing.T) {
 		{Name: "b", Region: "us-west-2", CIDRs: []string{"10.2.0.0/16"}, RouteTables: 2},
 		{Name: "c", Region: "us-east-1", CIDRs: []string{"10.3.0.0/16"}, RouteTables: 1},
 	})
+	// Cluster-domain mode, so that the NodeLocal DNSCache that b runs needs meshd's blocks.
+	w.ForwardBy = spec.ForwardByClusterDomain
 	for i := range members {
 		members[i].Namespace = "ns-" + members[i].Name
+		members[i].ClusterDomain = members[i].Name + ".local"
 	}
+	w.PutNodeLocal("b", plantest.NodeLocalCorefile("b.local"))
 	src, err := kubeobj.New("Secret", "pingcap", "ca", map[string]any{"type": "Opaque", "data": kubeobj.SecretData(map[string][]byte{"ca.crt": []byte("cert")})})
 	if err != nil {
 		t.Fatal(err)
@@ -207,6 +213,9 @@ func TestEveryKindConforms(t *testing.T) {
 	for _, m := range members {
 		if got, want := w.Corefile(m.Name), w.OriginalCorefile(m.Name); got != want {
 			t.Errorf("after destroy %s's Corefile is\n%s\nwant\n%s", m.Name, got, want)
+		}
+		if got, want := w.NodeLocal(m.Name); got != want {
+			t.Errorf("after destroy %s's NodeLocal DNSCache Corefile is\n%s\nwant\n%s", m.Name, got, want)
 		}
 		for key, o := range w.Objects[m.Name] {
 			if model.OwnedBy(o.Labels, w.Mesh) {

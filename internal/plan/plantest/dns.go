@@ -243,7 +243,9 @@ func (e corefileExecutor) Execute(_ context.Context, ch plan.Change, known apply
 }
 
 func cloneDNS(o model.DNSObserved) model.DNSObserved {
-	out := model.DNSObserved{CoreDNS: cloneConfigMap(o.CoreDNS), Backup: cloneConfigMap(o.Backup)}
+	out := model.DNSObserved{CoreDNS: cloneConfigMap(o.CoreDNS), Backup: cloneConfigMap(o.Backup), Site: o.Site,
+		Looked: slices.Clone(o.Looked), Custom: cloneConfigMap(o.Custom),
+		NodeLocal: cloneConfigMap(o.NodeLocal), NodeLocalBackup: cloneConfigMap(o.NodeLocalBackup)}
 	out.Service = cloneService(o.Service)
 	if o.LoadBalancer != nil {
 		lb := *o.LoadBalancer
@@ -293,4 +295,118 @@ func cloneSpec(s model.ServiceSpec) model.ServiceSpec {
 		out.Labels = map[string]string{}
 	}
 	return out
+}
+
+// NodeLocalCorefile is the NodeLocal DNSCache Corefile of a cluster with the given domain, in the shape of
+// the upstream node-local-dns manifest after its install's sed (the cluster DNS and upstream placeholders
+// are left for node-cache).
+func NodeLocalCorefile(domain string) string {
+	return strings.ReplaceAll(`DOMAIN:53 {
+    errors
+    cache {
+            success 9984 30
+            denial 9984 5
+    }
+    reload
+    loop
+    bind 169.254.20.10 172.20.0.10
+    forward . __PILLAR__CLUSTER__DNS__ {
+            force_tcp
+    }
+    prometheus :9253
+    health 169.254.20.10:8080
+    }
+in-addr.arpa:53 {
+    errors
+    cache 30
+    reload
+    loop
+    bind 169.254.20.10 172.20.0.10
+    forward . __PILLAR__CLUSTER__DNS__ {
+            force_tcp
+    }
+    prometheus :9253
+    }
+.:53 {
+    errors
+    cache 30
+    reload
+    loop
+    bind 169.254.20.10 172.20.0.10
+    forward . __PILLAR__UPSTREAM__SERVERS__
+    prometheus :9253
+    }
+`, "DOMAIN", domain)
+}
+
+// PutNodeLocal gives a cluster a NodeLocal DNSCache (kube-system/node-local-dns) with that Corefile.
+func (w *World) PutNodeLocal(cluster, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	o := w.DNS[cluster]
+	o.NodeLocal = &model.ConfigMap{Data: map[string]string{plan.CorefileKey: text}}
+	w.DNS[cluster] = o
+	if w.originalNodeLocal == nil {
+		w.originalNodeLocal = map[string]string{}
+	}
+	w.originalNodeLocal[cluster] = text
+}
+
+// NodeLocal returns a cluster's cache Corefile as it is now ("" without one), and the one it was put with.
+func (w *World) NodeLocal(cluster string) (now, original string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if cm := w.DNS[cluster].NodeLocal; cm != nil {
+		now = cm.Data[plan.CorefileKey]
+	}
+	return now, w.originalNodeLocal[cluster]
+}
+
+// RevertNodeLocal puts a cluster's original cache Corefile back, as re-applying the node-local-dns
+// manifest does.
+func (w *World) RevertNodeLocal(cluster string) {
+	_, original := w.NodeLocal(cluster)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	o := w.DNS[cluster]
+	o.NodeLocal = &model.ConfigMap{Data: map[string]string{plan.CorefileKey: original}}
+	w.DNS[cluster] = o
+}
+
+type nodeLocalExecutor struct{ w *World }
+
+// Execute does to the cache's ConfigMap what the kube provider's executor does: merge meshd's blocks,
+// routed as the cache routes the cluster's domain, save the original once, delete the backup when told.
+func (e nodeLocalExecutor) Execute(_ context.Context, ch plan.Change, _ apply.Known) (apply.Outcome, error) {
+	w := e.w
+	after := ch.After.(plan.NodeLocalDNS)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	o := w.DNS[after.Cluster]
+	if o.NodeLocal == nil {
+		return apply.Outcome{}, fmt.Errorf("cluster %s: ConfigMap %s/%s not found", after.Cluster, plan.DNSNamespace, plan.NodeLocalConfigMap)
+	}
+	text := o.NodeLocal.Data[plan.CorefileKey]
+	blocks, err := after.Blocks(text)
+	if err != nil {
+		return apply.Outcome{}, err
+	}
+	out, rep, err := corefile.Merge(text, w.Mesh, after.Owned, blocks)
+	if err != nil {
+		return apply.Outcome{}, err
+	}
+	if rep.Changed() {
+		if !after.DeleteBackup && o.NodeLocalBackup == nil {
+			o.NodeLocalBackup = &model.ConfigMap{Labels: plan.OwnerLabels(w.Mesh), Data: map[string]string{plan.CorefileKey: text}}
+		}
+		cm := cloneConfigMap(o.NodeLocal)
+		cm.Data[plan.CorefileKey] = out
+		o.NodeLocal = cm
+	}
+	if after.DeleteBackup {
+		o.NodeLocalBackup = nil
+	}
+	w.DNS[after.Cluster] = o
+	owned := rep.Owned
+	return apply.Outcome{Record: func(st *state.State) { plan.RecordNodeLocal(st, after, owned) }}, nil
 }

@@ -33,6 +33,8 @@ type World struct {
 	DNS map[string]model.DNSObserved
 	// Unobserved clusters cannot be read (an unreachable API server): DNSInput leaves them out.
 	Unobserved map[string]bool
+	// ForwardBy is the spec's dns.forward_by ("" is namespace mode); NodeLocal caches are put with PutNodeLocal.
+	ForwardBy string
 	// LoadBalancerAddresses, by cluster, are the addresses a new load balancer of its DNS Service gets.
 	LoadBalancerAddresses map[string][]string
 	// StuckLoadBalancers never get a load balancer: creating or updating their Service fails waiting.
@@ -56,7 +58,9 @@ type World struct {
 	kube             map[string]kubeclient.Interface // fake clients by cluster (kinds.go)
 	created          map[string]int                  // objects created per address, so IDs do not depend on goroutine order
 	originalCorefile map[string]string
-	cidrs            map[string]string // first CIDR block by cluster
+	// originalNodeLocal are the cache Corefiles PutNodeLocal put, by cluster.
+	originalNodeLocal map[string]string
+	cidrs             map[string]string // first CIDR block by cluster
 }
 
 // Cluster describes one member to create in the world.
@@ -134,7 +138,8 @@ func (w *World) Executors() map[plan.Kind]apply.Executor {
 	out := map[plan.Kind]apply.Executor{plan.KindPeering: e, plan.KindRoute: e, plan.KindSGRule: e,
 		plan.KindDNSService: serviceExecutor{w}, plan.KindCorefile: corefileExecutor{w}, plan.KindReplica: replicaExecutor{w},
 		plan.KindCPAccount: cpAccountExecutor{w}, plan.KindKubeconfig: kubeconfigExecutor{w},
-		plan.KindLBService: lbServiceExecutor{w}, plan.KindTargetGroupBinding: bindingExecutor{w}, plan.KindAddonCorefile: addonExecutor{w}}
+		plan.KindLBService: lbServiceExecutor{w}, plan.KindTargetGroupBinding: bindingExecutor{w}, plan.KindAddonCorefile: addonExecutor{w},
+		plan.KindNodeLocalDNS: nodeLocalExecutor{w}}
 	for _, k := range kindio.KubeKinds() {
 		io, _ := kindio.KubeOf(k)
 		out[k] = kindio.KubeExecutor(io, func(cl kindio.Cluster) (kubeclient.Interface, error) { return w.KubeClient(cl.Name), nil })
