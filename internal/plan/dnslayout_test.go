@@ -1,15 +1,19 @@
 package plan_test
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/meshd-io/meshd/internal/access"
+	"github.com/meshd-io/meshd/internal/apply"
 	"github.com/meshd-io/meshd/internal/corefile"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/plan/plantest"
 	"github.com/meshd-io/meshd/internal/spec"
+	"github.com/meshd-io/meshd/internal/state"
 )
 
 // k3sCorefile is the shape of k3s's Corefile: the main block imports *.override lines, and the file
@@ -135,5 +139,52 @@ func TestCorefileCandidatesNarrowTheRBAC(t *testing.T) {
 	want := []string{"e:kube-system/coredns", "n:dns/cd", "o:kube-system/coredns,rke2-coredns-rke2-coredns", "o:kube-system/coredns-custom"}
 	if !slices.Equal(got, want) {
 		t.Errorf("ConfigMaps meshd may update: %v, want %v", got, want)
+	}
+}
+
+// A NodeLocal DNSCache needs meshd's blocks only for zones outside its cluster's domain: none in namespace
+// mode between members that share cluster.local, the other members' zones when a member has another
+// domain, and every other member's domain in cluster-domain mode. Each plan applies, and the next is empty.
+func TestNodeLocalZonesFollowTheDomains(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		forwardBy string
+		domains   map[string]string
+		want      []string
+	}{
+		{"namespace mode, one domain", spec.ForwardByNamespace, nil, nil},
+		{"namespace mode, c has its own domain", spec.ForwardByNamespace, map[string]string{"c": "c.local"}, []string{"ns-c.svc.c.local"}},
+		{"cluster-domain mode", spec.ForwardByClusterDomain, map[string]string{"a": "a.local", "b": "cluster.local", "c": "c.local"}, []string{"a.local", "c.local"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w, members := fixture()
+			w.ForwardBy = c.forwardBy
+			for i := range members {
+				members[i].Namespace = "ns-" + members[i].Name
+				members[i].ClusterDomain = c.domains[members[i].Name]
+			}
+			w.PutNodeLocal("b", plantest.NodeLocalCorefile("cluster.local"))
+			st := state.New("tidb")
+			p := plan.Compute(w.Input(members, st, false))
+			if len(p.Conflicts) > 0 {
+				t.Fatalf("conflicts: %+v", p.Conflicts)
+			}
+			var got []string
+			if ch := p.Find(plan.NodeLocalAddress("b")); ch != nil {
+				got = ch.After.(plan.NodeLocalDNS).Zones
+			}
+			if !slices.Equal(got, c.want) {
+				t.Fatalf("zones for b's cache: %v, want %v", got, c.want)
+			}
+			if err := apply.Run(context.Background(), p, st, apply.Options{Executors: w.Executors()}).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if next := plan.Compute(w.Input(members, st, false)); next.HasChanges() {
+				t.Errorf("the plan after apply is not empty")
+			}
+			if now, _ := w.NodeLocal("b"); len(c.want) > 0 && !strings.Contains(now, "forward . __PILLAR__CLUSTER__DNS__ {\n        force_tcp") {
+				t.Errorf("b's cache Corefile after apply has no block routed to __PILLAR__CLUSTER__DNS__:\n%s", now)
+			}
+		})
 	}
 }

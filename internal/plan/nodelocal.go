@@ -14,12 +14,13 @@ import (
 
 // KindNodeLocalDNS is meshd's server blocks in a member's NodeLocal DNSCache Corefile
 // (kube-system/node-local-dns). Pods of such a cluster ask the cache on their node first; it forwards the
-// cluster domain to CoreDNS and everything else upstream (the VPC resolver). In cluster-domain mode the
-// other members' domains would go upstream and never reach meshd's CoreDNS blocks, so meshd adds a block
-// per other member's domain that forwards it where the cache forwards its own cluster domain. In
-// namespace mode the zones sit under the cluster's own domain and nothing is needed. Ownership is the
-// Corefile's: a marker comment in the block, or a zone the state records; every other byte is the user's,
-// and the original is backed up before the first change.
+// cluster domain to CoreDNS and everything else upstream (the VPC resolver). A zone of another member that
+// is not under the cluster's own domain (every zone in cluster-domain mode; in namespace mode, the zones of
+// members with another cluster domain) would go upstream and never reach meshd's CoreDNS blocks, so meshd
+// adds a block per such zone that forwards it where the cache forwards its own cluster domain. Namespace
+// mode between clusters that share cluster.local (EKS) needs none. Ownership is the Corefile's: a marker
+// comment in the block, or a zone the state records; every other byte is the user's, and the original is
+// backed up before the first change.
 const KindNodeLocalDNS Kind = "nodelocal_dns"
 
 // NodeLocalConfigMap is the NodeLocal DNSCache's ConfigMap (the upstream node-local-dns addon's name).
@@ -44,7 +45,7 @@ func init() {
 				Namespace: DNSNamespace, Name: NodeLocalConfigMap}
 		},
 		Watches: func(m *spec.Mesh) []Watch {
-			if m.ForwardBy != spec.ForwardByClusterDomain {
+			if !CacheNeedsBlocks(m) {
 				return nil
 			}
 			return everyMember(m, Watch{APIVersion: "v1", Resource: "configmaps", Namespace: DNSNamespace, Name: NodeLocalConfigMap})
@@ -61,10 +62,30 @@ func init() {
 	})
 }
 
-// nodeLocalRBAC: in cluster-domain mode, the cache's Corefile (read every pass, updated with meshd's
-// blocks only) and meshd's backup of it. Namespace mode only reads the cache's Corefile, for verify.
+// CacheNeedsBlocks reports whether a member's cache may need meshd's blocks: some member's zone lies
+// outside another member's cluster domain.
+func CacheNeedsBlocks(m *spec.Mesh) bool {
+	if m.ForwardBy == spec.ForwardByClusterDomain {
+		return true
+	}
+	for _, c := range m.Clusters {
+		if c.ClusterDomain != m.Clusters[0].ClusterDomain {
+			return true
+		}
+	}
+	return false
+}
+
+// UnderDomain reports whether zone is domain or lies inside it.
+func UnderDomain(zone, domain string) bool {
+	return zone == domain || strings.HasSuffix(zone, "."+domain)
+}
+
+// nodeLocalRBAC: when a cache may need meshd's blocks (CacheNeedsBlocks), the cache's Corefile (read every
+// pass, updated with meshd's blocks only) and meshd's backup of it; else only a read of the cache's
+// Corefile, for verify.
 func nodeLocalRBAC(m *spec.Mesh) []access.Rule {
-	if m.ForwardBy != spec.ForwardByClusterDomain {
+	if !CacheNeedsBlocks(m) {
 		return everyMemberRules(m, func(c string) []access.Rule {
 			return []access.Rule{rbacRule(c, DNSNamespace, "", "configmaps", []string{NodeLocalConfigMap},
 				"The NodeLocal DNSCache's Corefile, when the cluster runs one: read so that verify can tell how a Pod's query goes (namespace mode writes nothing there).", "get")}
@@ -142,9 +163,9 @@ func (n NodeLocalDNS) Blocks(text string) ([]corefile.Block, error) {
 	return out, nil
 }
 
-// nodeLocal plans meshd's blocks in a cluster's cache Corefile: the other desired members' domains in
-// cluster-domain mode, none otherwise (or when the cluster is not desired): then meshd's blocks are cut and
-// the backup deleted.
+// nodeLocal plans meshd's blocks in a cluster's cache Corefile: the other desired members' zones that are
+// not under the cluster's own domain; none when the cluster is not desired (then meshd's blocks are cut
+// and the backup deleted).
 func (d *dnsPlanner) nodeLocal(m model.Member, wanted bool) {
 	o := d.obs[m.Name]
 	if o.NodeLocal == nil {
@@ -155,9 +176,9 @@ func (d *dnsPlanner) nodeLocal(m model.Member, wanted bool) {
 	owned := NodeLocalZones(d.c.in.State, m.Name)
 	domain := corefile.NormalizeZone(DNSZone(spec.ForwardByClusterDomain, m))
 	var zones []string
-	if wanted && d.in.ForwardBy == spec.ForwardByClusterDomain {
+	if wanted {
 		for _, b := range d.wanted {
-			if z := corefile.NormalizeZone(DNSZone(spec.ForwardByClusterDomain, b)); b.Name != m.Name && z != domain {
+			if z := corefile.NormalizeZone(DNSZone(d.in.ForwardBy, b)); b.Name != m.Name && !UnderDomain(z, domain) {
 				zones = append(zones, z)
 			}
 		}

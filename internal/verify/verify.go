@@ -528,7 +528,7 @@ func (v *verifier) nodeLocal(a model.Member, zone string) []string {
 		return nil
 	}
 	own := corefile.NormalizeZone(plan.DNSZone("cluster_domain", a))
-	if zone == own || strings.HasSuffix(zone, "."+own) {
+	if plan.UnderDomain(zone, own) {
 		return nil
 	}
 	cm := fmt.Sprintf("%s's NodeLocal DNSCache Corefile (%s/%s)", a.Name, plan.DNSNamespace, plan.NodeLocalConfigMap)

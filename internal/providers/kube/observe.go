@@ -104,10 +104,10 @@ func (p *Provider) observe(ctx context.Context, t Target) (model.DNSObserved, *h
 	}
 	found.Service = o.Service
 	o = found
-	// The cache is read in both modes, so that verify can say how a Pod's query goes; meshd writes to it
-	// (and keeps a backup) in cluster-domain mode only.
+	// The cache is read in any case, so that verify can say how a Pod's query goes; its backup only when
+	// meshd may write to it.
 	o.NodeLocal, err = get(plan.DNSNamespace, plan.NodeLocalConfigMap)
-	if err == nil && o.NodeLocal != nil && mesh.ForwardBy == spec.ForwardByClusterDomain {
+	if err == nil && o.NodeLocal != nil && plan.CacheNeedsBlocks(mesh) {
 		o.NodeLocalBackup, err = get(plan.DNSNamespace, plan.BackupName(plan.NodeLocalConfigMap))
 	}
 	if err != nil {
