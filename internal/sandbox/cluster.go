@@ -47,6 +47,15 @@ type Cluster struct {
 	// aws-iam-authenticator stand-in maps the role's ARN to MeshdIdentity, as an access entry for the role
 	// would. (The target-group stand-in, StartTargetGroups, still works in the default account.)
 	AssumeRole string
+	// Layout is how the cluster's CoreDNS is configured: LayoutEKS (""), LayoutK3s or LayoutRKE2 (see
+	// layouts.go).
+	Layout string
+	// NodeLocal are the loopback addresses of the cluster's NodeLocal DNSCache (none when empty): Seed makes
+	// kube-system/node-local-dns and Start runs a second CoreDNS there (see nodelocal.go). WithNodeLocal
+	// picks them for StartT and StartNT.
+	NodeLocal []string
+
+	spareNodeLocal string // the NodeLocal address reserved with StartNT's address set (see WithNodeLocal)
 }
 
 // SecondAccountRole is a role of a second moto account (111111111111), for Cluster.AssumeRole.
@@ -73,10 +82,14 @@ func (c Cluster) ClusterDomain() string {
 	return c.Domain
 }
 
-// Corefile is the cluster's Corefile before meshd: EKS's default, with the kubernetes plugin serving the
-// cluster's domain instead of cluster.local when it has another.
+// Corefile is the cluster's Corefile before meshd: EKS's default (k3s's for LayoutK3s), with the kubernetes
+// plugin serving the cluster's domain instead of cluster.local when it has another.
 func (c Cluster) Corefile() string {
-	return strings.Replace(DefaultEKSCorefile, "kubernetes cluster.local ", "kubernetes "+c.ClusterDomain()+" ", 1)
+	base := DefaultEKSCorefile
+	if c.Layout == LayoutK3s {
+		base = K3sCorefile
+	}
+	return strings.Replace(base, "kubernetes cluster.local ", "kubernetes "+c.ClusterDomain()+" ", 1)
 }
 
 // The verification objects: a headless Service and a Pod endpoint whose name every other cluster resolves
@@ -143,7 +156,8 @@ const DefaultEKSCorefile = corefile.EKSDefault
 // Seed creates what a new EKS cluster holds that meshd reads (namespace kube-system, the coredns ConfigMap
 // with EKS's default Corefile, serving the cluster's domain) plus the cluster's namespace and the verification objects:
 // a headless Service sample-nginx-peer and an EndpointSlice with one ready endpoint, hostname sample-nginx.
-// Objects that exist are left as they are.
+// Another Layout gets its own CoreDNS ConfigMaps instead (layouts.go), and a cluster with NodeLocal also
+// kube-system/node-local-dns (nodelocal.go). Objects that exist are left as they are.
 func Seed(ctx context.Context, kc kubernetes.Interface, c Cluster) error {
 	for _, ns := range []string{"kube-system", c.Namespace} {
 		if err := create(ctx, func() error {
@@ -153,16 +167,23 @@ func Seed(ctx context.Context, kc kubernetes.Interface, c Cluster) error {
 			return fmt.Errorf("%s: namespace %s: %w", c.Name, ns, err)
 		}
 	}
-	cm := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: "coredns", Namespace: "kube-system",
-			Labels: map[string]string{"eks.amazonaws.com/component": "coredns", "k8s-app": "kube-dns"}},
-		Data: map[string]string{"Corefile": c.Corefile()},
+	data, labels, extra := c.coreDNSObjects()
+	cms := map[string]*corev1.ConfigMap{c.CoreDNSConfigMap(): {Data: data, ObjectMeta: metav1.ObjectMeta{Labels: labels}}}
+	for name, d := range extra {
+		cms[name] = &corev1.ConfigMap{Data: d}
 	}
-	if err := create(ctx, func() error {
-		_, err := kc.CoreV1().ConfigMaps("kube-system").Create(ctx, cm, metav1.CreateOptions{})
-		return err
-	}); err != nil {
-		return fmt.Errorf("%s: ConfigMap kube-system/coredns: %w", c.Name, err)
+	if len(c.NodeLocal) > 0 {
+		cms[ConfigMapNodeLocalDNS] = &corev1.ConfigMap{Data: map[string]string{"Corefile": c.NodeLocalCorefile()},
+			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"addonmanager.kubernetes.io/mode": "Reconcile"}}}
+	}
+	for name, cm := range cms {
+		cm.Name, cm.Namespace = name, "kube-system"
+		if err := create(ctx, func() error {
+			_, err := kc.CoreV1().ConfigMaps("kube-system").Create(ctx, cm, metav1.CreateOptions{})
+			return err
+		}); err != nil {
+			return fmt.Errorf("%s: ConfigMap kube-system/%s: %w", c.Name, name, err)
+		}
 	}
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: SampleService, Namespace: c.Namespace, Labels: map[string]string{"app": "sample-nginx"}},

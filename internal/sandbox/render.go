@@ -21,6 +21,10 @@ type RenderOptions struct {
 	// Reload replaces the reload plugin's arguments (default "2s"), so that a new ConfigMap is served
 	// within seconds.
 	Reload string
+	// Mounts map a path prefix inside the CoreDNS Pod (k3s: "/etc/coredns/", where its ConfigMap volumes
+	// are mounted) to the directory on this machine where the kubelet stand-in writes those files. Every
+	// token that starts with a prefix, import patterns included, is rewritten (the longest prefix wins).
+	Mounts map[string]string
 }
 
 // RenderCorefile rewrites a Corefile for a CoreDNS that runs on loopback beside others: every server block
@@ -35,6 +39,10 @@ func RenderCorefile(src string, o RenderOptions) (string, error) {
 	}
 	if o.Reload == "" {
 		o.Reload = "2s"
+	}
+	src, topImports, err := holdImports(src)
+	if err != nil {
+		return "", err
 	}
 	blocks, err := caddyfile.Parse("Corefile", strings.NewReader(src), nil)
 	if err != nil {
@@ -52,9 +60,12 @@ func RenderCorefile(src string, o RenderOptions) (string, error) {
 		fmt.Fprintf(&b, "%s {\n", strings.Join(quoteAll(sb.Keys), " "))
 		fmt.Fprintf(&b, "    bind %s\n", strings.Join(o.Bind, " "))
 		for _, inst := range instances(sb) {
+			inst = withMounts(inst, o.Mounts)
 			switch inst[0].Text {
 			case "bind":
 				continue
+			case heldImport:
+				inst[0].Text = "import"
 			case "kubernetes":
 				inst = withKubeconfig(inst, o.Kubeconfig, o.Context)
 			case "reload":
@@ -70,11 +81,94 @@ func RenderCorefile(src string, o RenderOptions) (string, error) {
 		}
 		b.WriteString("}\n")
 	}
+	for _, args := range topImports {
+		b.WriteString("\nimport")
+		for _, t := range withMounts(args, o.Mounts) {
+			b.WriteString(" " + quote(t.Text))
+		}
+		b.WriteString("\n")
+	}
 	out := b.String()
-	if _, err := caddyfile.Parse("Corefile", strings.NewReader(out), nil); err != nil {
+	check, _, err := holdImports(out) // what the imported files hold is CoreDNS's to check when it loads them
+	if err == nil {
+		_, err = caddyfile.Parse("Corefile", strings.NewReader(check), nil)
+	}
+	if err != nil {
 		return "", fmt.Errorf("render Corefile: the result does not parse: %w", err)
 	}
 	return out, nil
+}
+
+// heldImport stands for a file import inside a server block while the Corefile is parsed (see holdImports).
+const heldImport = "sandbox-held-import"
+
+// holdImports keeps the imports of files from being expanded by caddyfile.Parse. CoreDNS expands them when it
+// loads the Corefile, from files the kubelet stand-in keeps apart (k3s's coredns-custom volume), and its
+// reload plugin notices when they change; expanded here, they would be frozen into the rendered file, and
+// their tokens would carry their own files' line numbers, which instances orders by. An import inside a
+// server block becomes the directive heldImport, written back as import in its place; one at the top level
+// is cut out of the source and returned, to be written after the server blocks (where a server block comes
+// from does not matter to CoreDNS). An import whose argument is no path (a snippet's name) is left to
+// caddyfile, which expands it. Line numbers stay as they were.
+func holdImports(src string) (string, [][]caddyfile.Token, error) {
+	var toks []caddyfile.Token
+	for d := caddyfile.NewDispenser("Corefile", strings.NewReader(src)); d.Next(); {
+		toks = append(toks, caddyfile.Token{Line: d.Line(), Text: d.Val()})
+	}
+	srcLines := strings.Split(src, "\n")
+	var top [][]caddyfile.Token
+	depth := 0
+	for i, t := range toks {
+		switch t.Text {
+		case "{":
+			depth++
+		case "}":
+			depth--
+		}
+		lineStart := i == 0 || toks[i-1].Line != t.Line
+		if t.Text != "import" || !lineStart || i+1 == len(toks) || toks[i+1].Line != t.Line ||
+			!strings.ContainsAny(toks[i+1].Text, "/*?[") {
+			continue
+		}
+		ln := t.Line - 1
+		if ln < 0 || ln >= len(srcLines) || !strings.HasPrefix(strings.TrimSpace(srcLines[ln]), "import") {
+			return "", nil, fmt.Errorf("render Corefile: line %d: cannot find its import", t.Line)
+		}
+		if depth > 0 {
+			srcLines[ln] = strings.Replace(srcLines[ln], "import", heldImport, 1)
+			continue
+		}
+		var args []caddyfile.Token
+		for _, a := range toks[i+1:] {
+			if a.Line != t.Line {
+				break
+			}
+			args = append(args, a)
+		}
+		top = append(top, args)
+		srcLines[ln] = ""
+	}
+	return strings.Join(srcLines, "\n"), top, nil
+}
+
+// withMounts rewrites the paths in a directive's tokens that lie under a mount (see RenderOptions.Mounts).
+func withMounts(inst []caddyfile.Token, mounts map[string]string) []caddyfile.Token {
+	if len(mounts) == 0 {
+		return inst
+	}
+	out := slices.Clone(inst)
+	for i, t := range out {
+		best := ""
+		for from := range mounts {
+			if strings.HasPrefix(t.Text, from) && len(from) > len(best) {
+				best = from
+			}
+		}
+		if best != "" {
+			out[i].Text = mounts[best] + strings.TrimPrefix(t.Text, best)
+		}
+	}
+	return out
 }
 
 // instances splits a server block's directives into one token list per use of a directive, in the order

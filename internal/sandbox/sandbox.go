@@ -48,7 +48,11 @@ type Sandbox struct {
 	DNS          map[string]*testenv.DNSServer
 	Clients      map[string]kubernetes.Interface
 	Syncers      map[string]*CorefileSyncer
-	LB           *LBController
+	// NodeLocalDNS and NodeLocalSyncers are the NodeLocal DNSCache CoreDNS and its kubelet and node-cache
+	// stand-in, by cluster name, for the clusters with Cluster.NodeLocal (see nodelocal.go).
+	NodeLocalDNS     map[string]*testenv.DNSServer
+	NodeLocalSyncers map[string]*CorefileSyncer
+	LB               *LBController
 	// MetalLB and NodePorts stand in for MetalLB and kube-proxy's node ports in the External clusters
 	// (they serve no cluster when none is External).
 	MetalLB   *MetalLB
@@ -86,7 +90,7 @@ func Start(ctx context.Context, o Options) (s *Sandbox, err error) {
 	}
 	o.Clusters = slices.Clone(o.Clusters)
 	for i := range o.Clusters {
-		if o.Clusters[i].External {
+		if o.Clusters[i].External || o.Clusters[i].Layout != LayoutEKS {
 			o.Clusters[i].EKS, o.Clusters[i].PrivateEndpoint = false, false
 		}
 	}
@@ -110,6 +114,7 @@ func Start(ctx context.Context, o Options) (s *Sandbox, err error) {
 	var addrs []string
 	for _, c := range o.Clusters {
 		addrs = append(addrs, c.DNS...)
+		addrs = append(addrs, c.NodeLocal...)
 	}
 	if err := CheckBind(addrs...); err != nil {
 		return nil, err
@@ -118,6 +123,7 @@ func Start(ctx context.Context, o Options) (s *Sandbox, err error) {
 	bg, cancel := context.WithCancel(context.Background())
 	s = &Sandbox{Options: o, cancel: cancel, Networks: map[string]Network{}, APIServers: map[string]*testenv.APIServer{},
 		DNS: map[string]*testenv.DNSServer{}, Clients: map[string]kubernetes.Interface{}, Syncers: map[string]*CorefileSyncer{},
+		NodeLocalDNS: map[string]*testenv.DNSServer{}, NodeLocalSyncers: map[string]*CorefileSyncer{},
 		Kubeconfig: filepath.Join(o.Dir, "kubeconfig")}
 	defer func() {
 		if err != nil {
@@ -235,39 +241,21 @@ func Start(ctx context.Context, o Options) (s *Sandbox, err error) {
 
 	if err := s.step(fmt.Sprintf("starting %d CoreDNS with the kubelet stand-in", len(o.Clusters)), func() error {
 		for _, c := range o.Clusters {
-			sy := &CorefileSyncer{Cluster: c.Name, Client: s.Clients[c.Name], Path: filepath.Join(o.Dir, c.Name, "Corefile"),
-				Options: RenderOptions{Bind: c.DNS, Kubeconfig: s.Kubeconfig, Context: c.Context}, Logf: o.Logf}
-			if err := sy.SyncOnce(ctx); err != nil {
-				return err
-			}
-			s.Syncers[c.Name] = sy
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				sy.Run(bg)
-			}()
+			s.Syncers[c.Name] = c.coreDNSSyncer(filepath.Join(o.Dir, c.Name), s.Kubeconfig, o.Logf)
 		}
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		var errs []error
-		for _, c := range o.Clusters {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				d, err := testenv.RunCoreDNS(ctx, s.Syncers[c.Name].Path, c.DNSAddr(), logPath("coredns-"+c.Name))
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					errs = append(errs, fmt.Errorf("%s: %w", c.Name, err))
-					return
-				}
-				s.DNS[c.Name] = d
-			}()
-		}
-		wg.Wait()
-		return errors.Join(errs...)
+		return s.startCoreDNS(ctx, bg, s.Syncers, "coredns-", s.DNS)
 	}); err != nil {
 		return s, err
+	}
+	if n := len(s.nodeLocalClusters()); n > 0 {
+		if err := s.step(fmt.Sprintf("starting %d NodeLocal DNSCache CoreDNS with the node-cache stand-in", n), func() error {
+			for _, c := range s.nodeLocalClusters() {
+				s.NodeLocalSyncers[c.Name] = c.nodeLocalSyncer(filepath.Join(o.Dir, c.Name, ConfigMapNodeLocalDNS), o.Logf)
+			}
+			return s.startCoreDNS(ctx, bg, s.NodeLocalSyncers, ConfigMapNodeLocalDNS+"-", s.NodeLocalDNS)
+		}); err != nil {
+			return s, err
+		}
 	}
 
 	if err := s.step("starting the EKS add-on stand-in", func() error {
@@ -344,12 +332,58 @@ func Start(ctx context.Context, o Options) (s *Sandbox, err error) {
 			if _, err := s.WaitResolve(ctx, c.Name, c.SampleName(), 60*time.Second); err != nil {
 				return err
 			}
+			if addr, ok := s.NodeLocalAddr(c.Name); ok {
+				if _, err := WaitResolve(ctx, addr, c.SampleName(), 60*time.Second); err != nil {
+					return fmt.Errorf("%s's NodeLocal DNSCache: %w", c.Name, err)
+				}
+			}
 		}
 		return nil
 	}); err != nil {
 		return s, err
 	}
 	return s, nil
+}
+
+// startCoreDNS starts each syncer (one sync, then its watch) and a CoreDNS that reads its file and listens on
+// its first bind address, logging to logs/<logPrefix><cluster>.log, and puts the CoreDNS into servers.
+func (s *Sandbox) startCoreDNS(ctx, bg context.Context, syncers map[string]*CorefileSyncer, logPrefix string,
+	servers map[string]*testenv.DNSServer) error {
+	for name, sy := range syncers {
+		sy.Client = s.Clients[name]
+		if err := sy.SyncOnce(ctx); err != nil {
+			return err
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			sy.Run(bg)
+		}()
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var errs []error
+	for name, sy := range syncers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := testenv.RunCoreDNS(ctx, sy.Path, sy.Options.Bind[0], filepath.Join(s.Dir, "logs", logPrefix+name+".log"))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				return
+			}
+			servers[name] = d
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// nodeLocalClusters are the clusters with a NodeLocal DNSCache.
+func (s *Sandbox) nodeLocalClusters() []Cluster {
+	return slices.DeleteFunc(slices.Clone(s.Clusters), func(c Cluster) bool { return len(c.NodeLocal) == 0 })
 }
 
 func (s *Sandbox) step(what string, f func() error) error {
@@ -493,6 +527,11 @@ func (s *Sandbox) Processes() []Proc {
 	for _, c := range s.Clusters {
 		if d := s.DNS[c.Name]; d != nil {
 			add(d.Process, "coredns "+c.Name, d.Addr)
+		}
+	}
+	for _, c := range s.Clusters {
+		if d := s.NodeLocalDNS[c.Name]; d != nil {
+			add(d.Process, "node-local-dns "+c.Name, d.Addr)
 		}
 	}
 	return out

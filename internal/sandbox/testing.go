@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -17,9 +18,11 @@ import (
 func StartT(t testing.TB, modify ...func(*Cluster)) *Sandbox { return StartNT(t, 3, modify...) }
 
 // StartNT is StartT with n clusters, ClustersN(n, ...): tidb-1..tidb-n, CoreDNS on 127.0.0.1<i> and
-// 127.0.1.1<i> (or the other sets StartT tries). A modify can make one of them External:
+// 127.0.1.1<i> (or the other sets StartT tries), with 127.0.0.2<i> (...) reserved for a NodeLocal DNSCache.
+// A modify can make one of them External, give it another CoreDNS layout or a NodeLocal DNSCache:
 //
 //	sandbox.StartNT(t, 4, func(c *sandbox.Cluster) { c.External = c.Name == "tidb-4" })
+//	sandbox.StartNT(t, 3, sandbox.WithLayout(sandbox.LayoutK3s, "tidb-1"), sandbox.WithNodeLocal("tidb-3"))
 func StartNT(t testing.TB, n int, modify ...func(*Cluster)) *Sandbox {
 	t.Helper()
 	for _, b := range []testenv.Binary{testenv.BinMoto, testenv.BinEtcd, testenv.BinKubeAPIServer, testenv.BinCoreDNS} {
@@ -27,16 +30,20 @@ func StartNT(t testing.TB, n int, modify ...func(*Cluster)) *Sandbox {
 	}
 	var clusters []Cluster
 	var bindErr error
-	for _, set := range [][]string{{"127.0.0.1%d", "127.0.1.1%d"}, {"127.0.7.1%d", "127.0.8.1%d"}, {"127.0.9.1%d", "127.0.10.1%d"}} {
+	// Each set: the CoreDNS patterns, then the NodeLocal DNSCache's, all covered by the lock on the first.
+	for _, set := range [][]string{{"127.0.0.1%d", "127.0.1.1%d", "127.0.0.2%d"}, {"127.0.7.1%d", "127.0.8.1%d", "127.0.7.2%d"},
+		{"127.0.9.1%d", "127.0.10.1%d", "127.0.9.2%d"}} {
 		release, err := lockAddressSet(set[0])
 		if err != nil {
 			bindErr = err
 			continue
 		}
-		cs := ClustersN(n, set...)
+		cs := ClustersN(n, set[:2]...)
 		var addrs []string
-		for _, c := range cs {
-			addrs = append(addrs, c.DNS...)
+		for i := range cs {
+			cs[i].spareNodeLocal = fmt.Sprintf(set[2], i+1)
+			addrs = append(addrs, cs[i].DNS...)
+			addrs = append(addrs, cs[i].spareNodeLocal)
 		}
 		if bindErr = CheckBind(addrs...); bindErr != nil { // a demo sandbox, which takes no lock, has them
 			release()
