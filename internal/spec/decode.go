@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -26,8 +27,8 @@ var (
 		},
 	}
 	meshSchema = &hcl.BodySchema{
-		Attributes: []hcl.AttributeSchema{{Name: "adopt"}, {Name: "allow_privileged"}},
-		Blocks:     []hcl.BlockHeaderSchema{{Type: "dns"}, {Type: "quotas"}},
+		Attributes: []hcl.AttributeSchema{{Name: "adopt"}, {Name: "allow_privileged"}, {Name: "topology"}},
+		Blocks:     []hcl.BlockHeaderSchema{{Type: "dns"}, {Type: "quotas"}, {Type: "transit_gateway", LabelNames: []string{"region"}}},
 	}
 	dnsSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{{Name: "forward_by"}, {Name: "enabled"}, {Name: "corefile_via"},
@@ -157,8 +158,13 @@ func (d *decoder) decodeMesh(b *hcl.Block) {
 		}
 	}
 
+	d.decodeTopology(content.Attributes["topology"])
 	seen := map[string]*hcl.Block{}
 	for _, nb := range content.Blocks {
+		if nb.Type == "transit_gateway" { // one per region, checked there
+			d.decodeTransitGateway(nb)
+			continue
+		}
 		if prev := seen[nb.Type]; prev != nil {
 			d.errorf(nb.DefRange, fmt.Sprintf("Duplicate %s block", nb.Type),
 				"A %s block was already declared at %s. Merge the two into one block.", nb.Type, pos(prev.DefRange))
@@ -550,6 +556,13 @@ func pos(r hcl.Range) string {
 
 // decodeCorefileVia reads dns.corefile_via; unset (or null) leaves "", which means CorefileViaConfigMap.
 func (d *decoder) decodeCorefileVia(a *hcl.Attribute) {
+	d.meshEnum(a, "dns.corefile_via", &d.m.CorefileVia, []string{CorefileViaConfigMap, CorefileViaEKSAddon}, "Invalid Corefile destination",
+		`corefile_via is %q; set it to "configmap" (meshd writes its blocks into kube-system/coredns only) or "eks_addon" (also into the EKS CoreDNS add-on's configurationValues, so that add-on updates keep them).`)
+}
+
+// meshEnum reads a mesh attribute a that takes one of allowed into dst, recording its range under key; any
+// other value is an error whose detail is detail with the value.
+func (d *decoder) meshEnum(a *hcl.Attribute, key string, dst *string, allowed []string, summary, detail string) {
 	if a == nil {
 		return
 	}
@@ -558,12 +571,10 @@ func (d *decoder) decodeCorefileVia(a *hcl.Attribute) {
 		return
 	}
 	r := a.Expr.Range()
-	d.m.Attrs["dns.corefile_via"] = r
-	switch s := v.AsString(); s {
-	case CorefileViaConfigMap, CorefileViaEKSAddon:
-		d.m.CorefileVia = s
-	default:
-		d.errorf(r, "Invalid Corefile destination",
-			`corefile_via is %q; set it to "configmap" (meshd writes its blocks into kube-system/coredns only) or "eks_addon" (also into the EKS CoreDNS add-on's configurationValues, so that add-on updates keep them).`, s)
+	d.m.Attrs[key] = r
+	if s := v.AsString(); slices.Contains(allowed, s) {
+		*dst = s
+	} else {
+		d.errorf(r, summary, detail, s)
 	}
 }

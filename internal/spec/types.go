@@ -43,7 +43,11 @@ type Mesh struct {
 	// a cluster's dns block says otherwise; unset: detected per cluster.
 	Corefile CorefileLocation
 	Quotas   Quotas
-	Clusters []*Cluster
+	// Topology (topology) is how the members' VPCs reach each other: TopologyPeering ("" means it) or
+	// TopologyTransitGateway, with the regions' gateways in TransitGateways (transitgateway.go).
+	Topology        string
+	TransitGateways []*TransitGateway
+	Clusters        []*Cluster
 	// Replicates are the replicate blocks, in declaration order.
 	Replicates []*Replicate
 	// LoadBalancers are the load_balancer blocks, in declaration order.

@@ -93,6 +93,7 @@ func (d *decoder) validate() {
 	d.validateReplicates()
 	d.validateLoadBalancers()
 	d.validateControlPlanes()
+	d.validateTransitGateways()
 	d.checkPrivileges()
 	// Counted in blocks, not in distinct clusters: two blocks with one name are an error of their own.
 	if d.meshBlock != nil && d.clusters < 2 {
