@@ -32,7 +32,8 @@ func runs(run func(ctx context.Context, args []string) int) func(*cobra.Command,
 // documents it (plan --detailed-exitcode with changes, verify with a failing pair).
 func (a *App) Main(ctx context.Context, args []string) int {
 	root := a.newRoot()
-	root.SetArgs(oneDashLongFlags(root, args))
+	// Never nil: cobra reads os.Args for nil args.
+	root.SetArgs(append([]string{}, oneDashLongFlags(root, args)...))
 	cmd, err := root.ExecuteContextC(ctx)
 	var code exitCode
 	switch {
@@ -83,7 +84,8 @@ clusters' VPCs, and the DNS forwarding that lets each cluster resolve the others
 		if !*showVersion {
 			return a.usage(cmd)
 		}
-		return runs(func(context.Context, []string) int { return a.version() })(cmd, nil)
+		a.version()
+		return nil
 	}
 	root.AddCommand(a.commands()...)
 	root.InitDefaultHelpFlag()
