@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/hcl/v2"
+
 	"github.com/meshd-io/meshd/internal/access"
 	"github.com/meshd-io/meshd/internal/apply"
 	"github.com/meshd-io/meshd/internal/corefile"
@@ -186,5 +188,40 @@ func TestNodeLocalZonesFollowTheDomains(t *testing.T) {
 				t.Errorf("b's cache Corefile after apply has no block routed to __PILLAR__CLUSTER__DNS__:\n%s", now)
 			}
 		})
+	}
+}
+
+// A member without a CoreDNS configuration meshd can write to (EKS Auto Mode here) is a warning at its
+// cluster block, not a conflict: its DNS Service is still made, and the other members' Corefiles still get
+// a block for it; only its own Corefile change is missing.
+func TestNoCoreDNSIsAWarningAtTheCluster(t *testing.T) {
+	w := newDNSWorld()
+	w.world.DNS["b"] = model.DNSObserved{Looked: []string{"kube-system/coredns"}}
+	w.world.Observed.EKSAutoMode = map[string]bool{"b": true}
+	p := w.plan(false)
+	if len(p.Conflicts) > 0 {
+		t.Fatalf("conflicts: %+v", p.Conflicts)
+	}
+	if p.Find("corefile[b]") != nil || p.Find("dns_service[b]") == nil || p.Find("corefile[a]") == nil {
+		t.Fatalf("want dns_service[b] and corefile[a] but no corefile[b]:\n%s", strings.Join(dnsLines(p), "\n"))
+	}
+	if got := p.Find("corefile[a]").After.(plan.Corefile).Blocks; !slices.ContainsFunc(got, func(b plan.CorefileBlock) bool { return b.Zone == zone("b") }) {
+		t.Errorf("a's Corefile gets no block for b: %+v", got)
+	}
+	decl := hcl.Range{Filename: "mesh.hcl", Start: hcl.Pos{Line: 7, Column: 1}, End: hcl.Pos{Line: 7, Column: 14}}
+	m := &spec.Mesh{Clusters: []*spec.Cluster{{Name: "b", BlockRanges: spec.BlockRanges{DeclRange: decl}}}}
+	diags := plan.Check(m, w.members, w.world.Observed, p)
+	var found bool
+	for _, d := range diags {
+		if d.Summary != "No CoreDNS configuration to write to" {
+			continue
+		}
+		found = true
+		if d.Severity != hcl.DiagWarning || d.Subject == nil || d.Subject.Start.Line != 7 || !strings.Contains(d.Detail, "EKS Auto Mode") {
+			t.Errorf("diagnostic %s at %v: %s", map[hcl.DiagnosticSeverity]string{hcl.DiagError: "error", hcl.DiagWarning: "warning"}[d.Severity], d.Subject, d.Detail)
+		}
+	}
+	if !found {
+		t.Errorf("Check reports no missing CoreDNS: %v", diags)
 	}
 }

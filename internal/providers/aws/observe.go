@@ -835,6 +835,12 @@ func merge(dst, src *model.Observed) {
 		}
 		dst.APIEndpoints[k] = v
 	}
+	for k, v := range src.EKSAutoMode {
+		if dst.EKSAutoMode == nil {
+			dst.EKSAutoMode = map[string]bool{}
+		}
+		dst.EKSAutoMode[k] = v
+	}
 	for k, v := range src.NACLs {
 		if dst.NACLs == nil {
 			dst.NACLs = map[string]model.NetworkACL{}
