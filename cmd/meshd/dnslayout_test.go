@@ -120,6 +120,23 @@ func TestDNSLayoutsOnSandbox(t *testing.T) {
 			}
 		}
 	}
+
+	// A member where meshd finds no CoreDNS configuration (tidb-3 without its ConfigMap; its CoreDNS keeps
+	// serving its last Corefile, as a Pod does) is a warning at its cluster block, and the apply still makes
+	// the others resolve its names.
+	if err := sb.Clients["tidb-3"].CoreV1().ConfigMaps("kube-system").Delete(ctx, sandbox.ConfigMapRKE2CoreDNS, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr := layoutMeshctl(t, e, 0, "apply", "--auto-approve")
+	if !strings.Contains(stderr, "No CoreDNS configuration to write to") || !strings.Contains(stderr, "mesh.hcl:") {
+		t.Errorf("apply without tidb-3's CoreDNS ConfigMap: no warning at the spec:\n%s", stderr)
+	}
+	for _, a := range sb.Clusters[:2] {
+		if _, err := sb.WaitResolve(ctx, a.Name, sb.Clusters[2].SampleName(), 30*time.Second); err != nil {
+			t.Errorf("%s does not resolve %s, whose cluster has no CoreDNS ConfigMap: %v", a.Name, sb.Clusters[2].SampleName(), err)
+		}
+	}
+	layoutMeshctl(t, e, 0, "destroy", "--auto-approve")
 }
 
 // layoutConfigMap is the ConfigMap that holds meshd's blocks in each cluster of TestDNSLayoutsOnSandbox.
