@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/meshd-io/meshd/internal/plan"
 )
 
 // The commands: each declares its flags, bound to variables that its work function (in the file of its
@@ -67,7 +69,8 @@ would do, in the order it would do it. With --detailed-exitcode: exit 0 without 
 		Example: `  meshctl plan --spec mesh.hcl
   meshctl plan --spec mesh.hcl --out mesh.plan && meshctl apply mesh.plan
   meshctl plan --spec mesh.hcl --detailed-exitcode    # exit 2 when there are changes
-  meshctl plan --spec mesh.hcl --destroy              # what destroy would remove`,
+  meshctl plan --spec mesh.hcl --destroy              # what destroy would remove
+  meshctl plan --spec mesh.hcl --costs                # peering and transit_gateway side by side`,
 		Args:              cobra.NoArgs,
 		ValidArgsFunction: cobra.NoFileCompletions,
 	}, &c, func(ctx context.Context, _ []string) int { return a.plan(ctx, &c, o) })
@@ -76,6 +79,10 @@ would do, in the order it would do it. With --detailed-exitcode: exit 0 without 
 	fs.BoolVar(&o.json, "json", false, "print the plan as JSON")
 	fs.BoolVar(&o.detailedExitcode, "detailed-exitcode", false, "exit 0 when there are no changes, 2 when there are, 1 on error")
 	fs.BoolVar(&o.destroy, "destroy", false, "plan the removal of everything meshd created")
+	fs.BoolVar(&o.costs, "costs", false, "also print what each topology (peering, transit_gateway) needs and costs for the spec's members")
+	fs.Float64Var(&o.prices.AttachmentHour, "price-attachment-hour", plan.DefaultPrices.AttachmentHour, "USD per Transit Gateway attachment-hour, for --costs")
+	fs.Float64Var(&o.prices.ProcessingGB, "price-processing-gb", plan.DefaultPrices.ProcessingGB, "USD per GB a Transit Gateway processes, for --costs")
+	fs.Float64Var(&o.prices.InterRegionGB, "price-inter-region-gb", plan.DefaultPrices.InterRegionGB, "USD per GB sent to another region, for --costs")
 	return cmd
 }
 

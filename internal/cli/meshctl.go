@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/meshd-io/meshd/internal/engine"
+	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
 	"github.com/meshd-io/meshd/internal/planfile"
 	"github.com/meshd-io/meshd/internal/planview"
@@ -269,6 +272,9 @@ func (a *App) makePlan(ctx context.Context, s *session, destroy bool) (*plan.Pla
 type planFlags struct {
 	out                             string
 	json, detailedExitcode, destroy bool
+	// costs prints the topologies side by side (plan.TopologyCosts) with prices.
+	costs  bool
+	prices plan.Prices
 }
 
 func (a *App) plan(ctx context.Context, c *common, o planFlags) int {
@@ -287,6 +293,9 @@ func (a *App) plan(ctx context.Context, c *common, o planFlags) int {
 		err = planview.RenderJSON(a.Stdout, p)
 	} else {
 		err = planview.RenderHuman(a.Stdout, p)
+	}
+	if err == nil && o.costs && !o.json {
+		err = a.renderCosts(s.m, p, o.prices)
 	}
 	if err != nil {
 		return a.errorf("%v", err)
@@ -441,4 +450,17 @@ func checkSavedPlan(p *plan.Plan, m *spec.Mesh, st *state.State) error {
 		return fmt.Errorf("the saved plan is stale: the state has changed since it was made (serial %d, the plan was made at serial %d). Run meshctl plan again", st.Serial, p.Serial)
 	}
 	return nil
+}
+
+// renderCosts prints what each topology needs and costs for the plan's members.
+func (a *App) renderCosts(m *spec.Mesh, p *plan.Plan, prices plan.Prices) error {
+	var members []model.Member
+	regions := map[string]bool{}
+	for _, name := range slices.Sorted(maps.Keys(p.Members)) {
+		if mem := p.Members[name]; !mem.External {
+			members = append(members, mem)
+			regions[mem.Region] = true
+		}
+	}
+	return planview.RenderTopologyCosts(a.Stdout, len(members), len(regions), prices, plan.TopologyCosts(m, members, prices))
 }

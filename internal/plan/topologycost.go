@@ -1,0 +1,117 @@
+package plan
+
+import (
+	"net/netip"
+	"slices"
+
+	"github.com/meshd-io/meshd/internal/model"
+	"github.com/meshd-io/meshd/internal/spec"
+)
+
+// Prices are what `meshctl plan --costs` prices a topology with: AWS's list prices of us-east-1 by default,
+// set with flags (never fetched: a plan makes no call to the pricing API).
+type Prices struct {
+	AttachmentHour float64 // USD per Transit Gateway attachment-hour (VPC and peering attachments)
+	ProcessingGB   float64 // USD per GB a Transit Gateway processes (charged once, where traffic enters)
+	InterRegionGB  float64 // USD per GB sent to another region (through a VPC or a gateway peering alike)
+}
+
+// DefaultPrices are the list prices of us-east-1 when this was written.
+var DefaultPrices = Prices{AttachmentHour: 0.05, ProcessingGB: 0.02, InterRegionGB: 0.02}
+
+// HoursPerMonth is AWS's billing month.
+const HoursPerMonth = 730
+
+// TopologyCost is what one topology needs for a mesh's members: the counts that meet the quotas of the
+// spec's quotas block (the largest per VPC, route table or group), and what it costs.
+type TopologyCost struct {
+	Topology string
+	// Peerings are VPC peering connections (peering) or gateway peering attachments (transit_gateway).
+	Peerings int
+	// PeeringsPerVPC, RoutesPerTable and RulesPerGroup are the most that one VPC, member route table or node
+	// security group gets from meshd; the quotas are the spec's.
+	PeeringsPerVPC, RoutesPerTable, RulesPerGroup int
+	Quotas                                        spec.Quotas
+	// Gateways and Attachments (VPC and peering attachments) are billed by the hour.
+	Gateways, Attachments int
+	MonthlyUSD            float64 // attachment-hours of a month
+	// PerGBSameRegion and PerGBAcrossRegions are what a GB sent between two members costs on top.
+	PerGBSameRegion, PerGBAcrossRegions float64
+}
+
+// Exceeds names the quotas the topology would exceed.
+func (t TopologyCost) Exceeds() []string {
+	var out []string
+	if t.Quotas.PeeringsPerVPC > 0 && t.PeeringsPerVPC > t.Quotas.PeeringsPerVPC {
+		out = append(out, "peerings_per_vpc")
+	}
+	if t.Quotas.RoutesPerRouteTable > 0 && t.RoutesPerTable > t.Quotas.RoutesPerRouteTable {
+		out = append(out, "routes_per_route_table")
+	}
+	if t.Quotas.InboundRulesPerGroup > 0 && t.RulesPerGroup > t.Quotas.InboundRulesPerGroup {
+		out = append(out, "inbound_rules_per_group")
+	}
+	return out
+}
+
+// TopologyCosts compares the two topologies for the members (external ones take no part), peering first.
+// The security-group rules are the same in both: one per remote block.
+func TopologyCosts(m *spec.Mesh, members []model.Member, prices Prices) []TopologyCost {
+	var networked []model.Member
+	regions := map[string]bool{}
+	for _, mem := range members {
+		if !mem.External {
+			networked = append(networked, mem)
+			regions[mem.Region] = true
+		}
+	}
+	q := m.Quotas
+	if q == (spec.Quotas{}) {
+		q = spec.DefaultQuotas
+	}
+	n, r := len(networked), len(regions)
+	peering := TopologyCost{Topology: spec.TopologyPeering, Quotas: q, Peerings: n * (n - 1) / 2,
+		PerGBAcrossRegions: prices.InterRegionGB}
+	gateway := TopologyCost{Topology: spec.TopologyTransitGateway, Quotas: q, Peerings: r * (r - 1) / 2,
+		Gateways: r, PerGBSameRegion: prices.ProcessingGB, PerGBAcrossRegions: prices.ProcessingGB + prices.InterRegionGB}
+	gateway.Attachments = n + gateway.Peerings
+	gateway.MonthlyUSD = float64(gateway.Attachments) * HoursPerMonth * prices.AttachmentHour
+	if n > 0 {
+		peering.PeeringsPerVPC = n - 1
+	}
+	for _, a := range networked {
+		remote := 0
+		var summaries []netip.Prefix
+		if g := m.TransitGateway(a.Region); g != nil {
+			for _, s := range g.SummaryCIDRs {
+				summaries = append(summaries, netip.MustParsePrefix(s))
+			}
+		}
+		gatewayRoutes := len(summaries)
+		for _, b := range networked {
+			if b.Name == a.Name {
+				continue
+			}
+			remote += len(b.CIDRs)
+			for _, c := range b.CIDRs {
+				if !covered(summaries, c) {
+					gatewayRoutes++
+				}
+			}
+		}
+		peering.RoutesPerTable = max(peering.RoutesPerTable, remote)
+		peering.RulesPerGroup = max(peering.RulesPerGroup, remote)
+		gateway.RoutesPerTable = max(gateway.RoutesPerTable, gatewayRoutes)
+		gateway.RulesPerGroup = max(gateway.RulesPerGroup, remote)
+	}
+	return []TopologyCost{peering, gateway}
+}
+
+// covered reports whether one of the summaries holds the block cidr.
+func covered(summaries []netip.Prefix, cidr string) bool {
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(summaries, func(s netip.Prefix) bool { return s.Bits() <= p.Bits() && s.Contains(p.Addr()) })
+}
