@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -807,45 +808,26 @@ func diagAt(c *spec.Cluster, attr, summary, detail string) *hcl.Diagnostic {
 	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: &r}
 }
 
+// merge adds what one (access, region) observed to the whole. Every map field of model.Observed is merged
+// by copying its entries (a field added for a new kind is merged without touching this function, which
+// once silently dropped EKSAutoMode); peerings, which both sides of a cross-region pair report, keep the
+// most advanced status (mergePeering).
 func merge(dst, src *model.Observed) {
-	for k, v := range src.VPCs {
-		dst.VPCs[k] = v
-	}
-	for k, v := range src.RouteTables {
-		dst.RouteTables[k] = v
-	}
 	for _, p := range src.Peerings {
 		mergePeering(dst, p)
 	}
-	for k, v := range src.Rules {
-		dst.Rules[k] = v
-	}
-	for k, v := range src.ReferencingRules {
-		dst.ReferencingRules[k] = v
-	}
-	for k, v := range src.Egress {
-		if dst.Egress == nil {
-			dst.Egress = map[string][]model.SecurityGroupRule{}
+	d, s := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem()
+	for i := 0; i < s.NumField(); i++ {
+		sf, df := s.Field(i), d.Field(i)
+		if sf.Kind() != reflect.Map || s.Type().Field(i).Name == "Peerings" || sf.Len() == 0 {
+			continue
 		}
-		dst.Egress[k] = v
-	}
-	for k, v := range src.APIEndpoints {
-		if dst.APIEndpoints == nil {
-			dst.APIEndpoints = map[string]model.APIEndpoint{}
+		if df.IsNil() {
+			df.Set(reflect.MakeMap(sf.Type()))
 		}
-		dst.APIEndpoints[k] = v
-	}
-	for k, v := range src.EKSAutoMode {
-		if dst.EKSAutoMode == nil {
-			dst.EKSAutoMode = map[string]bool{}
+		for it := sf.MapRange(); it.Next(); {
+			df.SetMapIndex(it.Key(), it.Value())
 		}
-		dst.EKSAutoMode[k] = v
-	}
-	for k, v := range src.NACLs {
-		if dst.NACLs == nil {
-			dst.NACLs = map[string]model.NetworkACL{}
-		}
-		dst.NACLs[k] = v
 	}
 }
 
