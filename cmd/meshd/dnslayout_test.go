@@ -100,9 +100,10 @@ func TestDNSLayoutsOnSandbox(t *testing.T) {
 		if _, err := client.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		e.waitFor(60*time.Second, "meshd to restore its blocks in "+d.cluster+"'s "+name, func() bool {
+		took := e.waitFor(60*time.Second, "meshd to restore its blocks in "+d.cluster+"'s "+name, func() bool {
 			return maps.Equal(cms(d.cluster)(), want)
 		})
+		t.Logf("%s's kube-system/%s restored %s after the drift", d.cluster, name, took.Round(time.Millisecond))
 	}
 	e.kill(m, syscall.SIGTERM)
 
