@@ -24,6 +24,7 @@ func Check(m *spec.Mesh, members []model.Member, obs *model.Observed, p *Plan) h
 		diags = append(diags, checkQuotas(m, networked, obs, p)...)
 		diags = append(diags, checkDomains(m, p)...)
 		diags = append(diags, checkPrivileges(m, p)...)
+		diags = append(diags, checkTopology(m)...) // destroy removes what meshd made either way
 	}
 	return diags
 }

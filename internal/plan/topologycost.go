@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/hashicorp/hcl/v2"
+
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/spec"
 )
@@ -114,4 +116,16 @@ func covered(summaries []netip.Prefix, cidr string) bool {
 		return false
 	}
 	return slices.ContainsFunc(summaries, func(s netip.Prefix) bool { return s.Bits() <= p.Bits() && s.Contains(p.Addr()) })
+}
+
+// checkTopology refuses to plan a mesh whose topology is transit_gateway: the gateway kinds are not
+// planned yet, and planning the peerings instead would build the topology the spec turned away from.
+// meshctl validate accepts the spec, and meshctl plan --costs still compares the topologies.
+func checkTopology(m *spec.Mesh) hcl.Diagnostics {
+	if !m.UsesTransitGateway() {
+		return nil
+	}
+	r := m.Attrs["topology"]
+	return hcl.Diagnostics{{Severity: hcl.DiagError, Subject: &r, Summary: "Transit Gateway topology not planned yet",
+		Detail: `This meshd reads the transit_gateway blocks but does not plan gateways, attachments and their routes yet, and it will not fall back to peering. Remove topology = "transit_gateway" (and the blocks) to mesh with VPC peerings; meshctl plan --costs compares the two.`}}
 }

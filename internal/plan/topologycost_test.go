@@ -7,7 +7,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/hcl/v2"
 
+	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
 	"github.com/meshd-io/meshd/internal/plan/plantest"
 	"github.com/meshd-io/meshd/internal/planview"
@@ -74,4 +76,22 @@ func threeRegions(n int) []plantest.Cluster {
 			CIDRs: []string{fmt.Sprintf("10.%d.%d.0/24", i/256, i%256)}, RouteTables: 1}
 	}
 	return out
+}
+
+// TestTransitGatewayTopologyIsRefused: until the gateway kinds are planned, a mesh asking for them gets an
+// error at its topology attribute, never a plan of peerings.
+func TestTransitGatewayTopologyIsRefused(t *testing.T) {
+	m := &spec.Mesh{Name: "tidb", Topology: spec.TopologyTransitGateway, Attrs: map[string]hcl.Range{
+		"topology": {Filename: "mesh.hcl", Start: hcl.Pos{Line: 2, Column: 14}}}}
+	diags := plan.Check(m, nil, model.NewObserved(), &plan.Plan{})
+	if !diags.HasErrors() || diags[0].Summary != "Transit Gateway topology not planned yet" || diags[0].Subject.Start.Line != 2 {
+		t.Errorf("diagnostics for topology = \"transit_gateway\": %v", diags)
+	}
+	if diags := plan.Check(m, nil, model.NewObserved(), &plan.Plan{Destroy: true}); diags.HasErrors() {
+		t.Errorf("destroy is refused too: %v", diags)
+	}
+	m.Topology = spec.TopologyPeering
+	if diags := plan.Check(m, nil, model.NewObserved(), &plan.Plan{}); diags.HasErrors() {
+		t.Errorf("diagnostics for topology = \"peering\": %v", diags)
+	}
 }
