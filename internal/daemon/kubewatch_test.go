@@ -89,10 +89,11 @@ func TestEveryWatchCanBeStarted(t *testing.T) {
 			}
 		}
 	}
-	// Each cluster: its DNS Service and Corefile, and one watch per replicated object (source in a, copy in
-	// b); the control plane's Secret in a, its ServiceAccount in the data plane b; a: the load_balancer's
-	// Service, b: its TargetGroupBinding.
-	want := 2 + len(spec.ReplicableKinds) + 2
+	// Each cluster: its DNS Service and the three ConfigMaps that may hold its Corefile outside EKS
+	// (coredns, rke2-coredns-rke2-coredns, coredns-custom), and one watch per replicated object (source in
+	// a, copy in b); the control plane's Secret in a, its ServiceAccount in the data plane b; a: the
+	// load_balancer's Service, b: its TargetGroupBinding.
+	want := 1 + 3 + len(spec.ReplicableKinds) + 2
 	if counts["a"] != want || counts["b"] != want {
 		t.Errorf("watches per cluster %v, want %d each", counts, want)
 	}

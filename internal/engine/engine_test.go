@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/meshd-io/meshd/internal/apply"
+	"github.com/meshd-io/meshd/internal/corefile"
 	"github.com/meshd-io/meshd/internal/model"
 	"github.com/meshd-io/meshd/internal/plan"
 	"github.com/meshd-io/meshd/internal/plan/plantest"
@@ -176,9 +177,13 @@ func newStubs() (*stubAWS, *stubKube) {
 		"us-west-1": {"nlb-1.elb.us-west-1.amazonaws.com": {Name: "nlb-1", State: model.LoadBalancerActive, Addresses: []string{"10.0.0.53"}}},
 		"us-west-2": {"nlb-2.elb.us-west-2.amazonaws.com": {Name: "nlb-2", State: model.LoadBalancerActive, Addresses: []string{"10.0.1.53"}}},
 	}}
+	// Each member as an EKS cluster has it: meshd's Service, and the CoreDNS add-on's Corefile.
+	coredns := func() *model.ConfigMap {
+		return &model.ConfigMap{Data: map[string]string{plan.CorefileKey: corefile.EKSDefault}}
+	}
 	k := &stubKube{clusters: map[string]model.DNSObserved{
-		"k1": {Service: ownedService("nlb-1.elb.us-west-1.amazonaws.com")},
-		"k2": {Service: ownedService("nlb-2.elb.us-west-2.amazonaws.com")},
+		"k1": {Service: ownedService("nlb-1.elb.us-west-1.amazonaws.com"), CoreDNS: coredns()},
+		"k2": {Service: ownedService("nlb-2.elb.us-west-2.amazonaws.com"), CoreDNS: coredns()},
 	}}
 	return aws, k
 }
