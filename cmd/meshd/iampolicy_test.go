@@ -84,6 +84,9 @@ func TestIAMPolicyCoversExactlyTheSDKOperations(t *testing.T) {
 	if diags.HasErrors() {
 		t.Fatalf("spec: %v", diags)
 	}
+	// The Transit Gateway observation's calls are granted to a mesh with that topology only: the same spec
+	// with it (the golden of accounts.hcl stays a peering mesh's).
+	m.Topology = spec.TopologyTransitGateway
 	var stmts []access.Statement
 	for _, cluster := range []string{"", "b"} { // meshd's own, and b's assume_role
 		s, err := plan.IAMOf(m, cluster)

@@ -190,6 +190,11 @@ type Observed struct {
 	// DNS is a node component without a CoreDNS ConfigMap that meshd could edit.
 	EKSAutoMode map[string]bool
 
+	// Transit Gateways (transitgateway.go), by ID: observed only for topology = "transit_gateway".
+	TransitGateways map[string]TransitGateway
+	TGWAttachments  map[string]TGWAttachment
+	TGWRouteTables  map[string]TGWRouteTable
+
 	// Observed only for meshctl verify (aws.Options.ObserveNetwork); nil otherwise.
 	NACLs  map[string]NetworkACL          // by network ACL ID, for the members' VPCs
 	Egress map[string][]SecurityGroupRule // egress rules by security group ID

@@ -83,6 +83,14 @@ func iamBase(m *spec.Mesh) []access.Statement {
 			Actions: []string{"ec2:DescribeVpcs", "ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups", "ec2:DescribeSecurityGroupRules",
 				"ec2:DescribeVpcPeeringConnections", "ec2:DescribeManagedPrefixLists", "ec2:DescribeNetworkAcls"},
 			Condition: inRegions(regions)})
+		if m.UsesTransitGateway() {
+			out = append(out, access.Statement{Role: role,
+				Why: "Observe the Transit Gateways (topology = \"transit_gateway\"): the mesh's or the spec's gateways, their route tables, " +
+					"attachments and peering attachments, the routes and propagations of the route tables meshd uses. No resource ARNs; limited to the members' regions.",
+				Actions: []string{"ec2:DescribeTransitGateways", "ec2:DescribeTransitGatewayRouteTables", "ec2:DescribeTransitGatewayAttachments",
+					"ec2:DescribeTransitGatewayPeeringAttachments", "ec2:SearchTransitGatewayRoutes", "ec2:GetTransitGatewayRouteTablePropagations"},
+				Condition: inRegions(regions)})
+		}
 		if len(eksRegions) > 0 {
 			out = append(out, access.Statement{Role: role,
 				Why:       "Find node subnets: the instances of self-managed node groups (tagged kubernetes.io/cluster/<name>), in the regions of eks_cluster members.",

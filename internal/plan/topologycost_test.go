@@ -3,6 +3,7 @@ package plan_test
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -93,5 +94,30 @@ func TestTransitGatewayTopologyIsRefused(t *testing.T) {
 	m.Topology = spec.TopologyPeering
 	if diags := plan.Check(m, nil, model.NewObserved(), &plan.Plan{}); diags.HasErrors() {
 		t.Errorf("diagnostics for topology = \"peering\": %v", diags)
+	}
+}
+
+// TestTransitGatewayObservationIAM: a mesh with the gateway topology may read its gateways; a peering mesh
+// is not granted it.
+func TestTransitGatewayObservationIAM(t *testing.T) {
+	m := &spec.Mesh{Name: "tidb", Topology: spec.TopologyTransitGateway, Clusters: []*spec.Cluster{{Name: "a", Region: "us-west-2"}}}
+	has := func() bool {
+		stmts, err := plan.IAMOf(m, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range stmts {
+			if slices.Contains(s.Actions, "ec2:SearchTransitGatewayRoutes") {
+				return true
+			}
+		}
+		return false
+	}
+	if !has() {
+		t.Error("the gateway topology's policy cannot read the gateways' routes")
+	}
+	m.Topology = spec.TopologyPeering
+	if has() {
+		t.Error("a peering mesh's policy reads Transit Gateways")
 	}
 }

@@ -94,6 +94,9 @@ func (p *Provider) Observe(ctx context.Context, m *spec.Mesh, former map[string]
 			defer wg.Done()
 			r := &regionResult{obs: model.NewObserved()}
 			r.members, r.diags, r.err = p.observeRegion(ctx, key, w.clusters, w.former, r.obs)
+			if r.err == nil {
+				r.err = p.observeTransitGateways(ctx, key, m, r.obs)
+			}
 			mu.Lock()
 			results[key] = r
 			mu.Unlock()
