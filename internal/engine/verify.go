@@ -30,7 +30,11 @@ func (e *Engine) ObserveForVerify(ctx context.Context, m *spec.Mesh, st *state.S
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			kubeObs, kubeDiags = e.Kube.Observe(ctx, kubeTargets(m, st))
+			targets := kubeTargets(m, st)
+			for i := range targets {
+				targets[i].ReadNodeLocal = true // verify follows a Pod's query through the cache, if there is one
+			}
+			kubeObs, kubeDiags = e.Kube.Observe(ctx, targets)
 		}()
 	}
 	obs, diags, err := e.AWS.Observe(ctx, m, st.Members)

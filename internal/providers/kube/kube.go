@@ -245,6 +245,10 @@ type Target struct {
 	// and whether to read the NodeLocal DNSCache's; Member is a stand-in block for a former member.
 	Mesh   *spec.Mesh
 	Member *spec.Cluster
+	// ReadNodeLocal reads the NodeLocal DNSCache's Corefile even where meshd writes nothing to it (verify,
+	// to tell how a Pod's query goes); plans read it only where it may need meshd's blocks, which saves a
+	// read per cluster and pass.
+	ReadNodeLocal bool
 }
 
 func (t Target) diag(summary, detail string) *hcl.Diagnostic {

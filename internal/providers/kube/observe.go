@@ -104,14 +104,16 @@ func (p *Provider) observe(ctx context.Context, t Target) (model.DNSObserved, *h
 	}
 	found.Service = o.Service
 	o = found
-	// The cache is read in any case, so that verify can say how a Pod's query goes; its backup only when
-	// meshd may write to it.
-	o.NodeLocal, err = get(plan.DNSNamespace, plan.NodeLocalConfigMap)
-	if err == nil && o.NodeLocal != nil && plan.CacheNeedsBlocks(mesh) {
-		o.NodeLocalBackup, err = get(plan.DNSNamespace, plan.BackupName(plan.NodeLocalConfigMap))
-	}
-	if err != nil {
-		return o, unreachable("the NodeLocal DNSCache configuration", err)
+	// The cache's Corefile where meshd may write to it, or verify asks; its backup only in the first case.
+	writes := plan.CacheNeedsBlocks(mesh)
+	if writes || t.ReadNodeLocal {
+		o.NodeLocal, err = get(plan.DNSNamespace, plan.NodeLocalConfigMap)
+		if err == nil && o.NodeLocal != nil && writes {
+			o.NodeLocalBackup, err = get(plan.DNSNamespace, plan.BackupName(plan.NodeLocalConfigMap))
+		}
+		if err != nil {
+			return o, unreachable("the NodeLocal DNSCache configuration", err)
+		}
 	}
 	return o, nil
 }
