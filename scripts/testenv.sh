@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the real parts the integration tests and the sandbox run against:
-# moto (AWS emulator, PyPI), etcd and Graphviz's dot (Debian), kube-apiserver, kubectl, CoreDNS, helm and
-# promtool (built from the Go module proxy). Binaries are cached outside the repo, keyed by version, so only the
-# first run on a machine is slow. kubectl is the client the control-plane kubeconfig tests read meshd's Secret
-# with, as an operator would; helm installs charts/meshd into a test API server; promtool checks and unit-tests
-# the alert rules; dot parses meshctl graph's output.
+# moto (AWS emulator, PyPI), etcd and Graphviz's dot (Debian), kube-apiserver, kubectl, CoreDNS, helm 4 and 3
+# and promtool (built from the Go module proxy). Binaries are cached outside the repo, keyed by version, so only
+# the first run on a machine is slow. kubectl is the client the control-plane kubeconfig tests read meshd's
+# Secret with, as an operator would; helm installs charts/meshd into a test API server, under both major
+# versions the chart supports (helm3 is helm 3, cached under its own name); promtool checks and unit-tests the
+# alert rules; dot parses meshctl graph's output.
 #
-#   scripts/testenv.sh moto|etcd|kube-apiserver|kubectl|coredns|helm|promtool|dot|all
+#   scripts/testenv.sh moto|etcd|kube-apiserver|kubectl|coredns|helm|helm3|promtool|dot|all
 #   scripts/testenv.sh env        # prints the variables the tests read (MESHD_MOTO, MESHD_ETCD, ...)
 set -euo pipefail
 
@@ -14,6 +15,8 @@ MOTO_VERSION=5.2.5
 K8S_VERSION=1.31.4
 COREDNS_VERSION=1.11.3
 HELM_VERSION=4.3.2
+# The chart supports Helm 3 too; 3.22.0 is served by the proxy but not approved here.
+HELM3_VERSION=3.21.4
 # Prometheus's Go module versions are v0.<minor>.<patch> for Prometheus 3.<minor>.<patch>.
 PROMETHEUS_VERSION=0.316.0
 
@@ -104,7 +107,8 @@ install_dot() {
   apt_install graphviz
 }
 
-# go_install_cached builds a Go command from the module proxy into the cache as <name>-v<version>.
+# go_install_cached builds a Go command from the module proxy into the cache as <name>-v<version>. The
+# command's own name is the package's last element, which <name> may differ from (helm3 is helm 3's helm).
 go_install_cached() {
   local name=$1 pkg=$2 version=$3
   local bin=$cache/$name-v$version
@@ -113,10 +117,12 @@ go_install_cached() {
   local gobin=$cache/$name-build
   mkdir -p "$gobin"
   GOBIN=$gobin GOFLAGS=-mod=mod CGO_ENABLED=0 go install "$pkg@v$version"
-  mv "$gobin/$name" "$bin"
+  mv "$gobin/${pkg##*/}" "$bin"
 }
 
 install_helm() { go_install_cached helm helm.sh/helm/v4/cmd/helm "$HELM_VERSION"; }
+
+install_helm3() { go_install_cached helm3 helm.sh/helm/v3/cmd/helm "$HELM3_VERSION"; }
 
 install_promtool() { go_install_cached promtool github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_VERSION"; }
 
@@ -127,6 +133,7 @@ print_env() {
   echo "MESHD_COREDNS=$cache/coredns-v$COREDNS_VERSION"
   echo "MESHD_KUBECTL=$cache/kubectl-v$K8S_VERSION"
   echo "MESHD_HELM=$cache/helm-v$HELM_VERSION"
+  echo "MESHD_HELM3=$cache/helm3-v$HELM3_VERSION"
   echo "MESHD_PROMTOOL=$cache/promtool-v$PROMETHEUS_VERSION"
   echo "MESHD_DOT=$(command -v dot || true)"
 }
@@ -138,11 +145,12 @@ case "${1:-all}" in
   kubectl) install_kubectl ;;
   coredns) install_coredns ;;
   helm) install_helm ;;
+  helm3) install_helm3 ;;
   promtool) install_promtool ;;
   dot) install_dot ;;
   aws) install_moto ;;
   all) install_moto; install_etcd; install_coredns; install_kube_apiserver; install_kubectl
-    install_dot; install_helm; install_promtool ;;
+    install_dot; install_helm; install_helm3; install_promtool ;;
   env) print_env ;;
-  *) echo "usage: $0 moto|etcd|kube-apiserver|kubectl|coredns|helm|promtool|dot|all|env" >&2; exit 2 ;;
+  *) echo "usage: $0 moto|etcd|kube-apiserver|kubectl|coredns|helm|helm3|promtool|dot|all|env" >&2; exit 2 ;;
 esac

@@ -62,16 +62,39 @@ var (
 	chartOptionalKinds = []string{"NetworkPolicy", "PrometheusRule", "ServiceMonitor"}
 )
 
-// helmCmd runs the pinned helm with its cache and configuration in a temporary home.
-type helmCmd struct {
-	t    *testing.T
-	bin  string
-	home string
+// chartHelms are the Helm major versions the chart supports (charts/meshd/Chart.yaml says Helm 3 and 4), each
+// a pinned helm of scripts/testenv.sh.
+var chartHelms = []struct {
+	name  string // the subtest's
+	bin   testenv.Binary
+	major string // what `helm version` must start with, so an override of the wrong major is caught
+}{
+	{"helm4", testenv.BinHelm, "v4."},
+	{"helm3", testenv.BinHelm3, "v3."},
 }
 
-func newHelm(t *testing.T) *helmCmd {
-	t.Helper()
-	return &helmCmd{t: t, bin: testenv.Require(t, testenv.BinHelm), home: t.TempDir()}
+// forEachHelm runs f as a subtest under each Helm the chart supports, so that a template function, schema
+// rule or install behaviour one of them lacks fails that Helm's subtest.
+func forEachHelm(t *testing.T, f func(t *testing.T, h *helmCmd)) {
+	for _, v := range chartHelms {
+		t.Run(v.name, func(t *testing.T) {
+			h := &helmCmd{t: t, binary: v.bin, bin: testenv.Require(t, v.bin), home: t.TempDir()}
+			version := strings.TrimSpace(h.must("version", "--template", "{{.Version}}"))
+			if !strings.HasPrefix(version, v.major) {
+				t.Fatalf("%s (%s) is helm %s, want %s*", h.bin, v.bin.EnvVar(), version, v.major)
+			}
+			t.Logf("helm %s", version)
+			f(t, h)
+		})
+	}
+}
+
+// helmCmd runs one pinned helm with its cache and configuration in a temporary home.
+type helmCmd struct {
+	t      *testing.T
+	binary testenv.Binary
+	bin    string
+	home   string
 }
 
 func (h *helmCmd) run(args ...string) (string, error) {
@@ -277,11 +300,15 @@ func buildMeshctl(t *testing.T) string {
 	return bin
 }
 
-// TestChartRenders: helm lint --strict passes and helm template renders, with the default values and with
-// every optional part on (and with another mesh, namespace and names); the Deployment is checked with meshd's
-// own flag set, and the Role and RoleBinding are exactly meshctl rbac --management's for the same names.
+// TestChartRenders: under Helm 4 and Helm 3, helm lint --strict passes and helm template renders, with the
+// default values and with every optional part on (and with another mesh, namespace and names); the Deployment
+// is checked with meshd's own flag set, and the Role and RoleBinding are exactly meshctl rbac --management's
+// for the same names.
 func TestChartRenders(t *testing.T) {
-	h := newHelm(t)
+	forEachHelm(t, checkChartRenders)
+}
+
+func checkChartRenders(t *testing.T, h *helmCmd) {
 	full := h.valuesFile("full.yaml", fullValues)
 	h.must("lint", "--strict", chartDir)
 	h.must("lint", "--strict", chartDir, "-f", full)
@@ -290,7 +317,7 @@ func TestChartRenders(t *testing.T) {
 		t.Errorf("a policy meshd does not know passed values.schema.json: %v", err)
 	}
 
-	meshctl := buildMeshctl(t)
+	meshctl := buildMeshctl(t) // once the helm is found, so a skip (-short, no helm) builds nothing
 	spec := "../../specs/mesh.hcl"
 	for _, tc := range []struct {
 		name string
@@ -357,9 +384,24 @@ func TestChartRenders(t *testing.T) {
 }
 
 // TestDeployManifestIsTheChart: deploy/meshd.yaml is what `make deploy-manifest` writes, charts/meshd
-// rendered with its default values.
+// rendered with its default values by Helm 4 (the script's helm), and Helm 3 renders the same: the same text
+// but for blank lines at the ends of documents, and the same objects.
 func TestDeployManifestIsTheChart(t *testing.T) {
-	h := newHelm(t)
+	forEachHelm(t, checkDeployManifest)
+}
+
+// trimDocEnds drops the whitespace that ends each document of a YAML stream. Helm 4 keeps a template's
+// trailing blank lines, Helm 3 drops them; outside a block scalar kept with |+ (which decoding the objects
+// would catch) they mean nothing.
+func trimDocEnds(text string) string {
+	docs := strings.Split(text, "\n---\n")
+	for i, d := range docs {
+		docs[i] = strings.TrimRight(d, " \n")
+	}
+	return strings.Join(docs, "\n---\n")
+}
+
+func checkDeployManifest(t *testing.T, h *helmCmd) {
 	cmd := exec.Command("../../scripts/deploy-manifest.sh")
 	cmd.Env = append(os.Environ(), "MESHD_HELM="+h.bin, "HELM_CACHE_HOME="+filepath.Join(h.home, "cache"),
 		"HELM_CONFIG_HOME="+filepath.Join(h.home, "config"), "HELM_DATA_HOME="+filepath.Join(h.home, "data"))
@@ -371,17 +413,40 @@ func TestDeployManifestIsTheChart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("deploy/meshd.yaml is not the chart rendered with its defaults; run make deploy-manifest (-rendered, +file):\n%s", diff)
+	if h.binary == testenv.BinHelm {
+		if diff := cmp.Diff(string(want), string(got)); diff != "" {
+			t.Errorf("deploy/meshd.yaml is not the chart rendered with its defaults; run make deploy-manifest (-rendered, +file):\n%s", diff)
+		}
+		return
+	}
+	if diff := cmp.Diff(trimDocEnds(string(want)), trimDocEnds(string(got))); diff != "" {
+		t.Errorf("%s renders the chart's defaults otherwise than deploy/meshd.yaml, beyond blank lines at the ends of documents (-rendered, +file):\n%s", h.binary, diff)
+	}
+	decode := func(text string) []map[string]any {
+		var out []map[string]any
+		for _, o := range splitObjects(t, text) {
+			var m map[string]any
+			if err := yaml.Unmarshal([]byte(o.doc), &m); err != nil {
+				t.Fatalf("%s: %v", o, err)
+			}
+			out = append(out, m)
+		}
+		return out
+	}
+	if diff := cmp.Diff(decode(string(want)), decode(string(got))); diff != "" {
+		t.Errorf("%s renders other objects than deploy/meshd.yaml's (-rendered, +file):\n%s", h.binary, diff)
 	}
 }
 
-// TestChartInstallsOnAPIServer: helm install into a real kube-apiserver creates every object the chart
-// renders, with the defaults and with every optional part on. The Prometheus Operator's CRDs are needed only
-// for the ServiceMonitor and the PrometheusRule: without them an install with either on fails, creating
-// nothing, and the defaults install; once the CRDs exist, the full install succeeds.
+// TestChartInstallsOnAPIServer: under Helm 4 and Helm 3, each with its own kube-apiserver, helm install
+// creates every object the chart renders, with the defaults and with every optional part on. The Prometheus
+// Operator's CRDs are needed only for the ServiceMonitor and the PrometheusRule: without them an install with
+// either on fails, creating nothing, and the defaults install; once the CRDs exist, the full install succeeds.
 func TestChartInstallsOnAPIServer(t *testing.T) {
-	h := newHelm(t)
+	forEachHelm(t, checkChartInstalls)
+}
+
+func checkChartInstalls(t *testing.T, h *helmCmd) {
 	etcd := testenv.StartEtcd(t)
 	api := testenv.StartAPIServer(t, etcd.ClientURL, "management")
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")

@@ -22,6 +22,8 @@ const (
 	KubeAPIServerVersion = "1.31.4"
 	CoreDNSVersion       = "1.11.3"
 	HelmVersion          = "4.3.2"
+	// Helm3Version is the Helm 3 the chart is also tested with (it supports both major versions).
+	Helm3Version = "3.21.4"
 	// PrometheusVersion is the Go module version of Prometheus (v0.<minor>.<patch> is Prometheus
 	// 3.<minor>.<patch>) that promtool is built from.
 	PrometheusVersion = "0.316.0"
@@ -40,11 +42,17 @@ const (
 	BinKubectl Binary = "kubectl"
 	// BinHelm installs charts/meshd into a test API server.
 	BinHelm Binary = "helm"
+	// BinHelm3 is Helm 3, which the chart's tests run beside BinHelm (Helm 4) so that the chart stays
+	// installable by both.
+	BinHelm3 Binary = "helm3"
 	// BinPromtool checks and unit-tests the alert rules with Prometheus's own parser and rule engine.
 	BinPromtool Binary = "promtool"
 	// BinDot is Graphviz's dot (Debian), the DOT parser meshctl graph's output is checked with.
 	BinDot Binary = "dot"
 )
+
+// Binaries are all the parts, in the order scripts/testenv.sh env prints them.
+var Binaries = []Binary{BinMoto, BinEtcd, BinKubeAPIServer, BinCoreDNS, BinKubectl, BinHelm, BinHelm3, BinPromtool, BinDot}
 
 // EnvVar is the environment variable that overrides the binary's location (as printed by
 // `scripts/testenv.sh env`).
@@ -62,6 +70,8 @@ func (b Binary) EnvVar() string {
 		return "MESHD_KUBECTL"
 	case BinHelm:
 		return "MESHD_HELM"
+	case BinHelm3:
+		return "MESHD_HELM3"
 	case BinPromtool:
 		return "MESHD_PROMTOOL"
 	case BinDot:
@@ -94,6 +104,8 @@ func (b Binary) DefaultPath() string {
 		return filepath.Join(CacheDir(), "kubectl-v"+KubeAPIServerVersion)
 	case BinHelm:
 		return filepath.Join(CacheDir(), "helm-v"+HelmVersion)
+	case BinHelm3:
+		return filepath.Join(CacheDir(), "helm3-v"+Helm3Version)
 	case BinPromtool:
 		return filepath.Join(CacheDir(), "promtool-v"+PrometheusVersion)
 	}

@@ -32,7 +32,8 @@ func TestLookupMissing(t *testing.T) {
 	}
 }
 
-// The defaults must match what scripts/testenv.sh installs.
+// The defaults must match what scripts/testenv.sh installs, and every variable it prints must be a Binary's
+// (a part added to the script alone would be installed but never looked up).
 func TestDefaultsMatchScript(t *testing.T) {
 	root, err := RepoRoot()
 	if err != nil {
@@ -52,10 +53,15 @@ func TestDefaultsMatchScript(t *testing.T) {
 			got[k] = v
 		}
 	}
-	for _, b := range []Binary{BinMoto, BinEtcd, BinKubeAPIServer, BinCoreDNS, BinKubectl, BinHelm, BinPromtool, BinDot} {
-		if got[b.EnvVar()] != b.DefaultPath() {
-			t.Errorf("%s: script says %q, DefaultPath %q", b.EnvVar(), got[b.EnvVar()], b.DefaultPath())
+	for _, b := range Binaries {
+		v, ok := got[b.EnvVar()]
+		if !ok || v != b.DefaultPath() {
+			t.Errorf("%s: script says %q (printed: %v), DefaultPath %q", b.EnvVar(), v, ok, b.DefaultPath())
 		}
+		delete(got, b.EnvVar())
+	}
+	for k, v := range got {
+		t.Errorf("scripts/testenv.sh env prints %s=%s, which no testenv.Binary reads", k, v)
 	}
 }
 
