@@ -18,8 +18,8 @@ import (
 )
 
 // TestObserveTransitGatewaysCallsAreConstant: with topology = "transit_gateway" the observation reads, per
-// region, the mesh's gateway, its route table (routes and propagations), its attachments and peering
-// attachments — six calls more per region whether the mesh has 3 or 24 clusters — and nothing of a gateway
+// region, the mesh's gateway, its route table (routes, propagations and associations), its attachments and peering
+// attachments — seven calls more per region whether the mesh has 3 or 24 clusters — and nothing of a gateway
 // that is neither the mesh's nor the spec's. With topology = "peering" it reads none of it. (plan itself
 // refuses the topology until the gateway kinds are planned: exit 1 after observing.)
 func TestObserveTransitGatewaysCallsAreConstant(t *testing.T) {
@@ -102,7 +102,8 @@ func TestObserveTransitGatewaysCallsAreConstant(t *testing.T) {
 		return c.calls
 	}
 	tgwCalls := []string{"DescribeTransitGateways", "DescribeTransitGatewayRouteTables", "DescribeTransitGatewayAttachments",
-		"DescribeTransitGatewayPeeringAttachments", "SearchTransitGatewayRoutes", "GetTransitGatewayRouteTablePropagations"}
+		"DescribeTransitGatewayPeeringAttachments", "SearchTransitGatewayRoutes", "GetTransitGatewayRouteTablePropagations",
+		"GetTransitGatewayRouteTableAssociations"}
 	totals := map[string]int{}
 	for _, topology := range []string{spec.TopologyPeering, spec.TopologyTransitGateway} {
 		three, many := count(3, topology), count(24, topology)
@@ -122,7 +123,7 @@ func TestObserveTransitGatewaysCallsAreConstant(t *testing.T) {
 		t.Logf("EC2 calls per observe, %s: 3 clusters %d, 24 clusters %d", topology, totals[topology], (&callCounter{calls: many}).total())
 	}
 	if got, want := totals[spec.TopologyTransitGateway]-totals[spec.TopologyPeering], len(tgwCalls)*len(regions); got != want {
-		t.Errorf("the gateway topology costs %d more calls per observe, want %d (six per region)", got, want)
+		t.Errorf("the gateway topology costs %d more calls per observe, want %d (seven per region)", got, want)
 	}
 
 	// What the observation holds: the mesh's gateways, route tables with their route and propagation, and

@@ -180,6 +180,7 @@ func (e *Engine) plan(ctx context.Context, m *spec.Mesh, st *state.State, destro
 	in := o.in
 	in.Mesh, in.SpecHash, in.Adopt, in.AllowPrivileged = m.Name, m.Hash(), m.Adopt, m.AllowPrivileged
 	in.State, in.Destroy = st, destroy
+	in.TransitGateways = plan.TransitGatewayInput(m)
 	if e.VerifyPaths && !destroy {
 		e.verifyPaths(m, st, in.Members, in.Observed, in.DNS)
 	}

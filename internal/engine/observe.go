@@ -59,7 +59,8 @@ type observer struct {
 // their resolves run. A kind registered outside them registers its I/O in kindio instead, and its
 // observer comes from there; a plan runs both (observers, kindparts.go).
 var builtinObservers = []observer{
-	{name: "aws", kinds: []plan.Kind{plan.KindPeering, plan.KindRoute, plan.KindSGRule}, on: func(*observation) bool { return true }, observe: (*observation).observeAWS},
+	{name: "aws", kinds: []plan.Kind{plan.KindPeering, plan.KindRoute, plan.KindSGRule,
+		plan.KindTransitGateway, plan.KindTGWRouteTable, plan.KindTGWAttachment, plan.KindTGWVPCRoute}, on: func(*observation) bool { return true }, observe: (*observation).observeAWS},
 	{name: "dns", kinds: []plan.Kind{plan.KindDNSService, plan.KindCorefile, plan.KindNodeLocalDNS}, on: func(o *observation) bool { return o.dnsOn }, observe: (*observation).observeKubeDNS},
 	{name: "replicas", kinds: []plan.Kind{plan.KindReplica}, on: func(o *observation) bool { return o.e.replicasOn(o.m, o.st) },
 		observe: func(o *observation, ctx context.Context) (hcl.Diagnostics, error) {

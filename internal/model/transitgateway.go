@@ -39,6 +39,9 @@ type TGWRouteTable struct {
 	Tags         map[string]string
 	Routes       []TGWRoute
 	Propagations []string // attachment IDs
+	// Associations are the attachments associated with the table (GetTransitGatewayRouteTableAssociations:
+	// moto 5.2's DescribeTransitGatewayAttachments keeps reporting the default table after an association).
+	Associations []string
 }
 
 // TGWRoute is a route of a gateway route table.

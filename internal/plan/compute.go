@@ -33,6 +33,9 @@ type Input struct {
 	// ControlPlanes, when set, plans the control planes' accounts and kubeconfig Secrets (see
 	// controlplane.go); nil leaves them alone.
 	ControlPlanes *ControlPlaneInput
+	// TransitGateways, for topology = "transit_gateway", is the spec's gateways (transitgateway.go); nil
+	// for a mesh that peers.
+	TransitGateways *TGWInput
 	// Kinds holds the observations of kinds registered outside this package (KindInfo.Plan), by kind.
 	Kinds map[Kind]any
 }
@@ -77,6 +80,10 @@ type computer struct {
 	usedPeerings  map[string]bool
 	// routeDeletesByPeering lets a peering's delete wait for the deletes of routes through it.
 	routeDeletesByPeering map[string][]string
+	// tgwAttach is, by cluster, the change that makes or associates its gateway attachment; tgwRouteChanges
+	// are the changes that route through the gateways (meshd's peerings are deleted after them).
+	tgwAttach       map[string]string
+	tgwRouteChanges []string
 }
 
 func newComputer(in Input) *computer {

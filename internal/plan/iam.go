@@ -88,7 +88,8 @@ func iamBase(m *spec.Mesh) []access.Statement {
 				Why: "Observe the Transit Gateways (topology = \"transit_gateway\"): the mesh's or the spec's gateways, their route tables, " +
 					"attachments and peering attachments, the routes and propagations of the route tables meshd uses. No resource ARNs; limited to the members' regions.",
 				Actions: []string{"ec2:DescribeTransitGateways", "ec2:DescribeTransitGatewayRouteTables", "ec2:DescribeTransitGatewayAttachments",
-					"ec2:DescribeTransitGatewayPeeringAttachments", "ec2:SearchTransitGatewayRoutes", "ec2:GetTransitGatewayRouteTablePropagations"},
+					"ec2:DescribeTransitGatewayPeeringAttachments", "ec2:SearchTransitGatewayRoutes", "ec2:GetTransitGatewayRouteTablePropagations",
+					"ec2:GetTransitGatewayRouteTableAssociations"},
 				Condition: inRegions(regions)})
 		}
 		if len(eksRegions) > 0 {

@@ -94,8 +94,12 @@ func (c *computer) sortedPeerings() []model.ObservedPeering {
 	return out
 }
 
-// peerings plans one peering per pair of members.
+// peerings plans one peering per pair of members; none with topology = "transit_gateway" (orphanPeerings
+// then removes meshd's, after the routes through the gateways exist).
 func (c *computer) peerings() {
+	if c.in.TransitGateways != nil {
+		return
+	}
 	byPair := map[[2]string][]model.ObservedPeering{}
 	for _, p := range c.sortedPeerings() {
 		key := pairKey(p.RequesterVPC, p.AccepterVPC)

@@ -66,6 +66,10 @@ type Plan struct {
 	// not recorded (an apply interrupted after CreateRoute), and records of routes that no longer exist.
 	Record []state.RouteRecord `json:"record,omitempty"`
 	Forget []state.RouteRecord `json:"forget,omitempty"`
+	// RecordTGW and ForgetTGW are the same for the gateway attachments and VPC routes (tgw_attachment,
+	// tgw_vpc_route), by address.
+	RecordTGW map[string]TGWRecord `json:"record_tgw,omitempty"`
+	ForgetTGW []string             `json:"forget_tgw,omitempty"`
 	// Retain are former members the state must keep although this plan may succeed: objects of theirs that
 	// it holds back (a DNS Service another Corefile may still forward to) are deleted by a later plan,
 	// which finds them through the state's record of the member.

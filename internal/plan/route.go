@@ -97,9 +97,14 @@ type desiredRoute struct {
 func (c *computer) routes() {
 	desired := map[string]desiredRoute{} // by route table | destination
 	var order []string
-	for _, a := range c.networked {
+	peered := c.networked
+	if c.in.TransitGateways != nil {
+		peered = nil // routes go to the gateways (tgw_vpc_route)
+	}
+	tgwKeys := c.tgwKeys()
+	for _, a := range peered {
 		for _, rt := range a.RouteTableIDs {
-			for _, b := range c.networked {
+			for _, b := range peered {
 				if a.Name == b.Name {
 					continue
 				}
@@ -141,7 +146,7 @@ func (c *computer) routes() {
 				// Only a route the state records is removed. Its target alone (one of the mesh's peerings) makes
 				// a route meshd's where meshd wants it — that is how an interrupted apply recovers — but not
 				// elsewhere: someone may route their own destinations through meshd's peering.
-				if ownedByRecord {
+				if ownedByRecord && !tgwKeys[key] { // where the gateway routes, tgw_vpc_route replaces the route in place
 					reason := "no longer in the spec"
 					if c.in.Destroy {
 						reason = "destroy"

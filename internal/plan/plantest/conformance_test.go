@@ -93,8 +93,14 @@ var lbAnnotations = map[string]string{
 // the mesh is created and applied (every kind makes at least one change), the next plan is empty; for each
 // kind, one of its objects is undone, the plan repairs exactly that kind's drift and the plan after is
 // empty; destroy leaves no record, and the world none of meshd's objects. At every step `state list`
-// (plan.StateEntries) lists exactly the records the state file holds.
+// (plan.StateEntries) lists exactly the records the state file holds. It runs under each topology: the
+// peering kinds and the Transit Gateway kinds are planned each under their own.
 func TestEveryKindConforms(t *testing.T) {
+	t.Run("peering", func(t *testing.T) { conforms(t, false) })
+	t.Run("transit_gateway", func(t *testing.T) { conforms(t, true) })
+}
+
+func conforms(t *testing.T, transitGateway bool) {
 	w, members := plantest.NewWorld("tidb", []plantest.Cluster{
 		{Name: "a", Region: "us-west-2", CIDRs: []string{"10.1.0.0/16"}, RouteTables: 1},
 		{Name: "b", Region: "us-west-2", CIDRs: []string{"10.2.0.0/16"}, RouteTables: 2},
@@ -107,6 +113,10 @@ func TestEveryKindConforms(t *testing.T) {
 		members[i].ClusterDomain = members[i].Name + ".local"
 	}
 	w.PutNodeLocal("b", plantest.NodeLocalCorefile("b.local"))
+	if transitGateway {
+		w.TransitGateways = &plan.TGWInput{Gateways: map[string]plan.TGWConfig{}}
+	}
+	otherTopology := plantest.TopologyKinds(transitGateway)
 	src, err := kubeobj.New("Secret", "pingcap", "ca", map[string]any{"type": "Opaque", "data": kubeobj.SecretData(map[string][]byte{"ca.crt": []byte("cert")})})
 	if err != nil {
 		t.Fatal(err)
@@ -175,12 +185,18 @@ func TestEveryKindConforms(t *testing.T) {
 	empty("after create", false)
 
 	for _, k := range plan.Kinds() {
+		if _, other := otherTopology[k.Kind]; other {
+			continue
+		}
 		t.Run(string(k.Kind), func(t *testing.T) {
 			ch, ok := created[k.Kind]
 			if !ok {
 				t.Fatalf("the first apply made no %s", k.Kind)
 			}
 			drift, ok := drifts[k.Kind]
+			if tgw, isTGW := plantest.TGWDrifts[k.Kind]; isTGW {
+				drift, ok = tgw, true
+			}
 			if !ok {
 				if _, isKube := kindio.KubeOf(k.Kind); !isKube || k.Touches == nil {
 					t.Fatalf("kind %s: the world cannot undo its objects (no drift here, no kindio Kubernetes I/O)", k.Kind)

@@ -85,7 +85,8 @@ func (w *World) Input(members []model.Member, st *state.State, destroy bool) pla
 	}
 	return plan.Input{Mesh: w.Mesh, Members: ms, Observed: w.Observed, State: st, Destroy: destroy,
 		DNS: w.withAddons(w.DNSInput(w.ForwardBy)), Replicas: w.ReplicaInput(st, destroy), Kinds: w.KindParts(ms, st),
-		ControlPlanes: w.ControlPlaneInput(ms, st, destroy), LoadBalancers: w.LoadBalancerInput(ms, st, destroy)}
+		ControlPlanes: w.ControlPlaneInput(ms, st, destroy), LoadBalancers: w.LoadBalancerInput(ms, st, destroy),
+		TransitGateways: w.TransitGateways}
 }
 
 // StateRecords counts the records a state file holds, in its JSON (so that a field of the state no kind

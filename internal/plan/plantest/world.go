@@ -52,6 +52,8 @@ type World struct {
 	LoadBalancers []*spec.LoadBalancer
 	Addons        map[string]model.Addon
 	CorefileVia   string
+	// TransitGateways, when set, makes the mesh's topology transit_gateway (transitgateway.go).
+	TransitGateways *plan.TGWInput
 
 	mu               sync.Mutex
 	uids             int
@@ -139,7 +141,8 @@ func (w *World) Executors() map[plan.Kind]apply.Executor {
 		plan.KindDNSService: serviceExecutor{w}, plan.KindCorefile: corefileExecutor{w}, plan.KindReplica: replicaExecutor{w},
 		plan.KindCPAccount: cpAccountExecutor{w}, plan.KindKubeconfig: kubeconfigExecutor{w},
 		plan.KindLBService: lbServiceExecutor{w}, plan.KindTargetGroupBinding: bindingExecutor{w}, plan.KindAddonCorefile: addonExecutor{w},
-		plan.KindNodeLocalDNS: nodeLocalExecutor{w}}
+		plan.KindNodeLocalDNS:   nodeLocalExecutor{w},
+		plan.KindTransitGateway: tgwExecutor{w}, plan.KindTGWRouteTable: tgwExecutor{w}, plan.KindTGWAttachment: tgwExecutor{w}, plan.KindTGWVPCRoute: tgwExecutor{w}}
 	for _, k := range kindio.KubeKinds() {
 		io, _ := kindio.KubeOf(k)
 		out[k] = kindio.KubeExecutor(io, func(cl kindio.Cluster) (kubeclient.Interface, error) { return w.KubeClient(cl.Name), nil })

@@ -27,6 +27,9 @@ func (p *Provider) Executors() map[plan.Kind]apply.Executor {
 		plan.KindSGRule:  ruleExecutor{p},
 
 		plan.KindAddonCorefile: addonExecutor{p},
+
+		plan.KindTransitGateway: tgwExecutor{p}, plan.KindTGWRouteTable: tgwExecutor{p},
+		plan.KindTGWAttachment: tgwExecutor{p}, plan.KindTGWVPCRoute: tgwExecutor{p},
 	}
 	for _, k := range kindio.AWSKinds() {
 		io, _ := kindio.AWSOf(k)

@@ -22,6 +22,7 @@ type TransitGatewayAPI interface {
 	DescribeTransitGatewayPeeringAttachments(context.Context, *ec2.DescribeTransitGatewayPeeringAttachmentsInput, ...func(*ec2.Options)) (*ec2.DescribeTransitGatewayPeeringAttachmentsOutput, error)
 	SearchTransitGatewayRoutes(context.Context, *ec2.SearchTransitGatewayRoutesInput, ...func(*ec2.Options)) (*ec2.SearchTransitGatewayRoutesOutput, error)
 	GetTransitGatewayRouteTablePropagations(context.Context, *ec2.GetTransitGatewayRouteTablePropagationsInput, ...func(*ec2.Options)) (*ec2.GetTransitGatewayRouteTablePropagationsOutput, error)
+	GetTransitGatewayRouteTableAssociations(context.Context, *ec2.GetTransitGatewayRouteTableAssociationsInput, ...func(*ec2.Options)) (*ec2.GetTransitGatewayRouteTableAssociationsOutput, error)
 }
 
 // sdkTGW keeps method values of the operations of TransitGatewayAPI only (see sdk.go for why).
@@ -32,12 +33,14 @@ type sdkTGW struct {
 	describeTransitGatewayPeeringAttachments op[ec2.DescribeTransitGatewayPeeringAttachmentsInput, ec2.DescribeTransitGatewayPeeringAttachmentsOutput, ec2.Options]
 	searchTransitGatewayRoutes               op[ec2.SearchTransitGatewayRoutesInput, ec2.SearchTransitGatewayRoutesOutput, ec2.Options]
 	getTransitGatewayRouteTablePropagations  op[ec2.GetTransitGatewayRouteTablePropagationsInput, ec2.GetTransitGatewayRouteTablePropagationsOutput, ec2.Options]
+	getTransitGatewayRouteTableAssociations  op[ec2.GetTransitGatewayRouteTableAssociationsInput, ec2.GetTransitGatewayRouteTableAssociationsOutput, ec2.Options]
 }
 
 func newTGW(cfg aws.Config) TransitGatewayAPI {
 	c := ec2.NewFromConfig(cfg)
 	return sdkTGW{c.DescribeTransitGateways, c.DescribeTransitGatewayRouteTables, c.DescribeTransitGatewayAttachments,
-		c.DescribeTransitGatewayPeeringAttachments, c.SearchTransitGatewayRoutes, c.GetTransitGatewayRouteTablePropagations}
+		c.DescribeTransitGatewayPeeringAttachments, c.SearchTransitGatewayRoutes, c.GetTransitGatewayRouteTablePropagations,
+		c.GetTransitGatewayRouteTableAssociations}
 }
 
 func (s sdkTGW) DescribeTransitGateways(ctx context.Context, in *ec2.DescribeTransitGatewaysInput, o ...func(*ec2.Options)) (*ec2.DescribeTransitGatewaysOutput, error) {
@@ -62,6 +65,10 @@ func (s sdkTGW) SearchTransitGatewayRoutes(ctx context.Context, in *ec2.SearchTr
 
 func (s sdkTGW) GetTransitGatewayRouteTablePropagations(ctx context.Context, in *ec2.GetTransitGatewayRouteTablePropagationsInput, o ...func(*ec2.Options)) (*ec2.GetTransitGatewayRouteTablePropagationsOutput, error) {
 	return s.getTransitGatewayRouteTablePropagations(ctx, in, o...)
+}
+
+func (s sdkTGW) GetTransitGatewayRouteTableAssociations(ctx context.Context, in *ec2.GetTransitGatewayRouteTableAssociationsInput, o ...func(*ec2.Options)) (*ec2.GetTransitGatewayRouteTableAssociationsOutput, error) {
+	return s.getTransitGatewayRouteTableAssociations(ctx, in, o...)
 }
 
 // tgwFor is the Transit Gateway client of an access in a region; nil when the provider runs on stub
@@ -201,6 +208,18 @@ func (p *Provider) observeTransitGateways(ctx context.Context, key clientKey, m 
 			for _, pr := range page.TransitGatewayRouteTablePropagations {
 				if pr.State == ec2types.TransitGatewayPropagationStateEnabled {
 					rt.Propagations = append(rt.Propagations, aws.ToString(pr.TransitGatewayAttachmentId))
+				}
+			}
+		}
+		assocs := ec2.NewGetTransitGatewayRouteTableAssociationsPaginator(c, &ec2.GetTransitGatewayRouteTableAssociationsInput{TransitGatewayRouteTableId: aws.String(id)})
+		for assocs.HasMorePages() {
+			page, err := assocs.NextPage(ctx)
+			if err != nil {
+				return fmt.Errorf("listing the associations of %s: %w", id, err)
+			}
+			for _, as := range page.Associations {
+				if as.State == ec2types.TransitGatewayAssociationStateAssociated {
+					rt.Associations = append(rt.Associations, aws.ToString(as.TransitGatewayAttachmentId))
 				}
 			}
 		}
