@@ -21,7 +21,7 @@ import (
 // region, the mesh's gateway, its route table (routes, propagations and associations), its attachments and peering
 // attachments — seven calls more per region whether the mesh has 3 or 24 clusters — and nothing of a gateway
 // that is neither the mesh's nor the spec's. With topology = "peering" it reads none of it. (plan itself
-// refuses the topology until the gateway kinds are planned: exit 1 after observing.)
+// refuses the topology across regions until the gateways' peering is planned: exit 1 after observing.)
 func TestObserveTransitGatewaysCallsAreConstant(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
@@ -96,7 +96,7 @@ func TestObserveTransitGatewaysCallsAreConstant(t *testing.T) {
 			code = 1
 		}
 		r := h.mustRun(code, "plan", "--detailed-exitcode")
-		if code == 1 && !strings.Contains(r.stderr, "Transit Gateway topology not planned yet") {
+		if code == 1 && !strings.Contains(r.stderr, "Transit Gateway topology across regions not planned yet") {
 			t.Fatalf("plan of %d clusters failed otherwise:\n%s", clusters, r.stderr)
 		}
 		return c.calls

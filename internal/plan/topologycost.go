@@ -1,8 +1,10 @@
 package plan
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -118,14 +120,20 @@ func covered(summaries []netip.Prefix, cidr string) bool {
 	return slices.ContainsFunc(summaries, func(s netip.Prefix) bool { return s.Bits() <= p.Bits() && s.Contains(p.Addr()) })
 }
 
-// checkTopology refuses to plan a mesh whose topology is transit_gateway: the gateway kinds are not
-// planned yet, and planning the peerings instead would build the topology the spec turned away from.
-// meshctl validate accepts the spec, and meshctl plan --costs still compares the topologies.
+// checkTopology refuses a transit_gateway mesh whose members span regions: the gateways' peering
+// attachments (tgw_peering) and the static routes across them are not planned yet, and planning the
+// regions' gateways apart would leave the regions unreachable from each other. It never falls back to
+// peering. meshctl validate accepts the spec, and meshctl plan --costs still compares the topologies.
 func checkTopology(m *spec.Mesh) hcl.Diagnostics {
 	if !m.UsesTransitGateway() {
 		return nil
 	}
+	regions := tgwRegions(m)
+	if len(regions) < 2 {
+		return nil
+	}
 	r := m.Attrs["topology"]
-	return hcl.Diagnostics{{Severity: hcl.DiagError, Subject: &r, Summary: "Transit Gateway topology not planned yet",
-		Detail: `This meshd reads the transit_gateway blocks but does not plan gateways, attachments and their routes yet, and it will not fall back to peering. Remove topology = "transit_gateway" (and the blocks) to mesh with VPC peerings; meshctl plan --costs compares the two.`}}
+	return hcl.Diagnostics{{Severity: hcl.DiagError, Subject: &r, Summary: "Transit Gateway topology across regions not planned yet",
+		Detail: fmt.Sprintf(`The members are in %d regions (%s). This meshd plans a Transit Gateway mesh within one region; the peering of the regions' gateways is not planned yet, and it will not fall back to VPC peering. Keep the members in one region, or remove topology = "transit_gateway" (and the blocks) to mesh with VPC peerings; meshctl plan --costs compares the two.`,
+			len(regions), strings.Join(regions, ", "))}}
 }

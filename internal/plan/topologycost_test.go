@@ -79,13 +79,18 @@ func threeRegions(n int) []plantest.Cluster {
 	return out
 }
 
-// TestTransitGatewayTopologyIsRefused: until the gateway kinds are planned, a mesh asking for them gets an
-// error at its topology attribute, never a plan of peerings.
+// TestTransitGatewayTopologyIsRefused: until the gateways' peering is planned, a mesh across regions asking
+// for the topology gets an error at its topology attribute, never a plan of peerings; one region is planned.
 func TestTransitGatewayTopologyIsRefused(t *testing.T) {
 	m := &spec.Mesh{Name: "tidb", Topology: spec.TopologyTransitGateway, Attrs: map[string]hcl.Range{
-		"topology": {Filename: "mesh.hcl", Start: hcl.Pos{Line: 2, Column: 14}}}}
+		"topology": {Filename: "mesh.hcl", Start: hcl.Pos{Line: 2, Column: 14}}},
+		Clusters: []*spec.Cluster{{Name: "a", Region: "us-west-2"}, {Name: "b", Region: "us-west-2"}}}
+	if diags := plan.Check(m, nil, model.NewObserved(), &plan.Plan{}); diags.HasErrors() {
+		t.Errorf("one region is refused: %v", diags)
+	}
+	m.Clusters = append(m.Clusters, &spec.Cluster{Name: "c", Region: "us-east-1"})
 	diags := plan.Check(m, nil, model.NewObserved(), &plan.Plan{})
-	if !diags.HasErrors() || diags[0].Summary != "Transit Gateway topology not planned yet" || diags[0].Subject.Start.Line != 2 {
+	if !diags.HasErrors() || diags[0].Summary != "Transit Gateway topology across regions not planned yet" || diags[0].Subject.Start.Line != 2 {
 		t.Errorf("diagnostics for topology = \"transit_gateway\": %v", diags)
 	}
 	if diags := plan.Check(m, nil, model.NewObserved(), &plan.Plan{Destroy: true}); diags.HasErrors() {
