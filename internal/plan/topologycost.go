@@ -128,11 +128,23 @@ func checkTopology(m *spec.Mesh) hcl.Diagnostics {
 	if !m.UsesTransitGateway() {
 		return nil
 	}
+	r := m.Attrs["topology"]
+	// The gateway objects are made with one access; a member in another account would need the gateway
+	// shared to it (AWS RAM), which meshd does not do: refused rather than half-built.
+	accounts := map[string]bool{}
+	for _, c := range m.Clusters {
+		if !c.External() {
+			accounts[c.AssumeRole] = true
+		}
+	}
+	if len(accounts) > 1 {
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Subject: &r, Summary: "Transit Gateway topology across accounts not planned yet",
+			Detail: `The members are reached with different assume_role settings. A Transit Gateway mesh across accounts needs the gateway shared to the other accounts (AWS RAM), which this meshd does not do. Use one account's members, or remove topology = "transit_gateway" to mesh with VPC peerings.`}}
+	}
 	regions := tgwRegions(m)
 	if len(regions) < 2 {
 		return nil
 	}
-	r := m.Attrs["topology"]
 	return hcl.Diagnostics{{Severity: hcl.DiagError, Subject: &r, Summary: "Transit Gateway topology across regions not planned yet",
 		Detail: fmt.Sprintf(`The members are in %d regions (%s). This meshd plans a Transit Gateway mesh within one region; the peering of the regions' gateways is not planned yet, and it will not fall back to VPC peering. Keep the members in one region, or remove topology = "transit_gateway" (and the blocks) to mesh with VPC peerings; meshctl plan --costs compares the two.`,
 			len(regions), strings.Join(regions, ", "))}}

@@ -88,6 +88,11 @@ func TestTransitGatewayTopologyIsRefused(t *testing.T) {
 	if diags := plan.Check(m, nil, model.NewObserved(), &plan.Plan{}); diags.HasErrors() {
 		t.Errorf("one region is refused: %v", diags)
 	}
+	m.Clusters[1].AssumeRole = "arn:aws:iam::111111111111:role/meshd"
+	if diags := plan.Check(m, nil, model.NewObserved(), &plan.Plan{}); !diags.HasErrors() || diags[0].Summary != "Transit Gateway topology across accounts not planned yet" {
+		t.Errorf("members in two accounts: %v", diags)
+	}
+	m.Clusters[1].AssumeRole = ""
 	m.Clusters = append(m.Clusters, &spec.Cluster{Name: "c", Region: "us-east-1"})
 	diags := plan.Check(m, nil, model.NewObserved(), &plan.Plan{})
 	if !diags.HasErrors() || diags[0].Summary != "Transit Gateway topology across regions not planned yet" || diags[0].Subject.Start.Line != 2 {
