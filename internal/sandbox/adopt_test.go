@@ -3,6 +3,7 @@ package sandbox_test
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -65,9 +66,13 @@ func TestAdoptRunbookOnSandbox(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The runbook lists the ENIs' addresses as they come; meshd writes them sorted. Written the other
-		// way round here, so that adopting the block rewrites it and CoreDNS really reloads during apply.
-		nlb[c.Name] = slices.Sorted(slices.Values(lb.Addresses))
+		// The runbook lists the ENIs' addresses as they come; meshd writes them sorted by address. Written
+		// the other way round here, so that adopting the block rewrites it and CoreDNS really reloads during
+		// apply. (Sorted as addresses, not strings: with the sandbox's 127.0.9.x and 127.0.10.x set the two
+		// orders differ, and a reversed string order was meshd's own, so nothing reloaded.)
+		nlb[c.Name] = slices.SortedFunc(slices.Values(lb.Addresses), func(a, b string) int {
+			return netip.MustParseAddr(a).Compare(netip.MustParseAddr(b))
+		})
 		slices.Reverse(nlb[c.Name])
 		if len(nlb[c.Name]) < 2 {
 			t.Fatalf("%s's NLB has %d addresses; the test wants at least 2 to write them out of order", c.Name, len(nlb[c.Name]))
