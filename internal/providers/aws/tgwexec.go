@@ -250,7 +250,10 @@ func (e tgwExecutor) attachment(ctx context.Context, ch plan.Change, known apply
 	if !before.Associated {
 		_, err := c.associateTransitGatewayRouteTable(ctx, &ec2.AssociateTransitGatewayRouteTableInput{
 			TransitGatewayAttachmentId: aws.String(id), TransitGatewayRouteTableId: aws.String(table)})
-		if err != nil && !HasCode(err, codeAlreadyAssociated) {
+		if HasCode(err, codeAlreadyAssociated) {
+			err = alreadyAssociatedWith(ctx, c, id, gw, table)
+		}
+		if err != nil {
 			return out, fmt.Errorf("associating %s with %s: %w", id, table, err)
 		}
 	}
@@ -262,6 +265,27 @@ func (e tgwExecutor) attachment(ctx context.Context, ch plan.Change, known apply
 		}
 	}
 	return out, nil
+}
+
+// alreadyAssociatedWith tells the two reasons AWS refuses an association with Resource.AlreadyAssociated
+// apart: a retried call of meshd's own (the attachment is in table: done), or an association with another
+// table, which a gateway with default route table association on makes by itself. meshd does not move an
+// attachment out of someone else's table: it says which and what to do.
+func alreadyAssociatedWith(ctx context.Context, c sdkTGWWrite, attachment, gateway, table string) error {
+	got, err := c.read.GetTransitGatewayRouteTableAssociations(ctx, &ec2.GetTransitGatewayRouteTableAssociationsInput{
+		TransitGatewayRouteTableId: aws.String(table),
+		Filters:                    []ec2types.Filter{{Name: aws.String("transit-gateway-attachment-id"), Values: []string{attachment}}}})
+	if err != nil {
+		return fmt.Errorf("attachment already associated, and reading %s's associations: %w", table, err)
+	}
+	for _, a := range got.Associations {
+		if aws.ToString(a.TransitGatewayAttachmentId) == attachment {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: attachment %s is already associated with another route table of %s (the gateway's default "+
+		"association?); meshd does not move it out of a table it does not own: disassociate it there, or name that table "+
+		"with route_table_id", ErrConflict, attachment, gateway)
 }
 
 // pickSubnets picks one subnet per availability zone of the VPC: the gateway reaches a zone's workloads only
