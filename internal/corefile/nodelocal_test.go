@@ -6,45 +6,8 @@ import (
 	"testing"
 )
 
-// nodeLocalCorefile is the node-local-dns ConfigMap's Corefile as the upstream manifest
-// (cluster/addons/dns/nodelocaldns/nodelocaldns.yaml) has it after the install's sed: the local and DNS
-// server addresses filled in, the cluster DNS and upstream servers left for node-cache.
-const nodeLocalCorefile = `cluster.local:53 {
-    errors
-    cache {
-            success 9984 30
-            denial 9984 5
-    }
-    reload
-    loop
-    bind 169.254.20.10 172.20.0.10
-    forward . __PILLAR__CLUSTER__DNS__ {
-            force_tcp
-    }
-    prometheus :9253
-    health 169.254.20.10:8080
-    }
-in-addr.arpa:53 {
-    errors
-    cache 30
-    reload
-    loop
-    bind 169.254.20.10 172.20.0.10
-    forward . __PILLAR__CLUSTER__DNS__ {
-            force_tcp
-    }
-    prometheus :9253
-    }
-.:53 {
-    errors
-    cache 30
-    reload
-    loop
-    bind 169.254.20.10 172.20.0.10
-    forward . __PILLAR__UPSTREAM__SERVERS__
-    prometheus :9253
-    }
-`
+// nodeLocalCorefile is the node-local-dns ConfigMap's Corefile as the upstream manifest installs it.
+var nodeLocalCorefile = NodeLocalDefault("cluster.local", "169.254.20.10", "172.20.0.10")
 
 func TestCacheRouteOfNodeLocalDNS(t *testing.T) {
 	r, err := CacheRouteOf(nodeLocalCorefile, "cluster.local")

@@ -3,7 +3,8 @@ package sandbox
 import (
 	"path/filepath"
 	"slices"
-	"strings"
+
+	"github.com/meshd-io/meshd/internal/corefile"
 )
 
 // NodeLocal DNSCache, as kubernetes/kubernetes cluster/addons/dns/nodelocaldns/nodelocaldns.yaml installs it
@@ -33,61 +34,11 @@ const (
 	PillarUpstreamServers = "__PILLAR__UPSTREAM__SERVERS__"
 )
 
-// nodeLocalTemplate is the ConfigMap's Corefile in nodelocaldns.yaml.
-const nodeLocalTemplate = `__PILLAR__DNS__DOMAIN__:53 {
-    errors
-    cache {
-            success 9984 30
-            denial 9984 5
-    }
-    reload
-    loop
-    bind __PILLAR__LOCAL__DNS__ __PILLAR__DNS__SERVER__
-    forward . __PILLAR__CLUSTER__DNS__ {
-            force_tcp
-    }
-    prometheus :9253
-    health __PILLAR__LOCAL__DNS__:8080
-    }
-in-addr.arpa:53 {
-    errors
-    cache 30
-    reload
-    loop
-    bind __PILLAR__LOCAL__DNS__ __PILLAR__DNS__SERVER__
-    forward . __PILLAR__CLUSTER__DNS__ {
-            force_tcp
-    }
-    prometheus :9253
-    }
-ip6.arpa:53 {
-    errors
-    cache 30
-    reload
-    loop
-    bind __PILLAR__LOCAL__DNS__ __PILLAR__DNS__SERVER__
-    forward . __PILLAR__CLUSTER__DNS__ {
-            force_tcp
-    }
-    prometheus :9253
-    }
-.:53 {
-    errors
-    cache 30
-    reload
-    loop
-    bind __PILLAR__LOCAL__DNS__ __PILLAR__DNS__SERVER__
-    forward . __PILLAR__UPSTREAM__SERVERS__
-    prometheus :9253
-    }
-`
-
 // NodeLocalCorefile is the Corefile of the cluster's kube-system/node-local-dns ConfigMap: nodelocaldns.yaml's
 // after the install instructions' sed (the cluster's domain, NodeLocalIP, KubeDNSServiceIP), with
 // PillarClusterDNS and PillarUpstreamServers left for node-cache.
 func (c Cluster) NodeLocalCorefile() string {
-	return strings.NewReplacer("__PILLAR__DNS__DOMAIN__", c.ClusterDomain(), "__PILLAR__LOCAL__DNS__", NodeLocalIP,
-		"__PILLAR__DNS__SERVER__", KubeDNSServiceIP).Replace(nodeLocalTemplate)
+	return corefile.NodeLocalDefault(c.ClusterDomain(), NodeLocalIP, KubeDNSServiceIP)
 }
 
 // nodeLocalSyncer is the kubelet and node-cache stand-in of the cluster's NodeLocal DNSCache, writing to

@@ -297,46 +297,10 @@ func cloneSpec(s model.ServiceSpec) model.ServiceSpec {
 	return out
 }
 
-// NodeLocalCorefile is the NodeLocal DNSCache Corefile of a cluster with the given domain, in the shape of
-// the upstream node-local-dns manifest after its install's sed (the cluster DNS and upstream placeholders
-// are left for node-cache).
+// NodeLocalCorefile is the NodeLocal DNSCache Corefile of a cluster with the given domain, as the upstream
+// manifest installs it (corefile.NodeLocalDefault).
 func NodeLocalCorefile(domain string) string {
-	return strings.ReplaceAll(`DOMAIN:53 {
-    errors
-    cache {
-            success 9984 30
-            denial 9984 5
-    }
-    reload
-    loop
-    bind 169.254.20.10 172.20.0.10
-    forward . __PILLAR__CLUSTER__DNS__ {
-            force_tcp
-    }
-    prometheus :9253
-    health 169.254.20.10:8080
-    }
-in-addr.arpa:53 {
-    errors
-    cache 30
-    reload
-    loop
-    bind 169.254.20.10 172.20.0.10
-    forward . __PILLAR__CLUSTER__DNS__ {
-            force_tcp
-    }
-    prometheus :9253
-    }
-.:53 {
-    errors
-    cache 30
-    reload
-    loop
-    bind 169.254.20.10 172.20.0.10
-    forward . __PILLAR__UPSTREAM__SERVERS__
-    prometheus :9253
-    }
-`, "DOMAIN", domain)
+	return corefile.NodeLocalDefault(domain, "169.254.20.10", "172.20.0.10")
 }
 
 // PutNodeLocal gives a cluster a NodeLocal DNSCache (kube-system/node-local-dns) with that Corefile.
