@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-
-	"github.com/coredns/caddy/caddyfile"
 )
 
 // CacheRouteOf reads, from a NodeLocal DNSCache Corefile, how the cache reaches the cluster's CoreDNS:
@@ -25,28 +23,13 @@ func CacheRouteOf(src, zone string) (CacheRoute, error) {
 		if !b.Editable {
 			return CacheRoute{}, fmt.Errorf("corefile: the block for %s at line %d is not written out in full (a snippet or no braces)", zone, b.Line)
 		}
-		blocks, err := caddyfile.Parse("Corefile", strings.NewReader(literalEnv(stubAllImports(src[b.Start:b.End]))), nil)
-		if err != nil || len(blocks) != 1 {
+		tokens, ok := blockTokens(literalEnv(src[b.Start:b.End]))
+		if !ok {
 			return CacheRoute{}, fmt.Errorf("corefile: cannot read the block for %s at line %d", zone, b.Line)
 		}
-		var r CacheRoute
-		if toks := blocks[0].Tokens["bind"]; len(toks) > 1 {
-			for _, t := range toks[1:] {
-				if t.Text == "bind" || t.Text == "{" {
-					break
-				}
-				r.Bind = append(r.Bind, t.Text)
-			}
-		}
-		toks := blocks[0].Tokens["forward"]
-		if len(toks) < 3 || toks[1].Text != "." {
+		r := CacheRoute{Bind: directiveArgs(tokens, "bind", 0), Forward: directiveArgs(tokens, "forward", 1)}
+		if len(r.Forward) == 0 {
 			return CacheRoute{}, fmt.Errorf("corefile: the block for %s at line %d has no `forward .`", zone, b.Line)
-		}
-		for _, t := range toks[2:] {
-			if t.Text == "{" || t.Text == "forward" {
-				break
-			}
-			r.Forward = append(r.Forward, t.Text)
 		}
 		for _, a := range append(slices.Clone(r.Bind), r.Forward...) {
 			if !isPlainArg(a) {

@@ -18,23 +18,43 @@ func ForwardUpstreams(src string, b ServerBlock) []string {
 	if !b.Editable || b.Start < 0 || b.End > len(src) || b.Start >= b.End {
 		return nil
 	}
-	blocks, err := caddyfile.Parse("Corefile", strings.NewReader(src[b.Start:b.End]), nil)
-	if err != nil || len(blocks) != 1 {
-		return nil
-	}
-	toks := blocks[0].Tokens["forward"]
-	// Tokens: forward FROM TO... [{ ... }]; a second forward directive follows the first's tokens.
-	if len(toks) < 3 || toks[0].Text != "forward" || toks[1].Text != "." {
+	tokens, ok := blockTokens(src[b.Start:b.End])
+	if !ok {
 		return nil
 	}
 	var out []string
-	for _, t := range toks[2:] {
-		if t.Text == "{" || t.Text == "forward" {
+	for _, u := range directiveArgs(tokens, "forward", 1) {
+		if isAddress(u) && strings.Contains(src[b.Start:b.End], u) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// blockTokens parses the text of one server block on its own with CoreDNS's parser and returns its tokens
+// by directive. Imports are blanked, so that nothing is read from this machine's files.
+func blockTokens(text string) (map[string][]caddyfile.Token, bool) {
+	blocks, err := caddyfile.Parse("Corefile", strings.NewReader(stubAllImports(text)), nil)
+	if err != nil || len(blocks) != 1 {
+		return nil, false
+	}
+	return blocks[0].Tokens, true
+}
+
+// directiveArgs are the arguments of the first `name` directive of a block's tokens, after skip leading ones
+// (forward's FROM zone): up to its own block or the next directive of the same name, whose tokens follow in
+// the same list. With fewer than skip+1 arguments (or a FROM other than ".") it returns nil.
+func directiveArgs(tokens map[string][]caddyfile.Token, name string, skip int) []string {
+	toks := tokens[name]
+	if len(toks) < 2+skip || toks[0].Text != name || (name == "forward" && toks[1].Text != ".") {
+		return nil
+	}
+	var out []string
+	for _, t := range toks[1+skip:] {
+		if t.Text == "{" || t.Text == name {
 			break
 		}
-		if isAddress(t.Text) && strings.Contains(src[b.Start:b.End], t.Text) {
-			out = append(out, t.Text)
-		}
+		out = append(out, t.Text)
 	}
 	return out
 }

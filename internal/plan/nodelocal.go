@@ -156,11 +156,16 @@ func (n NodeLocalDNS) Blocks(text string) ([]corefile.Block, error) {
 	if err != nil {
 		return nil, err
 	}
+	return n.via(route), nil
+}
+
+// via are the blocks for n's zones, routed as route.
+func (n NodeLocalDNS) via(route corefile.CacheRoute) []corefile.Block {
 	out := make([]corefile.Block, len(n.Zones))
 	for i, z := range n.Zones {
 		out[i] = corefile.Block{Zone: z, Cache: &route}
 	}
-	return out, nil
+	return out
 }
 
 // nodeLocal plans meshd's blocks in a cluster's cache Corefile: the other desired members' zones that are
@@ -184,13 +189,13 @@ func (d *dnsPlanner) nodeLocal(m model.Member, wanted bool) {
 		}
 	}
 	want := NodeLocalDNS{Cluster: m.Name, KubeContext: m.KubeContext, Domain: domain, Zones: uniqueSorted(zones), Owned: owned}
-	blocks, err := want.Blocks(text)
-	if err != nil {
+	route, routeErr := corefile.CacheRouteOf(text, domain)
+	if routeErr != nil && len(want.Zones) > 0 {
 		d.conflict(addr, fmt.Sprintf("Cannot tell how the NodeLocal DNSCache of cluster %s reaches its CoreDNS", m.Name),
-			fmt.Sprintf("%v. meshd copies the bind and forward lines of the cache's block for %s into its blocks for the other clusters' domains; nothing is changed.", err, domain))
+			fmt.Sprintf("%v. meshd copies the bind and forward lines of the cache's block for %s into its blocks for the other clusters' domains; nothing is changed.", routeErr, domain))
 		return
 	}
-	merged, rep, err := corefile.Merge(text, d.mesh(), owned, blocks)
+	merged, rep, err := corefile.Merge(text, d.mesh(), owned, want.via(route))
 	if err != nil {
 		d.conflict(addr, fmt.Sprintf("Cannot update meshd's blocks in the NodeLocal DNSCache Corefile of cluster %s", m.Name),
 			fmt.Sprintf("%v. meshd writes a Corefile only when the result parses; nothing is changed.", err))
@@ -209,7 +214,7 @@ func (d *dnsPlanner) nodeLocal(m model.Member, wanted bool) {
 		Owned: owned, Text: text, Backup: o.NodeLocalBackup != nil}
 	want.Text, want.Removed = merged, rep.Removed
 	want.Backup, want.DeleteBackup = len(want.Zones) > 0, deleteBackup
-	if route, err := corefile.CacheRouteOf(text, domain); err == nil {
+	if routeErr == nil {
 		want.Forward, before.Forward = strings.Join(route.Forward, " "), strings.Join(route.Forward, " ")
 	}
 	var deps []string

@@ -320,14 +320,20 @@ func (e corefileExecutor) Execute(ctx context.Context, ch plan.Change, known app
 		}
 		return corefile.Merge(text, p.opts.Mesh, mergeOwned, blocks)
 	})
-	record := func(st *state.State) { st.SetCorefileZones(after.Cluster, owned) }
-	if err != nil {
-		if owned != nil {
-			return apply.Outcome{Record: record}, fmt.Errorf("cluster %s: %w", after.Cluster, err)
-		}
-		return apply.Outcome{}, fmt.Errorf("cluster %s: %w", after.Cluster, err)
+	return mergeOutcome(after.Cluster, owned, err, func(st *state.State) { st.SetCorefileZones(after.Cluster, owned) })
+}
+
+// mergeOutcome is what a change merged by mergeInto returns: the record of the zones meshd owns there once
+// the write happened (owned is set), also when a step after it failed.
+func mergeOutcome(cluster string, owned []string, err error, record func(*state.State)) (apply.Outcome, error) {
+	if err == nil {
+		return apply.Outcome{Record: record}, nil
 	}
-	return apply.Outcome{Record: record}, nil
+	err = fmt.Errorf("cluster %s: %w", cluster, err)
+	if owned != nil {
+		return apply.Outcome{Record: record}, err
+	}
+	return apply.Outcome{}, err
 }
 
 // mergeTarget is a ConfigMap key that meshd merges its server blocks into.

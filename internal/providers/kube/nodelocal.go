@@ -32,12 +32,5 @@ func (e nodeLocalExecutor) Execute(ctx context.Context, ch plan.Change, _ apply.
 		}
 		return corefile.Merge(text, p.opts.Mesh, after.Owned, blocks)
 	})
-	record := func(st *state.State) { plan.RecordNodeLocal(st, after, owned) }
-	if err != nil {
-		if owned != nil {
-			return apply.Outcome{Record: record}, fmt.Errorf("cluster %s: %w", after.Cluster, err)
-		}
-		return apply.Outcome{}, fmt.Errorf("cluster %s: %w", after.Cluster, err)
-	}
-	return apply.Outcome{Record: record}, nil
+	return mergeOutcome(after.Cluster, owned, err, func(st *state.State) { plan.RecordNodeLocal(st, after, owned) })
 }
