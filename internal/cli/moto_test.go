@@ -516,22 +516,28 @@ func (c *callCounter) total() int {
 	return n
 }
 
+// growTo adds clusters tidb-4..tidb-n to the harness's three, spread over its regions in turn, EKS clusters
+// in the first region as tidb-1 is.
+func (h *harness) growTo(n int) {
+	h.t.Helper()
+	for i := len(h.nets); i < n; i++ {
+		region := regions[i%3]
+		net, err := sandbox.CreateNetwork(context.Background(), h.moto.AWSConfig(region), sandbox.ClusterNet{
+			Name: fmt.Sprintf("tidb-%d", i+1), Region: region, CIDR: fmt.Sprintf("10.%d.0.0/16", i+1), EKS: region == regions[0]})
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		h.nets = append(h.nets, net)
+	}
+}
+
 // TestObserveCallsAreConstant: observing a 12-cluster mesh costs as many EC2 calls as a 3-cluster mesh in
 // the same regions (filtered, paginated Describe calls per region and kind, not one per resource). The
 // clusters added in us-west-1 are EKS clusters, as tidb-1 is: one eks_cluster or four in a region, its
 // self-managed nodes are found with one DescribeInstances.
 func TestObserveCallsAreConstant(t *testing.T) {
 	h := newHarness(t)
-	ctx := context.Background()
-	for i := 3; i < 12; i++ {
-		region := regions[i%3]
-		n, err := sandbox.CreateNetwork(ctx, h.moto.AWSConfig(region), sandbox.ClusterNet{
-			Name: fmt.Sprintf("tidb-%d", i+1), Region: region, CIDR: fmt.Sprintf("10.%d.0.0/16", i+1), EKS: region == regions[0]})
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.nets = append(h.nets, n)
-	}
+	h.growTo(12)
 	countCmd := func(clusters int, args ...string) map[string]int {
 		all := h.nets
 		h.nets = all[:clusters]

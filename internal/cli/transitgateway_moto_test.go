@@ -13,7 +13,6 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	awsprovider "github.com/meshd-io/meshd/internal/providers/aws"
-	"github.com/meshd-io/meshd/internal/sandbox"
 	"github.com/meshd-io/meshd/internal/spec"
 )
 
@@ -25,15 +24,7 @@ import (
 func TestObserveTransitGatewaysCallsAreConstant(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
-	for i := 3; i < 24; i++ {
-		region := regions[i%3]
-		n, err := sandbox.CreateNetwork(ctx, h.moto.AWSConfig(region), sandbox.ClusterNet{
-			Name: fmt.Sprintf("tidb-%d", i+1), Region: region, CIDR: fmt.Sprintf("10.%d.0.0/16", i+1), EKS: region == regions[0]})
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.nets = append(h.nets, n)
-	}
+	h.growTo(24)
 	tagged := func(rt ec2types.ResourceType, id string) []ec2types.TagSpecification {
 		return []ec2types.TagSpecification{{ResourceType: rt, Tags: []ec2types.Tag{
 			{Key: aws.String("meshd.io/mesh"), Value: aws.String("tidb")}, {Key: aws.String("meshd.io/id"), Value: aws.String(id)}}}}
