@@ -19,7 +19,7 @@ const (
 	DNSServiceName   = "across-cluster-dns-tcp"
 	CoreDNSConfigMap = "coredns"
 	BackupConfigMap  = "coredns-meshd-backup"
-	CorefileKey      = "Corefile"
+	CorefileKey      = spec.CorefileKey // the spec names it too (dns { corefile }): one constant
 	// EKSManager is the field manager of the EKS CoreDNS managed add-on, which may revert the Corefile.
 	EKSManager = "eks"
 )
