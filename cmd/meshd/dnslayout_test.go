@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/meshd-io/meshd/internal/cli"
 	"github.com/meshd-io/meshd/internal/sandbox"
+	"github.com/meshd-io/meshd/internal/testenv"
 )
 
 // TestDNSLayoutsOnSandbox runs meshd against the CoreDNS setups clusters really have, each served by the
@@ -24,8 +27,11 @@ import (
 // domains of their own). In namespace and then cluster-domain mode: plan names each layout, apply makes
 // every ordered pair resolve (through tidb-1's cache too), and the next plan is empty. Then meshd, from its
 // watches, repairs meshd's block removed from each of the three; destroy leaves every kube-system
-// ConfigMap byte for byte as it was, and no other.
+// ConfigMap byte for byte as it was, and no other. meshctl and meshd run as an identity that holds only
+// what meshctl rbac generates for the spec, applied with the real kubectl: the layouts' ConfigMaps, the
+// cache's and the backups are all in it.
 func TestDNSLayoutsOnSandbox(t *testing.T) {
+	kubectl := testenv.Require(t, testenv.BinKubectl)
 	sb := sandbox.StartT(t, sandbox.WithNodeLocal("tidb-1"), sandbox.WithLayout(sandbox.LayoutK3s, "tidb-2"),
 		sandbox.WithLayout(sandbox.LayoutRKE2, "tidb-3"), func(c *sandbox.Cluster) {
 			if c.Name != "tidb-1" { // an EKS cluster's domain is cluster.local
@@ -34,6 +40,18 @@ func TestDNSLayoutsOnSandbox(t *testing.T) {
 		})
 	e := newE2EOn(t, sb)
 	ctx := context.Background()
+	byContext := map[string]*testenv.APIServer{}
+	for _, c := range sb.Clusters {
+		byContext[c.Context] = sb.APIServers[c.Name].Unprivileged()
+	}
+	kubeconfig := filepath.Join(e.dir, "meshd-kubeconfig")
+	if err := testenv.WriteMultiKubeconfig(kubeconfig, byContext); err != nil {
+		t.Fatal(err)
+	}
+	meshctl := func(want int, args ...string) (string, string) {
+		t.Helper()
+		return layoutMeshctl(t, e, kubeconfig, want, args...)
+	}
 	before := map[string]map[string]map[string]string{}
 	for _, c := range sb.Clusters {
 		before[c.Name] = kubeSystemConfigMaps(t, sb, c.Name)
@@ -45,7 +63,19 @@ func TestDNSLayoutsOnSandbox(t *testing.T) {
 
 	for _, mode := range []string{"namespace", "cluster_domain"} {
 		e.writeFile("mesh.hcl", layoutSpec(sb, mode))
-		out, _ := layoutMeshctl(t, e, 2, "plan", "--detailed-exitcode")
+		for _, c := range sb.Clusters { // the mode's RBAC, by an admin
+			var rbac bytes.Buffer
+			if code := (&cli.App{Stdout: &rbac, Stderr: &rbac}).Main(ctx, []string{"rbac", "--spec", e.spec, "--cluster", c.Name}); code != 0 {
+				t.Fatalf("meshctl rbac --cluster %s: exit %d\n%s", c.Name, code, rbac.String())
+			}
+			yaml := rbac.String()
+			cmd := exec.Command(kubectl, "--kubeconfig", sb.Kubeconfig, "--context", c.Context, "apply", "-f", "-")
+			cmd.Stdin = strings.NewReader(yaml)
+			if got, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("kubectl apply of meshctl rbac --cluster %s: %v\n%s", c.Name, err, got)
+			}
+		}
+		out, _ := meshctl(2, "plan", "--detailed-exitcode")
 		for _, want := range []string{
 			"tidb-1: kube-system/coredns (EKS add-on); NodeLocal DNSCache kube-system/node-local-dns",
 			"tidb-2: kube-system/coredns-custom key meshd.server, a file the Corefile imports (k3s)",
@@ -55,7 +85,7 @@ func TestDNSLayoutsOnSandbox(t *testing.T) {
 				t.Errorf("%s mode: the plan does not say %q:\n%s", mode, want, out)
 			}
 		}
-		layoutMeshctl(t, e, 0, "apply", "--auto-approve")
+		meshctl(0, "apply", "--auto-approve")
 		for _, a := range sb.Clusters {
 			for _, b := range sb.Clusters {
 				if _, err := sb.WaitResolve(ctx, a.Name, b.SampleName(), 30*time.Second); err != nil {
@@ -68,15 +98,15 @@ func TestDNSLayoutsOnSandbox(t *testing.T) {
 				}
 			}
 		}
-		layoutMeshctl(t, e, 0, "plan", "--detailed-exitcode")
-		verify, _ := layoutMeshctl(t, e, 0, "verify")
+		meshctl(0, "plan", "--detailed-exitcode")
+		verify, _ := meshctl(0, "verify")
 		if !strings.Contains(verify, "tidb-1's Pods ask its NodeLocal DNSCache") {
 			t.Errorf("%s mode: verify does not follow the path through tidb-1's cache:\n%s", mode, verify)
 		}
 	}
 
 	// Each layout's drift, repaired by meshd from its watch of that ConfigMap.
-	m := e.start()
+	m := e.start("--kubeconfig", kubeconfig)
 	cms := func(cluster string) func() map[string]string {
 		return func() map[string]string { return kubeSystemConfigMaps(t, sb, cluster)[layoutConfigMap(sb, cluster)] }
 	}
@@ -107,7 +137,7 @@ func TestDNSLayoutsOnSandbox(t *testing.T) {
 	}
 	e.kill(m, syscall.SIGTERM)
 
-	layoutMeshctl(t, e, 0, "destroy", "--auto-approve")
+	meshctl(0, "destroy", "--auto-approve")
 	for _, c := range sb.Clusters {
 		after := kubeSystemConfigMaps(t, sb, c.Name)
 		for name, data := range before[c.Name] {
@@ -128,7 +158,7 @@ func TestDNSLayoutsOnSandbox(t *testing.T) {
 	if err := sb.Clients["tidb-3"].CoreV1().ConfigMaps("kube-system").Delete(ctx, sandbox.ConfigMapRKE2CoreDNS, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	_, stderr := layoutMeshctl(t, e, 0, "apply", "--auto-approve")
+	_, stderr := meshctl(0, "apply", "--auto-approve")
 	if !strings.Contains(stderr, "No CoreDNS configuration to write to") || !strings.Contains(stderr, "mesh.hcl:") {
 		t.Errorf("apply without tidb-3's CoreDNS ConfigMap: no warning at the spec:\n%s", stderr)
 	}
@@ -137,7 +167,7 @@ func TestDNSLayoutsOnSandbox(t *testing.T) {
 			t.Errorf("%s does not resolve %s, whose cluster has no CoreDNS ConfigMap: %v", a.Name, sb.Clusters[2].SampleName(), err)
 		}
 	}
-	layoutMeshctl(t, e, 0, "destroy", "--auto-approve")
+	meshctl(0, "destroy", "--auto-approve")
 }
 
 // layoutConfigMap is the ConfigMap that holds meshd's blocks in each cluster of TestDNSLayoutsOnSandbox.
@@ -183,13 +213,14 @@ func kubeSystemConfigMaps(t *testing.T, sb *sandbox.Sandbox, cluster string) map
 	return out
 }
 
-// layoutMeshctl runs meshctl with the test's spec, state and kubeconfig in the sandbox's environment.
-func layoutMeshctl(t *testing.T, e *e2e, want int, args ...string) (string, string) {
+// layoutMeshctl runs meshctl with the test's spec and state and the given kubeconfig, in the sandbox's
+// environment.
+func layoutMeshctl(t *testing.T, e *e2e, kubeconfig string, want int, args ...string) (string, string) {
 	t.Helper()
 	e.setenv(t)
 	var out, errb bytes.Buffer
 	app := &cli.App{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb}
-	full := append(args, "--spec", e.spec, "--state", e.state, "--kubeconfig", e.sb.Kubeconfig)
+	full := append(args, "--spec", e.spec, "--state", e.state, "--kubeconfig", kubeconfig)
 	if code := app.Main(context.Background(), full); code != want {
 		t.Fatalf("meshctl %s: exit %d, want %d\n%s\n%s", strings.Join(args, " "), code, want, out.String(), errb.String())
 	}
