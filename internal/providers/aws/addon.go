@@ -127,6 +127,10 @@ func addonNotFound(err error) bool {
 
 const codeResourceInUse = "ResourceInUseException"
 
+func init() {
+	executors.Register(func(p *Provider) apply.Executor { return addonExecutor{p} }, plan.KindAddonCorefile)
+}
+
 type addonExecutor struct{ p *Provider }
 
 // Execute writes meshd's blocks into the add-on's configurationValues.corefile (or takes them out), with

@@ -18,19 +18,20 @@ import (
 	"github.com/meshd-io/meshd/internal/state"
 )
 
-// Executors returns the apply executors for the AWS resource kinds: the built-in ones, and those of the
-// kinds whose I/O is registered in kindio (with the SDK configuration of the change's access and region).
+// executors are the built-in AWS kinds' executors, each registered by the file that implements it.
+var executors apply.Table[*Provider]
+
+func init() {
+	executors.Register(func(p *Provider) apply.Executor { return peeringExecutor{p} }, plan.KindPeering)
+	executors.Register(func(p *Provider) apply.Executor { return routeExecutor{p} }, plan.KindRoute)
+	executors.Register(func(p *Provider) apply.Executor { return ruleExecutor{p} }, plan.KindSGRule)
+}
+
+// Executors returns the apply executors for the AWS resource kinds: the built-in ones (executors), and
+// those of the kinds whose I/O is registered in kindio (with the SDK configuration of the change's access
+// and region).
 func (p *Provider) Executors() map[plan.Kind]apply.Executor {
-	out := map[plan.Kind]apply.Executor{
-		plan.KindPeering: peeringExecutor{p},
-		plan.KindRoute:   routeExecutor{p},
-		plan.KindSGRule:  ruleExecutor{p},
-
-		plan.KindAddonCorefile: addonExecutor{p},
-
-		plan.KindTransitGateway: tgwExecutor{p}, plan.KindTGWRouteTable: tgwExecutor{p},
-		plan.KindTGWAttachment: tgwExecutor{p}, plan.KindTGWVPCRoute: tgwExecutor{p},
-	}
+	out := executors.Make(p)
 	for _, k := range kindio.AWSKinds() {
 		io, _ := kindio.AWSOf(k)
 		out[k] = kindio.AWSExecutor(io, func(at plan.Where) aws.Config { return p.ConfigFor(at.Access, at.Region) })

@@ -57,6 +57,11 @@ func (p *Provider) now() time.Time {
 	return time.Now()
 }
 
+func init() {
+	executors.Register(func(p *Provider) apply.Executor { return cpAccountExecutor{p} }, plan.KindCPAccount)
+	executors.Register(func(p *Provider) apply.Executor { return kubeconfigExecutor{p} }, plan.KindKubeconfig)
+}
+
 type cpAccountExecutor struct{ p *Provider }
 
 // Execute makes a data plane's ServiceAccount and its ClusterRoleBinding what the plan says (creating the

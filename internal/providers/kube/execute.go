@@ -31,20 +31,18 @@ import (
 // ProgressEvery is how often a long wait reports that it is still waiting, by default.
 const ProgressEvery = 10 * time.Second
 
-// Executors returns the apply executors for the Kubernetes resource kinds: the built-in ones, and those
-// of the kinds whose I/O is registered in kindio (with the client of the change's cluster).
-func (p *Provider) Executors() map[plan.Kind]apply.Executor {
-	out := map[plan.Kind]apply.Executor{
-		plan.KindDNSService:   serviceExecutor{p},
-		plan.KindCorefile:     corefileExecutor{p},
-		plan.KindNodeLocalDNS: nodeLocalExecutor{p},
-		plan.KindReplica:      replicaExecutor{p},
+// executors are the built-in Kubernetes kinds' executors, each registered by the file that implements it.
+var executors apply.Table[*Provider]
 
-		plan.KindLBService:          lbServiceExecutor{p},
-		plan.KindTargetGroupBinding: bindingExecutor{p},
-		plan.KindCPAccount:          cpAccountExecutor{p},
-		plan.KindKubeconfig:         kubeconfigExecutor{p},
-	}
+func init() {
+	executors.Register(func(p *Provider) apply.Executor { return serviceExecutor{p} }, plan.KindDNSService)
+	executors.Register(func(p *Provider) apply.Executor { return corefileExecutor{p} }, plan.KindCorefile)
+}
+
+// Executors returns the apply executors for the Kubernetes resource kinds: the built-in ones (executors),
+// and those of the kinds whose I/O is registered in kindio (with the client of the change's cluster).
+func (p *Provider) Executors() map[plan.Kind]apply.Executor {
+	out := executors.Make(p)
 	for _, k := range kindio.KubeKinds() {
 		io, _ := kindio.KubeOf(k)
 		out[k] = kindio.KubeExecutor(io, func(cl kindio.Cluster) (kubeclient.Interface, error) { return p.Client(cl.KubeContext) })

@@ -222,6 +222,11 @@ func (p *Provider) LBServiceAnnotations(ctx context.Context, rec state.LoadBalan
 	return &plan.LBServiceObserved{Annotations: svc.Annotations}, nil
 }
 
+func init() {
+	executors.Register(func(p *Provider) apply.Executor { return lbServiceExecutor{p} }, plan.KindLBService)
+	executors.Register(func(p *Provider) apply.Executor { return bindingExecutor{p} }, plan.KindTargetGroupBinding)
+}
+
 type lbServiceExecutor struct{ p *Provider }
 
 // Execute writes meshd's annotation values on the primary's Service with server-side apply (field manager

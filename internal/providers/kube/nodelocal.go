@@ -10,6 +10,10 @@ import (
 	"github.com/meshd-io/meshd/internal/state"
 )
 
+func init() {
+	executors.Register(func(p *Provider) apply.Executor { return nodeLocalExecutor{p} }, plan.KindNodeLocalDNS)
+}
+
 type nodeLocalExecutor struct{ p *Provider }
 
 // Execute merges meshd's blocks into the NodeLocal DNSCache's Corefile as it is now, each routed as the

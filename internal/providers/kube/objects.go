@@ -69,6 +69,10 @@ func (p *Provider) ObserveObjects(ctx context.Context, queries []ObjectQuery) ma
 	return out
 }
 
+func init() {
+	executors.Register(func(p *Provider) apply.Executor { return replicaExecutor{p} }, plan.KindReplica)
+}
+
 type replicaExecutor struct{ p *Provider }
 
 // Execute writes or deletes one copy. A create, update, replacement or adoption reads the source again and
