@@ -19,8 +19,7 @@ import (
 // TestObserveTransitGatewaysCallsAreConstant: with topology = "transit_gateway" the observation reads, per
 // region, the mesh's gateway, its route table (routes, propagations and associations), its attachments and peering
 // attachments — seven calls more per region whether the mesh has 3 or 24 clusters — and nothing of a gateway
-// that is neither the mesh's nor the spec's. With topology = "peering" it reads none of it. (plan itself
-// refuses the topology across regions until the gateways' peering is planned: exit 1 after observing.)
+// that is neither the mesh's nor the spec's. With topology = "peering" it reads none of it.
 func TestObserveTransitGatewaysCallsAreConstant(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
@@ -82,13 +81,10 @@ func TestObserveTransitGatewaysCallsAreConstant(t *testing.T) {
 		h.nets = all
 		c := &callCounter{calls: map[string]int{}}
 		h.awsOptions = []func(*middleware.Stack) error{c.middleware}
-		code := 2
-		if topology == spec.TopologyTransitGateway {
-			code = 1
-		}
-		r := h.mustRun(code, "plan", "--detailed-exitcode")
-		if code == 1 && !strings.Contains(r.stderr, "Transit Gateway topology across regions not planned yet") {
-			t.Fatalf("plan of %d clusters failed otherwise:\n%s", clusters, r.stderr)
+		// The VPC attachments made above are foreign to meshd (moto drops their tags): a conflict, exit 1,
+		// once the plan is computed, which is all that is counted here.
+		if r := h.run("plan", "--detailed-exitcode"); r.code == 0 || !strings.Contains(r.stdout, "Plan: ") {
+			t.Fatalf("plan of %d clusters (%s): exit %d\n%s\n%s", clusters, topology, r.code, r.stdout, r.stderr)
 		}
 		return c.calls
 	}
@@ -140,13 +136,12 @@ func TestObserveTransitGatewaysCallsAreConstant(t *testing.T) {
 			t.Errorf("gateway %s: %+v", gateways[region], g)
 		}
 		rt := obs.Observed.TGWRouteTables[tables[region]]
-		// moto 5.2 gaps, worked around here: SearchTransitGatewayRoutes renders a route's attachment as a
-		// map the SDK does not read (AttachmentID comes back empty), and DescribeTransitGatewayAttachments
-		// reports the gateway's default route table as the association even after
-		// AssociateTransitGatewayRouteTable. Real AWS reports both.
+		// A moto 5.2 gap, worked around here: DescribeTransitGatewayAttachments reports the gateway's default
+		// route table as the association even after AssociateTransitGatewayRouteTable. (Its answer to
+		// SearchTransitGatewayRoutes is put in AWS's shape by the test environment, moto_serial.py.)
 		static := false
 		for _, r := range rt.Routes {
-			static = static || (r.DestinationCIDR == "10.200.0.0/16" && r.Type == "static" && r.State == "active")
+			static = static || (r.DestinationCIDR == "10.200.0.0/16" && r.Type == "static" && r.State == "active" && r.AttachmentID == attachments[region])
 		}
 		if !static || !slices.Contains(rt.Propagations, attachments[region]) {
 			t.Errorf("route table %s in %s: %+v, want the static route and the propagation of %s", tables[region], region, rt, attachments[region])

@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/hashicorp/hcl/v2"
@@ -40,10 +43,14 @@ type observation struct {
 }
 
 // observer reads one part of the world for a plan: the AWS side, or what a group of kinds plans from. The
-// observers a plan needs run at the same time (observe); then, in list order, each one's resolve, which
-// needs the members AWS resolved.
+// observers a plan needs run at the same time (observe); then, by order, each one's resolve, which needs
+// the members AWS resolved.
 type observer struct {
 	name string
+	// order places a built-in observer among the others: their diagnostics are reported and their
+	// resolves run by order, lower first. It is unique; the plan goldens show the order, and
+	// TestBuiltinObserverOrder pins it.
+	order int
 	// kinds are the kinds whose observation this is (TestEveryKindIsObserved).
 	kinds []plan.Kind
 	on    func(o *observation) bool
@@ -55,36 +62,39 @@ type observer struct {
 	evenWithErrors bool
 }
 
-// builtinObservers are the parts the built-in kinds read, in the order their diagnostics are reported and
-// their resolves run. A kind registered outside them registers its I/O in kindio instead, and its
-// observer comes from there; a plan runs both (observers, kindparts.go).
-var builtinObservers = []observer{
-	{name: "aws", kinds: []plan.Kind{plan.KindPeering, plan.KindRoute, plan.KindSGRule,
-		plan.KindTransitGateway, plan.KindTGWRouteTable, plan.KindTGWAttachment, plan.KindTGWVPCRoute}, on: func(*observation) bool { return true }, observe: (*observation).observeAWS},
-	{name: "dns", kinds: []plan.Kind{plan.KindDNSService, plan.KindCorefile, plan.KindNodeLocalDNS}, on: func(o *observation) bool { return o.dnsOn }, observe: (*observation).observeKubeDNS},
-	{name: "replicas", kinds: []plan.Kind{plan.KindReplica}, on: func(o *observation) bool { return o.e.replicasOn(o.m, o.st) },
-		observe: func(o *observation, ctx context.Context) (hcl.Diagnostics, error) {
-			var diags hcl.Diagnostics
-			o.in.Replicas, diags = o.e.observeReplicas(ctx, o.v, o.m, o.st, o.destroy)
-			return diags, nil
-		}},
-	{name: "addons", kinds: []plan.Kind{plan.KindAddonCorefile}, on: func(o *observation) bool { return o.dnsOn }, observe: (*observation).observeAddons},
-	{name: "control planes", kinds: []plan.Kind{plan.KindCPAccount, plan.KindKubeconfig}, on: func(o *observation) bool { return o.e.controlPlanesOn(o.m, o.st) },
-		observe: func(o *observation, ctx context.Context) (hcl.Diagnostics, error) {
-			var diags hcl.Diagnostics
-			o.in.ControlPlanes, diags = o.e.observeControlPlanes(ctx, o.v, o.m, o.st, o.destroy)
-			return diags, nil
-		},
-		resolve: func(o *observation, _ context.Context) (hcl.Diagnostics, error) {
-			return o.e.resolveEndpoints(o.m, o.in.ControlPlanes, o.aws.Observed, o.aws.Members), nil
-		},
-		evenWithErrors: true},
-	{name: "load balancers", kinds: []plan.Kind{plan.KindLBService, plan.KindTargetGroupBinding}, on: func(o *observation) bool { return o.e.loadBalancersOn(o.m, o.st) },
-		resolve: func(o *observation, ctx context.Context) (diags hcl.Diagnostics, err error) {
-			o.in.LoadBalancers, diags, err = o.e.observeLoadBalancerBlocks(ctx, o.v, o.m, o.st, o.in.Members, o.destroy)
-			return diags, err
-		}},
-	{name: "dns load balancers", on: func(o *observation) bool { return o.dnsOn }, resolve: (*observation).resolveDNS},
+// builtinObservers are the parts the built-in kinds read, by order, each registered (registerObserver) by
+// the engine file that implements it. A kind registered outside them registers its I/O in kindio instead,
+// and its observer comes from there; a plan runs both (observers, kindparts.go).
+var builtinObservers []observer
+
+// registerObserver adds a built-in observer. It panics when the observer's name or order is taken or one of
+// its kinds is already another's: programming errors, found by any test that loads the package.
+func registerObserver(ob observer) {
+	for _, other := range builtinObservers {
+		if other.name == ob.name || other.order == ob.order {
+			panic(fmt.Sprintf("engine: observers %q and %q have the same name or order %d", other.name, ob.name, ob.order))
+		}
+		for _, k := range ob.kinds {
+			if slices.Contains(other.kinds, k) {
+				panic(fmt.Sprintf("engine: kind %q observed by both %q and %q", k, other.name, ob.name))
+			}
+		}
+	}
+	builtinObservers = append(builtinObservers, ob)
+	slices.SortFunc(builtinObservers, func(a, b observer) int { return cmp.Compare(a.order, b.order) })
+}
+
+// The AWS side and the DNS read, which several kinds plan from; the other built-in observers are
+// registered by their files (replicas.go, addons.go, controlplane.go, loadbalancers.go).
+func init() {
+	registerObserver(observer{name: "aws", order: 10, kinds: []plan.Kind{plan.KindPeering, plan.KindRoute, plan.KindSGRule,
+		plan.KindTransitGateway, plan.KindTGWRouteTable, plan.KindTGWAttachment, plan.KindTGWVPCRoute, plan.KindTGWPeering, plan.KindTGWRoute},
+		on: func(*observation) bool { return true }, observe: (*observation).observeAWS})
+	registerObserver(observer{name: "dns", order: 20, kinds: []plan.Kind{plan.KindDNSService, plan.KindCorefile, plan.KindNodeLocalDNS},
+		on: func(o *observation) bool { return o.dnsOn }, observe: (*observation).observeKubeDNS})
+	// Last: it reads the NLBs behind the DNS Services the dns observer read, and hands the add-ons over.
+	registerObserver(observer{name: "dns load balancers", order: 70, on: func(o *observation) bool { return o.dnsOn },
+		resolve: (*observation).resolveDNS})
 }
 
 // observe runs the observers the plan needs: their reads at the same time, then their resolves in order. It
@@ -167,17 +177,6 @@ func (o *observation) observeKubeDNS(ctx context.Context) (hcl.Diagnostics, erro
 		d.Severity = hcl.DiagWarning
 	}
 	return diags, nil
-}
-
-// observeAddons reads the EKS CoreDNS add-ons: AWS, observed with the rest of AWS or reused with it.
-func (o *observation) observeAddons(ctx context.Context) (hcl.Diagnostics, error) {
-	o.addons, _ = awsPart(o.v, "addons", func() (addonObservation, error) {
-		ctx, cancel := o.e.awsObserveContext(ctx, o.v.scope)
-		defer cancel()
-		a := o.e.observeAddons(ctx, o.m, o.st, o.destroy)
-		return a, a.err
-	})
-	return cloneDiags(o.addons.diags), o.addons.err
 }
 
 // resolveDNS finds the NLBs behind the DNS Services and hands the DNS part to the planner.

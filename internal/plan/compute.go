@@ -84,6 +84,10 @@ type computer struct {
 	// are the changes that route through the gateways (meshd's peerings are deleted after them).
 	tgwAttach       map[string]string
 	tgwRouteChanges []string
+	// tgwPeer is, by "region:peer region", how routes reach the regions' peering attachment; tgwStatic is,
+	// by "region|block", the change that makes the region's gateway route to a remote block.
+	tgwPeer   map[string]tgwPeerRef
+	tgwStatic map[string]string
 }
 
 func newComputer(in Input) *computer {

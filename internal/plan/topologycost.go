@@ -1,10 +1,8 @@
 package plan
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -120,17 +118,15 @@ func covered(summaries []netip.Prefix, cidr string) bool {
 	return slices.ContainsFunc(summaries, func(s netip.Prefix) bool { return s.Bits() <= p.Bits() && s.Contains(p.Addr()) })
 }
 
-// checkTopology refuses a transit_gateway mesh whose members span regions: the gateways' peering
-// attachments (tgw_peering) and the static routes across them are not planned yet, and planning the
-// regions' gateways apart would leave the regions unreachable from each other. It never falls back to
-// peering. meshctl validate accepts the spec, and meshctl plan --costs still compares the topologies.
+// checkTopology refuses a transit_gateway mesh whose members are reached with different accesses: the
+// gateway objects of a region are made with one access, and a member in another account would need the
+// gateway shared to it (AWS RAM), which meshd does not do. Refused rather than half-built; it never falls
+// back to peering.
 func checkTopology(m *spec.Mesh) hcl.Diagnostics {
 	if !m.UsesTransitGateway() {
 		return nil
 	}
 	r := m.Attrs["topology"]
-	// The gateway objects are made with one access; a member in another account would need the gateway
-	// shared to it (AWS RAM), which meshd does not do: refused rather than half-built.
 	accounts := map[string]bool{}
 	for _, c := range m.Clusters {
 		if !c.External() {
@@ -141,11 +137,5 @@ func checkTopology(m *spec.Mesh) hcl.Diagnostics {
 		return hcl.Diagnostics{{Severity: hcl.DiagError, Subject: &r, Summary: "Transit Gateway topology across accounts not planned yet",
 			Detail: `The members are reached with different assume_role settings. A Transit Gateway mesh across accounts needs the gateway shared to the other accounts (AWS RAM), which this meshd does not do. Use one account's members, or remove topology = "transit_gateway" to mesh with VPC peerings.`}}
 	}
-	regions := tgwRegions(m)
-	if len(regions) < 2 {
-		return nil
-	}
-	return hcl.Diagnostics{{Severity: hcl.DiagError, Subject: &r, Summary: "Transit Gateway topology across regions not planned yet",
-		Detail: fmt.Sprintf(`The members are in %d regions (%s). This meshd plans a Transit Gateway mesh within one region; the peering of the regions' gateways is not planned yet, and it will not fall back to VPC peering. Keep the members in one region, or remove topology = "transit_gateway" (and the blocks) to mesh with VPC peerings; meshctl plan --costs compares the two.`,
-			len(regions), strings.Join(regions, ", "))}}
+	return nil
 }

@@ -271,6 +271,9 @@ func (c *computer) transitGateways() {
 		refs[region] = c.tgwRegion(region, tg.Gateways[region], regions[region][0].Access, usedGW, usedRT)
 	}
 	attachDeletes := c.tgwAttachments(regions, refs)
+	c.tgwStatic = map[string]string{}
+	peeringDels := c.tgwPeerings(regions, refs)
+	c.tgwStaticRoutes(regions, refs, peeringDels)
 	c.tgwVPCRoutes(regions, refs)
 	// meshd's peerings go only once the routes through the gateways are in place (the switch of topology).
 	for i := range c.plan.Changes {
@@ -281,7 +284,7 @@ func (c *computer) transitGateways() {
 
 	// What no region uses any more: attachments (after the routes through them), route tables (after
 	// their attachments), gateways (after both).
-	var attachDels []string
+	attachDels := peeringDels
 	for _, id := range slices.Sorted(maps.Keys(attachDeletes)) {
 		attachDels = append(attachDels, attachDeletes[id]...)
 	}
@@ -482,37 +485,75 @@ func (c *computer) routeTableSubnets(m model.Member) []string {
 }
 
 // tgwWantedRoutes are the VPC routes the topology wants, by route table | destination.
-func (c *computer) tgwWantedRoutes(regions map[string][]model.Member, refs map[string]*tgwRef) (map[string]TGWVPCRoute, []string) {
+// With each key come the source member and the members whose blocks the route leads to (several under a
+// summary): the route waits for their path through the gateways.
+func (c *computer) tgwWantedRoutes(regions map[string][]model.Member, refs map[string]*tgwRef) (map[string]TGWVPCRoute, []string, map[string]tgwRouteEnds) {
 	want := map[string]TGWVPCRoute{}
+	ends := map[string]tgwRouteEnds{}
 	var order []string
 	for _, region := range slices.Sorted(maps.Keys(regions)) {
 		ref := refs[region]
 		summaries := c.in.TransitGateways.Gateways[region].SummaryCIDRs
 		for _, a := range regions[region] {
-			var dests []string
+			dests := map[string][]tgwBlock{}
 			for _, b := range c.networked {
 				if b.Name == a.Name {
 					continue
 				}
 				for _, cidr := range b.CIDRs {
+					dest := cidr
 					if s := summaryOf(summaries, cidr, a.CIDRs); s != "" {
-						cidr = s
+						dest = s
 					}
-					dests = append(dests, cidr)
+					dests[dest] = append(dests[dest], tgwBlock{b, cidr})
 				}
 			}
-			slices.Sort(dests)
 			for _, rt := range a.RouteTableIDs {
-				for _, cidr := range slices.Compact(dests) {
+				for _, cidr := range slices.Sorted(maps.Keys(dests)) {
 					key := rt + "|" + cidr
 					want[key] = TGWVPCRoute{Cluster: a.Name, Region: region, VPCID: a.VPCID, RouteTableID: rt, DestinationCIDR: cidr,
 						GatewayID: ref.gateway, GatewayAddress: ref.gatewayChange, Access: a.Access}
+					ends[key] = tgwRouteEnds{from: a, to: dests[cidr]}
 					order = append(order, key)
 				}
 			}
 		}
 	}
-	return want, order
+	return want, order, ends
+}
+
+// tgwBlock is a member's block a VPC route leads to.
+type tgwBlock struct {
+	member model.Member
+	cidr   string
+}
+
+// tgwRouteEnds are a VPC route's source member and the blocks it leads to.
+type tgwRouteEnds struct {
+	from model.Member
+	to   []tgwBlock
+}
+
+// tgwPathDeps are the changes a VPC route to the gateway waits for: the whole path there and back, so that
+// when it replaces a peering route (the switch of topology) the traffic moves to a working path. They are
+// the gateway, both ends' attachments and, across regions, the regions' peering attachment, the gateway
+// route to each block and the one back to the source's blocks.
+func (c *computer) tgwPathDeps(d TGWVPCRoute, ends tgwRouteEnds) []string {
+	out := deps(d.GatewayAddress, c.tgwAttach[d.Cluster])
+	for _, b := range ends.to {
+		out = append(out, deps(c.tgwAttach[b.member.Name])...)
+		if b.member.Region == d.Region {
+			continue
+		}
+		pair := []string{d.Region, b.member.Region}
+		slices.Sort(pair)
+		out = append(out, deps(c.tgwPeer[pair[0]+":"+pair[1]].change, c.tgwStatic[d.Region+"|"+b.cidr])...)
+		for _, back := range ends.from.CIDRs {
+			out = append(out, deps(c.tgwStatic[b.member.Region+"|"+back])...)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // summaryOf is the summary that holds cidr, unless it also holds one of the member's own blocks (a route
@@ -541,7 +582,7 @@ func summaryOf(summaries []string, cidr string, own []string) string {
 // tgwVPCRoutes plans the member route tables' routes to the gateway; it returns the deletes of routes no
 // member wants, by VPC.
 func (c *computer) tgwVPCRoutes(regions map[string][]model.Member, refs map[string]*tgwRef) map[string][]string {
-	want, order := c.tgwWantedRoutes(regions, refs)
+	want, order, ends := c.tgwWantedRoutes(regions, refs)
 	records := map[string]string{} // route table | cidr -> address
 	recs := map[string]TGWRecord{}
 	for _, addr := range tgwVPCRouteTable.Addresses(c.in.State) {
@@ -606,7 +647,7 @@ func (c *computer) tgwVPCRoutes(regions map[string][]model.Member, refs map[stri
 					reason = fmt.Sprintf("topology is transit_gateway: replace the route through %s", r.PeeringID)
 				}
 				c.add(Change{Action: Update, Address: addr, Kind: KindTGWVPCRoute, Reason: reason, Before: observed, After: d,
-					DependsOn: deps(d.GatewayAddress, c.tgwAttach[d.Cluster])})
+					DependsOn: c.tgwPathDeps(d, ends[key])})
 				creates = append(creates, addr)
 			default:
 				c.plan.Conflicts = append(c.plan.Conflicts, Conflict{Address: addr,
@@ -628,7 +669,7 @@ func (c *computer) tgwVPCRoutes(regions map[string][]model.Member, refs map[stri
 		}
 		addr := TGWVPCRouteAddress(d.Cluster, d.RouteTableID, d.DestinationCIDR)
 		c.add(Change{Action: Create, Address: addr, Kind: KindTGWVPCRoute, Reason: reason, After: d,
-			DependsOn: deps(d.GatewayAddress, c.tgwAttach[d.Cluster])})
+			DependsOn: c.tgwPathDeps(d, ends[key])})
 		creates = append(creates, addr)
 	}
 	// Records of routes gone altogether.
@@ -663,7 +704,7 @@ func (c *computer) tgwKeys() map[string]bool {
 		regions[m.Region] = append(regions[m.Region], m)
 		refs[m.Region] = &tgwRef{}
 	}
-	want, _ := c.tgwWantedRoutes(regions, refs)
+	want, _, _ := c.tgwWantedRoutes(regions, refs)
 	out := map[string]bool{}
 	for k := range want {
 		out[k] = true

@@ -13,6 +13,7 @@ import threading
 from urllib.parse import parse_qs
 
 from moto import server
+from moto.ec2.models.transit_gateway_route_tables import TransitGatewayRouteTableBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
 READ_ACTIONS = ("Describe", "List", "Get")
@@ -80,4 +81,22 @@ def _locked(self, environ, start_response):
 
 
 DomainDispatcherApplication.__call__ = _locked
+# moto 5.2 keeps a gateway route's attachment as one object where AWS's shape is a list
+# (TransitGatewayRoute.TransitGatewayAttachments), so SearchTransitGatewayRoutes answers with an attachment
+# the SDK does not read. The routes are answered in AWS's shape; moto's own model is left as it is.
+_search_transit_gateway_routes = TransitGatewayRouteTableBackend.search_transit_gateway_routes
+
+
+def search_transit_gateway_routes_as_aws(self, *args, **kwargs):
+    routes = []
+    for route in _search_transit_gateway_routes(self, *args, **kwargs):
+        attachments = route.get("transitGatewayAttachments")
+        if isinstance(attachments, dict):
+            route = dict(route, transitGatewayAttachments=[attachments])
+        routes.append(route)
+    return routes
+
+
+TransitGatewayRouteTableBackend.search_transit_gateway_routes = search_transit_gateway_routes_as_aws
+
 server.main(sys.argv[1:])

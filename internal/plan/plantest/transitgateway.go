@@ -20,7 +20,8 @@ func TopologyKinds(transitGateway bool) map[plan.Kind]bool {
 	if transitGateway {
 		return map[plan.Kind]bool{plan.KindPeering: false, plan.KindRoute: false}
 	}
-	return map[plan.Kind]bool{plan.KindTransitGateway: false, plan.KindTGWRouteTable: false, plan.KindTGWAttachment: false, plan.KindTGWVPCRoute: false}
+	return map[plan.Kind]bool{plan.KindTransitGateway: false, plan.KindTGWRouteTable: false, plan.KindTGWAttachment: false, plan.KindTGWVPCRoute: false,
+		plan.KindTGWPeering: false, plan.KindTGWRoute: false}
 }
 
 type tgwExecutor struct{ w *World }
@@ -109,6 +110,56 @@ func (e tgwExecutor) Execute(_ context.Context, ch plan.Change, known apply.Know
 			plan.RecordTGWVPCRoute(st, ch.Address, rec)
 			st.RemoveRoute(r.RouteTableID, r.DestinationCIDR)
 		}}, nil
+	case plan.TGWPeering:
+		if ch.Action == plan.Delete {
+			w.DeleteTGWAttachment(r.ID)
+			return apply.Outcome{Record: func(st *state.State) { plan.ForgetTGWPeering(st, ch.Address) }}, nil
+		}
+		aid, gw, peer := r.ID, id(r.GatewayID, r.GatewayAddress), id(r.PeerGatewayID, r.PeerGatewayAddress)
+		if aid == "" {
+			aid = w.id("tgw-attach", ch.Address)
+		}
+		put(&obs.TGWAttachments, aid, model.TGWAttachment{ID: aid, GatewayID: gw, Region: r.Region, Type: "peering", ResourceID: peer,
+			State: "available", PeerGatewayID: peer, PeerRegion: r.PeerRegion, Tags: tags})
+		for _, table := range []string{id(r.RouteTableID, r.RouteTableAddress), id(r.PeerRouteTableID, r.PeerRouteTableAddress)} {
+			rt, ok := obs.TGWRouteTables[table]
+			if !ok {
+				return apply.Outcome{}, fmt.Errorf("no gateway route table %s", table)
+			}
+			if !slices.Contains(rt.Associations, aid) {
+				rt.Associations = append(rt.Associations, aid)
+			}
+			obs.TGWRouteTables[table] = rt
+		}
+		rec := plan.TGWRecord{Region: r.Region, GatewayID: gw, ID: aid}
+		return apply.Outcome{ID: aid, Record: func(st *state.State) { plan.RecordTGWPeering(st, ch.Address, rec) }}, nil
+	case plan.TGWRoute:
+		table := id(r.RouteTableID, r.RouteTableAddress)
+		rt, ok := obs.TGWRouteTables[table]
+		if !ok {
+			return apply.Outcome{}, fmt.Errorf("no gateway route table %s", table)
+		}
+		i := slices.IndexFunc(rt.Routes, func(x model.TGWRoute) bool { return x.DestinationCIDR == r.DestinationCIDR && x.Type == "static" })
+		if ch.Action == plan.Delete {
+			if i >= 0 {
+				rt.Routes = slices.Delete(rt.Routes, i, i+1)
+				obs.TGWRouteTables[table] = rt
+			}
+			return apply.Outcome{Record: func(st *state.State) { plan.ForgetTGWRoute(st, ch.Address) }}, nil
+		}
+		att := id(r.AttachmentID, r.AttachmentAddress)
+		route := model.TGWRoute{DestinationCIDR: r.DestinationCIDR, AttachmentID: att, Type: "static", State: "active"}
+		switch {
+		case ch.Action == plan.Create && i >= 0:
+			return apply.Outcome{}, fmt.Errorf("RouteAlreadyExists: %s in %s", r.DestinationCIDR, table)
+		case i >= 0:
+			rt.Routes[i] = route
+		default:
+			rt.Routes = append(rt.Routes, route)
+		}
+		obs.TGWRouteTables[table] = rt
+		rec := plan.TGWRecord{Region: r.Region, ID: att, RouteTableID: table, DestinationCIDR: r.DestinationCIDR}
+		return apply.Outcome{Record: func(st *state.State) { plan.RecordTGWRoute(st, ch.Address, rec) }}, nil
 	}
 	return apply.Outcome{}, fmt.Errorf("unsupported change %s %s", ch.Action, ch.Address)
 }
@@ -120,12 +171,21 @@ func put[V any](m *map[string]V, key string, v V) {
 	(*m)[key] = v
 }
 
-// DeleteTGWAttachment deletes an attachment, as AWS does: its associations and propagations go with it.
+// DeleteTGWAttachment deletes an attachment, as AWS does: its associations and propagations go with it,
+// and the static routes to it turn into blackholes.
 func (w *World) DeleteTGWAttachment(id string) {
 	delete(w.Observed.TGWAttachments, id)
 	for tid, rt := range w.Observed.TGWRouteTables {
 		rt.Associations = slices.DeleteFunc(rt.Associations, func(a string) bool { return a == id })
 		rt.Propagations = slices.DeleteFunc(rt.Propagations, func(a string) bool { return a == id })
+		routes := make([]model.TGWRoute, 0, len(rt.Routes))
+		for _, r := range rt.Routes {
+			if r.AttachmentID == id && r.Type == "static" {
+				r.State = "blackhole"
+			}
+			routes = append(routes, r)
+		}
+		rt.Routes = routes
 		w.Observed.TGWRouteTables[tid] = rt
 	}
 }
@@ -170,5 +230,21 @@ var TGWDrifts = map[plan.Kind]func(w *World, ch plan.Change){
 	plan.KindTGWVPCRoute: func(w *World, ch plan.Change) {
 		r := ch.After.(plan.TGWVPCRoute)
 		w.DeleteRoute(r.RouteTableID, r.DestinationCIDR)
+	},
+	plan.KindTGWPeering: func(w *World, ch plan.Change) {
+		for id, a := range w.Observed.TGWAttachments {
+			if a.Tags[model.TagID] == ch.Address {
+				w.DeleteTGWAttachment(id)
+			}
+		}
+	},
+	plan.KindTGWRoute: func(w *World, ch plan.Change) {
+		r := ch.After.(plan.TGWRoute)
+		for tid, rt := range w.Observed.TGWRouteTables {
+			if rt.Region == r.Region {
+				rt.Routes = slices.DeleteFunc(rt.Routes, func(x model.TGWRoute) bool { return x.DestinationCIDR == r.DestinationCIDR && x.Type == "static" })
+				w.Observed.TGWRouteTables[tid] = rt
+			}
+		}
 	},
 }

@@ -142,7 +142,8 @@ func (w *World) Executors() map[plan.Kind]apply.Executor {
 		plan.KindCPAccount: cpAccountExecutor{w}, plan.KindKubeconfig: kubeconfigExecutor{w},
 		plan.KindLBService: lbServiceExecutor{w}, plan.KindTargetGroupBinding: bindingExecutor{w}, plan.KindAddonCorefile: addonExecutor{w},
 		plan.KindNodeLocalDNS:   nodeLocalExecutor{w},
-		plan.KindTransitGateway: tgwExecutor{w}, plan.KindTGWRouteTable: tgwExecutor{w}, plan.KindTGWAttachment: tgwExecutor{w}, plan.KindTGWVPCRoute: tgwExecutor{w}}
+		plan.KindTransitGateway: tgwExecutor{w}, plan.KindTGWRouteTable: tgwExecutor{w}, plan.KindTGWAttachment: tgwExecutor{w}, plan.KindTGWVPCRoute: tgwExecutor{w},
+		plan.KindTGWPeering: tgwExecutor{w}, plan.KindTGWRoute: tgwExecutor{w}}
 	for _, k := range kindio.KubeKinds() {
 		io, _ := kindio.KubeOf(k)
 		out[k] = kindio.KubeExecutor(io, func(cl kindio.Cluster) (kubeclient.Interface, error) { return w.KubeClient(cl.Name), nil })

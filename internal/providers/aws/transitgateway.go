@@ -158,8 +158,11 @@ func (p *Provider) observeTransitGateways(ctx context.Context, key clientKey, m 
 		}
 	}
 
-	// The peering attachments' other side. moto filters these by state, ID and owners only, so they are
-	// all listed and matched to the gateways here.
+	// The peering attachments, from the requester's side: both regions list one (with the same ID, each
+	// with its own gateway as TransitGatewayId on AWS, the requester's on moto), so the requester's region
+	// reports it, as requester → accepter, and the accepter's drops it; the per-region observations then
+	// merge without one side overwriting the other. moto filters these by state, ID and owners only, so
+	// they are all listed and matched to the gateways here.
 	peerPages := ec2.NewDescribeTransitGatewayPeeringAttachmentsPaginator(c, &ec2.DescribeTransitGatewayPeeringAttachmentsInput{})
 	for peerPages.HasMorePages() {
 		page, err := peerPages.NextPage(ctx)
@@ -167,16 +170,19 @@ func (p *Provider) observeTransitGateways(ctx context.Context, key clientKey, m 
 			return fmt.Errorf("describing transit gateway peering attachments: %w", err)
 		}
 		for _, pa := range page.TransitGatewayPeeringAttachments {
-			att, ok := obs.TGWAttachments[aws.ToString(pa.TransitGatewayAttachmentId)]
-			if !ok || pa.RequesterTgwInfo == nil || pa.AccepterTgwInfo == nil {
+			id := aws.ToString(pa.TransitGatewayAttachmentId)
+			req, acc := pa.RequesterTgwInfo, pa.AccepterTgwInfo
+			if req == nil || acc == nil {
 				continue
 			}
-			peer := pa.AccepterTgwInfo
-			if aws.ToString(peer.TransitGatewayId) == att.GatewayID {
-				peer = pa.RequesterTgwInfo
+			switch {
+			case slices.Contains(gateways, aws.ToString(req.TransitGatewayId)):
+				setIn(&obs.TGWAttachments, id, model.TGWAttachment{ID: id, GatewayID: aws.ToString(req.TransitGatewayId), Region: aws.ToString(req.Region),
+					Type: "peering", ResourceID: aws.ToString(acc.TransitGatewayId), State: string(pa.State), Tags: tagMap(pa.Tags),
+					RouteTableID: obs.TGWAttachments[id].RouteTableID, PeerGatewayID: aws.ToString(acc.TransitGatewayId), PeerRegion: aws.ToString(acc.Region)})
+			case slices.Contains(gateways, aws.ToString(acc.TransitGatewayId)) && aws.ToString(req.Region) != region:
+				delete(obs.TGWAttachments, id)
 			}
-			att.PeerGatewayID, att.PeerRegion = aws.ToString(peer.TransitGatewayId), aws.ToString(peer.Region)
-			obs.TGWAttachments[att.ID] = att
 		}
 	}
 
