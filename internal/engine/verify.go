@@ -101,7 +101,8 @@ func (e *Engine) loadBalancerRules(ctx context.Context, members []model.Member, 
 // verifyInput is what verify.Verify checks, from one observation: meshctl verify's, or the plan's for
 // meshd's path checks. dns nil leaves the DNS layer unchecked.
 func verifyInput(m *spec.Mesh, st *state.State, members []model.Member, obs *model.Observed, dns map[string]model.DNSObserved) verify.Input {
-	in := verify.Input{Mesh: m.Name, Members: members, Observed: obs, ForwardBy: m.ForwardBy}
+	in := verify.Input{Mesh: m.Name, Members: members, Observed: obs, ForwardBy: m.ForwardBy,
+		TransitGateways: plan.TransitGatewayInput(m)}
 	if dns != nil {
 		in.DNS = dns
 		in.OwnedZones, in.NodeLocalZones = map[string][]string{}, map[string][]string{}

@@ -8,12 +8,12 @@ import (
 	"text/tabwriter"
 )
 
-// RenderHuman writes the matrix (FROM, TO, PEERING, ROUTES, SG, NACL, DNS, PROBE), then one line per failure
-// naming the object to fix.
+// RenderHuman writes the matrix (FROM, TO, then the report's layers: PEERING, or TRANSIT_GATEWAY for a mesh
+// with that topology, ROUTES, SG, NACL, DNS, PROBE), then one line per failure naming the object to fix.
 func RenderHuman(w io.Writer, r Report) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
 	head := []string{"FROM", "TO"}
-	for _, l := range Layers {
+	for _, l := range r.layers() {
 		head = append(head, strings.ToUpper(string(l)))
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
@@ -23,7 +23,7 @@ func RenderHuman(w io.Writer, r Report) error {
 				continue
 			}
 			row := []string{a, b}
-			for _, l := range Layers {
+			for _, l := range r.layers() {
 				row = append(row, cell(r.Get(a, b, l).Status))
 			}
 			fmt.Fprintln(tw, strings.Join(row, "\t"))
@@ -69,6 +69,7 @@ type jsonReport struct {
 	FormatVersion string    `json:"format_version"`
 	OK            bool      `json:"ok"`
 	Members       []string  `json:"members"`
+	Layers        []Layer   `json:"layers"`
 	Verdicts      []Verdict `json:"verdicts"`
 	Failures      []string  `json:"failures"`
 }
@@ -81,5 +82,5 @@ func RenderJSON(w io.Writer, r Report) error {
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(jsonReport{FormatVersion: "1", OK: r.OK(), Members: r.Members, Verdicts: r.Verdicts, Failures: f})
+	return enc.Encode(jsonReport{FormatVersion: "1", OK: r.OK(), Members: r.Members, Layers: r.layers(), Verdicts: r.Verdicts, Failures: f})
 }

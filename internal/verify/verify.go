@@ -22,6 +22,8 @@ type Layer string
 // The layers, in the order of the matrix.
 const (
 	LayerPeering Layer = "peering"
+	// LayerGateway replaces LayerPeering in a mesh with topology = "transit_gateway" (transitgateway.go).
+	LayerGateway Layer = "transit_gateway"
 	LayerRoutes  Layer = "routes"
 	LayerSG      Layer = "sg"
 	LayerNACL    Layer = "nacl"
@@ -29,8 +31,12 @@ const (
 	LayerProbe   Layer = "probe"
 )
 
-// Layers are all layers in matrix order.
-var Layers = []Layer{LayerPeering, LayerRoutes, LayerSG, LayerNACL, LayerDNS, LayerProbe}
+// Layers are a peering mesh's layers in matrix order; GatewayLayers a transit_gateway mesh's, where the
+// routes layer checks the routes to the region's gateway.
+var (
+	Layers        = []Layer{LayerPeering, LayerRoutes, LayerSG, LayerNACL, LayerDNS, LayerProbe}
+	GatewayLayers = []Layer{LayerGateway, LayerRoutes, LayerSG, LayerNACL, LayerDNS, LayerProbe}
+)
 
 // Status of one verdict.
 type Status string
@@ -71,6 +77,9 @@ type Input struct {
 	Mesh     string
 	Members  []model.Member // with their kube settings (namespace, cluster domain)
 	Observed *model.Observed
+	// TransitGateways are the spec's transit_gateway blocks (plan.TransitGatewayInput): non-nil for a mesh
+	// with topology = "transit_gateway", whose pairs are checked on the gateway path instead of a peering.
+	TransitGateways *plan.TGWInput
 	// DNS is each member's DNS observation with its load balancer; nil leaves the DNS layer unchecked.
 	DNS       map[string]model.DNSObserved
 	ForwardBy string
@@ -86,8 +95,18 @@ type Input struct {
 
 // Report is every verdict, by pair in member order, then by layer.
 type Report struct {
-	Members  []string  `json:"members"`
+	Members []string `json:"members"`
+	// Layers are the layers checked, in matrix order (Layers or GatewayLayers, by topology); nil means Layers.
+	Layers   []Layer   `json:"layers,omitempty"`
 	Verdicts []Verdict `json:"verdicts"`
+}
+
+// layers are r.Layers, or Layers for a report made without them.
+func (r Report) layers() []Layer {
+	if r.Layers == nil {
+		return Layers
+	}
+	return r.Layers
 }
 
 // OK reports whether no verdict failed.
@@ -143,7 +162,10 @@ func Verify(in Input) Report {
 		obs = model.NewObserved()
 	}
 	v := &verifier{in: in, obs: obs}
-	var r Report
+	r := Report{Layers: Layers}
+	if in.TransitGateways != nil {
+		r.Layers = GatewayLayers
+	}
 	for _, m := range in.Members {
 		r.Members = append(r.Members, m.Name)
 	}
@@ -162,9 +184,18 @@ func Verify(in Input) Report {
 					ext = b.Name
 				}
 				why := result{status: Unmanaged, causes: []string{fmt.Sprintf("network not managed: %s is external", ext)}}
-				for _, l := range []Layer{LayerPeering, LayerRoutes, LayerSG, LayerNACL} {
+				for _, l := range []Layer{r.Layers[0], LayerRoutes, LayerSG, LayerNACL} { // peering or transit_gateway first
 					add(l, why)
 				}
+			case in.TransitGateways != nil:
+				add(LayerGateway, v.gateway(a, b))
+				if gw, _ := v.gatewayOf(a.Region); gw != "" {
+					add(LayerRoutes, v.routes(a, b, gw))
+				} else {
+					add(LayerRoutes, skip("no transit gateway of the mesh in "+a.Region))
+				}
+				add(LayerSG, v.groups(a, b))
+				add(LayerNACL, v.nacls(a, b))
 			default:
 				pcx, peering := v.peering(a, b)
 				add(LayerPeering, peering)
@@ -245,9 +276,9 @@ func (v *verifier) peering(a, b model.Member) (string, result) {
 	return "", check([]string{fmt.Sprintf("no peering between %s and %s", a.VPCID, b.VPCID)})
 }
 
-// routes checks that every route table of a sends each of b's blocks through the peering, and that no more
-// specific route sends part of them elsewhere.
-func (v *verifier) routes(a, b model.Member, pcx string) result {
+// routes checks that every route table of a sends each of b's blocks to want (the pair's peering, or a's
+// region's Transit Gateway), and that no more specific route sends part of them elsewhere.
+func (v *verifier) routes(a, b model.Member, want string) result {
 	var causes []string
 	for _, id := range a.RouteTableIDs {
 		rt := v.obs.RouteTables[id]
@@ -255,47 +286,84 @@ func (v *verifier) routes(a, b model.Member, pcx string) result {
 			causes = append(causes, fmt.Sprintf("route table %s not found", id))
 			continue
 		}
-		for _, cidr := range b.CIDRs {
-			want, err := netip.ParsePrefix(cidr)
-			if err != nil {
-				continue
+		hops := make([]hop, len(rt.Routes))
+		for i, r := range rt.Routes {
+			hops[i] = hop{dest: r.DestinationCIDR, target: target(r), blackhole: r.State == "blackhole"}
+		}
+		causes = append(causes, blockCauses(id, hops, b.CIDRs, want, want, "")...)
+	}
+	return check(causes)
+}
+
+// hop is a route as blockCauses reads it, in a VPC's route table or a gateway's: where it sends the traffic
+// ("" for nowhere), and whether it drops it.
+type hop struct {
+	dest, target string
+	blackhole    bool
+}
+
+// blockCauses checks that route table id sends each of blocks to want (wantText names it in the causes; hint
+// is added to a missing route's), and that no more specific route sends part of a block elsewhere.
+func blockCauses(id string, routes []hop, blocks []string, want, wantText, hint string) []string {
+	dests := make([]string, len(routes))
+	for i, r := range routes {
+		dests[i] = r.dest
+	}
+	var causes []string
+	for _, cidr := range blocks {
+		block, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			continue
+		}
+		i, inside := carrying(dests, block)
+		switch {
+		case i < 0:
+			causes = append(causes, fmt.Sprintf("%s has no route to %s (want %s%s)", id, cidr, wantText, hint))
+		case routes[i].blackhole:
+			through := ""
+			if routes[i].target != "" {
+				through = " through " + routes[i].target
 			}
-			// The route that carries the whole block: the most specific one that contains it.
-			var best *model.Route
-			bestBits := -1
-			for i, r := range rt.Routes {
-				p, err := netip.ParsePrefix(r.DestinationCIDR)
-				if err != nil || p.Bits() > want.Bits() || !p.Contains(want.Addr()) {
-					continue
-				}
-				if p.Bits() > bestBits {
-					best, bestBits = &rt.Routes[i], p.Bits()
-				}
+			causes = append(causes, fmt.Sprintf("%s's route to %s%s is a blackhole (want %s, active)", id, dests[i], through, wantText))
+		case routes[i].target != want:
+			if dests[i] == cidr {
+				causes = append(causes, fmt.Sprintf("%s routes %s to %s (want %s)", id, cidr, routes[i].target, wantText))
+			} else {
+				causes = append(causes, fmt.Sprintf("%s has no route to %s (want %s); %s goes to %s", id, cidr, wantText, dests[i], routes[i].target))
 			}
-			switch {
-			case best == nil:
-				causes = append(causes, fmt.Sprintf("%s has no route to %s (want %s)", id, cidr, pcx))
-			case best.State == "blackhole":
-				causes = append(causes, fmt.Sprintf("%s's route to %s through %s is a blackhole (want %s, active)", id, best.DestinationCIDR, target(*best), pcx))
-			case best.PeeringID != pcx:
-				if best.DestinationCIDR == cidr {
-					causes = append(causes, fmt.Sprintf("%s routes %s to %s (want %s)", id, cidr, target(*best), pcx))
-				} else {
-					causes = append(causes, fmt.Sprintf("%s has no route to %s (want %s); %s goes to %s", id, cidr, pcx, best.DestinationCIDR, target(*best)))
+		}
+		for _, j := range inside {
+			if r := routes[j]; r.target != want || r.blackhole {
+				to := r.target
+				if to == "" {
+					to = "nowhere (a blackhole)"
 				}
-			}
-			for _, r := range rt.Routes {
-				p, err := netip.ParsePrefix(r.DestinationCIDR)
-				if err != nil || p.Bits() <= want.Bits() || !want.Contains(p.Addr()) {
-					continue
-				}
-				if r.PeeringID != pcx || r.State == "blackhole" {
-					causes = append(causes, fmt.Sprintf("%s sends %s, part of %s, to %s (want %s)", id, r.DestinationCIDR, cidr, target(r), pcx))
-				}
+				causes = append(causes, fmt.Sprintf("%s sends %s, part of %s, to %s (want %s)", id, r.dest, cidr, to, wantText))
 			}
 		}
 	}
-	return check(causes)
+	return causes
+}
+
+// carrying finds, among a table's route destinations, the route that carries the whole of block (the most
+// specific one holding it; -1 when none) and the more specific routes that take part of it elsewhere.
+func carrying(dests []string, block netip.Prefix) (best int, inside []int) {
+	best, bestBits := -1, -1
+	for i, d := range dests {
+		p, err := netip.ParsePrefix(d)
+		if err != nil {
+			continue
+		}
+		switch {
+		case p.Bits() <= block.Bits() && p.Contains(block.Addr()):
+			if p.Bits() > bestBits {
+				best, bestBits = i, p.Bits()
+			}
+		case p.Bits() > block.Bits() && block.Contains(p.Addr()):
+			inside = append(inside, i)
+		}
+	}
+	return best, inside
 }
 
 func target(r model.Route) string {

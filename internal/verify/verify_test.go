@@ -69,12 +69,20 @@ func world() Input {
 }
 
 func TestHealthyMeshPasses(t *testing.T) {
-	r := Verify(world())
+	wantAllOK(t, Verify(world()), Layers)
+}
+
+// wantAllOK checks that a two-member report has every layer of layers checked and passing.
+func wantAllOK(t *testing.T, r Report, layers []Layer) {
+	t.Helper()
 	if !r.OK() || len(r.Failures()) != 0 {
 		t.Fatalf("failures: %v", r.Failures())
 	}
-	if len(r.Verdicts) != 2*len(Layers) {
-		t.Fatalf("%d verdicts, want %d", len(r.Verdicts), 2*len(Layers))
+	if !slices.Equal(r.Layers, layers) {
+		t.Errorf("layers %v, want %v", r.Layers, layers)
+	}
+	if len(r.Verdicts) != 2*len(layers) {
+		t.Fatalf("%d verdicts, want %d", len(r.Verdicts), 2*len(layers))
 	}
 	for _, v := range r.Verdicts {
 		if v.Status != OK {
@@ -243,39 +251,62 @@ func TestUnobservedLayersAreSkipped(t *testing.T) {
 	}
 }
 
+// TestRender: the matrix has the topology's layers as columns (TRANSIT_GATEWAY in place of PEERING for a
+// transit_gateway mesh), then the failures; --json carries the same verdicts and the layers.
 func TestRender(t *testing.T) {
-	in := world()
-	in.Observed.RouteTables["rtb-1priv"].Routes = in.Observed.RouteTables["rtb-1priv"].Routes[:1]
-	in.Probes = nil
-	r := Verify(in)
-	var b bytes.Buffer
-	if err := RenderHuman(&b, r); err != nil {
-		t.Fatal(err)
-	}
-	want := `FROM     TO       PEERING   ROUTES   SG   NACL   DNS   PROBE
+	peering := world()
+	peering.Observed.RouteTables["rtb-1priv"].Routes = peering.Observed.RouteTables["rtb-1priv"].Routes[:1]
+	gateway := tgwWorld(false)
+	delete(gateway.Observed.TGWAttachments, "tgw-attach-3")
+	for _, tc := range []struct {
+		name   string
+		in     Input
+		layers []Layer
+		want   string
+	}{
+		{"peering", peering, Layers, `FROM     TO       PEERING   ROUTES   SG   NACL   DNS   PROBE
 tidb-1   tidb-3   ok        FAIL     ok   ok     ok    -
 tidb-3   tidb-1   ok        ok       ok   ok     ok    -
 
 1 failure(s):
   tidb-1 -> tidb-3 routes: rtb-1priv has no route to 10.3.0.0/16 (want pcx-13)
-`
-	if b.String() != want {
-		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
-	}
-	b.Reset()
-	if err := RenderJSON(&b, r); err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		OK       bool
-		Verdicts []Verdict
-		Failures []string
-	}
-	if err := json.Unmarshal(b.Bytes(), &doc); err != nil {
-		t.Fatal(err)
-	}
-	if doc.OK || len(doc.Verdicts) != 12 || len(doc.Failures) != 1 {
-		t.Errorf("json: %s", b.String())
+`},
+		{"transit gateway", gateway, GatewayLayers, `FROM     TO       TRANSIT_GATEWAY   ROUTES   SG   NACL   DNS   PROBE
+tidb-1   tidb-3   FAIL              ok       ok   ok     ok    -
+tidb-3   tidb-1   FAIL              ok       ok   ok     ok    -
+
+2 failure(s):
+  tidb-1 -> tidb-3 transit_gateway: VPC vpc-3 (tidb-3) has no attachment to tgw-1
+  tidb-3 -> tidb-1 transit_gateway: VPC vpc-3 (tidb-3) has no attachment to tgw-1
+`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.in.Probes = nil
+			r := Verify(tc.in)
+			var b bytes.Buffer
+			if err := RenderHuman(&b, r); err != nil {
+				t.Fatal(err)
+			}
+			if b.String() != tc.want {
+				t.Errorf("got:\n%s\nwant:\n%s", b.String(), tc.want)
+			}
+			b.Reset()
+			if err := RenderJSON(&b, r); err != nil {
+				t.Fatal(err)
+			}
+			var doc struct {
+				OK       bool
+				Layers   []Layer
+				Verdicts []Verdict
+				Failures []string
+			}
+			if err := json.Unmarshal(b.Bytes(), &doc); err != nil {
+				t.Fatal(err)
+			}
+			if doc.OK || !slices.Equal(doc.Layers, tc.layers) || len(doc.Verdicts) != 12 || len(doc.Failures) != len(r.Failures()) {
+				t.Errorf("json: %s", b.String())
+			}
+		})
 	}
 }
 
