@@ -14,6 +14,22 @@ import (
 	"github.com/meshd-io/meshd/internal/state"
 )
 
+func init() {
+	registerObserver(observer{name: "addons", order: 40, kinds: []plan.Kind{plan.KindAddonCorefile},
+		on: func(o *observation) bool { return o.dnsOn }, observe: (*observation).observeAddons})
+}
+
+// observeAddons reads the EKS CoreDNS add-ons: AWS, observed with the rest of AWS or reused with it.
+func (o *observation) observeAddons(ctx context.Context) (hcl.Diagnostics, error) {
+	o.addons, _ = awsPart(o.v, "addons", func() (addonObservation, error) {
+		ctx, cancel := o.e.awsObserveContext(ctx, o.v.scope)
+		defer cancel()
+		a := o.e.observeAddons(ctx, o.m, o.st, o.destroy)
+		return a, a.err
+	})
+	return cloneDiags(o.addons.diags), o.addons.err
+}
+
 // addonObserver is the AWS side's view of the members' EKS CoreDNS add-ons (the AWS provider; a stub
 // without it leaves the add-ons alone).
 type addonObserver interface {

@@ -17,6 +17,20 @@ import (
 	"github.com/meshd-io/meshd/internal/state"
 )
 
+func init() {
+	registerObserver(observer{name: "control planes", order: 50, kinds: []plan.Kind{plan.KindCPAccount, plan.KindKubeconfig},
+		on: func(o *observation) bool { return o.e.controlPlanesOn(o.m, o.st) },
+		observe: func(o *observation, ctx context.Context) (hcl.Diagnostics, error) {
+			var diags hcl.Diagnostics
+			o.in.ControlPlanes, diags = o.e.observeControlPlanes(ctx, o.v, o.m, o.st, o.destroy)
+			return diags, nil
+		},
+		resolve: func(o *observation, _ context.Context) (hcl.Diagnostics, error) {
+			return o.e.resolveEndpoints(o.m, o.in.ControlPlanes, o.aws.Observed, o.aws.Members), nil
+		},
+		evenWithErrors: true})
+}
+
 // now is the engine's clock: which tokens are due is decided against it.
 func (e *Engine) now() time.Time {
 	if e.Clock != nil {

@@ -3,6 +3,8 @@ package engine
 import (
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/meshd-io/meshd/internal/kindio"
 	"github.com/meshd-io/meshd/internal/plan"
 )
@@ -29,5 +31,19 @@ func TestEveryKindIsObserved(t *testing.T) {
 	}
 	for k, obs := range by {
 		t.Errorf("observers %v read kind %s, which is not registered", obs, k)
+	}
+}
+
+// TestBuiltinObserverOrder: the built-in observers run their resolves and report their diagnostics in this
+// order, whatever order their files register them in. Users see it (the plan goldens); a change to it is
+// deliberate.
+func TestBuiltinObserverOrder(t *testing.T) {
+	var got []string
+	for _, ob := range builtinObservers {
+		got = append(got, ob.name)
+	}
+	want := []string{"aws", "dns", "replicas", "addons", "control planes", "load balancers", "dns load balancers"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("observer order (-want, +got):\n%s", diff)
 	}
 }

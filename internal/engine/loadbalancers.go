@@ -45,6 +45,16 @@ const (
 var ipTargetRanges = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("100.64.0.0/10"),
 	netip.MustParsePrefix("172.16.0.0/12"), netip.MustParsePrefix("192.168.0.0/16")}
 
+// The load_balancer blocks are read in resolve: they need the members AWS resolved.
+func init() {
+	registerObserver(observer{name: "load balancers", order: 60, kinds: []plan.Kind{plan.KindLBService, plan.KindTargetGroupBinding},
+		on: func(o *observation) bool { return o.e.loadBalancersOn(o.m, o.st) },
+		resolve: func(o *observation, ctx context.Context) (diags hcl.Diagnostics, err error) {
+			o.in.LoadBalancers, diags, err = o.e.observeLoadBalancerBlocks(ctx, o.v, o.m, o.st, o.in.Members, o.destroy)
+			return diags, err
+		}})
+}
+
 // loadBalancersOn reports whether the plan needs the load_balancer part.
 func (e *Engine) loadBalancersOn(m *spec.Mesh, st *state.State) bool {
 	return e.Kube != nil && (len(m.LoadBalancers) > 0 || len(st.LoadBalancers) > 0)

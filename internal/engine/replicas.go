@@ -15,6 +15,16 @@ import (
 	"github.com/meshd-io/meshd/internal/state"
 )
 
+func init() {
+	registerObserver(observer{name: "replicas", order: 30, kinds: []plan.Kind{plan.KindReplica},
+		on: func(o *observation) bool { return o.e.replicasOn(o.m, o.st) },
+		observe: func(o *observation, ctx context.Context) (hcl.Diagnostics, error) {
+			var diags hcl.Diagnostics
+			o.in.Replicas, diags = o.e.observeReplicas(ctx, o.v, o.m, o.st, o.destroy)
+			return diags, nil
+		}})
+}
+
 // replicasOn reports whether the plan needs the replica part: replicate blocks to enforce, or copies the
 // state records (a block removed, a destroy).
 func (e *Engine) replicasOn(m *spec.Mesh, st *state.State) bool {
