@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -63,11 +64,23 @@ func (v *verifier) gateway(a, b model.Member) result {
 		return check(causes) // nothing to route to
 	}
 	toB := attB.ID + ", " + role(attB, v.in.Members)
+	var notes []string
+	routesIn := func(t *model.TGWRouteTable, to model.TGWAttachment, toText string) {
+		c, n := tgwRoutes(t, b.CIDRs, to, toText)
+		causes, notes = append(causes, c...), append(notes, n...)
+	}
+	done := func() result {
+		res := check(causes)
+		if res.status == OK {
+			res.notes = notes
+		}
+		return res
+	}
 	if gwB == gwA {
 		if table != nil {
-			causes = append(causes, tgwRoutes(table, b.CIDRs, attB.ID, toB, propagationHint(table, attB))...)
+			routesIn(table, attB, toB)
 		}
-		return check(causes)
+		return done()
 	}
 	pa, okP, c := v.peeringAttachment(gwA, a.Region, gwB, b.Region)
 	add(c)
@@ -75,14 +88,14 @@ func (v *verifier) gateway(a, b model.Member) result {
 		return check(causes)
 	}
 	if table != nil {
-		causes = append(causes, tgwRoutes(table, b.CIDRs, pa.ID, pa.ID+", the peering attachment to "+gwB, "")...)
+		routesIn(table, pa, pa.ID+", the peering attachment to "+gwB)
 	}
 	far, c := v.associated(pa, gwB, b.Region)
 	add(c)
 	if far != nil {
-		causes = append(causes, tgwRoutes(far, b.CIDRs, attB.ID, toB, propagationHint(far, attB))...)
+		routesIn(far, attB, toB)
 	}
-	return check(causes)
+	return done()
 }
 
 // gatewayOf is a region's gateway as the planner picks it: the spec's id, else the mesh's own (tagged) live
@@ -227,21 +240,32 @@ func role(att model.TGWAttachment, members []model.Member) string {
 	return "the VPC attachment of " + att.ResourceID
 }
 
-// propagationHint says, for a missing route to a VPC attachment, that the attachment does not propagate to
-// the table (how its routes get there).
-func propagationHint(t *model.TGWRouteTable, att model.TGWAttachment) string {
-	if slices.Contains(t.Propagations, att.ID) {
-		return ""
-	}
-	return "; it does not propagate to " + t.ID
-}
-
-// tgwRoutes checks that gateway route table t sends each of blocks to attachment want, as routes checks a
-// VPC's table (blockCauses).
-func tgwRoutes(t *model.TGWRouteTable, blocks []string, want, wantText, hint string) []string {
+// tgwRoutes checks that gateway route table t sends each of blocks to attachment to (toText names it in the
+// causes), as routes checks a VPC's table (blockCauses). A VPC attachment's routes are usually propagated:
+// when no route holds a block but the attachment propagates to t, the block counts as routed to it, with a
+// note (moto 5.2 enables propagations but lists no propagated routes; AWS lists one per VPC block), and a
+// missing route to an attachment that does not propagate says so.
+func tgwRoutes(t *model.TGWRouteTable, blocks []string, to model.TGWAttachment, toText string) (causes, notes []string) {
 	hops := make([]hop, len(t.Routes))
+	dests := make([]string, len(t.Routes))
 	for i, r := range t.Routes {
 		hops[i] = hop{dest: r.DestinationCIDR, target: r.AttachmentID, blackhole: r.State == "blackhole" || r.AttachmentID == ""}
+		dests[i] = r.DestinationCIDR
 	}
-	return blockCauses(t.ID, hops, blocks, want, wantText, hint)
+	hint := ""
+	if to.Type == "vpc" {
+		if !slices.Contains(t.Propagations, to.ID) {
+			hint = "; it does not propagate to " + t.ID
+		} else {
+			for _, cidr := range blocks {
+				if block, err := netip.ParsePrefix(cidr); err == nil {
+					if i, _ := carrying(dests, block); i < 0 {
+						hops = append(hops, hop{dest: cidr, target: to.ID})
+						notes = append(notes, fmt.Sprintf("%s lists no route to %s, but %s propagates to it: counted as its propagated route", t.ID, cidr, to.ID))
+					}
+				}
+			}
+		}
+	}
+	return blockCauses(t.ID, hops, blocks, to.ID, toText, hint), notes
 }

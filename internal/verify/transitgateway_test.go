@@ -238,3 +238,28 @@ func TestTransitGatewayExternalMember(t *testing.T) {
 		}
 	}
 }
+
+// TestPropagationStandsForItsRoute: a VPC attachment propagating to the table counts as a route to its
+// blocks when the table lists none (moto lists no propagated routes), with a note saying so; once the
+// propagation is gone, the missing route fails.
+func TestPropagationStandsForItsRoute(t *testing.T) {
+	in := tgwWorld(false)
+	rt := in.Observed.TGWRouteTables["tgw-rtb-1"]
+	rt.Routes = nil
+	in.Observed.TGWRouteTables["tgw-rtb-1"] = rt
+	r := Verify(in)
+	wantAllOK(t, r, GatewayLayers)
+	want := []string{
+		"tidb-1 -> tidb-3 transit_gateway: tgw-rtb-1 lists no route to 10.3.0.0/16, but tgw-attach-3 propagates to it: counted as its propagated route",
+		"tidb-3 -> tidb-1 transit_gateway: tgw-rtb-1 lists no route to 10.1.0.0/16, but tgw-attach-1 propagates to it: counted as its propagated route",
+	}
+	if got := r.Notes(); !slices.Equal(got, want) {
+		t.Errorf("notes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	rt.Propagations = []string{"tgw-attach-1"}
+	in.Observed.TGWRouteTables["tgw-rtb-1"] = rt
+	want = []string{"tidb-1 -> tidb-3 transit_gateway: tgw-rtb-1 has no route to 10.3.0.0/16 (want tgw-attach-3, tidb-3's VPC attachment; it does not propagate to tgw-rtb-1)"}
+	if got := Verify(in).Failures(); !slices.Equal(got, want) {
+		t.Errorf("failures:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
