@@ -40,7 +40,9 @@ func (h *harness) tgwAccount(region string) tgwAccount {
 		h.t.Fatal(err)
 	}
 	for _, at := range atts.TransitGatewayAttachments {
-		a.Attachments = append(a.Attachments, aws.ToString(at.TransitGatewayId)+" "+aws.ToString(at.ResourceId))
+		if at.State != ec2types.TransitGatewayAttachmentStateDeleted { // a deleted peering attachment stays listed
+			a.Attachments = append(a.Attachments, aws.ToString(at.TransitGatewayId)+" "+aws.ToString(at.ResourceId))
+		}
 	}
 	rts, err := c.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{})
 	if err != nil {

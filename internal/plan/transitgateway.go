@@ -619,9 +619,15 @@ func (c *computer) tgwVPCRoutes(regions map[string][]model.Member, refs map[stri
 			}
 			d, wanted := want[key]
 			if !wanted {
-				if ownedByRecord {
-					c.add(Change{Action: Delete, Address: recAddr, Kind: KindTGWVPCRoute, Reason: c.goneReason(), Before: observed})
-					deletes[rt.VPCID] = append(deletes[rt.VPCID], recAddr)
+				// meshd's: recorded, or (a state lost, an apply cut short before it recorded) a route to a
+				// gateway meshd created, which nobody else routes to.
+				if ownedByRecord || (gw != "" && ownedGateway(gw)) {
+					addr := recAddr
+					if !ownedByRecord {
+						addr = TGWVPCRouteAddress(cluster, rt.ID, r.DestinationCIDR)
+					}
+					c.add(Change{Action: Delete, Address: addr, Kind: KindTGWVPCRoute, Reason: c.goneReason(), Before: observed})
+					deletes[rt.VPCID] = append(deletes[rt.VPCID], addr)
 				}
 				continue
 			}

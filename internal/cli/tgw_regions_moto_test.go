@@ -1,0 +1,302 @@
+package cli_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go/middleware"
+)
+
+// tgwRegionView is what a region holds of gateways, their peering attachments and static routes, on top of
+// tgwAccount, in a form that compares well.
+type tgwRegionView struct {
+	tgwAccount
+	GatewayPeerings []string            // live gateway peering attachments: "requester accepter state"
+	StaticRoutes    map[string][]string // gateway route table -> "cidr attachment state"
+}
+
+func (h *harness) tgwRegion(region string) tgwRegionView {
+	h.t.Helper()
+	ctx, c := context.Background(), h.ec2(region)
+	v := tgwRegionView{tgwAccount: h.tgwAccount(region), StaticRoutes: map[string][]string{}}
+	peers, err := c.DescribeTransitGatewayPeeringAttachments(ctx, &ec2.DescribeTransitGatewayPeeringAttachmentsInput{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, p := range peers.TransitGatewayPeeringAttachments {
+		// moto lists every attachment here, VPC attachments too (without the peering's two sides).
+		if p.RequesterTgwInfo != nil && p.AccepterTgwInfo != nil && p.State != ec2types.TransitGatewayAttachmentStateDeleted {
+			v.GatewayPeerings = append(v.GatewayPeerings, fmt.Sprintf("%s %s %s", aws.ToString(p.RequesterTgwInfo.TransitGatewayId), aws.ToString(p.AccepterTgwInfo.TransitGatewayId), p.State))
+		}
+	}
+	slices.Sort(v.GatewayPeerings)
+	tables, err := c.DescribeTransitGatewayRouteTables(ctx, &ec2.DescribeTransitGatewayRouteTablesInput{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, t := range tables.TransitGatewayRouteTables {
+		id := aws.ToString(t.TransitGatewayRouteTableId)
+		if t.State == ec2types.TransitGatewayRouteTableStateDeleted {
+			continue
+		}
+		routes, err := c.SearchTransitGatewayRoutes(ctx, &ec2.SearchTransitGatewayRoutesInput{TransitGatewayRouteTableId: aws.String(id),
+			Filters: []ec2types.Filter{{Name: aws.String("type"), Values: []string{"static"}}}})
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		for _, r := range routes.Routes {
+			att := "blackhole"
+			if len(r.TransitGatewayAttachments) > 0 {
+				att = aws.ToString(r.TransitGatewayAttachments[0].TransitGatewayAttachmentId)
+			}
+			v.StaticRoutes[id] = append(v.StaticRoutes[id], fmt.Sprintf("%s %s %s", aws.ToString(r.DestinationCidrBlock), att, r.State))
+		}
+		slices.Sort(v.StaticRoutes[id])
+	}
+	return v
+}
+
+// delayEach delays every AWS call by d.
+func delayEach(d time.Duration) func(*middleware.Stack) error {
+	return func(s *middleware.Stack) error {
+		return s.Initialize.Add(middleware.InitializeMiddlewareFunc("delay", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return middleware.InitializeOutput{}, middleware.Metadata{}, ctx.Err()
+			}
+			return next.HandleInitialize(ctx, in)
+		}), middleware.Before)
+	}
+}
+
+// pathWatch checks, over and over while an apply runs, that every member route table routes every other
+// member's block somewhere that leads there: an active VPC peering, or its region's gateway whose route
+// table meshd uses has an active route (propagated or static) to the block. It counts the checks and the
+// failures, with the first few failures.
+type pathWatch struct {
+	checks, failed atomic.Int64
+	mu             sync.Mutex
+	first          []string
+}
+
+func (h *harness) watchPaths(ctx context.Context) (*pathWatch, func()) {
+	w := &pathWatch{}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			if problems, ok := h.pathProblems(ctx); ok {
+				w.checks.Add(1)
+				if len(problems) > 0 {
+					w.failed.Add(1)
+					w.mu.Lock()
+					if len(w.first) < 5 {
+						w.first = append(w.first, strings.Join(problems, "; "))
+					}
+					w.mu.Unlock()
+				}
+			}
+		}
+	}()
+	return w, func() { cancel(); <-done }
+}
+
+// pathProblems is one check of pathWatch; ok is false when a read failed (the check is not counted).
+func (h *harness) pathProblems(ctx context.Context) (problems []string, ok bool) {
+	type region struct {
+		routes   map[string]map[string]ec2types.Route // VPC route table -> destination -> route
+		peerings map[string]bool                      // active VPC peerings
+		gateway  map[string]bool                      // blocks the region's gateway routes (any of its route tables)
+	}
+	regionsSeen := map[string]*region{}
+	for _, n := range h.nets {
+		if regionsSeen[n.Region] != nil {
+			continue
+		}
+		r := &region{routes: map[string]map[string]ec2types.Route{}, peerings: map[string]bool{}, gateway: map[string]bool{}}
+		c := h.ec2(n.Region)
+		rts, err := c.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{})
+		if err != nil {
+			return nil, false
+		}
+		for _, t := range rts.RouteTables {
+			m := map[string]ec2types.Route{}
+			for _, rt := range t.Routes {
+				m[aws.ToString(rt.DestinationCidrBlock)] = rt
+			}
+			r.routes[aws.ToString(t.RouteTableId)] = m
+		}
+		pcx, err := c.DescribeVpcPeeringConnections(ctx, &ec2.DescribeVpcPeeringConnectionsInput{})
+		if err != nil {
+			return nil, false
+		}
+		for _, p := range pcx.VpcPeeringConnections {
+			if p.Status != nil && p.Status.Code == ec2types.VpcPeeringConnectionStateReasonCodeActive {
+				r.peerings[aws.ToString(p.VpcPeeringConnectionId)] = true
+			}
+		}
+		tables, err := c.DescribeTransitGatewayRouteTables(ctx, &ec2.DescribeTransitGatewayRouteTablesInput{})
+		if err != nil {
+			return nil, false
+		}
+		for _, t := range tables.TransitGatewayRouteTables {
+			routes, err := c.SearchTransitGatewayRoutes(ctx, &ec2.SearchTransitGatewayRoutesInput{TransitGatewayRouteTableId: t.TransitGatewayRouteTableId,
+				Filters: []ec2types.Filter{{Name: aws.String("state"), Values: []string{"active"}}}})
+			if err != nil {
+				return nil, false
+			}
+			for _, rt := range routes.Routes {
+				r.gateway[aws.ToString(t.TransitGatewayId)+" "+aws.ToString(rt.DestinationCidrBlock)] = true
+			}
+			// A VPC attachment propagating to the table routes its VPC's block there: AWS lists that route,
+			// moto lists none, so the propagation stands for it.
+			props, err := c.GetTransitGatewayRouteTablePropagations(ctx, &ec2.GetTransitGatewayRouteTablePropagationsInput{TransitGatewayRouteTableId: t.TransitGatewayRouteTableId})
+			if err != nil {
+				return nil, false
+			}
+			for _, p := range props.TransitGatewayRouteTablePropagations {
+				for _, n := range h.nets {
+					if n.VPCID == aws.ToString(p.ResourceId) && p.State == ec2types.TransitGatewayPropagationStateEnabled {
+						r.gateway[aws.ToString(t.TransitGatewayId)+" "+n.CIDR] = true
+					}
+				}
+			}
+		}
+		regionsSeen[n.Region] = r
+	}
+	for _, a := range h.nets {
+		r := regionsSeen[a.Region]
+		for _, table := range []string{a.MainRouteTable, a.PrivateTable} {
+			for _, b := range h.nets {
+				if b.Name == a.Name {
+					continue
+				}
+				route, found := r.routes[table][b.CIDR]
+				switch {
+				case !found:
+					problems = append(problems, fmt.Sprintf("%s has no route to %s", table, b.CIDR))
+				case route.State == ec2types.RouteStateBlackhole:
+					problems = append(problems, fmt.Sprintf("%s's route to %s is a blackhole", table, b.CIDR))
+				case route.VpcPeeringConnectionId != nil && !r.peerings[aws.ToString(route.VpcPeeringConnectionId)]:
+					problems = append(problems, fmt.Sprintf("%s routes %s to %s, not active", table, b.CIDR, aws.ToString(route.VpcPeeringConnectionId)))
+				case route.TransitGatewayId != nil && !r.gateway[aws.ToString(route.TransitGatewayId)+" "+b.CIDR]:
+					problems = append(problems, fmt.Sprintf("%s routes %s to %s, which has no route there", table, b.CIDR, aws.ToString(route.TransitGatewayId)))
+				}
+			}
+		}
+	}
+	return problems, true
+}
+
+// TestTransitGatewayAcrossRegionsOnMoto: six clusters in three regions, meshed with VPC peerings, switched
+// to a gateway per region while the paths are checked in a loop (no check may fail: every route table
+// routes every other member's block to a live peering or to a gateway that routes it on); the gateways are
+// peered pairwise with a static route per remote block; the next plan is empty; a deleted gateway route and
+// a deleted VPC route are repaired; destroy leaves every region as it was.
+func TestTransitGatewayAcrossRegionsOnMoto(t *testing.T) {
+	h := newHarness(t)
+	h.growTo(6)
+	ctx := context.Background()
+	view := func() map[string]tgwRegionView {
+		out := map[string]tgwRegionView{}
+		for _, region := range regions {
+			out[region] = h.tgwRegion(region)
+		}
+		return out
+	}
+	before := view()
+
+	h.writeSpec("")
+	h.mustRun(0, "apply", "--auto-approve")
+	if problems, _ := h.pathProblems(ctx); len(problems) > 0 {
+		t.Fatalf("the peering mesh is not complete: %v", problems)
+	}
+
+	h.writeSpec("  topology = \"transit_gateway\"\n")
+	// meshctl's AWS calls take 30 ms more, as a real endpoint's do, so that the switch lasts long enough
+	// for the loop to look at it many times.
+	h.awsOptions = []func(*middleware.Stack) error{delayEach(30 * time.Millisecond)}
+	w, stop := h.watchPaths(ctx)
+	h.mustRun(0, "apply", "--auto-approve")
+	stop()
+	h.awsOptions = nil
+	t.Logf("paths checked %d times during the switch, %d failed", w.checks.Load(), w.failed.Load())
+	if w.checks.Load() < 3 {
+		t.Errorf("the paths were checked only %d times during the switch: the loop proves nothing", w.checks.Load())
+	}
+	if w.failed.Load() > 0 {
+		t.Errorf("%d of %d checks failed during the switch, first: %v", w.failed.Load(), w.checks.Load(), w.first)
+	}
+	h.mustRun(0, "plan", "--detailed-exitcode")
+
+	built := view()
+	for _, region := range regions {
+		v := built[region]
+		if len(v.Gateways) != 1 || v.Peerings != 0 {
+			t.Errorf("%s after the switch: %+v, want one gateway and no VPC peering", region, v)
+		}
+		var static []string
+		for _, routes := range v.StaticRoutes {
+			static = append(static, routes...)
+		}
+		// Four blocks in the two other regions, each through the peering attachment to its region.
+		if len(static) != 4 || slices.ContainsFunc(static, func(s string) bool { return !strings.HasSuffix(s, " active") }) {
+			t.Errorf("%s's gateway routes %v, want the 4 blocks of the other regions, active", region, static)
+		}
+	}
+	var peerings []string
+	for _, region := range regions {
+		peerings = append(peerings, built[region].GatewayPeerings...)
+	}
+	slices.Sort(peerings)
+	if peerings = slices.Compact(peerings); len(peerings) != 3 || slices.ContainsFunc(peerings, func(s string) bool { return !strings.HasSuffix(s, " available") }) {
+		t.Errorf("gateway peering attachments %v, want one per pair of the three regions, available", peerings)
+	}
+	if problems, _ := h.pathProblems(ctx); len(problems) > 0 {
+		t.Errorf("after the switch: %v", problems)
+	}
+
+	// A gateway route and a VPC route deleted by hand are repaired.
+	east := h.ec2("us-east-1")
+	for table, routes := range built["us-east-1"].StaticRoutes {
+		cidr, _, _ := strings.Cut(routes[0], " ")
+		if _, err := east.DeleteTransitGatewayRoute(ctx, &ec2.DeleteTransitGatewayRouteInput{TransitGatewayRouteTableId: aws.String(table),
+			DestinationCidrBlock: aws.String(cidr)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.ec2(h.nets[1].Region).DeleteRoute(ctx, &ec2.DeleteRouteInput{RouteTableId: aws.String(h.nets[1].PrivateTable),
+		DestinationCidrBlock: aws.String(h.nets[2].CIDR)}); err != nil {
+		t.Fatal(err)
+	}
+	if problems, _ := h.pathProblems(ctx); len(problems) == 0 {
+		t.Error("with a gateway route and a VPC route deleted, the path check finds nothing: it proves nothing")
+	}
+	r := h.mustRun(2, "plan", "--detailed-exitcode")
+	for _, want := range []string{"tgw_route[us-east-1:", "tgw_vpc_route[" + h.nets[1].Name + ":" + h.nets[1].PrivateTable + ":" + h.nets[2].CIDR + "]"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("the plan does not repair %s:\n%s", want, r.stdout)
+		}
+	}
+	h.mustRun(0, "apply", "--auto-approve")
+	h.mustRun(0, "plan", "--detailed-exitcode")
+	if got := view(); fmt.Sprint(got) != fmt.Sprint(built) {
+		t.Errorf("after the repair:\n%+v\nwant\n%+v", got, built)
+	}
+
+	h.mustRun(0, "destroy", "--auto-approve")
+	if got := view(); fmt.Sprint(got) != fmt.Sprint(before) {
+		t.Errorf("after destroy:\n%+v\nwant as before meshd\n%+v", got, before)
+	}
+}

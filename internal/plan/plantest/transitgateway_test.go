@@ -1,0 +1,142 @@
+package plantest_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/meshd-io/meshd/internal/apply"
+	"github.com/meshd-io/meshd/internal/model"
+	"github.com/meshd-io/meshd/internal/plan"
+	"github.com/meshd-io/meshd/internal/plan/plantest"
+	"github.com/meshd-io/meshd/internal/state"
+)
+
+// tgwWorld is four clusters in two regions, meshed with peerings (transitGateway false) or gateways.
+func tgwWorld(t *testing.T) (*plantest.World, []model.Member, *state.State, func(destroy bool) *plan.Plan) {
+	w, members := plantest.NewWorld("tidb", []plantest.Cluster{
+		{Name: "a", Region: "us-west-2", CIDRs: []string{"10.1.0.0/16"}, RouteTables: 1},
+		{Name: "b", Region: "us-west-2", CIDRs: []string{"10.2.0.0/16"}, RouteTables: 2},
+		{Name: "c", Region: "us-east-1", CIDRs: []string{"10.3.0.0/16"}, RouteTables: 1},
+		{Name: "d", Region: "us-east-1", CIDRs: []string{"10.4.0.0/16", "10.5.0.0/16"}, RouteTables: 1},
+	})
+	for i := range members {
+		members[i].Namespace = "ns-" + members[i].Name
+	}
+	st := state.New("tidb")
+	apply := func(destroy bool) *plan.Plan {
+		t.Helper()
+		p := plan.Compute(w.Input(members, st, destroy))
+		if len(p.Conflicts) > 0 {
+			t.Fatalf("conflicts: %+v", p.Conflicts)
+		}
+		if err := apply.Run(context.Background(), p, st, apply.Options{Executors: w.Executors()}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	return w, members, st, apply
+}
+
+// TestTGWSwitchMakesTheNewPathFirst: switching a peering mesh of two regions to gateways, each VPC route is
+// replaced in place only after the whole path it moves to exists (through the plan's dependencies): both
+// ends' attachments and, across regions, the gateways' peering attachment and the static routes there and
+// back; meshd's peerings are deleted only after the replacements.
+func TestTGWSwitchMakesTheNewPathFirst(t *testing.T) {
+	w, members, st, applyPlan := tgwWorld(t)
+	applyPlan(false)
+	w.TransitGateways = &plan.TGWInput{Gateways: map[string]plan.TGWConfig{}}
+	p := plan.Compute(w.Input(members, st, false))
+	byAddr := map[string]plan.Change{}
+	for _, ch := range p.Changes {
+		byAddr[ch.Address] = ch
+	}
+	var closure func(addr string, seen map[string]bool)
+	closure = func(addr string, seen map[string]bool) {
+		for _, d := range byAddr[addr].DependsOn {
+			if !seen[d] {
+				seen[d] = true
+				closure(d, seen)
+			}
+		}
+	}
+	member := map[string]model.Member{}
+	for _, m := range members {
+		member[m.Name] = m
+	}
+	replaced := 0
+	for _, ch := range p.Changes {
+		if ch.Kind != plan.KindTGWVPCRoute || ch.Action != plan.Update {
+			continue
+		}
+		replaced++
+		r := ch.After.(plan.TGWVPCRoute)
+		var to model.Member
+		for _, m := range members {
+			if slices.Contains(m.CIDRs, r.DestinationCIDR) {
+				to = m
+			}
+		}
+		want := []string{plan.TGWAttachmentAddress(r.Cluster), plan.TGWAttachmentAddress(to.Name)}
+		if to.Region != r.Region {
+			regions := []string{r.Region, to.Region}
+			slices.Sort(regions)
+			want = append(want, plan.TGWPeeringAddress(regions[0], regions[1]), plan.TGWRouteAddress(r.Region, r.DestinationCIDR))
+			for _, back := range member[r.Cluster].CIDRs {
+				want = append(want, plan.TGWRouteAddress(to.Region, back))
+			}
+		}
+		seen := map[string]bool{}
+		closure(ch.Address, seen)
+		for _, addr := range want {
+			if _, planned := byAddr[addr]; !planned {
+				t.Fatalf("%s is not in the plan", addr)
+			}
+			if !seen[addr] {
+				t.Errorf("%s does not wait for %s", ch.Address, addr)
+			}
+		}
+	}
+	if replaced != 4+2*4+4+3 { // each table routes the other members' blocks: a (1 table) 4, b (2) 4 each, c (1) 4, d (1) 3
+		t.Errorf("%d VPC routes replaced in place, want every peering route", replaced)
+	}
+	for _, ch := range p.Changes {
+		if ch.Kind == plan.KindPeering && ch.Action == plan.Delete {
+			if !slices.ContainsFunc(ch.DependsOn, func(d string) bool { return strings.HasPrefix(d, string(plan.KindTGWVPCRoute)+"[") }) {
+				t.Errorf("%s does not wait for the routes that replace it", ch.Address)
+			}
+		}
+	}
+}
+
+// TestTGWUnrecordedRouteToMeshdsGateway: a VPC route to a gateway meshd created is meshd's even when the
+// state lost its record; destroy removes it (else it would turn into a blackhole once the gateway goes).
+func TestTGWUnrecordedRouteToMeshdsGateway(t *testing.T) {
+	w, _, st, applyPlan := tgwWorld(t)
+	w.TransitGateways = &plan.TGWInput{Gateways: map[string]plan.TGWConfig{}}
+	applyPlan(false)
+	var lost []string
+	for _, e := range plan.StateEntries(st) {
+		if strings.HasPrefix(e.Address, string(plan.KindTGWVPCRoute)+"[") {
+			plan.ForgetTGWVPCRoute(st, e.Address)
+			lost = append(lost, e.Address)
+		}
+	}
+	if len(lost) == 0 {
+		t.Fatal("the apply recorded no VPC route to a gateway")
+	}
+	p := applyPlan(true)
+	for _, addr := range lost {
+		if ch := p.Find(addr); ch == nil || ch.Action != plan.Delete {
+			t.Errorf("destroy does not delete %s, whose record was lost", addr)
+		}
+	}
+	for id, rt := range w.Observed.RouteTables {
+		for _, r := range rt.Routes {
+			if strings.HasPrefix(r.Target, "tgw-") {
+				t.Errorf("after destroy %s still routes %s to %s", id, r.DestinationCIDR, r.Target)
+			}
+		}
+	}
+}
