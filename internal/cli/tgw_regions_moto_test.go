@@ -266,6 +266,10 @@ func TestTransitGatewayAcrossRegionsOnMoto(t *testing.T) {
 	if problems, _ := h.pathProblems(ctx); len(problems) > 0 {
 		t.Errorf("after the switch: %v", problems)
 	}
+	// verify follows every pair's path through the gateways, across regions through their peering.
+	if r := h.mustRun(0, "verify"); !strings.Contains(r.stdout, "Every pair of the 6 clusters passes.") {
+		t.Errorf("verify after the switch:\n%s", r.stdout)
+	}
 
 	// A gateway route and a VPC route deleted by hand are repaired.
 	east := h.ec2("us-east-1")
@@ -282,6 +286,11 @@ func TestTransitGatewayAcrossRegionsOnMoto(t *testing.T) {
 	}
 	if problems, _ := h.pathProblems(ctx); len(problems) == 0 {
 		t.Error("with a gateway route and a VPC route deleted, the path check finds nothing: it proves nothing")
+	}
+	failures := strings.Join(h.verifyJSON(2).Failures, "\n")
+	t.Logf("verify with a gateway route and a VPC route deleted:\n%s", failures)
+	if !strings.Contains(failures, h.nets[1].PrivateTable+" has no route to "+h.nets[2].CIDR) || !strings.Contains(failures, ", the peering attachment to tgw-") {
+		t.Errorf("verify with a gateway route and a VPC route deleted:\n%s", failures)
 	}
 	r := h.mustRun(2, "plan", "--detailed-exitcode")
 	for _, want := range []string{"tgw_route[us-east-1:", "tgw_vpc_route[" + h.nets[1].Name + ":" + h.nets[1].PrivateTable + ":" + h.nets[2].CIDR + "]"} {
