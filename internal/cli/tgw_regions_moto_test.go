@@ -304,6 +304,28 @@ func TestTransitGatewayAcrossRegionsOnMoto(t *testing.T) {
 		t.Errorf("after the repair:\n%+v\nwant\n%+v", got, built)
 	}
 
+	// Back to peerings, and again to the gateways, with the paths checked in a loop each time; then destroy
+	// from the gateway topology.
+	for _, to := range []string{"", "  topology = \"transit_gateway\"\n"} {
+		h.writeSpec(to)
+		h.awsOptions = []func(*middleware.Stack) error{delayEach(30 * time.Millisecond)}
+		w, stop := h.watchPaths(ctx)
+		h.mustRun(0, "apply", "--auto-approve")
+		stop()
+		h.awsOptions = nil
+		t.Logf("switch to %q: paths checked %d times, %d failed", strings.TrimSpace(to), w.checks.Load(), w.failed.Load())
+		if w.failed.Load() > 0 || w.checks.Load() < 3 {
+			t.Errorf("switch to %q: %d of %d checks failed, first: %v", strings.TrimSpace(to), w.failed.Load(), w.checks.Load(), w.first)
+		}
+		h.mustRun(0, "plan", "--detailed-exitcode")
+	}
+	back := view()
+	for _, region := range regions {
+		if len(back[region].Gateways) != 1 || len(back[region].GatewayPeerings) != 2 || back[region].Peerings != 0 {
+			t.Errorf("%s after peering and back to the gateways: %+v", region, back[region])
+		}
+	}
+
 	h.mustRun(0, "destroy", "--auto-approve")
 	if got := view(); fmt.Sprint(got) != fmt.Sprint(before) {
 		t.Errorf("after destroy:\n%+v\nwant as before meshd\n%+v", got, before)

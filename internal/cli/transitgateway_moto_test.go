@@ -124,7 +124,7 @@ func TestObserveTransitGatewaysCallsAreConstant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	obs, diags, err := p.Observe(ctx, m, nil)
+	obs, diags, err := p.Observe(ctx, m, awsprovider.Former{})
 	if err != nil || diags.HasErrors() {
 		t.Fatal(err, diags)
 	}

@@ -27,7 +27,7 @@ type gatedAWS struct {
 	gate chan struct{} // the next Observe waits at it
 }
 
-func (g *gatedAWS) Observe(ctx context.Context, m *spec.Mesh, former map[string]model.Member) (*awsprovider.Observation, hcl.Diagnostics, error) {
+func (g *gatedAWS) Observe(ctx context.Context, m *spec.Mesh, former awsprovider.Former) (*awsprovider.Observation, hcl.Diagnostics, error) {
 	g.mu.Lock()
 	gate := g.gate
 	g.gate = nil

@@ -28,7 +28,7 @@ import (
 
 // AWS is what the engine needs from the AWS side (the AWS provider; a stub in tests).
 type AWS interface {
-	Observe(ctx context.Context, m *spec.Mesh, former map[string]model.Member) (*awsprovider.Observation, hcl.Diagnostics, error)
+	Observe(ctx context.Context, m *spec.Mesh, was awsprovider.Former) (*awsprovider.Observation, hcl.Diagnostics, error)
 	// LoadBalancersIn finds the NLBs of a region behind the DNS Services' hostnames, in the account the
 	// access reaches (a member's assumed role; the zero Access is the default credentials').
 	LoadBalancersIn(ctx context.Context, a model.Access, region string, hostnames []string) (map[string]model.LoadBalancer, error)

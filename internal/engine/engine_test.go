@@ -41,7 +41,7 @@ type stubAWS struct {
 	lbAsked  map[string][]string // hostnames by region
 }
 
-func (s *stubAWS) Observe(_ context.Context, m *spec.Mesh, _ map[string]model.Member) (*awsprovider.Observation, hcl.Diagnostics, error) {
+func (s *stubAWS) Observe(_ context.Context, m *spec.Mesh, _ awsprovider.Former) (*awsprovider.Observation, hcl.Diagnostics, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.observed++

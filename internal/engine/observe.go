@@ -145,7 +145,7 @@ func (o *observation) observeAWS(ctx context.Context) (hcl.Diagnostics, error) {
 	res, err := awsPart(o.v, "observe", func() (awsResult, error) {
 		ctx, cancel := o.e.awsObserveContext(ctx, o.v.scope)
 		defer cancel()
-		obs, diags, err := o.e.AWS.Observe(ctx, o.m, o.st.Members)
+		obs, diags, err := o.e.AWS.Observe(ctx, o.m, former(o.st))
 		return awsResult{obs, diags}, err
 	})
 	diags := cloneDiags(res.diags)
@@ -157,6 +157,13 @@ func (o *observation) observeAWS(ctx context.Context) (hcl.Diagnostics, error) {
 		o.in.Members, o.held = holdUnresolved(o.m, o.st, o.in.Members, diags)
 	}
 	return diags, nil
+}
+
+// former is what the state says meshd made that AWS's observation looks for even where the spec no longer
+// names it.
+func former(st *state.State) awsprovider.Former {
+	gateways, tables := plan.RecordedGateways(st)
+	return awsprovider.Former{Members: st.Members, Gateways: gateways, GatewayTables: tables}
 }
 
 // observeKubeDNS reads every cluster's DNS Service and Corefile. With PartialDNS a cluster missing from the

@@ -37,7 +37,7 @@ func (e *Engine) ObserveForVerify(ctx context.Context, m *spec.Mesh, st *state.S
 			kubeObs, kubeDiags = e.Kube.Observe(ctx, targets)
 		}()
 	}
-	obs, diags, err := e.AWS.Observe(ctx, m, st.Members)
+	obs, diags, err := e.AWS.Observe(ctx, m, former(st))
 	wg.Wait()
 	diags = append(diags, kubeDiags...)
 	if err != nil || diags.HasErrors() {

@@ -88,6 +88,13 @@ type computer struct {
 	// by "region|block", the change that makes the region's gateway route to a remote block.
 	tgwPeer   map[string]tgwPeerRef
 	tgwStatic map[string]string
+	// gatewayMoves are, by member, the route kind's replacements of meshd's routes to a gateway by routes
+	// through a peering (the switch back from the gateway topology) from or to the member: its gateway
+	// attachment goes after them. gatewayRoutes is meshd's VPC routes to gateways, by route table |
+	// destination, with the gateway (tgwVPCRouteRecords).
+	gatewayMoves  map[string][]string
+	gatewayMoved  map[string]bool // route table | destination
+	gatewayRoutes map[string]string
 }
 
 func newComputer(in Input) *computer {
@@ -114,6 +121,8 @@ func newComputer(in Input) *computer {
 		ownedPeerings:         map[string]model.ObservedPeering{},
 		usedPeerings:          map[string]bool{},
 		routeDeletesByPeering: map[string][]string{},
+		gatewayMoves:          map[string][]string{},
+		gatewayMoved:          map[string]bool{},
 	}
 	for _, m := range members {
 		if m.External {

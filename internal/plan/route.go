@@ -91,6 +91,7 @@ func RouteAddress(cluster, routeTable, cidr string) string {
 type desiredRoute struct {
 	route Route
 	ref   peeringRef
+	to    string // the member whose block it is
 }
 
 // routes plans, in every managed route table, one route per other member's CIDR block.
@@ -111,7 +112,7 @@ func (c *computer) routes() {
 				ref := c.peeringRef[PeeringAddress(a.Name, b.Name)]
 				for _, cidr := range b.CIDRs {
 					key := rt + "|" + cidr
-					desired[key] = desiredRoute{ref: ref, route: Route{
+					desired[key] = desiredRoute{ref: ref, to: b.Name, route: Route{
 						Cluster: a.Name, Region: a.Region, VPCID: a.VPCID, RouteTableID: rt,
 						DestinationCIDR: cidr, PeeringID: ref.ID, PeeringAddress: ref.Address, Access: a.Access,
 					}}
@@ -171,6 +172,14 @@ func (c *computer) routes() {
 					c.add(Change{Action: Keep, Address: addr, Kind: KindRoute, Before: observed, After: observed,
 						Reason: "exists, not owned by meshd: left alone"})
 				}
+			case c.meshdGatewayRoute(key, r):
+				// The switch back from the Transit Gateway topology: replaced in place once the peering is active,
+				// so the traffic never lacks a route; the gateway's objects go after (tgwVPCRoutes).
+				c.add(Change{Action: Update, Address: addr, Kind: KindRoute, Before: observed, After: d.route, DependsOn: deps(d.ref.Change),
+					Reason: fmt.Sprintf("topology is peering: replace the route through %s", r.Target)})
+				c.gatewayMoves[d.route.Cluster] = append(c.gatewayMoves[d.route.Cluster], addr)
+				c.gatewayMoves[d.to] = append(c.gatewayMoves[d.to], addr)
+				c.gatewayMoved[key] = true
 			case owned:
 				reason := fmt.Sprintf("route targets %s, which is not the pair's peering", r.PeeringID)
 				if p, ok := c.in.Observed.Peerings[r.PeeringID]; ok && p.Gone() {

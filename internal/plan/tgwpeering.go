@@ -140,7 +140,7 @@ func (c *computer) tgwPeerings(regions map[string][]model.Member, refs map[strin
 	for _, addr := range tgwPeeringTable.Addresses(c.in.State) {
 		r, _, _ := tgwPeeringTable.Get(c.in.State, addr)
 		recorded[r.ID] = addr
-		if a, ok := obs.TGWAttachments[r.ID]; (!ok || a.Gone()) && c.in.TransitGateways != nil {
+		if a, ok := obs.TGWAttachments[r.ID]; (!ok || a.Gone()) && c.gatewaysRead() {
 			c.plan.ForgetTGW = append(c.plan.ForgetTGW, addr)
 		}
 	}
@@ -233,7 +233,11 @@ func (c *computer) tgwPeerings(regions map[string][]model.Member, refs map[strin
 // members to the pair's peering attachment, and removes meshd's others. The deletes of routes through a
 // peering attachment come before its delete; the routes it makes (c.tgwStatic, by region | block) are
 // what the VPC routes to those blocks wait for.
-func (c *computer) tgwStaticRoutes(regions map[string][]model.Member, refs map[string]*tgwRef, peeringDels []string) {
+//
+// A route's delete also waits for the delete of the attachment of the member whose block it leads to (by
+// VPC in attachDeletes): that one waits for every route to the member to be moved off the gateways (the
+// switch back to peering), so the traffic to it never meets a gateway without the route on.
+func (c *computer) tgwStaticRoutes(regions map[string][]model.Member, refs map[string]*tgwRef, peeringDels []string, attachDeletes map[string][]string) {
 	obs := c.in.Observed
 	type wanted struct {
 		addr string
@@ -281,6 +285,12 @@ func (c *computer) tgwStaticRoutes(regions map[string][]model.Member, refs map[s
 			ownPeering[a.ID] = true
 		}
 	}
+	vpcOfBlock := map[string]string{}
+	for _, m := range slices.Concat(c.in.Members, slices.Collect(maps.Values(c.in.State.Members))) {
+		for _, cidr := range m.CIDRs {
+			vpcOfBlock[cidr] = m.VPCID
+		}
+	}
 	deletesByAttachment := map[string][]string{}
 	seen := map[string]bool{}
 	for _, tid := range slices.Sorted(maps.Keys(obs.TGWRouteTables)) {
@@ -308,7 +318,8 @@ func (c *computer) tgwStaticRoutes(regions map[string][]model.Member, refs map[s
 					if c.plan.Find(addr) != nil {
 						addr = fmt.Sprintf("%s[%s:%s]", KindTGWRoute, tid, r.DestinationCIDR)
 					}
-					c.add(Change{Action: Delete, Address: addr, Kind: KindTGWRoute, Reason: c.goneReason(), Before: observed})
+					c.add(Change{Action: Delete, Address: addr, Kind: KindTGWRoute, Reason: c.goneReason(), Before: observed,
+						DependsOn: slices.Clone(attachDeletes[vpcOfBlock[r.DestinationCIDR]])})
 					deletesByAttachment[r.AttachmentID] = append(deletesByAttachment[r.AttachmentID], addr)
 				}
 				continue
@@ -349,7 +360,7 @@ func (c *computer) tgwStaticRoutes(regions map[string][]model.Member, refs map[s
 		t, ok := obs.TGWRouteTables[r.RouteTableID]
 		if _, stillThere := want[key]; (!ok || !slices.ContainsFunc(t.Routes, func(x model.TGWRoute) bool {
 			return x.Type == "static" && x.DestinationCIDR == r.DestinationCIDR
-		})) && !stillThere && c.in.TransitGateways != nil {
+		})) && !stillThere && c.gatewaysRead() {
 			c.plan.ForgetTGW = append(c.plan.ForgetTGW, addr)
 		}
 	}

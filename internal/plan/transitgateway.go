@@ -115,6 +115,36 @@ func RecordTGWVPCRoute(st *state.State, addr string, r TGWRecord) {
 }
 func ForgetTGWVPCRoute(st *state.State, addr string) { tgwVPCRouteTable.Forget(st, addr) }
 
+// ForgetTGWVPCRouteOf drops the record of meshd's route to a gateway in a route table, if there is one:
+// the route kind replaced it with a route through a peering.
+func ForgetTGWVPCRouteOf(st *state.State, table, cidr string) {
+	for _, addr := range tgwVPCRouteTable.Addresses(st) {
+		if r, _, _ := tgwVPCRouteTable.Get(st, addr); r.RouteTableID == table && r.DestinationCIDR == cidr {
+			tgwVPCRouteTable.Forget(st, addr)
+		}
+	}
+}
+
+// RecordedGateways are the gateways and gateway route tables the state's Transit Gateway records name: what
+// AWS's observation reads of a mesh that no longer uses the topology (or no longer names a gateway), so that
+// meshd finds what it made there and removes it.
+func RecordedGateways(st *state.State) (gateways, tables []string) {
+	for _, t := range []state.Table[TGWRecord]{tgwAttachmentTable, tgwVPCRouteTable, tgwPeeringTable, tgwStaticRouteTable} {
+		for _, addr := range t.Addresses(st) {
+			r, _, _ := t.Get(st, addr)
+			if r.GatewayID != "" {
+				gateways = append(gateways, r.GatewayID)
+			}
+			if t.Name == tgwStaticRouteTable.Name {
+				tables = append(tables, r.RouteTableID)
+			}
+		}
+	}
+	slices.Sort(gateways)
+	slices.Sort(tables)
+	return slices.Compact(gateways), slices.Compact(tables)
+}
+
 // TGWInput is what the planner needs of the spec for topology = "transit_gateway": the transit_gateway
 // blocks by region (a region of members without one gets the zero config: meshd creates its gateway).
 type TGWInput struct {
@@ -273,7 +303,7 @@ func (c *computer) transitGateways() {
 	attachDeletes := c.tgwAttachments(regions, refs)
 	c.tgwStatic = map[string]string{}
 	peeringDels := c.tgwPeerings(regions, refs)
-	c.tgwStaticRoutes(regions, refs, peeringDels)
+	c.tgwStaticRoutes(regions, refs, peeringDels, attachDeletes)
 	c.tgwVPCRoutes(regions, refs)
 	// meshd's peerings go only once the routes through the gateways are in place (the switch of topology).
 	for i := range c.plan.Changes {
@@ -315,6 +345,29 @@ func (c *computer) transitGateways() {
 			Before:    TransitGateway{Region: g.Region, ID: id, State: g.State, Access: c.tgwAccess(g.Region)},
 			DependsOn: slices.Concat(attachDels, tableDels)})
 	}
+}
+
+// meshdGatewayRoute reports whether a member route table's route (key: route table | destination) is
+// meshd's route to a gateway: recorded with that gateway, or to a gateway meshd made.
+func (c *computer) meshdGatewayRoute(key string, r model.Route) bool {
+	if !strings.HasPrefix(r.Target, "tgw-") {
+		return false
+	}
+	if c.gatewayRoutes == nil {
+		c.gatewayRoutes = map[string]string{}
+		for _, addr := range tgwVPCRouteTable.Addresses(c.in.State) {
+			rec, _, _ := tgwVPCRouteTable.Get(c.in.State, addr)
+			c.gatewayRoutes[rec.RouteTableID+"|"+rec.DestinationCIDR] = rec.GatewayID
+		}
+	}
+	g, ok := c.in.Observed.TransitGateways[r.Target]
+	return c.gatewayRoutes[key] == r.Target || (ok && model.TaggedBy(g.Tags, c.in.Mesh))
+}
+
+// gatewaysRead reports whether the observation read the Transit Gateways: for a mesh that peers it does
+// only where the state records gateway objects, and a record is dropped only when it was looked for.
+func (c *computer) gatewaysRead() bool {
+	return c.in.TransitGateways != nil || c.in.Observed.TransitGateways != nil
 }
 
 // tgwAccess is the access of a region's gateway objects: its first member's (current, else former).
@@ -383,7 +436,7 @@ func (c *computer) tgwAttachments(regions map[string][]model.Member, refs map[st
 		r, _, _ := tgwAttachmentTable.Get(c.in.State, addr)
 		recorded[r.ID] = addr
 		if a, ok := obs.TGWAttachments[r.ID]; !ok || a.Gone() {
-			if c.in.TransitGateways != nil { // observed: for a mesh that peers, the gateways are not read
+			if c.gatewaysRead() {
 				c.plan.ForgetTGW = append(c.plan.ForgetTGW, addr)
 			}
 		}
@@ -620,7 +673,11 @@ func (c *computer) tgwVPCRoutes(regions map[string][]model.Member, refs map[stri
 			d, wanted := want[key]
 			if !wanted {
 				// meshd's: recorded, or (a state lost, an apply cut short before it recorded) a route to a
-				// gateway meshd created, which nobody else routes to.
+				// gateway meshd created, which nobody else routes to. Where the route kind replaces it with a
+				// route through a peering (the switch back), it is not deleted: its executor drops the record.
+				if c.gatewayMoved[key] {
+					continue
+				}
 				if ownedByRecord || (gw != "" && ownedGateway(gw)) {
 					addr := recAddr
 					if !ownedByRecord {
@@ -687,11 +744,14 @@ func (c *computer) tgwVPCRoutes(regions map[string][]model.Member, refs map[stri
 	}
 	slices.Sort(c.plan.ForgetTGW)
 	c.plan.ForgetTGW = slices.Compact(c.plan.ForgetTGW)
-	// Attachment deletes wait on the routes of their VPC.
+	// Attachment deletes wait on the routes of their VPC, and on the route kind's moves of the routes from
+	// and to the member onto peerings.
 	for i := range c.plan.Changes {
 		ch := &c.plan.Changes[i]
 		if ch.Kind == KindTGWAttachment && ch.Action == Delete {
-			ch.DependsOn = append(ch.DependsOn, deletes[ch.Before.(TGWAttachment).VPCID]...)
+			a := ch.Before.(TGWAttachment)
+			ch.DependsOn = append(ch.DependsOn, deletes[a.VPCID]...)
+			ch.DependsOn = append(ch.DependsOn, c.gatewayMoves[a.Cluster]...)
 		}
 	}
 	c.tgwRouteChanges = creates

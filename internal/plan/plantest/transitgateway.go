@@ -248,3 +248,63 @@ var TGWDrifts = map[plan.Kind]func(w *World, ch plan.Change){
 		}
 	},
 }
+
+// PathProblems lists, for every member route table, the other members' blocks it does not route somewhere
+// that leads there: an active peering, or a live gateway whose route table routes the block on (the
+// block's VPC attachment propagating to it, or an active static route to a live attachment). Tests of the
+// switch of topology call it after each change of an apply.
+func (w *World) PathProblems(members []model.Member) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	obs := w.Observed
+	attachmentOf := map[string]string{} // VPC -> its live attachment
+	for id, a := range obs.TGWAttachments {
+		if a.Type == "vpc" && !a.Gone() {
+			attachmentOf[a.ResourceID] = id
+		}
+	}
+	gatewayRoutes := func(gw, cidr, vpc string) bool {
+		for _, t := range obs.TGWRouteTables {
+			if t.GatewayID != gw || t.State == "deleted" {
+				continue
+			}
+			if att := attachmentOf[vpc]; att != "" && slices.Contains(t.Propagations, att) {
+				return true
+			}
+			for _, r := range t.Routes {
+				if a, live := obs.TGWAttachments[r.AttachmentID]; r.DestinationCIDR == cidr && r.State == "active" && live && !a.Gone() {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	var out []string
+	for _, a := range members {
+		for _, table := range a.RouteTableIDs {
+			for _, b := range members {
+				if b.Name == a.Name {
+					continue
+				}
+				for _, cidr := range b.CIDRs {
+					i := slices.IndexFunc(obs.RouteTables[table].Routes, func(r model.Route) bool { return r.DestinationCIDR == cidr })
+					if i < 0 {
+						out = append(out, fmt.Sprintf("%s has no route to %s", table, cidr))
+						continue
+					}
+					r := obs.RouteTables[table].Routes[i]
+					g, gw := obs.TransitGateways[r.Target]
+					switch {
+					case r.State == "blackhole":
+						out = append(out, fmt.Sprintf("%s's route to %s is a blackhole", table, cidr))
+					case r.PeeringID != "" && obs.Peerings[r.PeeringID].Status != model.PeeringActive:
+						out = append(out, fmt.Sprintf("%s routes %s to %s, not active", table, cidr, r.PeeringID))
+					case r.PeeringID == "" && (!gw || g.Gone() || !gatewayRoutes(r.Target, cidr, b.VPCID)):
+						out = append(out, fmt.Sprintf("%s routes %s to %s, which does not route it on", table, cidr, r.Target))
+					}
+				}
+			}
+		}
+	}
+	return out
+}

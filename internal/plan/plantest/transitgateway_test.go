@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/meshd-io/meshd/internal/apply"
@@ -138,5 +139,86 @@ func TestTGWUnrecordedRouteToMeshdsGateway(t *testing.T) {
 				t.Errorf("after destroy %s still routes %s to %s", id, r.DestinationCIDR, r.Target)
 			}
 		}
+	}
+}
+
+// watchedExecutors wraps the world's executors so that after every change of an apply the members' paths are
+// checked (World.PathProblems); the problems found are returned by the func.
+func watchedExecutors(w *plantest.World, members []model.Member) (map[plan.Kind]apply.Executor, func() []string) {
+	var mu sync.Mutex
+	var problems []string
+	out := map[plan.Kind]apply.Executor{}
+	for k, e := range w.Executors() {
+		out[k] = executorFunc(func(ctx context.Context, ch plan.Change, known apply.Known) (apply.Outcome, error) {
+			o, err := e.Execute(ctx, ch, known)
+			if p := w.PathProblems(members); len(p) > 0 {
+				mu.Lock()
+				problems = append(problems, "after "+ch.Address+": "+strings.Join(p, "; "))
+				mu.Unlock()
+			}
+			return o, err
+		})
+	}
+	return out, func() []string { mu.Lock(); defer mu.Unlock(); return problems }
+}
+
+type executorFunc func(context.Context, plan.Change, apply.Known) (apply.Outcome, error)
+
+func (f executorFunc) Execute(ctx context.Context, ch plan.Change, known apply.Known) (apply.Outcome, error) {
+	return f(ctx, ch, known)
+}
+
+// TestTGWSwitchBothWaysKeepsPaths: a peering mesh of two regions switched to gateways and back to peerings:
+// after every change of either apply, every route table routes every other member's block to a live path;
+// each switch ends with an empty plan; back on peerings, nothing of the gateways is left, in the world or in
+// the state.
+func TestTGWSwitchBothWaysKeepsPaths(t *testing.T) {
+	w, members, st, applyPlan := tgwWorld(t)
+	applyPlan(false)
+	switchTo := func(step string, gateways *plan.TGWInput) *plan.Plan {
+		t.Helper()
+		w.TransitGateways = gateways
+		p := plan.Compute(w.Input(members, st, false))
+		if len(p.Conflicts) > 0 {
+			t.Fatalf("%s: conflicts: %+v", step, p.Conflicts)
+		}
+		executors, problems := watchedExecutors(w, members)
+		if err := apply.Run(context.Background(), p, st, apply.Options{Executors: executors}).Err(); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		for _, p := range problems() {
+			t.Errorf("%s: %s", step, p)
+		}
+		if next := plan.Compute(w.Input(members, st, false)); next.HasChanges() {
+			t.Errorf("%s: the next plan is not empty: %v", step, changeLines(next))
+		}
+		return p
+	}
+	switchTo("to gateways", &plan.TGWInput{Gateways: map[string]plan.TGWConfig{}})
+	back := switchTo("back to peerings", nil)
+	moved := 0
+	for _, ch := range back.Changes {
+		if ch.Kind == plan.KindRoute && ch.Action == plan.Update {
+			moved++
+		}
+		if ch.Kind == plan.KindTGWVPCRoute {
+			t.Errorf("the switch back plans %s %s: the route kind replaces meshd's routes to the gateways in place", ch.Action, ch.Address)
+		}
+	}
+	if moved != 19 {
+		t.Errorf("the switch back replaces %d routes in place, want all 19", moved)
+	}
+	for _, e := range plan.StateEntries(st) {
+		if strings.HasPrefix(e.Address, "tgw_") || strings.HasPrefix(e.Address, "transit_gateway") {
+			t.Errorf("back on peerings the state still records %s", e.Address)
+		}
+	}
+	for id, g := range w.Observed.TransitGateways {
+		if !g.Gone() {
+			t.Errorf("back on peerings gateway %s is still there", id)
+		}
+	}
+	if len(w.Observed.TGWAttachments) != 0 {
+		t.Errorf("back on peerings attachments are left: %v", w.Observed.TGWAttachments)
 	}
 }

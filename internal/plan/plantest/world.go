@@ -170,7 +170,10 @@ func (e executor) Execute(ctx context.Context, ch plan.Change, known apply.Known
 		peering, _ = known(r.PeeringAddress)
 	}
 	rec := state.RouteRecord{Region: r.Region, VPCID: r.VPCID, RouteTableID: r.RouteTableID, DestinationCIDR: r.DestinationCIDR, PeeringID: peering}
-	return apply.Outcome{Record: func(st *state.State) { st.AddRoute(rec) }}, nil
+	return apply.Outcome{Record: func(st *state.State) {
+		st.AddRoute(rec)
+		plan.ForgetTGWVPCRouteOf(st, r.RouteTableID, r.DestinationCIDR)
+	}}, nil
 }
 
 func (e executor) run(_ context.Context, ch plan.Change, known apply.Known) (string, error) {

@@ -52,7 +52,7 @@ func TestObserveEKSAutoMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	obs, diags, err := p.Observe(ctx, m, nil)
+	obs, diags, err := p.Observe(ctx, m, awsprovider.Former{})
 	if err != nil || diags.HasErrors() {
 		t.Fatalf("observe: %v %v", err, diags)
 	}

@@ -59,7 +59,7 @@ cluster "a" {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, _, err = p.Observe(context.Background(), m, nil)
+			_, _, err = p.Observe(context.Background(), m, awsprovider.Former{})
 			if err == nil {
 				t.Fatal("Observe: no error from a failing DescribeVpcs")
 			}
@@ -130,7 +130,7 @@ cluster "a" {
 			if diff := cmp.Diff(tc.want, errclass.IsTransient(err)); diff != "" {
 				t.Errorf("%s\nObserveAddons error %q transient: -want, +got:\n%s", tc.reason, err, diff)
 			}
-			_, _, err = p.Observe(context.Background(), m, nil)
+			_, _, err = p.Observe(context.Background(), m, awsprovider.Former{})
 			if err == nil {
 				t.Fatal("Observe: no error from a failing DescribeCluster")
 			}

@@ -200,7 +200,10 @@ func (e routeExecutor) Execute(ctx context.Context, ch plan.Change, known apply.
 	after := ch.After.(plan.Route)
 	rec := state.RouteRecord{Region: after.Region, VPCID: after.VPCID, RouteTableID: after.RouteTableID,
 		DestinationCIDR: after.DestinationCIDR, PeeringID: peering}
-	return apply.Outcome{Record: func(st *state.State) { st.AddRoute(rec) }}, nil
+	return apply.Outcome{Record: func(st *state.State) {
+		st.AddRoute(rec)
+		plan.ForgetTGWVPCRouteOf(st, after.RouteTableID, after.DestinationCIDR) // a route to a gateway it replaced
+	}}, nil
 }
 
 // peeringOf is the peering a route goes through: planned, or created earlier in this apply.
@@ -307,13 +310,18 @@ func (p *Provider) checkRouteUnchanged(ctx context.Context, c EC2API, before pla
 			if aws.ToString(r.DestinationCidrBlock) != before.DestinationCIDR {
 				continue
 			}
-			if now := aws.ToString(r.VpcPeeringConnectionId); now != before.PeeringID {
-				target := now
-				if target == "" {
-					target = routeTarget(r)
-				}
+			// The planned target: the peering, or (a route to a gateway the switch of topology replaces) the
+			// gateway.
+			now, planned := aws.ToString(r.VpcPeeringConnectionId), before.PeeringID
+			if now == "" {
+				now = routeTarget(r)
+			}
+			if planned == "" {
+				planned = before.Target
+			}
+			if now != planned {
 				return fmt.Errorf("%w: route table %s now routes %s to %s, not %s as planned; left alone",
-					ErrConflict, before.RouteTableID, before.DestinationCIDR, target, before.PeeringID)
+					ErrConflict, before.RouteTableID, before.DestinationCIDR, now, planned)
 			}
 			return nil
 		}

@@ -38,6 +38,14 @@ type Observation struct {
 	Observed *model.Observed
 }
 
+// Former is what the state says meshd made that the spec may no longer name: the members it recorded, and
+// the Transit Gateways and gateway route tables its records name. A mesh that switched from the gateway
+// topology back to peering reads those (plan.RecordedGateways) to find what meshd made there and remove it.
+type Former struct {
+	Members                 map[string]model.Member
+	Gateways, GatewayTables []string
+}
+
 // Observe resolves every cluster of the spec (EKS discovery or named VPC and security group) and reads the
 // AWS objects meshd plans against, for those clusters and for former members (clusters removed from the spec
 // since the last apply, whose objects may need cleaning up).
@@ -50,7 +58,8 @@ type Observation struct {
 // DescribeNodegroup per node group, which have no batch form).
 // Problems with the spec's references (an unknown VPC, say) are diagnostics against the spec; failures to
 // talk to AWS are errors.
-func (p *Provider) Observe(ctx context.Context, m *spec.Mesh, former map[string]model.Member) (*Observation, hcl.Diagnostics, error) {
+func (p *Provider) Observe(ctx context.Context, m *spec.Mesh, was Former) (*Observation, hcl.Diagnostics, error) {
+	former := was.Members
 	type regionWork struct {
 		clusters []*spec.Cluster
 		former   []model.Member
@@ -95,7 +104,7 @@ func (p *Provider) Observe(ctx context.Context, m *spec.Mesh, former map[string]
 			r := &regionResult{obs: model.NewObserved()}
 			r.members, r.diags, r.err = p.observeRegion(ctx, key, w.clusters, w.former, r.obs)
 			if r.err == nil {
-				r.err = p.observeTransitGateways(ctx, key, m, r.obs)
+				r.err = p.observeTransitGateways(ctx, key, m, was, r.obs)
 			}
 			mu.Lock()
 			results[key] = r
@@ -822,7 +831,8 @@ func merge(dst, src *model.Observed) {
 	d, s := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src).Elem()
 	for i := 0; i < s.NumField(); i++ {
 		sf, df := s.Field(i), d.Field(i)
-		if sf.Kind() != reflect.Map || s.Type().Field(i).Name == "Peerings" || sf.Len() == 0 {
+		// An empty map that is not nil is kept: the Transit Gateway maps are nil when they were not read.
+		if sf.Kind() != reflect.Map || s.Type().Field(i).Name == "Peerings" || sf.IsNil() {
 			continue
 		}
 		if df.IsNil() {

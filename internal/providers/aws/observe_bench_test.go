@@ -60,7 +60,7 @@ func BenchmarkObserve(b *testing.B) {
 		b.Run(fmt.Sprintf("clusters=%d", n), func(b *testing.B) {
 			calls.Store(0)
 			for i := 0; i < b.N; i++ {
-				if _, diags, err := p.Observe(ctx, m, nil); err != nil || diags.HasErrors() {
+				if _, diags, err := p.Observe(ctx, m, awsprovider.Former{}); err != nil || diags.HasErrors() {
 					b.Fatal(err, diags)
 				}
 			}

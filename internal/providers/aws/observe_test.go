@@ -88,7 +88,7 @@ cluster "d" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	obs, diags, err := p.Observe(ctx, m, nil)
+	obs, diags, err := p.Observe(ctx, m, awsprovider.Former{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ cluster "a" {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	obs, diags, err := p.Observe(ctx, m, nil)
+	obs, diags, err := p.Observe(ctx, m, awsprovider.Former{})
 	if err != nil || diags.HasErrors() {
 		t.Fatalf("observe under throttling: %v %v", err, diags)
 	}
@@ -266,7 +266,7 @@ cluster "a" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	obs, diags, err := p.Observe(ctx, m, nil)
+	obs, diags, err := p.Observe(ctx, m, awsprovider.Former{})
 	if err != nil || diags.HasErrors() {
 		t.Fatalf("observe: %v %v", err, diags)
 	}

@@ -86,8 +86,11 @@ func (p *Provider) tgwFor(a model.Access, region string) TransitGatewayAPI {
 // constant per region: one call per kind of object, and a route search and a propagation list per route
 // table meshd uses (one per gateway), however many members the region has. Nothing is read for a mesh
 // that peers.
-func (p *Provider) observeTransitGateways(ctx context.Context, key clientKey, m *spec.Mesh, obs *model.Observed) error {
-	if !m.UsesTransitGateway() {
+//
+// A mesh that peers reads them only where the state records gateway objects (was.Gateways,
+// was.GatewayTables: the switch back from the topology), and then only the mesh's and those.
+func (p *Provider) observeTransitGateways(ctx context.Context, key clientKey, m *spec.Mesh, was Former, obs *model.Observed) error {
+	if !m.UsesTransitGateway() && len(was.Gateways) == 0 && len(was.GatewayTables) == 0 {
 		return nil
 	}
 	c := p.tgwFor(key.access, key.region)
@@ -95,9 +98,13 @@ func (p *Provider) observeTransitGateways(ctx context.Context, key clientKey, m 
 		return nil
 	}
 	region := key.region
-	named, namedTable := "", ""
+	named, namedTables := slices.Clone(was.Gateways), slices.Clone(was.GatewayTables)
 	if g := m.TransitGateway(region); g != nil {
-		named, namedTable = g.ID, g.RouteTableID
+		named, namedTables = append(named, g.ID), append(namedTables, g.RouteTableID)
+	}
+	// Read, even if nothing is found: the planner tells "none" from "not read" by the map being non-nil.
+	if obs.TransitGateways == nil {
+		obs.TransitGateways = map[string]model.TransitGateway{}
 	}
 	mine := func(tags []ec2types.Tag) bool { return model.TaggedBy(tagMap(tags), m.Name) }
 
@@ -110,7 +117,7 @@ func (p *Provider) observeTransitGateways(ctx context.Context, key clientKey, m 
 		}
 		for _, g := range page.TransitGateways {
 			id := aws.ToString(g.TransitGatewayId)
-			if id != named && !mine(g.Tags) {
+			if !slices.Contains(named, id) && !mine(g.Tags) {
 				continue
 			}
 			gw := model.TransitGateway{ID: id, Region: region, OwnerID: aws.ToString(g.OwnerId), State: string(g.State), Tags: tagMap(g.Tags)}
@@ -133,7 +140,7 @@ func (p *Provider) observeTransitGateways(ctx context.Context, key clientKey, m 
 		}
 		for _, t := range page.TransitGatewayRouteTables {
 			id := aws.ToString(t.TransitGatewayRouteTableId)
-			if id != namedTable && !mine(t.Tags) {
+			if !slices.Contains(namedTables, id) && !mine(t.Tags) {
 				continue
 			}
 			setIn(&obs.TGWRouteTables, id, model.TGWRouteTable{ID: id, GatewayID: aws.ToString(t.TransitGatewayId), Region: region,
