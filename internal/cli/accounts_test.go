@@ -40,6 +40,7 @@ const (
 // default account, tidb-2 (us-west-2) and tidb-3 (EKS, us-east-1) in account B behind roleB. cfgs[i] reaches
 // nets[i] with its account's credentials.
 type accountsHarness struct {
+	meshExtra string // more of the mesh block
 	*harness
 	cfgs  []aws.Config
 	calls *callRecorder
@@ -78,7 +79,7 @@ func newAccountsHarness(t *testing.T) *accountsHarness {
 
 func (h *accountsHarness) writeSpec() {
 	var b strings.Builder
-	b.WriteString("mesh \"tidb\" {\n  dns {\n    enabled = false\n  }\n}\n")
+	b.WriteString("mesh \"tidb\" {\n  dns {\n    enabled = false\n  }\n" + h.meshExtra + "}\n")
 	for i, n := range h.nets {
 		fmt.Fprintf(&b, "\ncluster %q {\n  region       = %q\n  kube_context = %q\n  namespace    = \"pingcap-%d\"\n", n.Name, n.Region, n.Name, i+1)
 		if n.EKS {

@@ -24,13 +24,16 @@ type tgwRegionView struct {
 	StaticRoutes    map[string][]string // gateway route table -> "cidr attachment state"
 }
 
-func (h *harness) tgwRegion(region string) tgwRegionView {
-	h.t.Helper()
-	ctx, c := context.Background(), h.ec2(region)
-	v := tgwRegionView{tgwAccount: h.tgwAccount(region), StaticRoutes: map[string][]string{}}
+func (h *harness) tgwRegion(region string) tgwRegionView { return tgwRegionOf(h.t, h.ec2(region)) }
+
+// tgwRegionOf is what the client's account and region hold.
+func tgwRegionOf(t *testing.T, c *ec2.Client) tgwRegionView {
+	t.Helper()
+	ctx := context.Background()
+	v := tgwRegionView{tgwAccount: tgwAccountOf(t, c), StaticRoutes: map[string][]string{}}
 	peers, err := c.DescribeTransitGatewayPeeringAttachments(ctx, &ec2.DescribeTransitGatewayPeeringAttachmentsInput{})
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	for _, p := range peers.TransitGatewayPeeringAttachments {
 		// moto lists every attachment here, VPC attachments too (without the peering's two sides).
@@ -41,17 +44,17 @@ func (h *harness) tgwRegion(region string) tgwRegionView {
 	slices.Sort(v.GatewayPeerings)
 	tables, err := c.DescribeTransitGatewayRouteTables(ctx, &ec2.DescribeTransitGatewayRouteTablesInput{})
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
-	for _, t := range tables.TransitGatewayRouteTables {
-		id := aws.ToString(t.TransitGatewayRouteTableId)
-		if t.State == ec2types.TransitGatewayRouteTableStateDeleted {
+	for _, rt := range tables.TransitGatewayRouteTables {
+		id := aws.ToString(rt.TransitGatewayRouteTableId)
+		if rt.State == ec2types.TransitGatewayRouteTableStateDeleted {
 			continue
 		}
 		routes, err := c.SearchTransitGatewayRoutes(ctx, &ec2.SearchTransitGatewayRoutesInput{TransitGatewayRouteTableId: aws.String(id),
 			Filters: []ec2types.Filter{{Name: aws.String("type"), Values: []string{"static"}}}})
 		if err != nil {
-			h.t.Fatal(err)
+			t.Fatal(err)
 		}
 		for _, r := range routes.Routes {
 			att := "blackhole"
@@ -329,5 +332,51 @@ func TestTransitGatewayAcrossRegionsOnMoto(t *testing.T) {
 	h.mustRun(0, "destroy", "--auto-approve")
 	if got := view(); fmt.Sprint(got) != fmt.Sprint(before) {
 		t.Errorf("after destroy:\n%+v\nwant as before meshd\n%+v", got, before)
+	}
+}
+
+// TestTransitGatewayAcrossTwoAccountsOnMoto: three regions, tidb-1's in the default account, tidb-2's and
+// tidb-3's in account B behind an assumed role. Each region's gateway is made in its members' account; the
+// gateway peering attachments between the accounts are requested with one account's credentials and accepted
+// with the other's; the next plan is empty, verify passes every pair, and destroy leaves both accounts as
+// they were.
+func TestTransitGatewayAcrossTwoAccountsOnMoto(t *testing.T) {
+	h := newAccountsHarness(t)
+	h.meshExtra = "  topology = \"transit_gateway\"\n"
+	h.writeSpec()
+	view := func() []tgwRegionView {
+		var out []tgwRegionView
+		for i := range h.nets {
+			out = append(out, tgwRegionOf(t, h.ec2(i)))
+		}
+		return out
+	}
+	before := view()
+	h.calls.reset()
+	h.mustRun(0, "apply", "--auto-approve")
+	h.mustRun(0, "plan", "--detailed-exitcode")
+	if r := h.mustRun(0, "verify"); !strings.Contains(r.stdout, "Every pair of the 3 clusters passes.") {
+		t.Errorf("verify:\n%s", r.stdout)
+	}
+	built := view()
+	for i, v := range built {
+		if len(v.Gateways) != 1 || len(v.Attachments) < 1 {
+			t.Errorf("%s's account and region after apply: %+v, want its own gateway and attachment", h.nets[i].Name, v)
+		}
+	}
+	// Each of the three peering attachments is seen by both its accounts; two of them join the accounts.
+	if len(built[0].GatewayPeerings) != 2 {
+		t.Errorf("the default account's gateway peering attachments %v, want two (to each of account B's regions)", built[0].GatewayPeerings)
+	}
+	// The regions sort us-east-1 (B), us-west-1 (A), us-west-2 (B): B requests from us-east-1 to both others,
+	// A from us-west-1 to us-west-2; us-west-1 (A) accepts one, us-west-2 (B) two.
+	for _, op := range []string{"CreateTransitGatewayPeeringAttachment", "AcceptTransitGatewayPeeringAttachment"} {
+		if keys := h.calls.keysOf(op); len(keys) != 2 || !slices.Contains(keys, "testing") || h.calls.calls(op) != 3 {
+			t.Errorf("%s called %d times, signed with %v, want 3 calls with the default key and account B's", op, h.calls.calls(op), keys)
+		}
+	}
+	h.mustRun(0, "destroy", "--auto-approve")
+	if got := view(); fmt.Sprint(got) != fmt.Sprint(before) {
+		t.Errorf("after destroy:\n%+v\nwant both accounts as before meshd\n%+v", got, before)
 	}
 }

@@ -22,13 +22,16 @@ type tgwAccount struct {
 	Peerings    int
 }
 
-func (h *harness) tgwAccount(region string) tgwAccount {
-	h.t.Helper()
-	ctx, c := context.Background(), h.ec2(region)
+func (h *harness) tgwAccount(region string) tgwAccount { return tgwAccountOf(h.t, h.ec2(region)) }
+
+// tgwAccountOf is what the client's account and region hold.
+func tgwAccountOf(t *testing.T, c *ec2.Client) tgwAccount {
+	t.Helper()
+	ctx := context.Background()
 	a := tgwAccount{Routes: map[string][]string{}}
 	gws, err := c.DescribeTransitGateways(ctx, &ec2.DescribeTransitGatewaysInput{})
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	for _, g := range gws.TransitGateways {
 		if g.State != ec2types.TransitGatewayStateDeleted {
@@ -37,7 +40,7 @@ func (h *harness) tgwAccount(region string) tgwAccount {
 	}
 	atts, err := c.DescribeTransitGatewayAttachments(ctx, &ec2.DescribeTransitGatewayAttachmentsInput{})
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	for _, at := range atts.TransitGatewayAttachments {
 		if at.State != ec2types.TransitGatewayAttachmentStateDeleted { // a deleted peering attachment stays listed
@@ -46,7 +49,7 @@ func (h *harness) tgwAccount(region string) tgwAccount {
 	}
 	rts, err := c.DescribeRouteTables(ctx, &ec2.DescribeRouteTablesInput{})
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	for _, t := range rts.RouteTables {
 		for _, r := range t.Routes {
@@ -61,7 +64,7 @@ func (h *harness) tgwAccount(region string) tgwAccount {
 	slices.Sort(a.Attachments)
 	pcx, err := c.DescribeVpcPeeringConnections(ctx, &ec2.DescribeVpcPeeringConnectionsInput{})
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	for _, p := range pcx.VpcPeeringConnections {
 		if p.Status != nil && p.Status.Code == ec2types.VpcPeeringConnectionStateReasonCodeActive {

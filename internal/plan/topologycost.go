@@ -1,6 +1,8 @@
 package plan
 
 import (
+	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -118,24 +120,31 @@ func covered(summaries []netip.Prefix, cidr string) bool {
 	return slices.ContainsFunc(summaries, func(s netip.Prefix) bool { return s.Bits() <= p.Bits() && s.Contains(p.Addr()) })
 }
 
-// checkTopology refuses a transit_gateway mesh whose members are reached with different accesses: the
-// gateway objects of a region are made with one access, and a member in another account would need the
+// checkTopology refuses a transit_gateway mesh with members of one region reached with different accesses:
+// a region's gateway objects are made with one access, and a member of another account would need the
 // gateway shared to it (AWS RAM), which meshd does not do. Refused rather than half-built; it never falls
-// back to peering.
+// back to peering. Regions in different accounts are fine: their gateways' peering is requested in one
+// account and accepted in the other, as VPC peerings are.
 func checkTopology(m *spec.Mesh) hcl.Diagnostics {
 	if !m.UsesTransitGateway() {
 		return nil
 	}
 	r := m.Attrs["topology"]
-	accounts := map[string]bool{}
+	roles := map[string]map[string]bool{} // region -> assume_role settings of its members
 	for _, c := range m.Clusters {
-		if !c.External() {
-			accounts[c.AssumeRole] = true
+		if c.External() {
+			continue
 		}
+		if roles[c.Region] == nil {
+			roles[c.Region] = map[string]bool{}
+		}
+		roles[c.Region][c.AssumeRole] = true
 	}
-	if len(accounts) > 1 {
-		return hcl.Diagnostics{{Severity: hcl.DiagError, Subject: &r, Summary: "Transit Gateway topology across accounts not planned yet",
-			Detail: `The members are reached with different assume_role settings. A Transit Gateway mesh across accounts needs the gateway shared to the other accounts (AWS RAM), which this meshd does not do. Use one account's members, or remove topology = "transit_gateway" to mesh with VPC peerings.`}}
+	for _, region := range slices.Sorted(maps.Keys(roles)) {
+		if len(roles[region]) > 1 {
+			return hcl.Diagnostics{{Severity: hcl.DiagError, Subject: &r, Summary: "Transit Gateway topology across accounts in one region not planned yet",
+				Detail: fmt.Sprintf(`The members in %s are reached with different assume_role settings. Their region's gateway would have to be shared to the other accounts (AWS RAM), which this meshd does not do. Keep each region's members in one account (regions in different accounts are fine), or remove topology = "transit_gateway" to mesh with VPC peerings.`, region)}}
+		}
 	}
 	return nil
 }

@@ -79,9 +79,9 @@ func threeRegions(n int) []plantest.Cluster {
 	return out
 }
 
-// TestTransitGatewayTopologyIsRefused: a mesh whose members are in two accounts asking for the topology gets
-// an error at its topology attribute, never a plan of peerings; one account is planned, in one region or
-// several.
+// TestTransitGatewayTopologyIsRefused: a mesh with members of one region in two accounts asking for the
+// topology gets an error at its topology attribute, never a plan of peerings; regions in different
+// accounts are planned.
 func TestTransitGatewayTopologyIsRefused(t *testing.T) {
 	m := &spec.Mesh{Name: "tidb", Topology: spec.TopologyTransitGateway, Attrs: map[string]hcl.Range{
 		"topology": {Filename: "mesh.hcl", Start: hcl.Pos{Line: 2, Column: 14}}},
@@ -89,10 +89,15 @@ func TestTransitGatewayTopologyIsRefused(t *testing.T) {
 	if diags := plan.Check(m, nil, model.NewObserved(), &plan.Plan{}); diags.HasErrors() {
 		t.Errorf("one account in two regions is refused: %v", diags)
 	}
+	m.Clusters[2].AssumeRole = "arn:aws:iam::111111111111:role/meshd"
+	if diags := plan.Check(m, nil, model.NewObserved(), &plan.Plan{}); diags.HasErrors() {
+		t.Errorf("two regions in two accounts are refused: %v", diags)
+	}
 	m.Clusters[1].AssumeRole = "arn:aws:iam::111111111111:role/meshd"
 	diags := plan.Check(m, nil, model.NewObserved(), &plan.Plan{})
-	if !diags.HasErrors() || diags[0].Summary != "Transit Gateway topology across accounts not planned yet" || diags[0].Subject.Start.Line != 2 {
-		t.Errorf("members in two accounts: %v", diags)
+	if !diags.HasErrors() || diags[0].Summary != "Transit Gateway topology across accounts in one region not planned yet" || diags[0].Subject.Start.Line != 2 ||
+		!strings.Contains(diags[0].Detail, "us-west-2") {
+		t.Errorf("members of one region in two accounts: %v", diags)
 	}
 	if diags := plan.Check(m, nil, model.NewObserved(), &plan.Plan{Destroy: true}); diags.HasErrors() {
 		t.Errorf("destroy is refused too: %v", diags)
