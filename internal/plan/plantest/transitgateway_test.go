@@ -2,6 +2,7 @@ package plantest_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -221,4 +222,60 @@ func TestTGWSwitchBothWaysKeepsPaths(t *testing.T) {
 	if len(w.Observed.TGWAttachments) != 0 {
 		t.Errorf("back on peerings attachments are left: %v", w.Observed.TGWAttachments)
 	}
+}
+
+// TestTGWNamedGatewaysAcrossRegions: the network team's gateways and route tables, named in the spec, with
+// a static route of their own in each table. meshd peers the gateways and adds its static routes, records
+// them (the tables are not its), leaves the team's routes alone, and destroy removes exactly its own: the
+// gateways and tables stay, with the team's routes.
+func TestTGWNamedGatewaysAcrossRegions(t *testing.T) {
+	w, _, st, applyPlan := tgwWorld(t)
+	gateways := map[string]plan.TGWConfig{}
+	for i, region := range []string{"us-east-1", "us-west-2"} {
+		gw, table := fmt.Sprintf("tgw-team%d", i), fmt.Sprintf("tgw-rtb-team%d", i)
+		w.Observed.TransitGateways = mapWith(w.Observed.TransitGateways, gw, model.TransitGateway{ID: gw, Region: region, State: "available"})
+		w.Observed.TGWRouteTables = mapWith(w.Observed.TGWRouteTables, table, model.TGWRouteTable{ID: table, GatewayID: gw, Region: region, State: "available",
+			Routes: []model.TGWRoute{{DestinationCIDR: "192.168.0.0/16", Type: "static", State: "blackhole"}}})
+		gateways[region] = plan.TGWConfig{ID: gw, RouteTableID: table}
+	}
+	team := fmt.Sprint(w.Observed.TransitGateways, w.Observed.TGWRouteTables)
+	w.TransitGateways = &plan.TGWInput{Gateways: gateways}
+	p := applyPlan(false)
+	for _, ch := range p.Changes {
+		if ch.Kind == plan.KindTransitGateway || ch.Kind == plan.KindTGWRouteTable {
+			t.Errorf("meshd plans %s %s with the gateways and tables named", ch.Action, ch.Address)
+		}
+	}
+	static := 0
+	for _, rt := range w.Observed.TGWRouteTables {
+		for _, r := range rt.Routes {
+			if r.DestinationCIDR != "192.168.0.0/16" {
+				static++
+			}
+		}
+	}
+	if static != 5 { // us-west-2's table routes c's and d's 3 blocks, us-east-1's a's and b's 2
+		t.Errorf("%d static routes of meshd's in the named tables, want 5: %v", static, w.Observed.TGWRouteTables)
+	}
+	recorded := 0
+	for _, e := range plan.StateEntries(st) {
+		if strings.HasPrefix(e.Address, string(plan.KindTGWRoute)+"[") {
+			recorded++
+		}
+	}
+	if recorded != 5 {
+		t.Errorf("%d static routes recorded, want 5: in a named table the record is what makes them meshd's", recorded)
+	}
+	applyPlan(true)
+	if got := fmt.Sprint(w.Observed.TransitGateways, w.Observed.TGWRouteTables); got != team {
+		t.Errorf("after destroy the team's gateways and tables are\n%s\nwant as before\n%s", got, team)
+	}
+}
+
+func mapWith[V any](m map[string]V, k string, v V) map[string]V {
+	if m == nil {
+		m = map[string]V{}
+	}
+	m[k] = v
+	return m
 }
