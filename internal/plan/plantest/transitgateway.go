@@ -190,6 +190,15 @@ func (w *World) DeleteTGWAttachment(id string) {
 	}
 }
 
+// deleteAttachmentOf deletes the attachment (VPC or peering) a change made.
+func deleteAttachmentOf(w *World, ch plan.Change) {
+	for id, a := range w.Observed.TGWAttachments {
+		if a.Tags[model.TagID] == ch.Address {
+			w.DeleteTGWAttachment(id)
+		}
+	}
+}
+
 // TGWDrifts undo a change of each Transit Gateway kind: the gateway or its route table deleted (with what
 // AWS deletes along), the attachment deleted, the VPC route deleted.
 var TGWDrifts = map[plan.Kind]func(w *World, ch plan.Change){
@@ -220,24 +229,12 @@ var TGWDrifts = map[plan.Kind]func(w *World, ch plan.Change){
 			}
 		}
 	},
-	plan.KindTGWAttachment: func(w *World, ch plan.Change) {
-		for id, a := range w.Observed.TGWAttachments {
-			if a.Tags[model.TagID] == ch.Address {
-				w.DeleteTGWAttachment(id)
-			}
-		}
-	},
+	plan.KindTGWAttachment: deleteAttachmentOf,
 	plan.KindTGWVPCRoute: func(w *World, ch plan.Change) {
 		r := ch.After.(plan.TGWVPCRoute)
 		w.DeleteRoute(r.RouteTableID, r.DestinationCIDR)
 	},
-	plan.KindTGWPeering: func(w *World, ch plan.Change) {
-		for id, a := range w.Observed.TGWAttachments {
-			if a.Tags[model.TagID] == ch.Address {
-				w.DeleteTGWAttachment(id)
-			}
-		}
-	},
+	plan.KindTGWPeering: deleteAttachmentOf,
 	plan.KindTGWRoute: func(w *World, ch plan.Change) {
 		r := ch.After.(plan.TGWRoute)
 		for tid, rt := range w.Observed.TGWRouteTables {
