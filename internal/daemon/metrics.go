@@ -85,7 +85,7 @@ func NewMetrics() *Metrics {
 	m.declare(MetricLastSuccess, "gauge", "Unix time of the last pass that completed without errors.")
 	m.declare(MetricLeader, "gauge", "1 while this replica is the leader (or leader election is off), else 0.")
 	m.declare(MetricSpecReloads, "counter", "Spec reloads from disk by result (ok, invalid).")
-	m.declare(MetricPathOK, "gauge", "1 when the path from one member to another passes a layer's check (peering, routes, sg, nacl, dns), 0 when it fails; a layer not checked has no series.")
+	m.declare(MetricPathOK, "gauge", "1 when the path from one member to another passes a layer's check (peering or transit_gateway, routes, sg, nacl, dns), 0 when it fails; a layer not checked has no series.")
 	m.declare(MetricAPIErrors, "counter", "Failed attempts of API calls (each retry counts) by API (aws), operation and error code (the AWS error code, e.g. RequestLimitExceeded; transport when there is none).")
 	m.declare(MetricStarted, "gauge", "Unix time meshd started.")
 	m.declare(MetricStaleAfter, "gauge", "How long without a successful pass makes /readyz fail (three --interval).")
