@@ -76,6 +76,10 @@ func (w *World) AddonValues(cluster string) string {
 
 type addonExecutor struct{ w *World }
 
+func init() {
+	executors.Register(func(w *World) apply.Executor { return addonExecutor{w} }, plan.KindAddonCorefile)
+}
+
 // Execute writes meshd's blocks into the add-on's configurationValues.corefile, or takes them out, as the
 // AWS provider's executor does: it refuses a configuration other than the one planned, puts the blocks into
 // the add-on's default Corefile (the ConfigMap's without meshd's blocks) when the configuration has no

@@ -119,6 +119,10 @@ func (w *World) replicatedRole(role, cluster string) string {
 
 type cpAccountExecutor struct{ w *World }
 
+func init() {
+	executors.Register(func(w *World) apply.Executor { return cpAccountExecutor{w} }, plan.KindCPAccount)
+}
+
 // Execute makes a data plane's ServiceAccount and ClusterRoleBinding what the change says (a binding to
 // another role is replaced: its roleRef cannot change), or deletes both, the binding first; neither is
 // touched unless meshd's.
@@ -160,6 +164,10 @@ func (e cpAccountExecutor) Execute(_ context.Context, ch plan.Change, _ apply.Kn
 }
 
 type kubeconfigExecutor struct{ w *World }
+
+func init() {
+	executors.Register(func(w *World) apply.Executor { return kubeconfigExecutor{w} }, plan.KindKubeconfig)
+}
 
 // Execute writes or deletes the control plane's kubeconfig Secret as the kube provider's executor does: it
 // refuses a Secret created, deleted or replaced since the plan, or not meshd's; keeps the tokens the plan

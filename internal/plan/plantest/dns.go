@@ -100,6 +100,10 @@ func (w *World) lbAddresses(cluster string) []string {
 
 type serviceExecutor struct{ w *World }
 
+func init() {
+	executors.Register(func(w *World) apply.Executor { return serviceExecutor{w} }, plan.KindDNSService)
+}
+
 // Execute creates, updates or deletes meshd's DNS Service as the kube provider's executor does; a create
 // or update returns the load balancer's addresses, sorted and comma-separated.
 func (e serviceExecutor) Execute(_ context.Context, ch plan.Change, _ apply.Known) (apply.Outcome, error) {
@@ -185,6 +189,10 @@ func (e serviceExecutor) Execute(_ context.Context, ch plan.Change, _ apply.Know
 }
 
 type corefileExecutor struct{ w *World }
+
+func init() {
+	executors.Register(func(w *World) apply.Executor { return corefileExecutor{w} }, plan.KindCorefile)
+}
 
 // Execute merges meshd's blocks into the Corefile as it is now, exactly as the kube provider's executor
 // does: Pending blocks take the addresses their dns_service change found, a Corefile whose merge reports a
@@ -338,6 +346,10 @@ func (w *World) RevertNodeLocal(cluster string) {
 }
 
 type nodeLocalExecutor struct{ w *World }
+
+func init() {
+	executors.Register(func(w *World) apply.Executor { return nodeLocalExecutor{w} }, plan.KindNodeLocalDNS)
+}
 
 // Execute does to the cache's ConfigMap what the kube provider's executor does: merge meshd's blocks,
 // routed as the cache routes the cluster's domain, save the original once, delete the backup when told.

@@ -204,6 +204,10 @@ func (w *World) LoadBalancerInput(members []model.Member, st *state.State, destr
 
 type lbServiceExecutor struct{ w *World }
 
+func init() {
+	executors.Register(func(w *World) apply.Executor { return lbServiceExecutor{w} }, plan.KindLBService)
+}
+
 // Execute puts meshd's annotation values on the primary's Service and returns the target group once LBC's
 // binding is multi-cluster; a delete takes off only the values meshd added (the change says which). The
 // state records which values meshd added, as the kube provider's executor does.
@@ -265,6 +269,10 @@ func (e lbServiceExecutor) Execute(_ context.Context, ch plan.Change, _ apply.Kn
 }
 
 type bindingExecutor struct{ w *World }
+
+func init() {
+	executors.Register(func(w *World) apply.Executor { return bindingExecutor{w} }, plan.KindTargetGroupBinding)
+}
 
 // Execute creates, updates, replaces or deletes a secondary's binding as the kube provider's executor
 // does: a target group known only after apply comes from the lb_service change, else from the primary's

@@ -149,6 +149,10 @@ func KubeContext(cluster string) string { return "ctx-" + cluster }
 
 type replicaExecutor struct{ w *World }
 
+func init() {
+	executors.Register(func(w *World) apply.Executor { return replicaExecutor{w} }, plan.KindReplica)
+}
+
 func (e replicaExecutor) Execute(_ context.Context, ch plan.Change, _ apply.Known) (apply.Outcome, error) {
 	w := e.w
 	w.mu.Lock()

@@ -26,6 +26,11 @@ func TopologyKinds(transitGateway bool) map[plan.Kind]bool {
 
 type tgwExecutor struct{ w *World }
 
+func init() {
+	executors.Register(func(w *World) apply.Executor { return tgwExecutor{w} }, plan.KindTransitGateway, plan.KindTGWRouteTable, plan.KindTGWAttachment, plan.KindTGWVPCRoute,
+		plan.KindTGWPeering, plan.KindTGWRoute)
+}
+
 func (e tgwExecutor) Execute(_ context.Context, ch plan.Change, known apply.Known) (apply.Outcome, error) {
 	w := e.w
 	w.mu.Lock()

@@ -133,17 +133,14 @@ func (w *World) id(prefix, address string) string {
 	return fmt.Sprintf("%s-%08x", prefix, h.Sum32())
 }
 
+// executors are the world's executors of the built-in kinds, each registered by the file that simulates
+// the kind (as the providers' are).
+var executors apply.Table[*World]
+
 // Executors returns apply executors that change the world: the built-in kinds it simulates, and the kinds
 // registered in kindio with a Kubernetes Execute, run against the world's fake clients.
 func (w *World) Executors() map[plan.Kind]apply.Executor {
-	e := executor{w}
-	out := map[plan.Kind]apply.Executor{plan.KindPeering: e, plan.KindRoute: e, plan.KindSGRule: e,
-		plan.KindDNSService: serviceExecutor{w}, plan.KindCorefile: corefileExecutor{w}, plan.KindReplica: replicaExecutor{w},
-		plan.KindCPAccount: cpAccountExecutor{w}, plan.KindKubeconfig: kubeconfigExecutor{w},
-		plan.KindLBService: lbServiceExecutor{w}, plan.KindTargetGroupBinding: bindingExecutor{w}, plan.KindAddonCorefile: addonExecutor{w},
-		plan.KindNodeLocalDNS:   nodeLocalExecutor{w},
-		plan.KindTransitGateway: tgwExecutor{w}, plan.KindTGWRouteTable: tgwExecutor{w}, plan.KindTGWAttachment: tgwExecutor{w}, plan.KindTGWVPCRoute: tgwExecutor{w},
-		plan.KindTGWPeering: tgwExecutor{w}, plan.KindTGWRoute: tgwExecutor{w}}
+	out := executors.Make(w)
 	for _, k := range kindio.KubeKinds() {
 		io, _ := kindio.KubeOf(k)
 		out[k] = kindio.KubeExecutor(io, func(cl kindio.Cluster) (kubeclient.Interface, error) { return w.KubeClient(cl.Name), nil })
@@ -152,6 +149,10 @@ func (w *World) Executors() map[plan.Kind]apply.Executor {
 }
 
 type executor struct{ w *World }
+
+func init() {
+	executors.Register(func(w *World) apply.Executor { return executor{w} }, plan.KindPeering, plan.KindRoute, plan.KindSGRule)
+}
 
 // Execute applies an AWS change to the world and, for routes, records it in the state as the AWS provider's
 // executor does.
