@@ -124,13 +124,13 @@ func (c *computer) peering(a, b model.Member, candidates []model.ObservedPeering
 	want := Peering{Requester: endpoint(a), Accepter: endpoint(b)}
 
 	var owned, foreign *model.ObservedPeering
-	gone := ""
+	gone, goneID := "", ""
 	for i := range candidates {
 		p := &candidates[i]
 		switch {
 		case p.Gone():
 			if model.TaggedBy(p.Tags, c.in.Mesh) {
-				gone = p.Status
+				gone, goneID = p.Status, p.ID
 			}
 		case model.TaggedBy(p.Tags, c.in.Mesh):
 			// Prefer an active peering when several carry the tag (a copy made by hand, say).
@@ -184,12 +184,27 @@ func (c *computer) peering(a, b model.Member, candidates []model.ObservedPeering
 
 	default:
 		reason := "peering missing"
-		if gone != "" {
+		switch {
+		case gone != "" && c.routesRecordedThrough(goneID):
 			reason = fmt.Sprintf("peering was %s outside meshd: request a new one", gone)
+		case gone != "":
+			// meshd deleted it itself (the switch to the gateways, a destroy): its routes went first.
+			reason = fmt.Sprintf("peering missing (meshd's %s is %s)", goneID, gone)
 		}
 		c.add(Change{Action: Create, Address: addr, Kind: KindPeering, Reason: reason, After: want})
 		c.peeringRef[addr] = peeringRef{Address: addr, Change: addr}
 	}
+}
+
+// routesRecordedThrough reports whether the state records a route through the peering: one meshd deleted
+// itself had its routes deleted (and their records dropped) first.
+func (c *computer) routesRecordedThrough(peering string) bool {
+	for _, r := range c.in.State.RouteSet() {
+		if r.PeeringID == peering {
+			return true
+		}
+	}
+	return false
 }
 
 // orphanPeerings deletes the mesh's peerings that no pair uses any more, after the routes through them.

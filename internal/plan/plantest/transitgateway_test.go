@@ -205,6 +205,9 @@ func TestTGWSwitchBothWaysKeepsPaths(t *testing.T) {
 		if ch.Kind == plan.KindTGWVPCRoute {
 			t.Errorf("the switch back plans %s %s: the route kind replaces meshd's routes to the gateways in place", ch.Action, ch.Address)
 		}
+		if ch.Kind == plan.KindPeering && strings.Contains(ch.Reason, "outside meshd") {
+			t.Errorf("the switch back says %s: %s; meshd deleted it itself", ch.Address, ch.Reason)
+		}
 	}
 	if moved != 19 {
 		t.Errorf("the switch back replaces %d routes in place, want all 19", moved)
