@@ -6,11 +6,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go/middleware"
@@ -68,51 +67,51 @@ func tgwRegionOf(t *testing.T, c *ec2.Client) tgwRegionView {
 	return v
 }
 
-// delayEach delays every AWS call by d.
-func delayEach(d time.Duration) func(*middleware.Stack) error {
-	return func(s *middleware.Stack) error {
-		return s.Initialize.Add(middleware.InitializeMiddlewareFunc("delay", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-			select {
-			case <-time.After(d):
-			case <-ctx.Done():
-				return middleware.InitializeOutput{}, middleware.Metadata{}, ctx.Err()
-			}
-			return next.HandleInitialize(ctx, in)
-		}), middleware.Before)
-	}
-}
-
-// pathWatch checks, over and over while an apply runs, that every member route table routes every other
-// member's block somewhere that leads there: an active VPC peering, or its region's gateway whose route
-// table meshd uses has an active route (propagated or static) to the block. It counts the checks and the
-// failures, with the first few failures.
+// pathWatch checks that every member route table routes every other member's block somewhere that leads
+// there (pathProblems) right after each of meshctl's EC2 writes that replaces or removes something (a
+// create only adds a path): every moment a path could break is looked at, however slow a loaded machine
+// makes the checks, and nothing depends on timing. It counts the checks and the failures, with the first
+// few failures.
 type pathWatch struct {
-	checks, failed atomic.Int64
-	mu             sync.Mutex
-	first          []string
+	mu     sync.Mutex
+	checks int
+	failed int
+	first  []string
 }
 
-func (h *harness) watchPaths(ctx context.Context) (*pathWatch, func()) {
-	w := &pathWatch{}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ctx.Err() == nil {
-			if problems, ok := h.pathProblems(ctx); ok {
-				w.checks.Add(1)
-				if len(problems) > 0 {
-					w.failed.Add(1)
-					w.mu.Lock()
-					if len(w.first) < 5 {
-						w.first = append(w.first, strings.Join(problems, "; "))
-					}
-					w.mu.Unlock()
-				}
-			}
+// removes reports whether an EC2 operation replaces or removes something.
+func removes(op string) bool {
+	for _, verb := range []string{"Replace", "Delete", "Disassociate", "Disable", "Reject", "Revoke"} {
+		if strings.HasPrefix(op, verb) {
+			return true
 		}
-	}()
-	return w, func() { cancel(); <-done }
+	}
+	return false
+}
+
+// watchPaths puts a pathWatch behind meshctl's EC2 writes until the returned stop is called.
+func (h *harness) watchPaths() (*pathWatch, func()) {
+	w := &pathWatch{}
+	h.awsOptions = []func(*middleware.Stack) error{func(s *middleware.Stack) error {
+		return s.Initialize.Add(middleware.InitializeMiddlewareFunc("check paths", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			out, md, err := next.HandleInitialize(ctx, in)
+			if op := awsmiddleware.GetOperationName(ctx); awsmiddleware.GetServiceID(ctx) == "EC2" && removes(op) {
+				w.mu.Lock() // one check at a time, while this call waits
+				if problems, ok := h.pathProblems(context.WithoutCancel(ctx)); ok {
+					w.checks++
+					if len(problems) > 0 {
+						w.failed++
+						if len(w.first) < 5 {
+							w.first = append(w.first, "after "+op+": "+strings.Join(problems, "; "))
+						}
+					}
+				}
+				w.mu.Unlock()
+			}
+			return out, md, err
+		}), middleware.Before)
+	}}
+	return w, func() { h.awsOptions = nil }
 }
 
 // pathProblems is one check of pathWatch; ok is false when a read failed (the check is not counted).
@@ -227,19 +226,15 @@ func TestTransitGatewayAcrossRegionsOnMoto(t *testing.T) {
 	}
 
 	h.writeSpec("  topology = \"transit_gateway\"\n")
-	// meshctl's AWS calls take 30 ms more, as a real endpoint's do, so that the switch lasts long enough
-	// for the loop to look at it many times.
-	h.awsOptions = []func(*middleware.Stack) error{delayEach(30 * time.Millisecond)}
-	w, stop := h.watchPaths(ctx)
+	w, stop := h.watchPaths()
 	h.mustRun(0, "apply", "--auto-approve")
 	stop()
-	h.awsOptions = nil
-	t.Logf("paths checked %d times during the switch, %d failed", w.checks.Load(), w.failed.Load())
-	if w.checks.Load() < 3 {
-		t.Errorf("the paths were checked only %d times during the switch: the loop proves nothing", w.checks.Load())
+	t.Logf("paths checked %d times during the switch, %d failed", w.checks, w.failed)
+	if w.checks < 20 {
+		t.Errorf("the paths were checked only %d times during the switch (once before each write): the watch proves nothing", w.checks)
 	}
-	if w.failed.Load() > 0 {
-		t.Errorf("%d of %d checks failed during the switch, first: %v", w.failed.Load(), w.checks.Load(), w.first)
+	if w.failed > 0 {
+		t.Errorf("%d of %d checks failed during the switch, first: %v", w.failed, w.checks, w.first)
 	}
 	h.mustRun(0, "plan", "--detailed-exitcode")
 
@@ -311,14 +306,15 @@ func TestTransitGatewayAcrossRegionsOnMoto(t *testing.T) {
 	// from the gateway topology.
 	for _, to := range []string{"", "  topology = \"transit_gateway\"\n"} {
 		h.writeSpec(to)
-		h.awsOptions = []func(*middleware.Stack) error{delayEach(30 * time.Millisecond)}
-		w, stop := h.watchPaths(ctx)
+		w, stop := h.watchPaths()
 		h.mustRun(0, "apply", "--auto-approve")
 		stop()
-		h.awsOptions = nil
-		t.Logf("switch to %q: paths checked %d times, %d failed", strings.TrimSpace(to), w.checks.Load(), w.failed.Load())
-		if w.failed.Load() > 0 || w.checks.Load() < 3 {
-			t.Errorf("switch to %q: %d of %d checks failed, first: %v", strings.TrimSpace(to), w.failed.Load(), w.checks.Load(), w.first)
+		t.Logf("switch to %q: paths checked %d times, %d failed", strings.TrimSpace(to), w.checks, w.failed)
+		if w.failed > 0 || w.checks < 20 {
+			t.Errorf("switch to %q: %d of %d checks failed, first: %v", strings.TrimSpace(to), w.failed, w.checks, w.first)
+		}
+		if problems, _ := h.pathProblems(ctx); len(problems) > 0 {
+			t.Errorf("after the switch to %q: %v", strings.TrimSpace(to), problems)
 		}
 		h.mustRun(0, "plan", "--detailed-exitcode")
 	}
