@@ -78,6 +78,8 @@ type computer struct {
 	// desired mesh keeps.
 	ownedPeerings map[string]model.ObservedPeering
 	usedPeerings  map[string]bool
+	// routedPeerings are the peerings the state records routes through (routesRecordedThrough).
+	routedPeerings map[string]bool
 	// routeDeletesByPeering lets a peering's delete wait for the deletes of routes through it.
 	routeDeletesByPeering map[string][]string
 	// tgwAttach is, by cluster, the change that makes or associates its gateway attachment; tgwRouteChanges
@@ -90,11 +92,11 @@ type computer struct {
 	tgwStatic map[string]string
 	// gatewayMoves are, by member, the route kind's replacements of meshd's routes to a gateway by routes
 	// through a peering (the switch back from the gateway topology) from or to the member: its gateway
-	// attachment goes after them. gatewayRoutes is meshd's VPC routes to gateways, by route table |
-	// destination, with the gateway (tgwVPCRouteRecords).
+	// attachment goes after them. gatewayRoutes is the state's records of meshd's VPC routes to gateways
+	// (gatewayRouteRecords).
 	gatewayMoves  map[string][]string
 	gatewayMoved  map[string]bool // route table | destination
-	gatewayRoutes map[string]string
+	gatewayRoutes map[string]gatewayRouteRecord
 }
 
 func newComputer(in Input) *computer {

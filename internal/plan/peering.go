@@ -199,12 +199,13 @@ func (c *computer) peering(a, b model.Member, candidates []model.ObservedPeering
 // routesRecordedThrough reports whether the state records a route through the peering: one meshd deleted
 // itself had its routes deleted (and their records dropped) first.
 func (c *computer) routesRecordedThrough(peering string) bool {
-	for _, r := range c.in.State.RouteSet() {
-		if r.PeeringID == peering {
-			return true
+	if c.routedPeerings == nil { // read once a plan, on the first peering found gone
+		c.routedPeerings = map[string]bool{}
+		for _, r := range c.in.State.RouteSet() {
+			c.routedPeerings[r.PeeringID] = true
 		}
 	}
-	return false
+	return c.routedPeerings[peering]
 }
 
 // orphanPeerings deletes the mesh's peerings that no pair uses any more, after the routes through them.

@@ -49,16 +49,6 @@ func init() {
 	})
 }
 
-// RecordTGWPeering and friends write and drop the executors' records.
-func RecordTGWPeering(st *state.State, addr string, r TGWRecord) {
-	_ = tgwPeeringTable.Set(st, addr, r)
-}
-func ForgetTGWPeering(st *state.State, addr string) { tgwPeeringTable.Forget(st, addr) }
-func RecordTGWRoute(st *state.State, addr string, r TGWRecord) {
-	_ = tgwStaticRouteTable.Set(st, addr, r)
-}
-func ForgetTGWRoute(st *state.State, addr string) { tgwStaticRouteTable.Forget(st, addr) }
-
 // TGWPeering is the peering attachment between two regions' gateways: requested by Region's gateway,
 // accepted in PeerRegion, associated with the route table meshd uses on each side.
 type TGWPeering struct {
@@ -133,21 +123,11 @@ func TGWRouteAddress(region, cidr string) string {
 type tgwPeerRef struct{ id, change string }
 
 // tgwPeerings plans the peering attachment of every pair of the members' regions and removes meshd's
-// others. It fills c.tgwPeer (by "region:peer region") and returns the deletes.
-func (c *computer) tgwPeerings(regions map[string][]model.Member, refs map[string]*tgwRef) []string {
+// others. It fills c.tgwPeer (by "region:peer region").
+// It returns the deletes, and what tells meshd's peering attachments (for the static routes to them).
+func (c *computer) tgwPeerings(regions map[string][]model.Member, refs map[string]*tgwRef) ([]string, func(model.TGWAttachment) bool) {
 	obs := c.in.Observed
-	recorded := map[string]string{} // attachment ID -> address
-	for _, addr := range tgwPeeringTable.Addresses(c.in.State) {
-		r, _, _ := tgwPeeringTable.Get(c.in.State, addr)
-		recorded[r.ID] = addr
-		if a, ok := obs.TGWAttachments[r.ID]; (!ok || a.Gone()) && c.gatewaysRead() {
-			c.plan.ForgetTGW = append(c.plan.ForgetTGW, addr)
-		}
-	}
-	owned := func(a model.TGWAttachment) bool {
-		_, rec := recorded[a.ID]
-		return !a.Gone() && a.Type == "peering" && (rec || model.TaggedBy(a.Tags, c.in.Mesh))
-	}
+	recorded, owned := c.ownedAttachments(tgwPeeringTable, "peering")
 	c.tgwPeer = map[string]tgwPeerRef{}
 	used := map[string]bool{}
 	names := slices.Sorted(maps.Keys(regions))
@@ -226,7 +206,7 @@ func (c *computer) tgwPeerings(regions map[string][]model.Member, refs map[strin
 				State: a.State, Access: c.tgwAccess(a.Region), PeerAccess: c.tgwAccess(a.PeerRegion)}})
 		dels = append(dels, addr)
 	}
-	return dels
+	return dels, owned
 }
 
 // tgwStaticRoutes plans, in each region's route table, a static route per block of the other regions'
@@ -237,7 +217,8 @@ func (c *computer) tgwPeerings(regions map[string][]model.Member, refs map[strin
 // A route's delete also waits for the delete of the attachment of the member whose block it leads to (by
 // VPC in attachDeletes): that one waits for every route to the member to be moved off the gateways (the
 // switch back to peering), so the traffic to it never meets a gateway without the route on.
-func (c *computer) tgwStaticRoutes(regions map[string][]model.Member, refs map[string]*tgwRef, peeringDels []string, attachDeletes map[string][]string) {
+func (c *computer) tgwStaticRoutes(regions map[string][]model.Member, refs map[string]*tgwRef, peeringDels []string, ownedPeering func(model.TGWAttachment) bool,
+	attachDeletes map[string][]string) {
 	obs := c.in.Observed
 	type wanted struct {
 		addr string
@@ -278,13 +259,6 @@ func (c *computer) tgwStaticRoutes(regions map[string][]model.Member, refs map[s
 		r, _, _ := tgwStaticRouteTable.Get(c.in.State, addr)
 		records[r.RouteTableID+"|"+r.DestinationCIDR] = addr
 	}
-	recordedPeerings := c.tgwPeeringIDs()
-	ownPeering := map[string]bool{}
-	for _, a := range obs.TGWAttachments {
-		if _, rec := recordedPeerings[a.ID]; a.Type == "peering" && !a.Gone() && (rec || model.TaggedBy(a.Tags, c.in.Mesh)) {
-			ownPeering[a.ID] = true
-		}
-	}
 	vpcOfBlock := map[string]string{}
 	for _, m := range slices.Concat(c.in.Members, slices.Collect(maps.Values(c.in.State.Members))) {
 		for _, cidr := range m.CIDRs {
@@ -308,7 +282,7 @@ func (c *computer) tgwStaticRoutes(regions map[string][]model.Member, refs map[s
 			observed := TGWRoute{Region: t.Region, RouteTableID: tid, DestinationCIDR: r.DestinationCIDR, AttachmentID: r.AttachmentID,
 				Blackhole: r.State == "blackhole", Access: c.tgwAccess(t.Region)}
 			w, isWanted := want[key]
-			mine := ownTable || recorded || (isWanted && ownPeering[r.AttachmentID])
+			mine := ownTable || recorded || (isWanted && ownedPeering(obs.TGWAttachments[r.AttachmentID]))
 			if !isWanted {
 				if mine {
 					addr := TGWRouteAddress(t.Region, r.DestinationCIDR)
@@ -370,16 +344,6 @@ func (c *computer) tgwStaticRoutes(regions map[string][]model.Member, refs map[s
 			ch.DependsOn = append(ch.DependsOn, deletesByAttachment[ch.Before.(TGWPeering).ID]...)
 		}
 	}
-}
-
-// tgwPeeringIDs are the peering attachments the state records, by ID.
-func (c *computer) tgwPeeringIDs() map[string]string {
-	out := map[string]string{}
-	for _, addr := range tgwPeeringTable.Addresses(c.in.State) {
-		r, _, _ := tgwPeeringTable.Get(c.in.State, addr)
-		out[r.ID] = addr
-	}
-	return out
 }
 
 // IAM: the peering attachment is requested with the first region's access and accepted with the other's.

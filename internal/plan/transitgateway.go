@@ -105,24 +105,29 @@ func tgwFix(k Kind, t state.Table[TGWRecord]) func(p *Plan, st *state.State) {
 	}
 }
 
-// RecordTGWAttachment and friends write and drop the executors' records.
-func RecordTGWAttachment(st *state.State, addr string, r TGWRecord) {
-	_ = tgwAttachmentTable.Set(st, addr, r)
+// SetTGWRecord and DropTGWRecord write and drop an executor's record of a Transit Gateway kind that keeps
+// records (tgw_attachment, tgw_vpc_route, tgw_peering, tgw_route) at the change's address.
+func SetTGWRecord(st *state.State, k Kind, addr string, r TGWRecord) {
+	_ = tgwTableOf(k).Set(st, addr, r)
 }
-func ForgetTGWAttachment(st *state.State, addr string) { tgwAttachmentTable.Forget(st, addr) }
-func RecordTGWVPCRoute(st *state.State, addr string, r TGWRecord) {
-	_ = tgwVPCRouteTable.Set(st, addr, r)
-}
-func ForgetTGWVPCRoute(st *state.State, addr string) { tgwVPCRouteTable.Forget(st, addr) }
+func DropTGWRecord(st *state.State, k Kind, addr string) { tgwTableOf(k).Forget(st, addr) }
 
-// ForgetTGWVPCRouteOf drops the record of meshd's route to a gateway in a route table, if there is one:
-// the route kind replaced it with a route through a peering.
-func ForgetTGWVPCRouteOf(st *state.State, table, cidr string) {
-	for _, addr := range tgwVPCRouteTable.Addresses(st) {
-		if r, _, _ := tgwVPCRouteTable.Get(st, addr); r.RouteTableID == table && r.DestinationCIDR == cidr {
-			tgwVPCRouteTable.Forget(st, addr)
+// tgwTableOf is a Transit Gateway kind's state table; it panics for a kind that keeps no records, a
+// programming error.
+func tgwTableOf(k Kind) state.Table[TGWRecord] {
+	for _, t := range []state.Table[TGWRecord]{tgwAttachmentTable, tgwVPCRouteTable, tgwPeeringTable, tgwStaticRouteTable} {
+		if t.Name == string(k) {
+			return t
 		}
 	}
+	panic(fmt.Sprintf("plan: kind %s keeps no Transit Gateway records", k))
+}
+
+// ForgetTGWVPCRouteOf drops the record of meshd's route to a gateway in a member's route table, if there is
+// one: the route kind replaced it with a route through a peering. The record is at the route's address (a
+// record left elsewhere is dropped by the next plan, which finds no route to a gateway there).
+func ForgetTGWVPCRouteOf(st *state.State, cluster, table, cidr string) {
+	DropTGWRecord(st, KindTGWVPCRoute, TGWVPCRouteAddress(cluster, table, cidr))
 }
 
 // RecordedGateways are the gateways and gateway route tables the state's Transit Gateway records name: what
@@ -302,8 +307,8 @@ func (c *computer) transitGateways() {
 	}
 	attachDeletes := c.tgwAttachments(regions, refs)
 	c.tgwStatic = map[string]string{}
-	peeringDels := c.tgwPeerings(regions, refs)
-	c.tgwStaticRoutes(regions, refs, peeringDels, attachDeletes)
+	peeringDels, ownedPeering := c.tgwPeerings(regions, refs)
+	c.tgwStaticRoutes(regions, refs, peeringDels, ownedPeering, attachDeletes)
 	c.tgwVPCRoutes(regions, refs)
 	// meshd's peerings go only once the routes through the gateways are in place (the switch of topology).
 	for i := range c.plan.Changes {
@@ -353,15 +358,27 @@ func (c *computer) meshdGatewayRoute(key string, r model.Route) bool {
 	if !strings.HasPrefix(r.Target, "tgw-") {
 		return false
 	}
+	g, ok := c.in.Observed.TransitGateways[r.Target]
+	return c.gatewayRouteRecords()[key].GatewayID == r.Target || (ok && model.TaggedBy(g.Tags, c.in.Mesh))
+}
+
+// gatewayRouteRecord is a record of meshd's VPC route to a gateway, with its address.
+type gatewayRouteRecord struct {
+	TGWRecord
+	address string
+}
+
+// gatewayRouteRecords are the state's records of meshd's VPC routes to gateways by route table |
+// destination, read once a plan: the route kind (the switch back) and tgwVPCRoutes both look them up.
+func (c *computer) gatewayRouteRecords() map[string]gatewayRouteRecord {
 	if c.gatewayRoutes == nil {
-		c.gatewayRoutes = map[string]string{}
+		c.gatewayRoutes = map[string]gatewayRouteRecord{}
 		for _, addr := range tgwVPCRouteTable.Addresses(c.in.State) {
-			rec, _, _ := tgwVPCRouteTable.Get(c.in.State, addr)
-			c.gatewayRoutes[rec.RouteTableID+"|"+rec.DestinationCIDR] = rec.GatewayID
+			r, _, _ := tgwVPCRouteTable.Get(c.in.State, addr)
+			c.gatewayRoutes[r.RouteTableID+"|"+r.DestinationCIDR] = gatewayRouteRecord{r, addr}
 		}
 	}
-	g, ok := c.in.Observed.TransitGateways[r.Target]
-	return c.gatewayRoutes[key] == r.Target || (ok && model.TaggedBy(g.Tags, c.in.Mesh))
+	return c.gatewayRoutes
 }
 
 // gatewaysRead reports whether the observation read the Transit Gateways: for a mesh that peers it does
@@ -431,20 +448,7 @@ func (c *computer) tgwRegion(region string, cfg TGWConfig, acc model.Access, use
 // wants, by VPC.
 func (c *computer) tgwAttachments(regions map[string][]model.Member, refs map[string]*tgwRef) map[string][]string {
 	obs := c.in.Observed
-	recorded := map[string]string{} // attachment ID -> address
-	for _, addr := range tgwAttachmentTable.Addresses(c.in.State) {
-		r, _, _ := tgwAttachmentTable.Get(c.in.State, addr)
-		recorded[r.ID] = addr
-		if a, ok := obs.TGWAttachments[r.ID]; !ok || a.Gone() {
-			if c.gatewaysRead() {
-				c.plan.ForgetTGW = append(c.plan.ForgetTGW, addr)
-			}
-		}
-	}
-	owned := func(a model.TGWAttachment) bool {
-		_, rec := recorded[a.ID]
-		return !a.Gone() && a.Type == "vpc" && (rec || model.TaggedBy(a.Tags, c.in.Mesh))
-	}
+	recorded, owned := c.ownedAttachments(tgwAttachmentTable, "vpc")
 	used := map[string]bool{}
 	c.tgwAttach = map[string]string{}
 	for _, region := range slices.Sorted(maps.Keys(regions)) {
@@ -516,6 +520,25 @@ func (c *computer) tgwAttachments(regions map[string][]model.Member, refs map[st
 		deletes[a.ResourceID] = append(deletes[a.ResourceID], addr)
 	}
 	return deletes
+}
+
+// ownedAttachments reads a table of attachment records (VPC or peering, typ): the recorded attachments'
+// addresses by ID, and what tells meshd's attachments of that type (recorded, or tagged with the mesh; moto
+// drops the tags of a VPC attachment). The records of attachments gone are dropped, once the gateways
+// were read.
+func (c *computer) ownedAttachments(t state.Table[TGWRecord], typ string) (map[string]string, func(model.TGWAttachment) bool) {
+	recorded := map[string]string{} // attachment ID -> address
+	for _, addr := range t.Addresses(c.in.State) {
+		r, _, _ := t.Get(c.in.State, addr)
+		recorded[r.ID] = addr
+		if a, ok := c.in.Observed.TGWAttachments[r.ID]; (!ok || a.Gone()) && c.gatewaysRead() {
+			c.plan.ForgetTGW = append(c.plan.ForgetTGW, addr)
+		}
+	}
+	return recorded, func(a model.TGWAttachment) bool {
+		_, rec := recorded[a.ID]
+		return !a.Gone() && a.Type == typ && (rec || model.TaggedBy(a.Tags, c.in.Mesh))
+	}
 }
 
 func (c *computer) recordTGW(addr string, r TGWRecord) {
@@ -636,13 +659,7 @@ func summaryOf(summaries []string, cidr string, own []string) string {
 // member wants, by VPC.
 func (c *computer) tgwVPCRoutes(regions map[string][]model.Member, refs map[string]*tgwRef) map[string][]string {
 	want, order, ends := c.tgwWantedRoutes(regions, refs)
-	records := map[string]string{} // route table | cidr -> address
-	recs := map[string]TGWRecord{}
-	for _, addr := range tgwVPCRouteTable.Addresses(c.in.State) {
-		r, _, _ := tgwVPCRouteTable.Get(c.in.State, addr)
-		key := r.RouteTableID + "|" + r.DestinationCIDR
-		records[key], recs[key] = addr, r
-	}
+	records := c.gatewayRouteRecords()
 	peeringRecords := c.in.State.RouteSet()
 	ownedGateway := func(id string) bool {
 		g, ok := c.in.Observed.TransitGateways[id]
@@ -656,12 +673,13 @@ func (c *computer) tgwVPCRoutes(regions map[string][]model.Member, refs map[stri
 		owner, _ := c.memberOfVPC(rt.VPCID)
 		for _, r := range rt.Routes {
 			key := rt.ID + "|" + r.DestinationCIDR
-			recAddr, recorded := records[key]
+			rec, recorded := records[key]
+			recAddr := rec.address
 			gw := ""
 			if strings.HasPrefix(r.Target, "tgw-") {
 				gw = r.Target
 			}
-			ownedByRecord := recorded && gw != "" && recs[key].GatewayID == gw
+			ownedByRecord := recorded && gw != "" && rec.GatewayID == gw
 			observed := TGWVPCRoute{Cluster: cluster, Region: rt.Region, VPCID: rt.VPCID, RouteTableID: rt.ID, DestinationCIDR: r.DestinationCIDR,
 				GatewayID: gw, Target: r.Target, Access: owner.Access}
 			if r.PeeringID != "" {
@@ -736,10 +754,10 @@ func (c *computer) tgwVPCRoutes(regions map[string][]model.Member, refs map[stri
 		creates = append(creates, addr)
 	}
 	// Records of routes gone altogether.
-	for key, addr := range records {
-		rt, ok := c.in.Observed.RouteTables[recs[key].RouteTableID]
-		if _, wanted := want[key]; !wanted && (!ok || !hasRoute(rt, recs[key].DestinationCIDR)) {
-			c.plan.ForgetTGW = append(c.plan.ForgetTGW, addr)
+	for key, rec := range records {
+		rt, ok := c.in.Observed.RouteTables[rec.RouteTableID]
+		if _, wanted := want[key]; !wanted && (!ok || !hasRoute(rt, rec.DestinationCIDR)) {
+			c.plan.ForgetTGW = append(c.plan.ForgetTGW, rec.address)
 		}
 	}
 	slices.Sort(c.plan.ForgetTGW)

@@ -68,7 +68,7 @@ func (e tgwExecutor) Execute(_ context.Context, ch plan.Change, known apply.Know
 	case plan.TGWAttachment:
 		if ch.Action == plan.Delete {
 			w.DeleteTGWAttachment(r.ID)
-			return apply.Outcome{Record: func(st *state.State) { plan.ForgetTGWAttachment(st, ch.Address) }}, nil
+			return apply.Outcome{Record: func(st *state.State) { plan.DropTGWRecord(st, ch.Kind, ch.Address) }}, nil
 		}
 		aid, gw, table := r.ID, id(r.GatewayID, r.GatewayAddress), id(r.RouteTableID, r.RouteTableAddress)
 		if aid == "" {
@@ -87,7 +87,7 @@ func (e tgwExecutor) Execute(_ context.Context, ch plan.Change, known apply.Know
 		}
 		obs.TGWRouteTables[table] = rt
 		rec := plan.TGWRecord{Region: r.Region, VPCID: r.VPCID, GatewayID: gw, ID: aid}
-		return apply.Outcome{ID: aid, Record: func(st *state.State) { plan.RecordTGWAttachment(st, ch.Address, rec) }}, nil
+		return apply.Outcome{ID: aid, Record: func(st *state.State) { plan.SetTGWRecord(st, ch.Kind, ch.Address, rec) }}, nil
 	case plan.TGWVPCRoute:
 		rt := obs.RouteTables[r.RouteTableID]
 		if rt == nil {
@@ -95,7 +95,7 @@ func (e tgwExecutor) Execute(_ context.Context, ch plan.Change, known apply.Know
 		}
 		if ch.Action == plan.Delete {
 			w.DeleteRoute(r.RouteTableID, r.DestinationCIDR)
-			return apply.Outcome{Record: func(st *state.State) { plan.ForgetTGWVPCRoute(st, ch.Address) }}, nil
+			return apply.Outcome{Record: func(st *state.State) { plan.DropTGWRecord(st, ch.Kind, ch.Address) }}, nil
 		}
 		gw := id(r.GatewayID, r.GatewayAddress)
 		route := model.Route{DestinationCIDR: r.DestinationCIDR, Target: gw, State: "active"}
@@ -112,13 +112,13 @@ func (e tgwExecutor) Execute(_ context.Context, ch plan.Change, known apply.Know
 		}
 		rec := plan.TGWRecord{Region: r.Region, VPCID: r.VPCID, GatewayID: gw, RouteTableID: r.RouteTableID, DestinationCIDR: r.DestinationCIDR}
 		return apply.Outcome{Record: func(st *state.State) {
-			plan.RecordTGWVPCRoute(st, ch.Address, rec)
+			plan.SetTGWRecord(st, ch.Kind, ch.Address, rec)
 			st.RemoveRoute(r.RouteTableID, r.DestinationCIDR)
 		}}, nil
 	case plan.TGWPeering:
 		if ch.Action == plan.Delete {
 			w.DeleteTGWAttachment(r.ID)
-			return apply.Outcome{Record: func(st *state.State) { plan.ForgetTGWPeering(st, ch.Address) }}, nil
+			return apply.Outcome{Record: func(st *state.State) { plan.DropTGWRecord(st, ch.Kind, ch.Address) }}, nil
 		}
 		aid, gw, peer := r.ID, id(r.GatewayID, r.GatewayAddress), id(r.PeerGatewayID, r.PeerGatewayAddress)
 		if aid == "" {
@@ -137,7 +137,7 @@ func (e tgwExecutor) Execute(_ context.Context, ch plan.Change, known apply.Know
 			obs.TGWRouteTables[table] = rt
 		}
 		rec := plan.TGWRecord{Region: r.Region, GatewayID: gw, ID: aid}
-		return apply.Outcome{ID: aid, Record: func(st *state.State) { plan.RecordTGWPeering(st, ch.Address, rec) }}, nil
+		return apply.Outcome{ID: aid, Record: func(st *state.State) { plan.SetTGWRecord(st, ch.Kind, ch.Address, rec) }}, nil
 	case plan.TGWRoute:
 		table := id(r.RouteTableID, r.RouteTableAddress)
 		rt, ok := obs.TGWRouteTables[table]
@@ -150,7 +150,7 @@ func (e tgwExecutor) Execute(_ context.Context, ch plan.Change, known apply.Know
 				rt.Routes = slices.Delete(rt.Routes, i, i+1)
 				obs.TGWRouteTables[table] = rt
 			}
-			return apply.Outcome{Record: func(st *state.State) { plan.ForgetTGWRoute(st, ch.Address) }}, nil
+			return apply.Outcome{Record: func(st *state.State) { plan.DropTGWRecord(st, ch.Kind, ch.Address) }}, nil
 		}
 		att := id(r.AttachmentID, r.AttachmentAddress)
 		route := model.TGWRoute{DestinationCIDR: r.DestinationCIDR, AttachmentID: att, Type: "static", State: "active"}
@@ -164,7 +164,7 @@ func (e tgwExecutor) Execute(_ context.Context, ch plan.Change, known apply.Know
 		}
 		obs.TGWRouteTables[table] = rt
 		rec := plan.TGWRecord{Region: r.Region, ID: att, RouteTableID: table, DestinationCIDR: r.DestinationCIDR}
-		return apply.Outcome{Record: func(st *state.State) { plan.RecordTGWRoute(st, ch.Address, rec) }}, nil
+		return apply.Outcome{Record: func(st *state.State) { plan.SetTGWRecord(st, ch.Kind, ch.Address, rec) }}, nil
 	}
 	return apply.Outcome{}, fmt.Errorf("unsupported change %s %s", ch.Action, ch.Address)
 }

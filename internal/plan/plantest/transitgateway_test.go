@@ -121,7 +121,7 @@ func TestTGWUnrecordedRouteToMeshdsGateway(t *testing.T) {
 	var lost []string
 	for _, e := range plan.StateEntries(st) {
 		if strings.HasPrefix(e.Address, string(plan.KindTGWVPCRoute)+"[") {
-			plan.ForgetTGWVPCRoute(st, e.Address)
+			plan.DropTGWRecord(st, plan.KindTGWVPCRoute, e.Address)
 			lost = append(lost, e.Address)
 		}
 	}

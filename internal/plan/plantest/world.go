@@ -173,7 +173,7 @@ func (e executor) Execute(ctx context.Context, ch plan.Change, known apply.Known
 	rec := state.RouteRecord{Region: r.Region, VPCID: r.VPCID, RouteTableID: r.RouteTableID, DestinationCIDR: r.DestinationCIDR, PeeringID: peering}
 	return apply.Outcome{Record: func(st *state.State) {
 		st.AddRoute(rec)
-		plan.ForgetTGWVPCRouteOf(st, r.RouteTableID, r.DestinationCIDR)
+		plan.ForgetTGWVPCRouteOf(st, r.Cluster, r.RouteTableID, r.DestinationCIDR)
 	}}, nil
 }
 

@@ -202,7 +202,7 @@ func (e routeExecutor) Execute(ctx context.Context, ch plan.Change, known apply.
 		DestinationCIDR: after.DestinationCIDR, PeeringID: peering}
 	return apply.Outcome{Record: func(st *state.State) {
 		st.AddRoute(rec)
-		plan.ForgetTGWVPCRouteOf(st, after.RouteTableID, after.DestinationCIDR) // a route to a gateway it replaced
+		plan.ForgetTGWVPCRouteOf(st, after.Cluster, after.RouteTableID, after.DestinationCIDR) // a route to a gateway it replaced
 	}}, nil
 }
 

@@ -34,10 +34,14 @@ type sdkTGWWrite struct {
 }
 
 func (p *Provider) tgwWriter(a model.Access, region string) sdkTGWWrite {
-	c := ec2.NewFromConfig(p.ConfigFor(a, region))
+	return tgwWrites(ec2.NewFromConfig(p.ConfigFor(a, region)))
+}
+
+// tgwWrites keeps the operations of sdkTGWWrite of one client.
+func tgwWrites(c *ec2.Client) sdkTGWWrite {
 	return sdkTGWWrite{c.CreateTransitGateway, c.DeleteTransitGateway, c.CreateTransitGatewayRouteTable, c.DeleteTransitGatewayRouteTable,
 		c.CreateTransitGatewayVpcAttachment, c.DeleteTransitGatewayVpcAttachment, c.AssociateTransitGatewayRouteTable,
-		c.EnableTransitGatewayRouteTablePropagation, c.DescribeSubnets, newTGW(p.ConfigFor(a, region))}
+		c.EnableTransitGatewayRouteTablePropagation, c.DescribeSubnets, tgwReads(c)}
 }
 
 const (
@@ -187,7 +191,7 @@ func (e tgwExecutor) attachment(ctx context.Context, ch plan.Change, known apply
 	if ch.Action == plan.Delete {
 		a := ch.Before.(plan.TGWAttachment)
 		c := p.tgwWriter(a.Access, a.Region)
-		forget := apply.Outcome{Record: func(st *state.State) { plan.ForgetTGWAttachment(st, ch.Address) }}
+		forget := apply.Outcome{Record: func(st *state.State) { plan.DropTGWRecord(st, ch.Kind, ch.Address) }}
 		got, err := c.read.DescribeTransitGatewayAttachments(ctx, &ec2.DescribeTransitGatewayAttachmentsInput{TransitGatewayAttachmentIds: []string{a.ID}})
 		if HasCode(err, codeTGWAttachNotFound) || (err == nil && (len(got.TransitGatewayAttachments) == 0 ||
 			(model.TGWAttachment{State: string(got.TransitGatewayAttachments[0].State)}).Gone())) {
@@ -237,7 +241,7 @@ func (e tgwExecutor) attachment(ctx context.Context, ch plan.Change, known apply
 	}
 	rec := plan.TGWRecord{Region: a.Region, VPCID: a.VPCID, GatewayID: gw, ID: id}
 	// Recorded from here on, also when the association below fails: the attachment is meshd's.
-	out := apply.Outcome{ID: id, Record: func(st *state.State) { plan.RecordTGWAttachment(st, ch.Address, rec) }}
+	out := apply.Outcome{ID: id, Record: func(st *state.State) { plan.SetTGWRecord(st, ch.Kind, ch.Address, rec) }}
 	if err := p.waitTGW(ctx, ch.Address, func(ctx context.Context) (string, error) {
 		got, err := c.read.DescribeTransitGatewayAttachments(ctx, &ec2.DescribeTransitGatewayAttachmentsInput{TransitGatewayAttachmentIds: []string{id}})
 		if err != nil || len(got.TransitGatewayAttachments) == 0 {
@@ -339,7 +343,7 @@ func (e tgwExecutor) vpcRoute(ctx context.Context, ch plan.Change, known apply.K
 	if ch.Action == plan.Delete {
 		r := ch.Before.(plan.TGWVPCRoute)
 		c := p.ec2For(r.Access, r.Region)
-		forget := apply.Outcome{Record: func(st *state.State) { plan.ForgetTGWVPCRoute(st, ch.Address) }}
+		forget := apply.Outcome{Record: func(st *state.State) { plan.DropTGWRecord(st, ch.Kind, ch.Address) }}
 		target, err := currentTarget(ctx, c, r.RouteTableID, r.DestinationCIDR)
 		switch {
 		case errors.Is(err, errRouteGone):
@@ -388,7 +392,7 @@ func (e tgwExecutor) vpcRoute(ctx context.Context, ch plan.Change, known apply.K
 	}
 	rec := plan.TGWRecord{Region: r.Region, VPCID: r.VPCID, GatewayID: gw, RouteTableID: r.RouteTableID, DestinationCIDR: r.DestinationCIDR}
 	return apply.Outcome{Record: func(st *state.State) {
-		plan.RecordTGWVPCRoute(st, ch.Address, rec)
+		plan.SetTGWRecord(st, ch.Kind, ch.Address, rec)
 		st.RemoveRoute(r.RouteTableID, r.DestinationCIDR)
 	}}, nil
 }

@@ -30,7 +30,7 @@ type sdkTGWPeering struct {
 func (p *Provider) tgwPeeringWriter(a model.Access, region string) sdkTGWPeering {
 	c := ec2.NewFromConfig(p.ConfigFor(a, region))
 	return sdkTGWPeering{c.CreateTransitGatewayPeeringAttachment, c.AcceptTransitGatewayPeeringAttachment, c.DeleteTransitGatewayPeeringAttachment,
-		c.CreateTransitGatewayRoute, c.ReplaceTransitGatewayRoute, c.DeleteTransitGatewayRoute, p.tgwWriter(a, region)}
+		c.CreateTransitGatewayRoute, c.ReplaceTransitGatewayRoute, c.DeleteTransitGatewayRoute, tgwWrites(c)}
 }
 
 type tgwPeeringExecutor struct{ p *Provider }
@@ -64,7 +64,7 @@ func (e tgwPeeringExecutor) peering(ctx context.Context, ch plan.Change, known a
 	if ch.Action == plan.Delete {
 		a := ch.Before.(plan.TGWPeering)
 		c := p.tgwPeeringWriter(a.Access, a.Region)
-		forget := apply.Outcome{Record: func(st *state.State) { plan.ForgetTGWPeering(st, ch.Address) }}
+		forget := apply.Outcome{Record: func(st *state.State) { plan.DropTGWRecord(st, ch.Kind, ch.Address) }}
 		got, err := c.read.DescribeTransitGatewayPeeringAttachments(ctx, &ec2.DescribeTransitGatewayPeeringAttachmentsInput{TransitGatewayAttachmentIds: []string{a.ID}})
 		if HasCode(err, codeTGWAttachNotFound) || (err == nil && (len(got.TransitGatewayPeeringAttachments) == 0 ||
 			(model.TGWAttachment{State: string(got.TransitGatewayPeeringAttachments[0].State)}).Gone())) {
@@ -117,7 +117,7 @@ func (e tgwPeeringExecutor) peering(ctx context.Context, ch plan.Change, known a
 	}
 	rec := plan.TGWRecord{Region: want.Region, GatewayID: gw, ID: id}
 	// Recorded from here on, also when what follows fails: the attachment is meshd's.
-	out := apply.Outcome{ID: id, Record: func(st *state.State) { plan.RecordTGWPeering(st, ch.Address, rec) }}
+	out := apply.Outcome{ID: id, Record: func(st *state.State) { plan.SetTGWRecord(st, ch.Kind, ch.Address, rec) }}
 	if err := e.accept(ctx, ch.Address, id, there); err != nil {
 		return out, err
 	}
@@ -166,7 +166,7 @@ func (e tgwPeeringExecutor) route(ctx context.Context, ch plan.Change, known app
 	if ch.Action == plan.Delete {
 		r := ch.Before.(plan.TGWRoute)
 		c := p.tgwPeeringWriter(r.Access, r.Region)
-		forget := apply.Outcome{Record: func(st *state.State) { plan.ForgetTGWRoute(st, ch.Address) }}
+		forget := apply.Outcome{Record: func(st *state.State) { plan.DropTGWRecord(st, ch.Kind, ch.Address) }}
 		now, found, err := staticRoute(ctx, c, r.RouteTableID, r.DestinationCIDR)
 		switch {
 		case err != nil:
@@ -221,7 +221,7 @@ func (e tgwPeeringExecutor) route(ctx context.Context, ch plan.Change, known app
 		return apply.Outcome{}, fmt.Errorf("route to %s in %s: %w", r.DestinationCIDR, table, err)
 	}
 	rec := plan.TGWRecord{Region: r.Region, ID: att, RouteTableID: table, DestinationCIDR: r.DestinationCIDR}
-	return apply.Outcome{Record: func(st *state.State) { plan.RecordTGWRoute(st, ch.Address, rec) }}, nil
+	return apply.Outcome{Record: func(st *state.State) { plan.SetTGWRecord(st, ch.Kind, ch.Address, rec) }}, nil
 }
 
 // staticRoute is the attachment a gateway route table's static route to cidr goes to ("" for a

@@ -36,8 +36,10 @@ type sdkTGW struct {
 	getTransitGatewayRouteTableAssociations  op[ec2.GetTransitGatewayRouteTableAssociationsInput, ec2.GetTransitGatewayRouteTableAssociationsOutput, ec2.Options]
 }
 
-func newTGW(cfg aws.Config) TransitGatewayAPI {
-	c := ec2.NewFromConfig(cfg)
+func newTGW(cfg aws.Config) TransitGatewayAPI { return tgwReads(ec2.NewFromConfig(cfg)) }
+
+// tgwReads keeps the reading operations of a client the caller has made already.
+func tgwReads(c *ec2.Client) sdkTGW {
 	return sdkTGW{c.DescribeTransitGateways, c.DescribeTransitGatewayRouteTables, c.DescribeTransitGatewayAttachments,
 		c.DescribeTransitGatewayPeeringAttachments, c.SearchTransitGatewayRoutes, c.GetTransitGatewayRouteTablePropagations,
 		c.GetTransitGatewayRouteTableAssociations}
