@@ -225,22 +225,28 @@ func describeLB(ctx context.Context, lbs *elbv2.Client, name string) (*elbtypes.
 	return &out.LoadBalancers[0], nil
 }
 
+// deleteLB deletes the NLB of that name and its ENIs. Every one of that name: AWS keeps names unique, but
+// moto checks a new load balancer's ARN, which has a random part, so a CreateLoadBalancer the SDK retried
+// after moto had done it (a timeout on a loaded machine) leaves two of one name.
 func deleteLB(ctx context.Context, lbs *elbv2.Client, ec2c *ec2.Client, name string) error {
-	lb, err := describeLB(ctx, lbs, name)
-	if err != nil || lb == nil {
-		return err
-	}
-	_, enis, err := lbENIs(ctx, ec2c, lb)
-	if err != nil {
-		return err
-	}
-	for _, n := range enis {
-		if _, err := ec2c.DeleteNetworkInterface(ctx, &ec2.DeleteNetworkInterfaceInput{NetworkInterfaceId: n.NetworkInterfaceId}); err != nil {
+	for {
+		lb, err := describeLB(ctx, lbs, name)
+		if err != nil || lb == nil {
+			return err
+		}
+		_, enis, err := lbENIs(ctx, ec2c, lb)
+		if err != nil {
+			return err
+		}
+		for _, n := range enis {
+			if _, err := ec2c.DeleteNetworkInterface(ctx, &ec2.DeleteNetworkInterfaceInput{NetworkInterfaceId: n.NetworkInterfaceId}); err != nil {
+				return err
+			}
+		}
+		if _, err := lbs.DeleteLoadBalancer(ctx, &elbv2.DeleteLoadBalancerInput{LoadBalancerArn: lb.LoadBalancerArn}); err != nil {
 			return err
 		}
 	}
-	_, err = lbs.DeleteLoadBalancer(ctx, &elbv2.DeleteLoadBalancerInput{LoadBalancerArn: lb.LoadBalancerArn})
-	return err
 }
 
 // eniDescription is the description AWS gives the load balancer's ENIs (meshd looks them up by it).
